@@ -1,0 +1,1 @@
+"""Training, evaluation and data generation for CCExpert."""
