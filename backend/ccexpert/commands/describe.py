@@ -1,0 +1,83 @@
+"""``ccexpert describe BEFORE AFTER -o OUT.gpkg``: caption every chip into a GeoPackage (no QGIS needed)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("describe", help="caption every chip of a before/after raster pair into a GeoPackage",
+                              description=__doc__)
+    p.add_argument("before", help="before raster (defines the chip grid and the output CRS)")
+    p.add_argument("after", help="after raster (resampled onto the before chips if its grid differs)")
+    p.add_argument("-o", "--output", required=True, help="output GeoPackage (layer change_captions)")
+    p.add_argument("--aoi", help="area of interest (GeoPackage, GeoJSON or any OGR vector, any CRS)")
+    p.add_argument("--aoi-layer", help="layer of a multi-layer AOI file")
+    p.add_argument("--backend", help="URL of a `ccexpert serve` backend; default: the model in this process")
+    p.add_argument("--api-key-file", help="file holding the backend's API key (or set CCEXPERT_API_KEY)")
+    p.add_argument("--resume", action="store_true", help="continue OUTPUT: skip tiles already ok")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--bands", help="R,G,B band numbers (1-based), default 1,2,3")
+    p.add_argument("--chip-size", type=int, help="chip size in before pixels (default: the model's, 384)")
+    p.add_argument("--overlap", type=int, default=0, help="overlap between chips in pixels (default 0)")
+    p.add_argument("--max-nodata", type=float, default=0.5,
+                   help="chips with a larger nodata share (either date, padding included) are skipped (default 0.5)")
+    p.add_argument("--nodata", type=float, help="nodata value for a raster that declares none (e.g. 0)")
+    p.add_argument("--batch-size", type=int, default=8, help="pairs per request / engine call (default 8)")
+    p.add_argument("--max-new-tokens", type=int, help="caption length limit (default: the model's)")
+    p.add_argument("--max-chips", type=int, default=100_000, help="refuse runs over this many chips")
+    p.add_argument("--model", help="checkpoint folder for the in-process model (default: the demo model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--timeout", type=float, default=300.0, help="backend read timeout in seconds")
+    p.add_argument("--retries", type=int, default=5, help="backend retries on 429/5xx/connection errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _api_key(path: str | None) -> str | None:
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().strip() or None
+        except OSError as exc:
+            raise ValueError(f"--api-key-file {path}: {exc.strerror or exc}") from None
+    return os.environ.get("CCEXPERT_API_KEY") or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ccexpert.describe import DescribeError, DescribeOptions, EngineCaptioner, ServiceCaptioner, describe
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
+    options = DescribeOptions(
+        before=args.before, after=args.after, output=args.output, aoi=args.aoi, aoi_layer=args.aoi_layer,
+        bands=args.bands, chip_size=args.chip_size, overlap=args.overlap, max_nodata=args.max_nodata,
+        nodata=args.nodata, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        max_chips=args.max_chips, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    try:
+        if args.backend:
+            from ccexpert.client import CCExpertClient
+
+            client = CCExpertClient(args.backend, _api_key(args.api_key_file), read_timeout=args.timeout,
+                                    retries=args.retries)
+            captioner = ServiceCaptioner(client)
+        else:
+            from ccexpert.engine import CaptionEngine
+
+            captioner = EngineCaptioner(lambda: CaptionEngine.from_pretrained(args.model, device=args.device,
+                                                                              dtype=args.dtype))
+        summary = describe(options, captioner)
+    except ValueError as exc:
+        print(f"ccexpert describe: {exc}", file=sys.stderr)
+        return 2
+    except DescribeError as exc:
+        print(f"ccexpert describe: {exc}\nfinished tiles are kept in {args.output}; run again with --resume",
+              file=sys.stderr)
+        return 1
+    c = summary.counts
+    print(f"{summary.total} chips: {c['ok']} captioned ({summary.changed} changed), {c['skipped_nodata']} skipped "
+          f"(nodata), {c['error']} errors, {summary.skipped_done} already done -> {args.output}")
+    return 0 if c["error"] == 0 else 1

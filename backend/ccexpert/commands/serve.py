@@ -1,0 +1,64 @@
+"""``ccexpert serve``: the HTTP captioning service (FastAPI + uvicorn).
+
+Configuration: flags > ``CCEXPERT_*`` environment > ``--config`` TOML (a ``[serve]`` table or top-level keys)
+> defaults. ``--hash-key`` prints the keys-file line for a key read from standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="run the HTTP captioning service", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="TOML file")
+    p.add_argument("--model", help="checkpoint folder or hub id (default: the shipped demo model)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--dtype", help="auto, bf16, fp16, fp32")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000; 0 = any free port)")
+    p.add_argument("--api-keys-file", help="file of 'sha256:<hex> [label]' lines (see --hash-key)")
+    p.add_argument("--insecure", action="store_const", const=True, help="allow a non-loopback bind without keys")
+    p.add_argument("--max-batch", type=int, help="most pairs per request (default 16)")
+    p.add_argument("--device-batch", type=int, help="most pairs per device batch (default 8)")
+    p.add_argument("--max-wait-ms", type=float, help="how long a device batch waits to fill (default 10)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
+    p.add_argument("--max-concurrency", type=int, help="caption requests in flight before 429 (default 32)")
+    p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
+    p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False, help="skip the warm-up pair")
+    p.add_argument("--log-level", help="debug, info, warning")
+    p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ccexpert.service.auth import key_line
+
+    if args.hash_key:
+        try:
+            print(key_line(sys.stdin.readline().strip()))
+        except ValueError as exc:
+            print(f"ccexpert serve: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    import uvicorn
+
+    from ccexpert.service import create_app
+    from ccexpert.service.settings import Settings, load_settings
+
+    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
+    try:
+        settings = load_settings(args.config, overrides)
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"ccexpert serve: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0

@@ -1,0 +1,184 @@
+"""Batched change captioning: the one inference path used by the CLI, the HTTP service and `describe`.
+
+Greedy decoding (or beam search) through `generate` on left-padded batches; position ids come from the attention mask,
+so a pair gets the same caption whatever batch it is in. Confidence = exp(mean log-probability of the generated tokens,
+<|im_end|> included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .modeling_ccexpert import CCExpertForConditionalGeneration
+from .nochange import is_no_change
+from .processing import CCExpertProcessor
+
+DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
+GPU_MAX_BATCH = 32
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    caption: str
+    confidence: float  # exp(mean token log-probability), in [0, 1]
+    changed: bool  # not a LEVIR-CC no-change phrasing
+    num_tokens: int  # generated tokens, <|im_end|> included when reached
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """"auto" = bf16 on a GPU that supports it, else fp32 (CPU bf16 matmuls are slow and inexact)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, bf16, fp16 or fp32")
+    return names[dtype]
+
+
+class CaptionEngine:
+    """Captions before/after pairs with a CCExpert model; `caption()` splits big inputs into `max_batch` chunks."""
+
+    def __init__(
+        self,
+        model: CCExpertForConditionalGeneration,
+        processor: CCExpertProcessor,
+        *,
+        model_name: str = "ccexpert",
+        model_version: str = "unknown",
+        demo: bool = False,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ):
+        self.model = model.eval()
+        self.processor = processor
+        self.model_name = model_name
+        self.model_version = model_version
+        self.demo = demo
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.max_batch = max_batch
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        max_batch: int | None = None,
+    ) -> CaptionEngine:
+        """Load a checkpoint folder or hub id (None = `ccexpert.paths.default_model_dir()`); safetensors only.
+
+        `max_batch` pairs go through one `generate` call (default 8 on CPU, 32 on a GPU).
+        """
+        from .checkpoints import load_model, read_model_card
+        from .paths import default_model_dir
+
+        source = default_model_dir() if model is None else model
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        ccexpert = load_model(source, dtype=torch_dtype, device=device)
+        processor = CCExpertProcessor.from_pretrained(source)
+        card = read_model_card(source)
+        return cls(
+            ccexpert,
+            processor,
+            model_name=card.get("model_name", Path(str(source)).name),
+            model_version=card.get("model_version", "unknown"),
+            demo=bool(card.get("demo", False)),
+            max_batch=max_batch or (GPU_MAX_BATCH if device.type == "cuda" else DEFAULT_MAX_BATCH),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def info(self) -> dict:
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "chip_size": self.processor.image_size,
+            "bands": 3,
+            "device": str(self.device),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "max_batch": self.max_batch,
+            "demo": self.demo,
+        }
+
+    def caption(
+        self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0
+    ) -> list[CaptionResult]:
+        """Caption each (before, after) pair; results in input order. Bad images raise ValueError before any work.
+
+        `min_new_tokens` (benchmarks only) suppresses <|im_end|> until that many tokens exist.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+        pairs = self.processor.validate(pairs)  # every image checked before any work
+        results: list[CaptionResult] = []
+        for start, chunk in _chunks(pairs, self.max_batch):
+            batch = self.processor(chunk, first_index=start)
+            results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
+        return results
+
+    @torch.inference_mode()
+    def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        prompt_length = batch["input_ids"].shape[1]
+        eos = self.processor.im_end_id
+        out = self.model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens or None,
+            do_sample=False,
+            num_beams=num_beams,
+            eos_token_id=eos,
+            pad_token_id=self.processor.pad_token_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+            length_penalty=1.0,
+            early_stopping=True if num_beams > 1 else None,
+        )
+        new_tokens = out.sequences[:, prompt_length:]  # [B, T]
+        if num_beams > 1:
+            # sequences_scores = sum of token log-probs / length (length_penalty 1.0) = mean token log-prob
+            mean_logprob = out.sequences_scores.float().tolist()
+        else:
+            token_logprob = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            mean_logprob = None
+        results = []
+        for row, tokens in enumerate(new_tokens.tolist()):
+            length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+            score = mean_logprob[row] if mean_logprob else token_logprob[row, :length].float().mean().item()
+            caption = self.processor.decode(tokens[:length])
+            confidence = min(1.0, max(0.0, math.exp(score)))
+            results.append(CaptionResult(caption, confidence, not is_no_change(caption), length))
+        return results
+
+
+def _chunks(items: list, size: int) -> Iterator[tuple[int, list]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+__all__ = ["CaptionEngine", "CaptionResult", "resolve_device", "resolve_dtype"]

@@ -1,0 +1,383 @@
+"""CCExpert: LLaVA-OneVision with the Difference-aware Integration Module (DIM) between SigLIP and the projector.
+
+Data flow for B before/after pairs (full size: N = 729 tokens, D = 1152, S = 4 scales, H = LLM width):
+
+    pixel_values [B, 2, 3, 384, 384]  (image 0 = before = A, image 1 = after = B)
+      -> SigLIP on [2B, 3, 384, 384] (A0, B0, A1, B1, ...), hidden states [2B, N, D] per layer
+      -> DIM on the `dim_layers` states (4 scales stacked on the batch axis, [S*B, N, D] per image)
+         = gated fused refinement [B, N, D] + the final-stage state (layer 26), one per image
+      -> projector (Linear D->H, GELU, Linear H->H) -> [B, 2, N, H]
+      -> spliced in order into the 2 * 729 `<image>` placeholders of each prompt -> Qwen2.
+
+The DIM follows ``../shared/reference/ccexpert_model.md`` §2 exactly (parameter names are ours; ``checkpoints.py`` maps
+the official ones). Only parameters the reference uses in its forward are built: 63,765,505 at D = 1152, depth 2.
+"""
+
+
+import math
+
+import torch
+from torch import nn
+from transformers import AutoModel, LlavaOnevisionForConditionalGeneration, LlavaOnevisionModel
+from transformers.modeling_utils import slice_logits_to_keep
+from transformers.models.llava_onevision.modeling_llava_onevision import (
+    LlavaOnevisionCausalLMOutputWithPast,
+    LlavaOnevisionModelOutputWithPast,
+    LlavaOnevisionMultiModalProjector,
+    LlavaOnevisionPreTrainedModel,
+)
+
+from .configuration_ccexpert import CCExpertConfig
+
+
+def sine_position_encoding(grid: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """DETR-style normalised 2-D sine encoding [grid*grid, dim], row-major like SigLIP's patches (reference §2.2).
+
+    Per axis `dim // 2` channels; position p in 1..grid maps to (p - 0.5) / (grid + 1e-6) * 2pi; frequency of channel k
+    is 10000 ** (2 * (k // 2) / (dim // 2)); even channels sin, odd channels cos, interleaved; output [PE_y || PE_x].
+    """
+    num_feats = dim // 2
+    steps = torch.arange(1, grid + 1, dtype=torch.float32, device=device)
+    steps = (steps - 0.5) / (grid + 1e-6) * (2 * math.pi)  # [grid]
+    channel = torch.arange(num_feats, dtype=torch.float32, device=device)
+    freq = 10000 ** (2 * torch.div(channel, 2, rounding_mode="floor") / num_feats)  # [num_feats]
+    angles = steps[:, None] / freq  # [grid, num_feats]
+    pe_axis = torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=-1).flatten(1)  # [grid, num_feats]
+    pe_y = pe_axis[:, None, :].expand(grid, grid, num_feats)  # row i
+    pe_x = pe_axis[None, :, :].expand(grid, grid, num_feats)  # column j
+    return torch.cat((pe_y, pe_x), dim=-1).reshape(grid * grid, dim).to(dtype)  # [N, D]
+
+
+class CCExpertDIMAttention(nn.Module):
+    """Multi-head attention with separate q/k/v/out projections (with bias), no mask, no dropout."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        batch, q_len, dim = query.shape  # query [b, Nq, D], key/value [b, Nk, D]
+        head_dim = dim // self.num_heads
+        q = self.q_proj(query).view(batch, q_len, self.num_heads, head_dim).transpose(1, 2)  # [b, h, Nq, d]
+        k = self.k_proj(key).view(batch, key.shape[1], self.num_heads, head_dim).transpose(1, 2)  # [b, h, Nk, d]
+        v = self.v_proj(value).view(batch, value.shape[1], self.num_heads, head_dim).transpose(1, 2)  # [b, h, Nk, d]
+        out = nn.functional.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(d)) v, [b, h, Nq, d]
+        return self.out_proj(out.transpose(1, 2).reshape(batch, q_len, dim))  # [b, Nq, D]
+
+
+class CCExpertDIMMLP(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()  # exact erf GELU, as the reference
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CCExpertChangeFeatureInit(nn.Module):
+    """Change Feature Init (CFE, §2.3): ΔF = W_p [A ⊙ σ(W_m[A;B]) ; B ⊙ σ(W_m[B;A]) ; difference]."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mix_proj = nn.Linear(2 * dim, dim)  # W_m, shared by both orders
+        self.delta_proj = nn.Linear(3 * dim, dim)  # W_p
+
+    def forward(self, image_a: torch.Tensor, image_b: torch.Tensor) -> torch.Tensor:
+        gated_a = image_a * torch.sigmoid(self.mix_proj(torch.cat((image_a, image_b), dim=-1)))  # [b, N, D]
+        gated_b = image_b * torch.sigmoid(self.mix_proj(torch.cat((image_b, image_a), dim=-1)))  # [b, N, D]
+        return self.delta_proj(torch.cat((gated_a, gated_b, gated_a - gated_b), dim=-1))  # [b, N, D]
+
+
+class CCExpertChangeAwareLayer(nn.Module):
+    """One change-aware (two-way) layer, §2.4. Post-norm on the change stream; no norm or MLP on the image stream."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int):
+        super().__init__()
+        self.change_self_attn = CCExpertDIMAttention(dim, num_heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.change_cross_attn = CCExpertDIMAttention(dim, num_heads)  # change -> (A, B, change)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = CCExpertDIMMLP(dim, mlp_dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.image_cross_attn = CCExpertDIMAttention(dim, num_heads)  # (A or B) -> (itself, change), shared by A and B
+        # learned flags e_A, e_B, e_C (1-row embeddings, as stored by the reference)
+        self.image_a_flag = nn.Embedding(1, dim)
+        self.image_b_flag = nn.Embedding(1, dim)
+        self.change_flag = nn.Embedding(1, dim)
+
+    def forward(
+        self,
+        queries: torch.Tensor,  # Q [b, N, D]
+        change: torch.Tensor | None,  # fresh CFE output C [b, N, D]; None in the first layer (Q already is C)
+        image_a: torch.Tensor,  # X_A [b, N, D]
+        image_b: torch.Tensor,  # X_B [b, N, D]
+        pos: torch.Tensor,  # P [N, D]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flag_a, flag_b, flag_c = self.image_a_flag.weight, self.image_b_flag.weight, self.change_flag.weight  # [1, D]
+
+        # 1. change self-attention
+        if change is not None:
+            queries = queries + change
+        q_pos = queries + pos
+        queries = self.norm1(queries + self.change_self_attn(q_pos, q_pos, queries))
+
+        # 2. change -> [A ; B ; change] cross-attention (3N keys)
+        change_key = queries + pos + flag_c  # [b, N, D]
+        key_a = image_a + pos + flag_a
+        key_b = image_b + pos + flag_b
+        keys = torch.cat((key_a, key_b, change_key), dim=1)  # [b, 3N, D]
+        values = torch.cat((image_a, image_b, queries), dim=1)  # [b, 3N, D]
+        queries = self.norm2(queries + self.change_cross_attn(change_key, keys, values))
+
+        # 3. MLP
+        queries = self.norm3(queries + self.mlp(queries))
+
+        # 4. image <- [itself ; change] cross-attention, A and B as one 2b batch; residual on the query incl. P and flag
+        change_key = queries + pos + flag_c
+        image_queries = torch.cat((key_a, key_b), dim=0)  # [2b, N, D]
+        image_keys = torch.cat((image_queries, torch.cat((change_key, change_key), dim=0)), dim=1)  # [2b, 2N, D]
+        image_values = torch.cat((torch.cat((image_a, image_b), dim=0), torch.cat((queries, queries), dim=0)), dim=1)
+        refined = image_queries + self.image_cross_attn(image_queries, image_keys, image_values)  # [2b, N, D]
+        refined_a, refined_b = refined.chunk(2, dim=0)
+        return refined_a, refined_b, queries
+
+
+class CCExpertScaleGate(nn.Module):
+    """Gate MLP of the multi-scale fusion (§2.5): token-mean of [A ; B ; Q] -> one weight in (0, 1) per sample."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(3 * dim, dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(dim, 1)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc2(self.act(self.fc1(pooled))))  # [..., 3D] -> [..., 1]
+
+
+class CCExpertDifferenceIntegration(nn.Module):
+    """The DIM (§2): change-aware refinement of S SigLIP scales (weights shared), gated fusion, residual on the last."""
+
+    def __init__(self, config: CCExpertConfig):
+        super().__init__()
+        dim = config.vision_config.hidden_size
+        self.grid = config.vision_config.image_size // config.vision_config.patch_size
+        self.change_feature_init = CCExpertChangeFeatureInit(dim)
+        self.layers = nn.ModuleList(
+            CCExpertChangeAwareLayer(dim, config.dim_num_heads, config.dim_mlp_ratio * dim)
+            for _ in range(config.dim_depth)
+        )
+        self.scale_gate = CCExpertScaleGate(dim)
+
+    def forward(
+        self, scales_a: torch.Tensor, scales_b: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """scales_a/b [S, B, N, D] (shallow to deep; the last is the final stage) -> (out_a, out_b, change) [B, N, D].
+
+        `change` (the fused change stream) is not fed to the LLM, as in the reference; it is returned for inspection.
+        """
+        num_scales, batch, num_tokens, dim = scales_a.shape
+        image_a = scales_a.reshape(num_scales * batch, num_tokens, dim)  # scales stacked on the batch axis [S*B, N, D]
+        image_b = scales_b.reshape(num_scales * batch, num_tokens, dim)
+        pos = sine_position_encoding(self.grid, dim, device=image_a.device, dtype=image_a.dtype)  # [N, D]
+
+        queries = None
+        for layer in self.layers:
+            change = self.change_feature_init(image_a, image_b)  # recomputed on the refined tokens of every layer
+            if queries is None:  # first layer: Q = C, no extra add
+                image_a, image_b, queries = layer(change, None, image_a, image_b, pos)
+            else:
+                image_a, image_b, queries = layer(queries, change, image_a, image_b, pos)
+
+        image_a = image_a.view(num_scales, batch, num_tokens, dim)
+        image_b = image_b.view(num_scales, batch, num_tokens, dim)
+        queries = queries.view(num_scales, batch, num_tokens, dim)
+        pooled = torch.cat((image_a, image_b, queries), dim=-1).mean(dim=2)  # [S, B, 3D]
+        weights = self.scale_gate(pooled)[..., None]  # [S, B, 1, 1]
+        norm = weights.sum(dim=0) + 1e-6  # [B, 1, 1]
+        fused_a = (weights * image_a).sum(dim=0) / norm  # [B, N, D]
+        fused_b = (weights * image_b).sum(dim=0) / norm
+        fused_change = (weights * queries).sum(dim=0) / norm
+        return fused_a + scales_a[-1], fused_b + scales_b[-1], fused_change
+
+
+class CCExpertPreTrainedModel(LlavaOnevisionPreTrainedModel):
+    config: CCExpertConfig
+    _no_split_modules = ["SiglipEncoderLayer", "Qwen2DecoderLayer", "CCExpertChangeAwareLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Library init (N(0, initializer_range) Linear/Embedding, zero bias, LayerNorm 1/0), zero diff-branch gates."""
+        super()._init_weights(module)
+        if getattr(module, "_is_difference_branch", False):
+            module.init_gates()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if getattr(module, "_is_difference_branch", False):
+            module.init_gates()  # the difference branch starts as a no-op (ccexpert.difference_branch)
+
+
+class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
+    """LlavaOnevisionModel with two images per sample, 729 tokens each, the DIM, and no anyres/image_newline.
+
+    `image_newline` is kept (never used) so LLaVA-OneVision checkpoints load without unexpected keys.
+    """
+
+    def __init__(self, config: CCExpertConfig):
+        CCExpertPreTrainedModel.__init__(self, config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.multi_modal_projector = LlavaOnevisionMultiModalProjector(config)
+        self.image_newline = nn.Parameter(torch.zeros(config.text_config.hidden_size, dtype=self.dtype))
+        self.dim = CCExpertDifferenceIntegration(config) if config.use_dim else None
+        # Optional RSICCLLM difference-aware branch (issue 7, ``ccexpert.difference_branch``), off by default.
+        self.diff_branch = None
+        if config.diff_branch:
+            from .difference_branch import DifferenceBranch
+
+            self.diff_branch = DifferenceBranch(config)
+        self.vocab_size = config.text_config.vocab_size
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
+        """pixel_values [B, 2, 3, S, S] -> projected image tokens [B, 2, N, H] (image 0 = before, 1 = after)."""
+        if pixel_values.ndim != 5 or pixel_values.shape[1] != 2:
+            raise ValueError(
+                f"pixel_values must be [batch, 2, 3, H, W] (before, after), got {tuple(pixel_values.shape)}"
+            )
+        batch = pixel_values.shape[0]
+        base_layer = self.config.vision_feature_layer % (self.config.vision_config.num_hidden_layers + 1)
+        wanted = sorted({*self.config.dim_layers, base_layer}) if self.dim is not None else [base_layer]
+        vision = self.vision_tower(pixel_values.flatten(0, 1), output_hidden_states=wanted, return_dict=True)
+        hidden = vision.hidden_states  # tuple indexed by absolute layer; entries [2B, N, D]
+
+        if self.dim is not None:
+            scales = torch.stack([hidden[i] for i in self.config.dim_layers])  # [S, 2B, N, D]
+            scales = scales.unflatten(1, (batch, 2))  # [S, B, 2, N, D]
+            features_a, features_b, _ = self.dim(scales[:, :, 0], scales[:, :, 1])  # [B, N, D] each
+        else:
+            base = hidden[base_layer].unflatten(0, (batch, 2))  # [B, 2, N, D]
+            features_a, features_b = base[:, 0], base[:, 1]
+
+        if self.diff_branch is not None:
+            delta_a, delta_b = self.diff_branch(pixel_values, features_a, features_b)  # [B, N, D] each
+            features_a, features_b = features_a + delta_a, features_b + delta_b
+
+        features = torch.stack((features_a, features_b), dim=1)  # [B, 2, N, D]
+        return self.multi_modal_projector(features)  # [B, 2, N, H]
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> LlavaOnevisionModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)  # [B, L, H]
+
+        image_features = None
+        if pixel_values is not None:
+            if input_ids is None:
+                raise ValueError("pixel_values need input_ids with <image> placeholders")
+            image_mask = input_ids == self.config.image_token_id  # [B, L]
+            expected = 2 * self.config.image_seq_length
+            counts = image_mask.sum(dim=1).tolist()
+            if pixel_values.shape[0] != input_ids.shape[0] or any(c != expected for c in counts):
+                raise ValueError(
+                    f"each sample needs exactly {expected} image placeholder tokens (2 x "
+                    f"{self.config.image_seq_length}) and one image pair; got placeholder counts {counts} for "
+                    f"{pixel_values.shape[0]} pairs"
+                )
+            image_features = self.get_image_features(pixel_values.to(self.vision_tower.dtype))  # [B, 2, N, H]
+            image_features = image_features.to(inputs_embeds.device, inputs_embeds.dtype)
+            inputs_embeds = inputs_embeds.masked_scatter(image_mask[..., None], image_features)
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return LlavaOnevisionModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_hidden_states=image_features,
+        )
+
+
+class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionForConditionalGeneration):
+    """CCExpert captioner: `forward(input_ids, attention_mask, pixel_values [B, 2, 3, 384, 384], labels=None)`."""
+
+    def __init__(self, config: CCExpertConfig):
+        CCExpertPreTrainedModel.__init__(self, config)
+        self.model = CCExpertModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.model.get_image_features(pixel_values)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> LlavaOnevisionCausalLMOutputWithPast:
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)  # [B, L, V]
+        loss = None
+        if labels is not None:
+            vocab_size = self.config.text_config.vocab_size
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
+        return LlavaOnevisionCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_hidden_states=outputs.image_hidden_states,
+        )
+
+
+__all__ = [
+    "CCExpertDifferenceIntegration",
+    "CCExpertForConditionalGeneration",
+    "CCExpertModel",
+    "CCExpertPreTrainedModel",
+    "sine_position_encoding",
+]

@@ -1,0 +1,108 @@
+"""Bearer API keys, stored as SHA-256 hashes and compared in constant time.
+
+Keys file: one key per line, ``sha256:<64 hex> [label]`` (make a line with ``ccexpert serve --hash-key``);
+blank lines and ``#`` comments are ignored. A bare key on a line is accepted for convenience but hashed at
+load time, so no plaintext key stays in memory; the label (default: a hash prefix) names the client in
+logs, metrics and for batching fairness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from .errors import ApiError
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def key_line(key: str, label: str = "") -> str:
+    """The keys-file line for ``key``."""
+    if not key or key != key.strip():
+        raise ValueError("an API key must be non-empty without surrounding spaces")
+    return f"sha256:{hash_key(key)}" + (f" {label}" if label else "")
+
+
+@dataclass(frozen=True)
+class KeyStore:
+    """(digest, label) pairs; empty = auth disabled."""
+
+    entries: tuple[tuple[bytes, str], ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.entries)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> KeyStore:
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"API keys file {path}: {exc.strerror or exc}") from exc
+        entries = []
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            token, _, label = line.partition(" ")
+            if token.startswith("sha256:"):
+                digest = token[len("sha256:"):].lower()
+                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                    raise ValueError(f"API keys file {path}, line {number}: 'sha256:' needs 64 hex digits after it")
+            else:
+                digest = hash_key(token)
+            entries.append((bytes.fromhex(digest), label.strip() or digest[:8]))
+        if not entries:
+            raise ValueError(f"API keys file {path} holds no key")
+        return cls(tuple(entries))
+
+    def identify(self, presented: str) -> str | None:
+        """The label of the matching key, or None. Every stored digest is compared (constant time each,
+        no early exit), so timing does not reveal which or how many keys exist."""
+        candidate = hashlib.sha256(presented.encode("utf-8")).digest()
+        found: str | None = None
+        for digest, label in self.entries:
+            if hmac.compare_digest(candidate, digest):
+                found = label
+        return found
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: ``key`` is the API key's label (None when auth is off); ``peer`` the connection."""
+
+    key: str | None
+    peer: str
+
+    @property
+    def fairness_id(self) -> str:
+        """Batching shares device time per key, or per connection when auth is off."""
+        return self.key or self.peer
+
+
+def require_key(request: Request) -> Caller:
+    """FastAPI dependency: the caller; 401 with ``WWW-Authenticate: Bearer`` for a missing or wrong key."""
+    store: KeyStore = request.app.state.keys
+    client = request.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    if not store.enabled:
+        return Caller(None, peer)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
+                       headers=_CHALLENGE)
+    label = store.identify(token.strip())
+    if label is None:
+        raise ApiError(401, "unauthorized", "wrong API key", headers=_CHALLENGE)
+    return Caller(label, peer)
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -1,0 +1,1 @@
+"""API routers: health (liveness/readiness), info, captions, metrics."""

@@ -1,0 +1,81 @@
+"""Service configuration: defaults < TOML file < ``CCEXPERT_*`` environment < command-line flags."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ENV_PREFIX = "CCEXPERT_"
+
+
+class Settings(BaseModel):
+    """Everything ``ccexpert serve`` can be told. Unknown keys are refused so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str | None = Field(None, description="checkpoint folder or hub id; None = the shipped demo model")
+    device: str = "auto"
+    dtype: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys_file: Path | None = Field(None, description="one 'sha256:<hex> [label]' per line (see auth.py)")
+    insecure: bool = Field(False, description="allow a non-loopback bind without API keys")
+    max_batch: int = Field(16, ge=1, description="most pairs in one request")
+    device_batch: int = Field(8, ge=1, description="most pairs the engine runs at once")
+    max_wait_ms: float = Field(10.0, ge=0, description="how long a device batch waits to fill up")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_concurrency: int = Field(32, ge=1, description="caption requests in flight; more get 429")
+    max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
+    warmup: bool = True
+    log_level: str = "info"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = environ[key]
+    return values
+
+
+def load_settings(
+    toml_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers; ValueError names the bad key and its source."""
+    values: dict[str, Any] = {}
+    if toml_path is not None:
+        path = Path(toml_path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"config file {path}: {exc}") from exc
+        values.update(data.get("serve", data))
+    values.update(_env_values(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"bad service configuration: {problems}") from None

@@ -1,0 +1,54 @@
+"""Plugin identity (version from metadata.txt), resource lookup and the translation helper."""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import os
+
+from qgis.PyQt.QtCore import QCoreApplication
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+# in a source checkout the icons and styles live in <repo>/resources; the packaged zip carries them inside
+_REPO_RESOURCES = os.path.normpath(os.path.join(PLUGIN_DIR, os.pardir, os.pardir, "resources"))
+LOG_TAG = "CCExpert"
+SETTINGS_PREFIX = "ccexpert_changes/"
+
+
+def tr(text: str, context: str = "CCExpert") -> str:
+    """Every user-facing string goes through Qt's translation machinery."""
+    return QCoreApplication.translate(context, text)
+
+
+@functools.lru_cache(maxsize=1)
+def metadata() -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8")
+    return dict(parser["general"]) if parser.has_section("general") else {}
+
+
+def plugin_version() -> str:
+    return metadata().get("version", "0.0.0")
+
+
+def user_agent() -> str:
+    from qgis.core import Qgis
+
+    return f"ccexpert-qgis/{plugin_version()} (QGIS {Qgis.QGIS_VERSION_INT})"
+
+
+def resource_path(kind: str, name: str) -> str:
+    """Path of a shipped resource (``kind`` = "icons" or "styles"): inside the plugin folder when installed
+    from the zip, else from the repository's ``resources/`` folder."""
+    packaged = os.path.join(PLUGIN_DIR, name if kind == "icons" else os.path.join(kind, name))
+    if os.path.exists(packaged):
+        return packaged
+    return os.path.join(_REPO_RESOURCES, kind, name)
+
+
+def icon_path() -> str:
+    return resource_path("icons", metadata().get("icon", "icon.svg"))
+
+
+def style_path() -> str:
+    return resource_path("styles", "change_captions.qml")

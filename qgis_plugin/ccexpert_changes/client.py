@@ -1,0 +1,269 @@
+"""HTTP client for the CCExpert backend (``GET /v1/info``, ``POST /v1/captions``) on QGIS networking.
+
+``QgsBlockingNetworkRequest`` is safe in a worker thread, honours the QGIS proxy settings and auth configs
+and is cancelled through the ``QgsFeedback`` of the running task. 429 and 5xx answers and dropped
+connections are retried with exponential backoff; everything else becomes a :class:`BackendError` whose
+message tells the user what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from qgis.core import QgsBlockingNetworkRequest, QgsFeedback, QgsNetworkAccessManager
+from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
+
+from .about import tr, user_agent
+from .settings import request_headers
+
+API_VERSION = "1"
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+_TRANSIENT_ERRORS = {
+    QNetworkReply.NetworkError.ConnectionRefusedError,
+    QNetworkReply.NetworkError.RemoteHostClosedError,
+    QNetworkReply.NetworkError.TimeoutError,
+    QNetworkReply.NetworkError.TemporaryNetworkFailureError,
+    QNetworkReply.NetworkError.NetworkSessionFailedError,
+    QNetworkReply.NetworkError.UnknownNetworkError,
+    QNetworkReply.NetworkError.ProxyConnectionRefusedError,
+}
+
+
+CLIENT_HEADER = b"X-CCExpert-Client"
+_preprocessor_id: str | None = None
+
+
+def _tag_user_agent(request: QNetworkRequest) -> None:
+    """QgsNetworkAccessManager overwrites User-Agent with its own; append the plugin's to our requests only."""
+    client = bytes(request.rawHeader(CLIENT_HEADER)).decode("latin-1")
+    if client:
+        agent = bytes(request.rawHeader(b"User-Agent")).decode("latin-1")
+        if client not in agent:
+            request.setRawHeader(b"User-Agent", f"{agent} {client}".strip().encode("latin-1"))
+
+
+def install_user_agent_hook() -> None:
+    global _preprocessor_id
+    if _preprocessor_id is None:
+        _preprocessor_id = QgsNetworkAccessManager.setRequestPreprocessor(_tag_user_agent)
+
+
+def remove_user_agent_hook() -> None:
+    global _preprocessor_id
+    if _preprocessor_id is not None:
+        QgsNetworkAccessManager.removeRequestPreprocessor(_preprocessor_id)
+        _preprocessor_id = None
+
+
+class BackendError(Exception):
+    """A failure talking to the backend. ``kind``: unreachable, incompatible, auth, rejected, server, canceled.
+    ``chip_id`` names the pair the backend refused, when it said which."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None, chip_id: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.chip_id = chip_id
+
+    @property
+    def fatal(self) -> bool:
+        """Errors that will repeat for every following request, so a run must stop."""
+        return self.kind in ("unreachable", "incompatible", "auth", "canceled")
+
+
+class BackendClient:
+    """One backend at ``base_url``; ``authcfg`` is a QGIS auth config id (APIHeader or the Basic fallback)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        authcfg: str = "",
+        feedback: QgsFeedback | None = None,
+        timeout_s: float = 120.0,
+        retries: int = 3,
+        backoff_s: float = 1.0,
+    ):
+        url = (base_url or "").strip().rstrip("/")
+        if not url.lower().startswith(("http://", "https://")):
+            raise BackendError("unreachable",
+                               tr("Backend URL must start with http:// or https://, got {0!r}").format(url))
+        self.base_url = url
+        self.feedback = feedback
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        try:
+            self._headers, self._authcfg = request_headers(authcfg)
+        except RuntimeError as exc:
+            raise BackendError("auth", str(exc)) from exc
+
+    # -- public API ---------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """``/v1/info``, checked for the fields and API version this plugin speaks."""
+        status, body = self._request("GET", "/v1/info", None, timeout_s=min(self.timeout_s, 30.0))
+        try:
+            info = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            info = None
+        if not isinstance(info, dict) or "chip_size" not in info:
+            raise BackendError(
+                "incompatible",
+                tr("{0} answered /v1/info without CCExpert service information: is this a CCExpert backend?").format(
+                    self.base_url
+                ),
+                status,
+            )
+        if str(info.get("api_version")) != API_VERSION:
+            raise BackendError(
+                "incompatible",
+                tr("The backend at {0} speaks API version {1}; this plugin needs version {2}. "
+                   "Update the plugin or the backend.").format(self.base_url, info.get("api_version"), API_VERSION),
+                status,
+            )
+        return info
+
+    def captions(self, pairs: list[dict[str, str]], max_new_tokens: int = 64) -> tuple[str, list[dict[str, Any]]]:
+        """Caption ``pairs`` (``{"id", "before", "after"}`` with base64 PNGs) -> (model, results in request
+        order)."""
+        payload = json.dumps({"pairs": pairs, "max_new_tokens": int(max_new_tokens)}).encode("utf-8")
+        status, body = self._request("POST", "/v1/captions", payload)
+        try:
+            answer = json.loads(body.decode("utf-8"))
+            results, model = answer["results"], str(answer.get("model") or "")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            raise BackendError(
+                "incompatible", tr("The backend answered /v1/captions with an unexpected body."), status
+            ) from None
+        by_id = {r.get("id"): r for r in results if isinstance(r, dict)}
+        missing = [p["id"] for p in pairs if p["id"] not in by_id]
+        if missing:
+            raise BackendError(
+                "incompatible", tr("The backend answered without results for {0} chip(s).").format(len(missing)), status
+            )
+        return model, [by_id[p["id"]] for p in pairs]
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def _canceled(self) -> bool:
+        return self.feedback is not None and self.feedback.isCanceled()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self._canceled():
+                raise BackendError("canceled", tr("Canceled."))
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    def _request(self, method: str, path: str, data: bytes | None, timeout_s: float | None = None) -> tuple[int, bytes]:
+        last: BackendError | None = None
+        for attempt in range(self.retries + 1):
+            if self._canceled():
+                raise BackendError("canceled", tr("Canceled."))
+            try:
+                return self._once(method, path, data, timeout_s or self.timeout_s)
+            except _Retry as retry:
+                last = retry.error
+                if attempt == self.retries:
+                    break
+                delay = retry.retry_after if retry.retry_after is not None else self.backoff_s * (2**attempt)
+                if self.feedback is not None:
+                    self.feedback.pushInfo(
+                        tr("{0}; retrying in {1:.1f} s ({2}/{3})").format(last, delay, attempt + 1, self.retries)
+                    )
+                self._sleep(min(delay, 60.0))
+        raise last if last is not None else BackendError("unreachable", tr("No request was made."))
+
+    def _once(self, method: str, path: str, data: bytes | None, timeout_s: float) -> tuple[int, bytes]:
+        url = self.base_url + path
+        request = QNetworkRequest(QUrl(url))
+        install_user_agent_hook()
+        request.setRawHeader(CLIENT_HEADER, user_agent().encode("utf-8"))
+        request.setRawHeader(b"Accept", b"application/json")
+        for name, value in self._headers.items():
+            request.setRawHeader(name.encode("utf-8"), value.encode("utf-8"))
+        if hasattr(request, "setTransferTimeout"):
+            request.setTransferTimeout(int(timeout_s * 1000))
+        blocking = QgsBlockingNetworkRequest()
+        if self._authcfg:
+            blocking.setAuthCfg(self._authcfg)
+        if method == "GET":
+            code = blocking.get(request, True, self.feedback)
+        else:
+            request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
+            code = blocking.post(request, data or b"", True, self.feedback)
+        if self._canceled():
+            raise BackendError("canceled", tr("Canceled."))
+        reply = blocking.reply()
+        status_attr = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
+        status = int(status_attr) if status_attr not in (None, "") else 0
+        body = bytes(reply.content())
+        if code == QgsBlockingNetworkRequest.ErrorCode.NoError and 200 <= status < 300:
+            return status, body
+        if status == 0:
+            error = BackendError(
+                "unreachable",
+                tr("Cannot reach the CCExpert backend at {0} ({1}). Start it with \"ccexpert serve --model DIR "
+                   "--port PORT\" or fix the backend URL in the CCExpert settings.").format(
+                    self.base_url, blocking.errorMessage() or reply.errorString()
+                ),
+            )
+            if reply.error() in _TRANSIENT_ERRORS or code == QgsBlockingNetworkRequest.ErrorCode.TimeoutError:
+                raise _Retry(error, None)
+            raise error
+        message, chip_id = _error_message(body)
+        if status in RETRY_STATUSES:
+            raise _Retry(
+                BackendError("server", tr("The backend answered HTTP {0}: {1}").format(status, message), status,
+                             chip_id),
+                _retry_after(reply),
+            )
+        if status in (401, 403):
+            raise BackendError(
+                "auth",
+                tr("The backend refused the API key (HTTP {0}: {1}). Set the key in the CCExpert settings or "
+                   "pick the right AUTHCFG.").format(status, message),
+                status,
+            )
+        if status in (404, 405):
+            raise BackendError(
+                "incompatible",
+                tr("{0} has no CCExpert API at {1} (HTTP {2}); check the backend URL and versions.").format(
+                    self.base_url, path, status
+                ),
+                status,
+            )
+        raise BackendError(
+            "rejected", tr("The backend rejected the request (HTTP {0}): {1}").format(status, message), status, chip_id
+        )
+
+
+class _Retry(Exception):
+    def __init__(self, error: BackendError, retry_after: float | None):
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _error_message(body: bytes) -> tuple[str, str | None]:
+    """``{"error": {"code", "message", "id"}}`` -> (message, id); falls back to the raw body start."""
+    try:
+        error = json.loads(body.decode("utf-8")).get("error")
+        if isinstance(error, dict):
+            text = str(error.get("message") or error.get("code") or "")
+            return text, (str(error["id"]) if error.get("id") else None)
+        detail = json.loads(body.decode("utf-8")).get("detail")
+        if detail:
+            return str(detail)[:300], None
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        pass
+    return body[:300].decode("utf-8", "replace"), None
+
+
+def _retry_after(reply) -> float | None:
+    raw = bytes(reply.rawHeader(b"Retry-After")).decode("ascii", "ignore").strip()
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,222 @@
+"""The chip grid shared by the QGIS plugin and ``ccexpert describe`` (pure Python, no QGIS, no torch).
+
+The grid is snapped to the *before* raster's pixels: chip (row, col) covers before-raster pixels
+``[col*stride, col*stride+chip) x [row*stride, row*stride+chip)`` with ``stride = chip_size - overlap``.
+Chips therefore start on pixel boundaries and edge chips extend past the raster (the padding counts as
+nodata). Tile ids carry a hash of the grid so that resuming a run on a different grid can never match
+old tiles by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+Bounds = tuple[float, float, float, float]  # (xmin, ymin, xmax, ymax)
+
+
+def _canonical_float(value: float) -> str:
+    """12 significant digits: identical for the same raster read through GDAL, QGIS or rasterio, whose
+    geotransforms can differ in the last bits, while still telling apart grids offset by a micrometre."""
+    return format(float(value), ".12g")
+
+
+def normalise_crs(crs: str) -> str:
+    """The CRS string that goes into the grid hash. Pass an authority id ("EPSG:32615") when the CRS has
+    one (QGIS ``authid()``, rasterio ``crs.to_string()``), else WKT; case and surrounding spaces are ignored
+    for authority ids."""
+    text = (crs or "").strip()
+    if ":" in text and len(text) < 32 and " " not in text:
+        return text.upper()
+    return text
+
+
+@dataclass(frozen=True)
+class RasterGrid:
+    """Pixel grid of a north-up (or south-up) raster: origin is the outer corner of pixel (0, 0).
+
+    ``pixel_width`` / ``pixel_height`` are the signed geotransform terms (``pixel_height`` is negative for
+    the usual north-up raster).
+    """
+
+    origin_x: float
+    origin_y: float
+    pixel_width: float
+    pixel_height: float
+    width: int
+    height: int
+    crs: str
+
+    def __post_init__(self) -> None:
+        if int(self.width) != self.width or int(self.height) != self.height:
+            raise ValueError(f"raster size must be whole pixels, got {self.width}x{self.height}")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"raster size must be positive, got {self.width}x{self.height}")
+        for name in ("origin_x", "origin_y", "pixel_width", "pixel_height"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"raster {name} must be finite, got {getattr(self, name)!r}")
+        if self.pixel_width == 0 or self.pixel_height == 0:
+            raise ValueError(f"pixel size must be non-zero, got {self.pixel_width} x {self.pixel_height}")
+
+    @classmethod
+    def from_geotransform(cls, gt: tuple[float, ...], width: int, height: int, crs: str) -> RasterGrid:
+        """From a GDAL geotransform ``(x0, pixel_w, rot_x, y0, rot_y, pixel_h)``; rotated/sheared grids are
+        refused because a rotated chip is not an axis-aligned polygon in the raster's CRS."""
+        if len(gt) != 6:
+            raise ValueError(f"a geotransform has 6 terms, got {len(gt)}")
+        x0, pixel_w, rot_x, y0, rot_y, pixel_h = (float(v) for v in gt)
+        if rot_x != 0.0 or rot_y != 0.0:
+            raise ValueError(
+                f"rotated or sheared rasters are not supported (geotransform rotation terms {rot_x}, {rot_y}); "
+                "warp the raster to a north-up grid first (gdalwarp)"
+            )
+        return cls(x0, y0, pixel_w, pixel_h, int(width), int(height), normalise_crs(crs))
+
+    def to_geotransform(self) -> tuple[float, float, float, float, float, float]:
+        return (self.origin_x, self.pixel_width, 0.0, self.origin_y, 0.0, self.pixel_height)
+
+    def pixel_box(self, col0: float, row0: float, col1: float, row1: float) -> Bounds:
+        """Map coordinates ``(xmin, ymin, xmax, ymax)`` of the pixel rectangle [col0, col1) x [row0, row1)."""
+        xa = self.origin_x + col0 * self.pixel_width
+        xb = self.origin_x + col1 * self.pixel_width
+        ya = self.origin_y + row0 * self.pixel_height
+        yb = self.origin_y + row1 * self.pixel_height
+        return (min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb))
+
+    def to_pixel(self, x: float, y: float) -> tuple[float, float]:
+        """Fractional (col, row) of a map coordinate."""
+        return ((x - self.origin_x) / self.pixel_width, (y - self.origin_y) / self.pixel_height)
+
+    @property
+    def bounds(self) -> Bounds:
+        return self.pixel_box(0, 0, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS."""
+
+    row: int
+    col: int
+    xoff: int
+    yoff: int
+    size: int
+    tile_id: str
+    bounds: Bounds
+
+
+class ChipGrid:
+    """Chips of ``chip_size`` pixels every ``chip_size - overlap`` pixels over a :class:`RasterGrid`."""
+
+    def __init__(self, raster: RasterGrid, chip_size: int, overlap: int = 0):
+        if int(chip_size) != chip_size or chip_size <= 0:
+            raise ValueError(f"chip size must be a positive whole number of pixels, got {chip_size!r}")
+        if int(overlap) != overlap or overlap < 0 or overlap >= chip_size:
+            raise ValueError(f"overlap must be a whole number in [0, chip size {chip_size}), got {overlap!r}")
+        self.raster = raster
+        self.chip_size = int(chip_size)
+        self.overlap = int(overlap)
+        self.stride = self.chip_size - self.overlap
+        # just enough chips to cover every pixel: the last one starts inside the raster and is not fully
+        # inside the previous chip's overlap
+        self.n_rows = max(1, _ceil_div(raster.height - self.overlap, self.stride))
+        self.n_cols = max(1, _ceil_div(raster.width - self.overlap, self.stride))
+        self.grid_hash = self._hash()
+
+    def _hash(self) -> str:
+        r = self.raster
+        parts = (
+            _canonical_float(r.origin_x),
+            _canonical_float(r.origin_y),
+            _canonical_float(r.pixel_width),
+            _canonical_float(r.pixel_height),
+            str(self.chip_size),
+            str(self.stride),
+            r.crs,
+        )
+        return hashlib.sha1("|".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+
+    def tile_id(self, row: int, col: int) -> str:
+        return f"r{row:05d}_c{col:05d}_{self.grid_hash}"
+
+    def chip(self, row: int, col: int) -> Chip:
+        """The chip at (row, col); rows/cols start inside the raster (edge chips may extend past it)."""
+        if not (0 <= row < self.n_rows and 0 <= col < self.n_cols):
+            raise ValueError(f"chip (row {row}, col {col}) is outside the grid of {self.n_rows}x{self.n_cols} chips")
+        xoff, yoff = col * self.stride, row * self.stride
+        bounds = self.raster.pixel_box(xoff, yoff, xoff + self.chip_size, yoff + self.chip_size)
+        return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds)
+
+    def valid_shape(self, chip: Chip) -> tuple[int, int]:
+        """(height, width) of the part of ``chip`` inside the raster; the rest is padding (nodata)."""
+        return (min(chip.size, self.raster.height - chip.yoff), min(chip.size, self.raster.width - chip.xoff))
+
+    def index_range(self, bounds: Bounds | None = None) -> tuple[range, range]:
+        """Rows and cols of the chips whose footprint overlaps ``bounds`` (positive area; default: the whole
+        raster). ``bounds`` are in the before CRS and are clipped to the raster extent first."""
+        r = self.raster
+        rxmin, rymin, rxmax, rymax = r.bounds
+        if bounds is None:
+            bounds = r.bounds
+        xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+        if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+            raise ValueError(f"bounds must be finite, got {bounds!r}")
+        xmin, ymin, xmax, ymax = max(xmin, rxmin), max(ymin, rymin), min(xmax, rxmax), min(ymax, rymax)
+        if xmin >= xmax or ymin >= ymax:
+            return range(0), range(0)
+        ca, ra = r.to_pixel(xmin, ymin)
+        cb, rb = r.to_pixel(xmax, ymax)
+        col_lo, col_hi = _clip_pixels(min(ca, cb), max(ca, cb), r.width)
+        row_lo, row_hi = _clip_pixels(min(ra, rb), max(ra, rb), r.height)
+        return self._span(row_lo, row_hi, self.n_rows), self._span(col_lo, col_hi, self.n_cols)
+
+    def _span(self, lo: float, hi: float, n: int) -> range:
+        # chip i covers [i*stride, i*stride + chip); it overlaps (lo, hi) iff i*stride < hi and i*stride+chip > lo
+        first = max(0, math.floor((lo - self.chip_size) / self.stride) + 1)
+        last = min(n - 1, math.ceil(hi / self.stride) - 1)
+        return range(first, last + 1) if last >= first else range(0)
+
+    def count(self, bounds: Bounds | None = None, keep: Callable[[Chip], bool] | None = None) -> int:
+        """Number of chips over ``bounds``: O(1) without ``keep`` (so huge AOIs can be refused before any
+        work), else one streaming pass."""
+        rows, cols = self.index_range(bounds)
+        if keep is None:
+            return len(rows) * len(cols)
+        return sum(1 for _ in self.chips(bounds, keep))
+
+    def chips(self, bounds: Bounds | None = None, keep: Callable[[Chip], bool] | None = None) -> Iterator[Chip]:
+        """Chips overlapping ``bounds`` in row-major order, generated lazily (nothing is allocated per grid);
+        ``keep(chip)`` filters, e.g. by intersection with the AOI polygon."""
+        rows, cols = self.index_range(bounds)
+        for row in rows:
+            for col in cols:
+                chip = self.chip(row, col)
+                if keep is None or keep(chip):
+                    yield chip
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _clip_pixels(lo: float, hi: float, n: int) -> tuple[float, float]:
+    # snap values within 1e-6 px of a pixel edge onto it, so float noise from a CRS transform does not add a chip
+    def snap(v: float) -> float:
+        nearest = round(v)
+        return float(nearest) if abs(v - nearest) < 1e-6 else v
+
+    return max(0.0, snap(lo)), min(float(n), snap(hi))
+
+
+def parse_tile_id(tile_id: str) -> tuple[int, int, str]:
+    """``"r00001_c00002_ab12cd34"`` -> ``(1, 2, "ab12cd34")``; ValueError for anything else."""
+    parts = tile_id.split("_")
+    if len(parts) != 3 or not parts[0].startswith("r") or not parts[1].startswith("c") or len(parts[2]) != 8:
+        raise ValueError(f"not a tile id: {tile_id!r}")
+    try:
+        int(parts[2], 16)
+        return int(parts[0][1:]), int(parts[1][1:]), parts[2]
+    except ValueError:
+        raise ValueError(f"not a tile id: {tile_id!r}") from None

@@ -1,0 +1,160 @@
+"""Helpers for the service/client/describe tests: a pixel-echo engine, PNG encoding, real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import requests
+from PIL import Image
+from rasterio.transform import Affine
+
+REPO = Path(__file__).resolve().parents[2]
+CRS_UTM = "EPSG:32633"
+ORIGIN = (399_000.0, 5_700_000.0)
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    caption: str
+    confidence: float
+    changed: bool
+    num_tokens: int
+
+
+class EchoEngine:
+    """Deterministic stand-in with the engine interface whose caption is computed from the pixels it got,
+    so a lost, duplicated or mixed-up result is visible. Records every batch size."""
+
+    def __init__(self, chip_size: int = 384, delay_per_pair: float = 0.0, fail_on: int | None = None):
+        self.chip_size = chip_size
+        self.delay = delay_per_pair
+        self.fail_on = fail_on  # a before-image mean value that raises (a pair the engine cannot handle)
+        self.batches: list[int] = []
+        self.pairs_seen = 0
+        self.lock = threading.Lock()
+
+    def info(self) -> dict:
+        return {"model_name": "echo", "model_version": "1", "chip_size": self.chip_size, "bands": 3,
+                "device": "cpu", "dtype": "float32", "max_batch": 8, "demo": True}
+
+    def caption(self, pairs, max_new_tokens: int = 64):
+        with self.lock:
+            self.batches.append(len(pairs))
+            self.pairs_seen += len(pairs)
+        time.sleep(self.delay * len(pairs))
+        out = []
+        for before, after in pairs:
+            b, a = int(round(float(np.mean(before)))), int(round(float(np.mean(after))))
+            if self.fail_on is not None and b == self.fail_on:
+                raise ValueError(f"cannot caption a pair with before mean {b}")
+            out.append(EchoResult(echo_caption(b, a), (b % 100) / 100.0, b != a, 3))
+        return out
+
+
+def echo_caption(before_mean: int, after_mean: int) -> str:
+    return f"before {before_mean} after {after_mean}"
+
+
+def solid(value: int | tuple[int, int, int], size: int = 384) -> np.ndarray:
+    return np.full((size, size, 3), value, dtype=np.uint8)
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 120.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if requests.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+@contextmanager
+def thread_server(app):
+    """uvicorn serving ``app`` on 127.0.0.1 (random port) in a thread; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=60)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def serve_process(port: int, *args: str, log_path: Path | None = None) -> subprocess.Popen:
+    """``ccexpert serve`` as a real process on 127.0.0.1:port."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "ccexpert.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", *args],
+        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+    )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def write_tif(path: Path, array: np.ndarray, transform: Affine, crs: str = CRS_UTM, nodata=None) -> Path:
+    bands, height, width = array.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=array.dtype,
+                       crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=256,
+                       blockysize=256) as dst:
+        dst.write(array)
+    return path
+
+
+def blocks(size: int, chip: int = 384, seed: int = 0, dtype=np.uint8, scale: int = 1) -> np.ndarray:
+    """A (3, size, size) image whose every chip-sized block has its own flat value (10, 20, 30, ...)."""
+    n = -(-size // chip)
+    values = (np.arange(n * n).reshape(n, n) + 1) * 10 * scale
+    image = np.kron(values, np.ones((chip, chip), dtype=np.int64))[:size, :size]
+    return np.repeat(image[None], 3, axis=0).astype(dtype)

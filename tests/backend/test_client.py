@@ -1,0 +1,151 @@
+"""CCExpertClient against scripted HTTP servers on 127.0.0.1: retries, backoff, timeouts, errors, ids."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from ccexpert.client import CCExpertClient, ChipPair, ServiceError, encode_png
+from ccexpert.service import Settings, create_app
+from service_helpers import EchoEngine, echo_caption, free_port, solid, thread_server
+
+
+class Scripted:
+    """A server answering POSTs from a script of (status, body, headers, delay); records request bodies."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers["Content-Length"])
+                outer.bodies.append(json.loads(self.rfile.read(length)))
+                status, body, headers, delay = outer.script.pop(0) if outer.script else (200, None, {}, 0)
+                time.sleep(delay)
+                if body is None:  # echo a valid answer for the ids sent
+                    ids = [p["id"] for p in outer.bodies[-1]["pairs"]]
+                    body = {"model": "m", "results": [{"id": i, "caption": f"cap {i}", "confidence": 0.5,
+                                                       "changed": True, "status": "ok", "error": None,
+                                                       "timing_ms": 1.0} for i in ids]}
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def err(status, code, pair_id=None, headers=None, delay=0.0):
+    return (status, {"error": {"code": code, "message": f"{code} happened", "id": pair_id}}, headers or {}, delay)
+
+
+PAIRS = [ChipPair("t1", solid(1, 8), solid(2, 8)), ChipPair("t2", solid(3, 8), solid(4, 8))]
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(script):
+        servers.append(Scripted(script))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_retries_5xx_and_429_then_succeeds_with_the_same_ids(scripted):
+    server = scripted([err(503, "not_ready"), err(429, "overloaded", headers={"Retry-After": "0"}), err(502, "bad")])
+    client = CCExpertClient(server.url, retries=4, backoff=0.01)
+    results = client.caption(PAIRS)
+    assert [r["id"] for r in results] == ["t1", "t2"] and results[0]["model"] == "m"
+    assert len(server.bodies) == 4
+    assert all(b == server.bodies[0] for b in server.bodies)  # identical resends: ids are idempotency keys
+
+
+def test_retry_after_is_honoured(scripted):
+    server = scripted([err(429, "overloaded", headers={"Retry-After": "1"})])
+    t0 = time.monotonic()
+    CCExpertClient(server.url, retries=2, backoff=0.01).caption(PAIRS)
+    assert time.monotonic() - t0 >= 1.0
+
+
+def test_gives_up_after_retries_with_the_last_error(scripted):
+    server = scripted([err(500, "internal_error")] * 3)
+    with pytest.raises(ServiceError, match="failed after 3 attempts: HTTP 500 internal_error"):
+        CCExpertClient(server.url, retries=2, backoff=0.01).caption(PAIRS)
+    assert len(server.bodies) == 3
+
+
+def test_4xx_is_not_retried_and_names_the_pair(scripted):
+    server = scripted([err(400, "wrong_size", pair_id="t2")])
+    with pytest.raises(ServiceError) as info:
+        CCExpertClient(server.url, retries=3, backoff=0.01).caption(PAIRS)
+    assert (info.value.status, info.value.code, info.value.pair_id) == (400, "wrong_size", "t2")
+    assert len(server.bodies) == 1
+
+
+def test_read_timeout_is_retried(scripted):
+    server = scripted([(200, None, {}, 1.5)])  # first answer comes too late
+    client = CCExpertClient(server.url, read_timeout=0.5, retries=2, backoff=0.01)
+    assert [r["id"] for r in client.caption(PAIRS)] == ["t1", "t2"]
+    assert len(server.bodies) == 2
+
+
+def test_connection_refused_is_retried_then_reported():
+    client = CCExpertClient(f"http://127.0.0.1:{free_port()}", connect_timeout=0.5, retries=2, backoff=0.01)
+    with pytest.raises(ServiceError, match="failed after 3 attempts: ConnectionError"):
+        client.info()
+    assert client.healthy() is False and client.ready() is False
+
+
+def test_mixed_up_answer_is_refused(scripted):
+    bad = {"model": "m", "results": [{"id": "t2"}, {"id": "t1"}]}
+    server = scripted([(200, bad, {}, 0)])
+    with pytest.raises(ServiceError, match="answered ids"):
+        CCExpertClient(server.url, retries=0).caption(PAIRS)
+
+
+def test_encode_png_is_lossless_and_checks_input():
+    from io import BytesIO
+
+    from PIL import Image
+
+    array = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(BytesIO(encode_png(array)))), array)
+    assert encode_png(b"\x89PNG...") == b"\x89PNG..."
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        encode_png(np.zeros((16, 16), np.float32))
+
+
+def test_against_the_real_service_with_key():
+    engine = EchoEngine(chip_size=16)
+    with thread_server(create_app(Settings(), engine)) as url:
+        client = CCExpertClient(url, api_key="unused-when-auth-is-off")
+        assert client.ready() and client.info()["chip_size"] == 16
+        pairs = [ChipPair(f"id{i}", solid(i, 16), solid(i + 1, 16)) for i in range(5)]
+        results = client.caption(pairs, max_new_tokens=4)
+        assert [r["caption"] for r in results] == [echo_caption(i, i + 1) for i in range(5)]
+        assert client.session.headers["User-Agent"].startswith("ccexpert-client/")

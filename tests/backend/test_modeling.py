@@ -1,0 +1,123 @@
+"""CCExpert model: equivalence with transformers' LLaVA-OneVision when the DIM is off, forward contract, init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
+from ccexpert.presets import build_model, build_tiny_tokenizer
+from ccexpert.processing import CCExpertProcessor
+from conftest import make_pair
+from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return CCExpertProcessor(tokenizer)
+
+
+def _hf_twin(model: CCExpertForConditionalGeneration) -> LlavaOnevisionForConditionalGeneration:
+    """transformers' own LLaVA-OneVision with the same sub-configs and the same weights (strict load)."""
+    config = model.config
+    hf_config = LlavaOnevisionConfig(
+        vision_config=config.vision_config.to_dict(),
+        text_config=config.text_config.to_dict(),
+        image_token_index=config.image_token_index,
+        vision_feature_layer=config.vision_feature_layer,
+        vision_feature_select_strategy="full",
+    )
+    hf = LlavaOnevisionForConditionalGeneration(hf_config).eval()
+    hf.load_state_dict(model.state_dict(), strict=True)
+    return hf
+
+
+def test_dim_off_logits_equal_llava_onevision(tokenizer, processor):
+    model = build_model("tiny", tokenizer, seed=3, use_dim=False)
+    assert model.model.dim is None
+    hf = _hf_twin(model)
+    batch = processor([make_pair(1), make_pair(2, 80)], captions=["A road is built.", "There is no difference."],
+                      padding_side="right")
+    batch_size = batch["input_ids"].shape[0]
+    with torch.no_grad():
+        ours = model(**batch)
+        # HF's own multi-image path: base 384 px view of each image, projected, plus one image_newline row each.
+        hf_features = hf.model.get_image_features(
+            pixel_values=batch["pixel_values"].flatten(0, 1),
+            image_sizes=torch.tensor([[384, 384]] * (2 * batch_size)),
+            batch_num_images=torch.tensor([2] * batch_size),
+        ).pooler_output
+        assert all(f.shape[0] == 730 for f in hf_features)
+        assert all(torch.equal(f[-1], hf.model.image_newline) for f in hf_features)
+        # CCExpert: 729 tokens, no newline
+        no_newline = BaseModelOutputWithPooling(pooler_output=[f[:729] for f in hf_features])
+        theirs = hf(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            mm_encoder_outputs={"image": no_newline},
+        )
+    assert ours.logits.dtype == torch.float32
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.loss, theirs.loss, atol=1e-5, rtol=0)
+
+
+def test_dim_on_changes_the_projector_input(tokenizer, processor):
+    with_dim = build_model("tiny", tokenizer, seed=3)
+    without = build_model("tiny", tokenizer, seed=3, use_dim=False)
+    without.load_state_dict(with_dim.state_dict(), strict=False)
+    pixel_values = processor([make_pair(5)])["pixel_values"]
+    with torch.no_grad():
+        a = with_dim.get_image_features(pixel_values)
+        b = without.get_image_features(pixel_values)
+    assert a.shape == b.shape == (1, 2, 729, with_dim.config.text_config.hidden_size)
+    assert not torch.allclose(a, b)
+
+
+def test_forward_refuses_wrong_placeholder_count(tokenizer, processor):
+    model = build_model("tiny", tokenizer, seed=0)
+    batch = processor([make_pair(1)])
+    image_id = model.config.image_token_id
+    first = (batch["input_ids"][0] == image_id).nonzero()[0].item()
+    batch["input_ids"][0, first] = tokenizer.pad_token_id  # 1457 placeholders instead of 1458
+    with pytest.raises(ValueError, match="1458 image placeholder"):
+        model(**batch)
+    batch = processor([make_pair(1)])
+    with pytest.raises(ValueError, match="pixel_values must be"):
+        model.get_image_features(batch["pixel_values"][:, :1])
+
+
+def test_training_loss_backpropagates_into_dim(tokenizer, processor):
+    model = build_model("tiny", tokenizer, seed=0).train()
+    batch = processor([make_pair(1)], captions=["A house is built."], padding_side="right")
+    loss = model(**batch).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for n, p in model.named_parameters() if n.startswith("model.dim.")]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    assert model.model.image_newline.grad is None  # never used
+
+
+def test_dim_initialisation_follows_reference():
+    """N(0, 0.02) Linear weights with zero bias, N(0, 0.02) flags, LayerNorm 1/0, no zero-init (reference §2.7)."""
+    model = build_model("tiny", seed=0, vision_config={**_tiny_vision(), "hidden_size": 256, "num_attention_heads": 2})
+    dim = model.model.dim
+    linear_weights = torch.cat([m.weight.flatten() for m in dim.modules() if isinstance(m, torch.nn.Linear)])
+    assert abs(linear_weights.std().item() - 0.02) < 1e-3
+    assert all(torch.count_nonzero(m.bias) == 0 for m in dim.modules() if isinstance(m, torch.nn.Linear))
+    flags = torch.cat([m.weight.flatten() for m in dim.modules() if isinstance(m, torch.nn.Embedding)])
+    assert flags.numel() == 2 * 3 * 256 and abs(flags.std().item() - 0.02) < 4e-3
+    for norm in (m for m in dim.modules() if isinstance(m, torch.nn.LayerNorm)):
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)) and torch.count_nonzero(norm.bias) == 0
+
+
+def _tiny_vision() -> dict:
+    from ccexpert.presets import PRESETS
+
+    return dict(PRESETS["tiny"]["vision_config"])

@@ -1,0 +1,350 @@
+"""The HTTP service on a real uvicorn server on 127.0.0.1: endpoints, bad input, overload, concurrency.
+
+Most tests use a pixel-echo engine (captions computed from the pixels received, so any mix-up shows);
+``test_tiny_model_*`` run the real ``ccexpert serve`` process with the tiny CCExpert checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+from ccexpert.service import Settings, create_app
+from PIL import Image
+from service_helpers import (
+    EchoEngine,
+    b64,
+    echo_caption,
+    free_port,
+    png_bytes,
+    serve_process,
+    solid,
+    stop_process,
+    thread_server,
+    wait_ready,
+)
+
+CHIP = 64
+LIMIT = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def echo():
+    engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.002)
+    settings = Settings(max_batch=8, device_batch=8, max_wait_ms=5, max_body_bytes=LIMIT, max_concurrency=64)
+    with thread_server(create_app(settings, engine)) as url:
+        yield url, engine
+
+
+def body(*pairs, **extra):
+    return {"pairs": [{"id": i, "before": b64(b), "after": b64(a)} for i, b, a in pairs], **extra}
+
+
+def good_pair(pair_id="p1", b=10, a=20):
+    return pair_id, png_bytes(solid(b, CHIP)), png_bytes(solid(a, CHIP))
+
+
+def test_health_ready_info_metrics_openapi(echo):
+    url, _ = echo
+    assert requests.get(url + "/healthz").json() == {"status": "alive"}
+    assert requests.get(url + "/readyz").json() == {"status": "ready"}
+    info = requests.get(url + "/v1/info").json()
+    assert info == {"api_version": "1", "model_name": "echo", "model_version": "1", "chip_size": CHIP, "bands": 3,
+                    "max_batch": 8, "max_body_bytes": LIMIT, "device": "cpu", "dtype": "float32", "demo": True}
+    requests.post(url + "/v1/captions", json=body(good_pair()))
+    requests.post(url + "/v1/captions", json=body())
+    metrics = requests.get(url + "/metrics").text
+    assert 'ccexpert_requests_total{route="/v1/captions",status="200"}' in metrics
+    assert 'ccexpert_errors_total{code="empty_batch"}' in metrics
+    assert "ccexpert_request_seconds_bucket" in metrics and "ccexpert_batch_size_bucket" in metrics
+    assert 'ccexpert_pairs_total{status="ok"}' in metrics and "ccexpert_ready 1.0" in metrics
+    spec = requests.get(url + "/openapi.json").json()
+    post = spec["paths"]["/v1/captions"]["post"]
+    assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "PairIn" in spec["components"]["schemas"] and "CaptionResponse" in spec["components"]["schemas"]
+    assert {"401", "413", "422", "429"} <= set(post["responses"])
+
+
+def test_json_and_multipart_give_the_same_results_in_request_order(echo):
+    url, _ = echo
+    pairs = [good_pair("z", 30, 40), good_pair("a", 50, 50), good_pair("m", 1, 2)]
+    r = requests.post(url + "/v1/captions", json=body(*pairs, max_new_tokens=8))
+    assert r.status_code == 200
+    data = r.json()
+    assert data["model"] == "echo"
+    assert [x["id"] for x in data["results"]] == ["z", "a", "m"]
+    assert [x["caption"] for x in data["results"]] == [echo_caption(30, 40), echo_caption(50, 50), echo_caption(1, 2)]
+    assert [x["changed"] for x in data["results"]] == [True, False, True]
+    assert all(x["status"] == "ok" and x["error"] is None and x["timing_ms"] >= 0 for x in data["results"])
+    files = []
+    for pair_id, b, a in pairs:
+        files += [("id", (None, pair_id)), ("before", ("b.png", b, "image/png")), ("after", ("a.png", a, "image/png"))]
+    multi = requests.post(url + "/v1/captions", files=files, data={"max_new_tokens": "8"}).json()
+    assert [(x["id"], x["caption"]) for x in multi["results"]] == [(x["id"], x["caption"]) for x in data["results"]]
+
+
+def _truncated() -> bytes:
+    data = png_bytes(np.random.default_rng(0).integers(0, 256, (CHIP, CHIP, 3), dtype=np.uint8))
+    return data[: len(data) // 2]
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(solid(5, CHIP)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+BAD_BODIES = {
+    "not_png": (lambda: body(("p", _jpeg(), png_bytes(solid(1, CHIP)))), 400, "not_png", "not a PNG"),
+    "truncated": (lambda: body(("p", _truncated(), png_bytes(solid(1, CHIP)))), 400, "truncated_png", "truncated"),
+    "wrong_size": (lambda: body(("p", png_bytes(solid(1, 32)), png_bytes(solid(1, 32)))), 400, "wrong_size",
+                   f"expected {CHIP}x{CHIP}, got 32x32"),
+    "sizes_differ": (lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(solid(1, 32)))), 400,
+                     "size_mismatch", "before is 64x64 but after is 32x32"),
+    "rgba": (lambda: body(("p", png_bytes(np.zeros((CHIP, CHIP, 4), np.uint8)), png_bytes(solid(1, CHIP)))), 400,
+             "wrong_bands", "expected 3 bands"),
+    "gray": (lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(np.zeros((CHIP, CHIP), np.uint8)))), 400,
+             "wrong_bands", "after image: expected 3 bands (8-bit RGB), got 1"),
+    "bad_base64": (lambda: {"pairs": [{"id": "p", "before": "***", "after": "***"}]}, 400, "bad_base64", "base64"),
+    "empty": (lambda: body(), 422, "empty_batch", "pairs is empty"),
+    "over_limit": (lambda: body(*[good_pair(f"p{i}") for i in range(9)]), 422, "batch_too_large",
+                   "9 pairs is over max_batch 8"),
+    "duplicate": (lambda: body(good_pair("same"), good_pair("same")), 422, "duplicate_id", "'same'"),
+    "unknown_top": (lambda: body(good_pair(), colour="red"), 422, "invalid_request", "colour: Extra inputs"),
+    "unknown_pair": (lambda: {"pairs": [{**body(good_pair())["pairs"][0], "mask": "x"}]}, 422, "invalid_request",
+                     "pairs.0.mask"),
+    "missing_after": (lambda: {"pairs": [{"id": "p", "before": "AAAA"}]}, 422, "invalid_request", "pairs.0.after"),
+    "bad_id": (lambda: body(good_pair("has space")), 422, "invalid_request", "pairs.0.id"),
+    "too_many_tokens": (lambda: body(good_pair(), max_new_tokens=500), 422, "invalid_request", "server limit"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+def test_bad_json_input_is_a_4xx_naming_the_problem_and_server_keeps_serving(echo, case):
+    url, _ = echo
+    make, status, code, words = BAD_BODIES[case]
+    r = requests.post(url + "/v1/captions", json=make())
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and words in error["message"], error
+    if status == 400:
+        assert error["id"] == "p"
+    ok = requests.post(url + "/v1/captions", json=body(good_pair("after_bad", 3, 4)))
+    assert ok.status_code == 200 and ok.json()["results"][0]["caption"] == echo_caption(3, 4)
+
+
+def test_body_over_limit_is_413_with_and_without_content_length(echo):
+    url, _ = echo
+    big = b'{"pairs": [' + b" " * (LIMIT + 10) + b"]}"
+    r = requests.post(url + "/v1/captions", data=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    chunks = (b" " * 65536 for _ in range(LIMIT // 65536 + 2))  # chunked upload: no Content-Length
+    r = requests.post(url + "/v1/captions", data=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert requests.post(url + "/v1/captions", json=body(good_pair())).status_code == 200
+
+
+def test_other_bad_requests(echo):
+    url, _ = echo
+    r = requests.post(url + "/v1/captions", data=b"{not json", headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_json")
+    r = requests.post(url + "/v1/captions", data=b"x", headers={"content-type": "text/plain"})
+    assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
+    _, b, a = good_pair()
+    form = [("id", (None, "p")), ("before", ("b.png", b)), ("extra", (None, "1"))]
+    r = requests.post(url + "/v1/captions", files=form)
+    assert r.status_code == 422 and "unknown form field(s): extra" in r.json()["error"]["message"]
+    r = requests.post(url + "/v1/captions", files=[("id", (None, "p")), ("before", ("b.png", b))])
+    assert r.status_code == 422 and "1 id, 1 before and 0 after" in r.json()["error"]["message"]
+    r = requests.get(url + "/v2/nothing")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_overload_is_429_with_retry_after():
+    engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.5)
+    settings = Settings(max_batch=8, max_concurrency=1, max_wait_ms=0)
+    with thread_server(create_app(settings, engine)) as url:
+        slow = threading.Thread(target=requests.post, args=(url + "/v1/captions",), kwargs={"json": body(good_pair())})
+        slow.start()
+        time.sleep(0.2)
+        r = requests.post(url + "/v1/captions", json=body(good_pair("q")))
+        slow.join()
+        assert r.status_code == 429 and r.json()["error"]["code"] == "overloaded"
+        assert int(r.headers["Retry-After"]) >= 1
+        assert requests.post(url + "/v1/captions", json=body(good_pair("r"))).status_code == 200
+
+
+def test_20_concurrent_clients_x_20_requests_nothing_lost_duplicated_or_mixed(echo):
+    url, engine = echo
+    seen_before = engine.pairs_seen
+
+    def client(c: int) -> list[tuple[str, str, str]]:
+        session = requests.Session()
+        out = []
+        for r in range(20):
+            idx = c * 20 + r
+            pairs = []
+            for k in range(2):  # two pairs per request, distinct content everywhere
+                b, a = (2 * idx + k) % 251, (7 * (2 * idx + k)) % 253
+                pairs.append((f"c{c:02d}_r{r:02d}_p{k}", png_bytes(solid(b, CHIP)), png_bytes(solid(a, CHIP))))
+            response = session.post(url + "/v1/captions", json=body(*pairs), timeout=60)
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            assert [x["id"] for x in results] == [p[0] for p in pairs]
+            for (pair_id, _, _), result, k in zip(pairs, results, range(2), strict=True):
+                b, a = (2 * idx + k) % 251, (7 * (2 * idx + k)) % 253
+                out.append((pair_id, result["caption"], echo_caption(b, a)))
+        return out
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = [row for rows in pool.map(client, range(20)) for row in rows]
+    assert len(answers) == 800
+    assert len({pair_id for pair_id, _, _ in answers}) == 800  # none lost or duplicated
+    mixed = [(i, got, want) for i, got, want in answers if got != want]
+    assert not mixed, mixed[:3]
+    assert engine.pairs_seen - seen_before == 800  # each pair computed exactly once
+    assert max(engine.batches) > 2  # concurrent requests were merged into device batches
+
+
+def test_resent_batch_is_answered_from_cache(echo):
+    url, engine = echo
+    pairs = [good_pair("again1", 100, 101), good_pair("again2", 102, 103)]
+    first = requests.post(url + "/v1/captions", json=body(*pairs)).json()
+    computed = engine.pairs_seen
+    second = requests.post(url + "/v1/captions", json=body(*pairs)).json()
+    assert [x["caption"] for x in second["results"]] == [x["caption"] for x in first["results"]]
+    assert engine.pairs_seen == computed
+    changed = [("again1", png_bytes(solid(7, CHIP)), png_bytes(solid(8, CHIP)))]  # same id, new content: computed
+    assert requests.post(url + "/v1/captions", json=body(*changed)).json()["results"][0]["caption"] == \
+        echo_caption(7, 8)
+
+
+def test_engine_failure_is_a_json_500_and_server_keeps_serving():
+    engine = EchoEngine(chip_size=CHIP, fail_on=66)
+    with thread_server(create_app(Settings(), engine)) as url:
+        r = requests.post(url + "/v1/captions", json=body(good_pair("bad", 66, 1)))
+        assert r.status_code == 500 and r.json()["error"]["code"] == "engine_error"
+        assert "before mean 66" in r.json()["error"]["message"]
+        assert requests.post(url + "/v1/captions", json=body(good_pair("ok", 65, 1))).status_code == 200
+
+
+def test_not_ready_until_engine_loads(tmp_path):
+    settings = Settings(model=str(tmp_path / "missing_model"), warmup=False)
+    with thread_server_no_wait(create_app(settings)) as url:
+        deadline = time.monotonic() + 60
+        while True:
+            r = requests.get(url + "/readyz")
+            if r.json()["error"]["code"] == "model_failed" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "model_failed"
+        assert requests.get(url + "/healthz").status_code == 200
+        r = requests.post(url + "/v1/captions", json=body(good_pair()))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+
+
+def thread_server_no_wait(app):
+    import contextlib
+    import socket
+
+    import uvicorn
+
+    @contextlib.contextmanager
+    def run():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        for _ in range(100):
+            try:
+                requests.get(url + "/healthz", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        try:
+            yield url
+        finally:
+            server.should_exit = True
+            thread.join(20)
+            sock.close()
+
+    return run()
+
+
+def test_tiny_model_server_process(tiny_model_dir, tmp_path):
+    """The real `ccexpert serve` with the tiny checkpoint: every endpoint, captions equal to the in-process
+    engine's, and concurrent clients get their own results."""
+    from ccexpert.engine import CaptionEngine
+
+    port = free_port()
+    process = serve_process(port, "--model", str(tiny_model_dir), "--max-new-tokens", "12", "--max-batch", "4",
+                            log_path=tmp_path / "serve.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.get(url + "/healthz", timeout=30).status_code == 200 if _alive(url, process) else False
+        wait_ready(url, 120, process)
+        info = requests.get(url + "/v1/info").json()
+        assert info["model_name"] == "ccexpert-tiny-random" and info["chip_size"] == 384 and info["max_batch"] == 4
+        rng = np.random.default_rng(3)
+        images = [(rng.integers(0, 256, (384, 384, 3), dtype=np.uint8),
+                   rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)) for _ in range(4)]
+        engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")
+        expected = [r.caption for r in engine.caption(images, max_new_tokens=12)]
+        encoded = [(png_bytes(b), png_bytes(a)) for b, a in images]
+
+        def client(c: int) -> list[tuple[int, str]]:
+            out = []
+            for r in range(2):
+                k = (c + r) % 4
+                reply = requests.post(url + "/v1/captions", json=body((f"c{c}_r{r}", *encoded[k])), timeout=120)
+                assert reply.status_code == 200, reply.text
+                out.append((k, reply.json()["results"][0]["caption"]))
+            return out
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = [row for rows in pool.map(client, range(4)) for row in rows]
+        assert len(answers) == 8
+        assert all(caption == expected[k] for k, caption in answers), (answers, expected)
+        bad = requests.post(url + "/v1/captions", json=body(("x", png_bytes(solid(1, 100)), png_bytes(solid(1, 100)))))
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "wrong_size"
+        metrics = requests.get(url + "/metrics").text
+        assert 'ccexpert_pairs_total{status="ok"} 8.0' in metrics
+    finally:
+        stop_process(process)
+
+
+def _alive(url: str, process, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            requests.get(url + "/healthz", timeout=1)
+            return True
+        except requests.RequestException:
+            time.sleep(0.1)
+    return False
+
+
+def test_settings_layers_flags_over_env_over_toml(tmp_path):
+    from ccexpert.service.settings import load_settings
+
+    toml = tmp_path / "serve.toml"
+    toml.write_text('[serve]\nport = 9000\nmax_batch = 4\nhost = "127.0.0.1"\nmax_wait_ms = 2.5\n')
+    env = {"CCEXPERT_MAX_BATCH": "6", "CCEXPERT_DEVICE": "cpu"}
+    settings = load_settings(toml, {"port": 9100, "model": None}, environ=env)
+    assert (settings.port, settings.max_batch, settings.device, settings.max_wait_ms) == (9100, 6, "cpu", 2.5)
+    assert settings.model is None and settings.is_loopback
+    toml.write_text("max_batchh = 3\n")
+    with pytest.raises(ValueError, match="max_batchh: Extra inputs are not permitted"):
+        load_settings(toml, environ={})
+    with pytest.raises(ValueError, match="max_batch: Input should be greater than or equal to 1"):
+        load_settings(None, environ={"CCEXPERT_MAX_BATCH": "0"})
+    toml.write_text("port = \n")
+    with pytest.raises(ValueError, match="config file"):
+        load_settings(toml, environ={})

@@ -1,0 +1,124 @@
+"""The chip grid contract (docs/ARCHITECTURE.md "Chip grid")."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from ccexpert_changes.core.grid import ChipGrid, RasterGrid, parse_tile_id
+
+GT = (500000.0, 0.5, 0.0, 4100000.0, 0.0, -0.5)
+
+
+def make(width=1000, height=700, chip=384, overlap=0, gt=GT, crs="EPSG:32615"):
+    return ChipGrid(RasterGrid.from_geotransform(gt, width, height, crs), chip, overlap)
+
+
+def test_chips_snap_to_before_pixels_and_cover_raster():
+    grid = make(overlap=64)
+    assert grid.stride == 320
+    chips = list(grid.chips())
+    assert (grid.n_rows, grid.n_cols) == (2, 3)  # 700-64 -> 2 strides; 1000-64 -> 3 strides
+    assert [(c.row, c.col) for c in chips] == list(itertools.product(range(2), range(3)))  # row-major
+    for c in chips:
+        assert (c.xoff, c.yoff, c.size) == (c.col * 320, c.row * 320, 384)
+        xmin, ymin, xmax, ymax = c.bounds
+        assert xmin == pytest.approx(500000.0 + c.xoff * 0.5)
+        assert ymax == pytest.approx(4100000.0 - c.yoff * 0.5)
+        assert xmax - xmin == pytest.approx(384 * 0.5) and ymax - ymin == pytest.approx(384 * 0.5)
+    # every raster pixel is inside some chip; edge chips extend past the raster (padding)
+    last = chips[-1]
+    assert last.xoff + last.size > 1000 and last.yoff + last.size > 700
+    assert grid.valid_shape(last) == (700 - 320, 1000 - 640)
+    assert grid.valid_shape(chips[0]) == (384, 384)
+
+
+def test_no_redundant_chip_when_raster_fits_exactly():
+    assert make(width=384, height=384, overlap=64).count() == 1
+    assert make(width=385, height=384, overlap=64).count() == 2
+    assert make(width=10, height=10).count() == 1  # smaller than a chip: one padded chip
+
+
+def test_tile_ids_stable_and_grid_hash_changes_with_grid():
+    a, b = make(), make()
+    assert a.grid_hash == b.grid_hash and len(a.grid_hash) == 8
+    assert a.tile_id(1, 2) == f"r00001_c00002_{a.grid_hash}"
+    assert parse_tile_id(a.tile_id(12, 345)) == (12, 345, a.grid_hash)
+    other = {
+        make(chip=256).grid_hash,
+        make(overlap=32).grid_hash,
+        make(gt=(500000.5, 0.5, 0.0, 4100000.0, 0.0, -0.5)).grid_hash,
+        make(gt=(500000.0, 0.6, 0.0, 4100000.0, 0.0, -0.5)).grid_hash,
+        make(crs="EPSG:32616").grid_hash,
+    }
+    assert a.grid_hash not in other and len(other) == 5
+    # same grid read through another library: last-bit float noise and case do not change the hash
+    noisy = (500000.0 + 1e-10, 0.5 + 1e-17, 0.0, 4100000.0, 0.0, -0.5)
+    assert make(gt=noisy, crs=" epsg:32615").grid_hash == a.grid_hash
+    # raster size is not part of the hash: a larger raster on the same grid keeps the ids
+    assert make(width=5000).grid_hash == a.grid_hash
+
+
+def test_bounds_selects_overlapping_chips_only():
+    grid = make()  # stride 384, 3 cols x 2 rows
+    # a box inside chip (0, 1) only
+    x0 = 500000.0 + 400 * 0.5
+    box = (x0, 4100000.0 - 100 * 0.5, x0 + 10, 4100000.0 - 50 * 0.5)
+    assert [(c.row, c.col) for c in grid.chips(box)] == [(0, 1)]
+    assert grid.count(box) == 1
+    # a box ending exactly on a chip edge does not pull in the next chip (positive-area overlap)
+    edge = 500000.0 + 384 * 0.5
+    assert [(c.row, c.col) for c in grid.chips((500000.0, 4099990.0, edge, 4100000.0))] == [(0, 0)]
+    # outside the raster: nothing; partly outside: clipped
+    assert grid.count((0.0, 0.0, 1.0, 1.0)) == 0
+    assert grid.count((400000.0, 3000000.0, 600000.0, 5000000.0)) == 6
+
+
+def test_keep_filter_and_count_agree():
+    grid = make()
+    keep = lambda chip: (chip.row + chip.col) % 2 == 0  # noqa: E731
+    kept = list(grid.chips(keep=keep))
+    assert [(c.row, c.col) for c in kept] == [(0, 0), (0, 2), (1, 1)]
+    assert grid.count(keep=keep) == 3
+
+
+def test_count_is_constant_time_and_chips_stream_for_huge_rasters():
+    grid = make(width=10_000_000, height=10_000_000, chip=384, overlap=0)
+    assert grid.count() == 26042 * 26042  # 678 million chips counted without iterating
+    first = next(iter(grid.chips()))
+    assert (first.row, first.col) == (0, 0)
+
+
+def test_south_up_raster_bounds_are_ordered():
+    grid = make(gt=(0.0, 1.0, 0.0, 0.0, 0.0, 1.0), width=500, height=500)
+    chip = grid.chip(1, 0)
+    assert chip.bounds == (0.0, 384.0, 384.0, 768.0)
+    assert grid.count((0.0, 390.0, 10.0, 400.0)) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gt": (0.0, 1.0, 0.1, 0.0, 0.0, -1.0)}, "rotated"),
+        ({"gt": (0.0, 1.0, 0.0, 0.0, 0.2, -1.0)}, "rotated"),
+        ({"width": 0}, "size must be positive"),
+        ({"height": -5}, "size must be positive"),
+        ({"gt": (0.0, 0.0, 0.0, 0.0, 0.0, -1.0)}, "non-zero"),
+        ({"chip": 0}, "chip size"),
+        ({"chip": -384}, "chip size"),
+        ({"overlap": 384}, "overlap"),
+        ({"overlap": -1}, "overlap"),
+    ],
+)
+def test_refuses_bad_grids(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
+
+
+def test_refuses_bad_chip_index_and_tile_id():
+    grid = make()
+    with pytest.raises(ValueError, match="outside the grid"):
+        grid.chip(2, 0)
+    for bad in ("r1_c2", "x00001_c00002_ab12cd34", "r00001_c00002_zzzzzzzz"):
+        with pytest.raises(ValueError, match="not a tile id"):
+            parse_tile_id(bad)

@@ -1,0 +1,64 @@
+"""A scripted HTTP server for the client's failure modes the real service cannot be made to show on demand
+(429/503 bursts, another API version, a non-CCExpert server). Runs in a subprocess:
+``python stub_backend.py PORT``; the first path segment picks the scenario."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+INFO = {"api_version": "1", "model_name": "stub", "model_version": "0", "chip_size": 384, "bands": 3,
+        "max_batch": 4, "max_body_bytes": 1 << 20, "device": "cpu", "dtype": "float32", "demo": True}
+HITS: Counter = Counter()
+SEEN: list[dict] = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _send(self, code: int, body, headers=None, raw: bool = False):
+        data = body if raw else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html" if raw else "application/json")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self):
+        scenario, _, path = self.path.lstrip("/").partition("/")
+        HITS[self.path] += 1
+        SEEN.append({"path": self.path, "ua": self.headers.get("User-Agent", ""),
+                     "auth": self.headers.get("Authorization", "")})
+        if scenario == "seen":
+            return self._send(200, {"requests": SEEN, "hits": HITS})
+        if scenario == "flaky" and HITS[self.path] <= 2:
+            return self._send(503, {"error": {"code": "busy", "message": "warming up", "id": None}})
+        if scenario == "slowdown" and HITS[self.path] == 1:
+            return self._send(429, {"error": {"code": "overloaded", "message": "too many", "id": None}},
+                              {"Retry-After": "1"})
+        if scenario == "down":
+            return self._send(502, {"error": {"code": "bad_gateway", "message": "proxy", "id": None}})
+        if scenario == "v2" and path == "v1/info":
+            return self._send(200, {**INFO, "api_version": "2"})
+        if scenario == "html":
+            return self._send(200, b"<html>a web page</html>", raw=True)
+        if path == "v1/info":
+            return self._send(200, INFO)
+        if path == "v1/captions":
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            return self._send(200, {"model": "stub", "results": [
+                {"id": p["id"], "caption": "no change", "confidence": 1.0, "changed": False, "status": "ok",
+                 "error": None, "timing_ms": 0} for p in body["pairs"]]})
+        return self._send(404, {"error": {"code": "not_found", "message": self.path, "id": None}})
+
+    do_GET = _route
+    do_POST = _route
+
+    def log_message(self, *args):
+        pass
+
+
+if __name__ == "__main__":
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()

@@ -1,0 +1,109 @@
+"""The QGIS-networking client: retries, backoff, User-Agent, clear errors (real service + a scripted stub)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from ccexpert_changes.about import plugin_version
+from ccexpert_changes.client import BackendClient, BackendError
+from conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def stub(qgis_app):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("stub_backend.py")), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/ok/v1/info", timeout=1)  # nosec B310 - loopback stub
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _seen(stub_url):
+    with urllib.request.urlopen(stub_url + "/seen/", timeout=5) as r:  # nosec B310 - loopback stub
+        return json.loads(r.read())
+
+
+def test_info_from_the_real_service_and_user_agent(backend, stub, qgis_app):
+    info = BackendClient(backend.url).info()
+    assert info["api_version"] == "1" and info["chip_size"] == backend.info["chip_size"]
+    BackendClient(stub + "/ok").info()
+    assert f"ccexpert-qgis/{plugin_version()}" in _seen(stub)["requests"][-2]["ua"]
+
+
+def test_503_and_429_are_retried_with_backoff(stub, qgis_app):
+    client = BackendClient(stub + "/flaky", backoff_s=0.05)
+    start = time.monotonic()
+    assert client.info()["model_name"] == "stub"  # two 503s, then success
+    assert _seen(stub)["hits"]["/flaky/v1/info"] == 3
+    client = BackendClient(stub + "/slowdown", backoff_s=0.05)
+    start = time.monotonic()
+    model, results = client.captions([{"id": "a", "before": "", "after": ""}])
+    assert time.monotonic() - start >= 0.9, "Retry-After: 1 was not honoured"
+    assert model == "stub" and results[0]["id"] == "a"
+
+
+def test_retries_give_up_with_the_server_message(stub, qgis_app):
+    client = BackendClient(stub + "/down", retries=2, backoff_s=0.01)
+    with pytest.raises(BackendError, match="HTTP 502: proxy") as err:
+        client.info()
+    assert err.value.kind == "server" and not err.value.fatal
+    assert _seen(stub)["hits"]["/down/v1/info"] == 3
+
+
+def test_incompatible_and_foreign_servers_are_named(stub, qgis_app):
+    with pytest.raises(BackendError, match="API version 2") as err:
+        BackendClient(stub + "/v2").info()
+    assert err.value.kind == "incompatible"
+    with pytest.raises(BackendError, match="is this a CCExpert backend"):
+        BackendClient(stub + "/html").info()
+    with pytest.raises(BackendError, match="no CCExpert API"):
+        BackendClient(stub + "/ok/nothing/here").info()
+
+
+def test_unreachable_backend_after_retries(qgis_app):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(BackendError, match="Cannot reach the CCExpert backend") as err:
+        BackendClient(url, retries=1, backoff_s=0.01).info()
+    assert err.value.kind == "unreachable" and err.value.fatal
+    with pytest.raises(BackendError, match="must start with http"):
+        BackendClient("ftp://example.org")
+
+
+def test_cancel_stops_before_the_next_request(stub, qgis_app):
+    from qgis.core import QgsFeedback
+
+    feedback = QgsFeedback()
+    feedback.cancel()
+    with pytest.raises(BackendError) as err:
+        BackendClient(stub + "/ok", feedback=feedback).info()
+    assert err.value.kind == "canceled"
+
+
+def test_wrong_and_right_key_against_the_real_service(backend, master_password, qgis_app):
+    from ccexpert_changes import settings
+
+    right = settings.store_api_key(backend.key)
+    wrong = settings.store_api_key("certainly-wrong")
+    pair = {"id": "r00000_c00000_00000000", "before": "", "after": ""}
+    with pytest.raises(BackendError, match="refused the API key") as err:
+        BackendClient(backend.url, wrong).captions([pair])
+    assert err.value.kind == "auth" and err.value.status == 401
+    with pytest.raises(BackendError, match="refused the API key"):
+        BackendClient(backend.url, "").captions([pair])
+    # the right key passes auth; the empty images are then refused, naming the pair
+    with pytest.raises(BackendError) as err:
+        BackendClient(backend.url, right).captions([pair])
+    assert err.value.kind == "rejected" and err.value.chip_id == pair["id"]

@@ -1,0 +1,156 @@
+"""LEVIR-CC metrics on hand-checked cases (expected numbers computed independently below, not by the scorers)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ccexpert_training.metrics import JSON_KEYS, coco_scores, evaluate_predictions, normalise
+from ccexpert_training.records import Prediction, RecordError, read_predictions
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="METEOR 1.5 needs Java")
+
+# METEOR 1.5 English parameters (alpha, beta, gamma, delta) and its function-word weighting, for the hand formula.
+ALPHA, BETA, GAMMA, DELTA = 0.85, 0.2, 0.6, 0.75
+
+
+def test_normalisation_is_lower_and_drop_periods_only():
+    assert normalise("The Scene, is the same as before.") == "the scene, is the same as before"
+    assert normalise("A.B  c.") == "ab  c"  # no whitespace collapsing, no other punctuation removed
+
+
+@needs_java
+def test_one_sentence_by_hand():
+    # hyp "the cat sat on mat" vs ref "the cat sat on the mat":
+    # n-gram precisions 5/5, 3/4, 2/3, 1/2; brevity penalty exp(1 - 6/5).
+    scores = coco_scores({"a": ["the cat sat on the mat"]}, {"a": "the cat sat on mat"})
+    bp = math.exp(1 - 6 / 5)
+    precisions = [1.0, 3 / 4, 2 / 3, 1 / 2]
+    for n in range(1, 5):
+        expected = bp * math.prod(precisions[:n]) ** (1 / n)
+        assert scores[f"BLEU-{n}"] == pytest.approx(expected, rel=1e-6)
+    # ROUGE-L: LCS 5, P = 5/5, R = 5/6, beta 1.2
+    p, r, b2 = 1.0, 5 / 6, 1.2**2
+    assert scores["ROUGE-L"] == pytest.approx((1 + b2) * p * r / (r + b2 * p), rel=1e-9)
+    # METEOR: all 5 hypothesis words match exactly (P = 1). Reference: content words cat/sat/mat all matched,
+    # function words the/on/the -> 2 of 3 matched, so R = (delta*3 + (1-delta)*2) / (delta*3 + (1-delta)*3).
+    # Two chunks ("the cat sat on", "mat") over 5 matches.
+    recall = (DELTA * 3 + (1 - DELTA) * 2) / (DELTA * 3 + (1 - DELTA) * 3)
+    fmean = p * recall / (ALPHA * p + (1 - ALPHA) * recall)
+    penalty = GAMMA * (2 / 5) ** BETA
+    assert scores["METEOR"] == pytest.approx(fmean * (1 - penalty), abs=1e-4)
+    # CIDEr-D on a one-image corpus: idf = log(1) - log(1) = 0 for every n-gram
+    assert scores["CIDEr-D"] == 0.0
+
+
+@needs_java
+def test_cider_d_two_images_by_hand():
+    # Disjoint vocabularies: every n-gram has df = 1 and idf = log(2). Image a is an exact copy (cosine 1 for
+    # n = 1..4, no length penalty) -> 10 x mean(1, 1, 1, 1) = 10; image b shares nothing -> 0. Corpus mean = 5.
+    gts = {"a": ["one two three four five six"], "b": ["seven eight nine ten eleven twelve"]}
+    res = {"a": "one two three four five six", "b": "zz yy xx ww"}
+    assert coco_scores(gts, res)["CIDEr-D"] == pytest.approx(5.0, rel=1e-9)
+
+
+@needs_java
+def test_exact_match_and_reordering_meteor():
+    # identical sentences: METEOR 1.5 waives the fragmentation penalty (one chunk spanning both sentences) -> 1
+    sentence = "houses appear near roads beside trees"
+    scores = coco_scores({"a": [sentence]}, {"a": sentence})
+    assert scores["METEOR"] == pytest.approx(1.0, abs=1e-6)
+    # same six content words in two chunks ("beside trees" moved first): Fmean = 1, penalty 0.6 * (2/6)^0.2
+    swapped = coco_scores({"a": [sentence]}, {"a": "beside trees houses appear near roads"})
+    assert swapped["METEOR"] == pytest.approx(1 - GAMMA * (2 / 6) ** BETA, abs=1e-4)
+    assert scores["BLEU-4"] == pytest.approx(1.0, abs=1e-6)
+    assert scores["ROUGE-L"] == pytest.approx(1.0)
+
+
+NOCHANGE_REFS = ("There is no difference.", "The scene is the same as before.")
+
+
+@needs_java
+def test_report_dedups_scores_subsets_and_accuracy():
+    preds = [
+        Prediction("u1", "The scene is the same as before.", NOCHANGE_REFS),  # no-change, correct
+        Prediction("u2", "Some houses are built.", ("Some houses are built.",)),  # change, correct
+        Prediction("u3", "Some roads appear.", NOCHANGE_REFS),  # truth no-change, predicted change: wrong
+        Prediction("u2", "garbage", ("Some houses are built.",)),  # duplicate uid: ignored (first wins)
+    ]
+    with pytest.warns(UserWarning, match="1 duplicate uid"):
+        report = evaluate_predictions(preds)
+    assert report.duplicates == 1
+    assert report.overall["n"] == 3
+    assert report.overall["change_accuracy"] == pytest.approx(200 / 3)
+    assert report.change["n"] == 1 and report.no_change["n"] == 2
+    # the change subset is one exact 4-word match: BLEU-4 = 100 (x100 scale)
+    assert report.change["BLEU-4"] == pytest.approx(100.0, abs=1e-4)
+    sm = report.overall
+    assert sm["S*m"] == pytest.approx((sm["BLEU-4"] + sm["METEOR"] + sm["ROUGE-L"] + sm["CIDEr-D"]) / 4)
+    assert list(report.as_json()) == list(JSON_KEYS)
+
+
+@needs_java
+def test_eval_cli_json_keys_exactly(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    path = tmp_path / "pred.jsonl"
+    lines = [{"uid": "a", "pred": "The scene is the same as before.", "change_caption": list(NOCHANGE_REFS)},
+             {"uid": "b", "pred": "A road is built.", "change_caption": ["A road is built.", "A new road appears."]}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["eval", str(path), "--json", "--report", str(tmp_path / "full.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["n", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m",
+                         "change_accuracy"]
+    assert out["n"] == 2 and out["change_accuracy"] == 100.0
+    full = json.loads((tmp_path / "full.json").read_text())
+    assert full["change"]["n"] == 1 and full["no_change"]["n"] == 1
+
+
+def test_eval_cli_bad_file_names_line(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    path = tmp_path / "pred.jsonl"
+    path.write_text('{"uid": "a", "pred": "x", "change_caption": ["y"]}\n{"uid": "b", "pred": "x"}\n')
+    assert main(["eval", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "'b'" in err and "pred.jsonl:2" in err and "change_caption" in err
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", "invalid JSON"),
+        ('{"pred": "x", "change_caption": ["y"]}', "missing or empty 'uid'"),
+        ('{"uid": "a", "pred": 3, "change_caption": ["y"]}', "'pred' must be a string"),
+        ('{"uid": "a", "pred": "x", "change_caption": []}', "non-empty list"),
+    ],
+)
+def test_bad_prediction_lines(tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(RecordError, match=message):
+        read_predictions(path)
+
+
+PUBLISHED = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
+
+
+@needs_java
+@pytest.mark.skipif(
+    not PUBLISHED or not Path(PUBLISHED).is_file(),
+    reason="set CCEXPERT_PUBLISHED_PREDICTIONS to Meize0729/storage CCExpert/CCExpert_7b_LEVIR-CC_infer_results.txt",
+)
+def test_reproduces_published_ccexpert_7b_numbers():
+    # ccexpert_model.md §5.3: deduplicated to 1929 uids -> 65.48 / 41.82 / 76.54 / 143.28 / 81.78
+    with pytest.warns(UserWarning, match="7 duplicate"):
+        report = evaluate_predictions(read_predictions(PUBLISHED))
+    o = report.overall
+    assert o["n"] == 1929
+    for key, value in {"BLEU-4": 65.48, "METEOR": 41.82, "ROUGE-L": 76.54, "CIDEr-D": 143.28, "S*m": 81.78}.items():
+        assert o[key] == pytest.approx(value, abs=0.01), key
+    assert o["change_accuracy"] == pytest.approx(100 * (921 + 899) / 1929, abs=0.01)

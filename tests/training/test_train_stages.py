@@ -1,0 +1,230 @@
+"""Stage configs, trainable parameter sets, optimizer groups and validation-based checkpoint selection (in process,
+without DeepSpeed; the DeepSpeed path is tests/training/test_train_deepspeed.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ccexpert_training import train
+from ccexpert_training.train import (
+    ConfigError,
+    apply_trainable,
+    load_deepspeed_config,
+    load_stage_config,
+    param_groups,
+    resolve_init,
+    run_stage,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tinydata import write_tiny_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from ccexpert.presets import build_model, build_tiny_tokenizer
+
+    return build_model("tiny", build_tiny_tokenizer(), seed=0)
+
+
+def _names(model, *prefixes):
+    return sorted(n for n, _ in model.named_parameters() if n.startswith(prefixes))
+
+
+def test_stage1_trains_exactly_dim_and_projector(tiny):
+    names = apply_trainable(tiny, load_stage_config("stage1.yaml", _dummy_paths())["trainable"])
+    assert names == _names(tiny, "model.dim.", "model.multi_modal_projector.")
+    modules = (tiny.model.dim, tiny.model.multi_modal_projector)
+    assert sum(p.numel() for p in tiny.parameters() if p.requires_grad) == sum(
+        p.numel() for m in modules for p in m.parameters())
+    assert not any(p.requires_grad for n, p in tiny.named_parameters() if n.startswith(("model.vision_tower.",
+                                                                                        "model.language_model.",
+                                                                                        "lm_head.")))
+
+
+def test_stage2_and_3_train_everything_used(tiny):
+    for stage in ("stage2.yaml", "stage3.yaml"):
+        names = apply_trainable(tiny, load_stage_config(stage, _dummy_paths())["trainable"])
+        everything = _names(tiny, "")
+        unused = [n for n in everything if n == "model.image_newline" or ".post_layernorm." in n]
+        assert len(unused) == 3  # image_newline + SigLIP post-layernorm weight and bias
+        assert names == sorted(set(everything) - set(unused))
+
+
+def test_trainable_parameters_all_receive_gradients(tiny):
+    """The frozen 'unused' list is right: every trainable tensor gets a gradient, the unused ones none."""
+    from ccexpert.processing import CCExpertProcessor
+
+    apply_trainable(tiny, ["vision_tower", "dim", "projector", "language_model"])
+    from ccexpert.presets import build_tiny_tokenizer
+
+    processor = CCExpertProcessor(build_tiny_tokenizer())
+    image = torch.randint(0, 255, (16, 16, 3), dtype=torch.uint8).numpy()
+    batch = processor([(image, image)], captions=["A road is built."])
+    tiny.train()
+    tiny.zero_grad()
+    tiny(**batch).loss.backward()
+    missing = [n for n, p in tiny.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert missing == []
+    tiny.eval()
+
+
+def test_baseline_has_no_dim_and_trains_vision_projector_llm():
+    from ccexpert.presets import build_model, build_tiny_tokenizer
+
+    model = build_model("tiny", build_tiny_tokenizer(), use_dim=False)
+    cfg = load_stage_config("baseline_ov.yaml", _dummy_paths())
+    assert cfg["model"]["use_dim"] is False
+    names = apply_trainable(model, cfg["trainable"])
+    assert not _names(model, "model.dim.")
+    expected = [n for n in _names(model, "model.vision_tower.", "model.multi_modal_projector.",
+                                      "model.language_model.", "lm_head.") if ".post_layernorm." not in n]
+    assert names == expected
+    with pytest.raises(ConfigError, match="trainable parts \\['dim'\\] do not exist"):
+        apply_trainable(model, ["dim"])
+
+
+def test_param_groups_vision_at_0_2x(tiny):
+    cfg = load_stage_config("stage2.yaml", _dummy_paths())
+    apply_trainable(tiny, cfg["trainable"])
+    groups = param_groups(tiny, cfg["optim"]["learning_rate"], cfg["optim"]["lr_scale"], 0.0)
+    assert [(g["name"], g["lr"]) for g in groups] == [
+        ("dim+language_model+projector", 1e-5),
+        ("vision_tower@x0.2", pytest.approx(2e-6)),
+    ]
+    assert sorted(groups[1]["param_names"]) == [n for n in _names(tiny, "model.vision_tower.") if ".post_layernorm." not in n]
+    assert all(g["weight_decay"] == 0.0 for g in groups)
+
+
+def _dummy_paths(tmp: Path | None = None) -> dict:
+    base = tmp or Path("/nonexistent")
+    return {"model.init_from": str(base / "init"), "data.train": str(base / "t.jsonl"),
+            "data.val": str(base / "v.jsonl"), "data.test": str(base / "test.jsonl"),
+            "training.output_dir": str(base / "out")}
+
+
+def test_paper_values_in_stage_configs():
+    s1, s2, s3 = (load_stage_config(f"stage{i}.yaml", _dummy_paths()) for i in (1, 2, 3))
+    assert (s1["batch"]["global_batch_size"], s2["batch"]["global_batch_size"], s3["batch"]["global_batch_size"]) == (
+        64, 256, 256)
+    assert s1["optim"]["learning_rate"] == s2["optim"]["learning_rate"] == 1e-5
+    assert s1["optim"]["lr_scale"] == {} and s2["optim"]["lr_scale"] == {"vision_tower": 0.2}
+    assert (s1["data"]["caption_mode"], s2["data"]["caption_mode"], s3["data"]["caption_mode"]) == (
+        "flatten", "flatten", "random_choice")
+    assert s3["training"]["num_train_epochs"] == 50 and s3["training"]["eval_steps"] == "epoch"
+    for cfg in (s1, s2, s3):
+        assert cfg["optim"]["warmup_ratio"] == 0.03 and cfg["optim"]["weight_decay"] == 0.0
+        assert cfg["optim"]["max_grad_norm"] == 1.0 and cfg["optim"]["lr_scheduler_type"] == "cosine"
+        assert Path(cfg["training"]["deepspeed"]).name == "ds_zero2.json"
+    assert load_deepspeed_config(train.CONFIG_DIR / "ds_zero3.json")["zero_optimization"]["stage"] == 3
+
+
+def test_stage_configs_chain_through_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CCEXPERT_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("CCEXPERT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CCEXPERT_BASE_MODEL", "lmms-lab/some-ov-hf")
+    s1 = load_stage_config("stage1.yaml")
+    s2 = load_stage_config("stage2.yaml")
+    s3 = load_stage_config("stage3.yaml")
+    assert s1["model"]["init_from"] == "lmms-lab/some-ov-hf"  # hub ids stay as they are
+    assert s2["model"]["init_from"] == str(tmp_path / "work" / "stage1")
+    assert s3["model"]["init_from"] == str(tmp_path / "work" / "stage2")
+    assert s3["data"]["val"] == str(tmp_path / "data" / "levircc" / "val.jsonl")
+    assert s3["data"]["test"] == str(tmp_path / "data" / "levircc" / "test.jsonl")
+    monkeypatch.delenv("CCEXPERT_DATA")
+    with pytest.raises(ConfigError, match="CCEXPERT_DATA"):
+        load_stage_config("stage3.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"data.val": None}, "data.val is required"),
+        ({"model.preset": "tiny"}, "exactly one of model.init_from"),
+        ({"trainable": ["vision"]}, "'trainable' must be a non-empty list"),
+        ({"optim.lr_scale": {"vit": 0.2}}, "unknown part 'vit'"),
+        ({"optim.learning_rate": "fast"}, "optim.learning_rate must be a number"),
+        ({"training.eval_stepz": 3}, "unknown keys in 'training'"),
+        ({"data.caption_mode": "all"}, "caption_mode must be flatten or random_choice"),
+        ({"batch.global_batch_size": 0}, "global_batch_size must be a positive integer"),
+    ],
+)
+def test_bad_configs(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_stage_config("stage1.yaml", {**_dummy_paths(), **overrides})
+
+
+def test_deepspeed_optimizer_block_is_refused(tmp_path):
+    bad = json.loads((train.CONFIG_DIR / "ds_zero2.json").read_text())
+    bad["optimizer"] = {"type": "AdamW", "params": {"lr": "auto"}}
+    (tmp_path / "ds.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="remove the 'optimizer' block.*single learning rate"):
+        load_stage_config("stage2.yaml", {**_dummy_paths(), "training.deepspeed": str(tmp_path / "ds.json")})
+
+
+def test_resolve_init_uses_best_and_refuses_unfinished_stage(tmp_path):
+    stage = tmp_path / "stage1"
+    (stage / "best").mkdir(parents=True)
+    (stage / "best" / "config.json").write_text("{}")
+    (stage / "checkpoint-9").mkdir()
+    (stage / "best_checkpoint.json").write_text(json.dumps({"best_dir": "best", "checkpoint": "checkpoint-3"}))
+    assert resolve_init(str(stage)) == str(stage / "best")
+    unfinished = tmp_path / "stage2"
+    (unfinished / "checkpoint-4").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="neither a checkpoint folder"):
+        resolve_init(str(unfinished))
+
+
+class _FakeGeneration:
+    """Stands in for greedy generation: validation quality 'bad, perfect, bad' over the three evaluations."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, model, processor, records, batch_size, max_new_tokens, distributed):
+        from ccexpert_training.records import Prediction
+
+        split = records[0].uid.split("_")[0]
+        self.calls.append((split, len(records)))
+        good = split == "val" and sum(1 for s, _ in self.calls if s == "val") == 2
+        return [Prediction(r.uid, r.captions[0] if good else "zzz qqq", r.captions) for r in records]
+
+
+def test_selection_on_validation_best_exported_test_scored_once(tmp_path, monkeypatch):
+    data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2)
+    fake = _FakeGeneration()
+    monkeypatch.setattr(train, "generate_predictions", fake)
+    out = tmp_path / "s1"
+    overrides = {"model.init_from": None, "model.preset": "tiny", "data.train": str(data / "train.jsonl"),
+                 "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
+                 "training.output_dir": str(out), "training.deepspeed": None, "training.max_steps": 6,
+                 "training.eval_steps": 2, "training.report_to": [], "training.dataloader_num_workers": 0,
+                 "training.gradient_checkpointing": False, "batch.global_batch_size": 1,
+                 "batch.per_device_train_batch_size": 1, "optim.learning_rate": 1e-3}
+    best = run_stage("tiny_stage1.yaml", overrides)
+    assert fake.calls == [("val", 2), ("val", 2), ("val", 2), ("test", 2)]  # test only once, at the end
+    pointer = json.loads((out / "best_checkpoint.json").read_text())
+    assert pointer["checkpoint"] == "checkpoint-4" and pointer["selected_on"] == str(data / "val.jsonl")
+    assert best == out / "best"
+    best_weights = load_file(best / "model.safetensors")
+    for name, tensor in load_file(out / "checkpoint-4" / "model.safetensors").items():
+        assert torch.equal(tensor, best_weights[name])
+    last = load_file(out / "checkpoint-6" / "model.safetensors")
+    assert any(not torch.equal(last[n], best_weights[n]) for n in best_weights)  # best is not the last
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert metrics["checkpoint"] == str(best) and metrics["overall"]["n"] == 2
+    # the next stage starts from this BEST checkpoint
+    assert resolve_init(str(out)) == str(best)
+    # re-running into the same output_dir without --resume is refused
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        run_stage("tiny_stage1.yaml", overrides)
+    # a global batch that does not split over per-device x processes is refused
+    with pytest.raises(ConfigError, match="not divisible"):
+        run_stage("tiny_stage1.yaml", {**overrides, "training.output_dir": str(tmp_path / "x"),
+                                       "batch.global_batch_size": 3, "batch.per_device_train_batch_size": 2})

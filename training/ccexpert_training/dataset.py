@@ -1,0 +1,61 @@
+"""Torch datasets over mixture samples (training) and records (evaluation / prediction).
+
+Images are decoded on access; a missing, unreadable or size-mismatched pair raises
+:class:`~ccexpert_training.records.RecordError` naming the record: the reference's retry-then-substitute loop
+(ccexpert_model.md §4.3) would train on a different sample than the one listed, so we never do that.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from torch.utils.data import Dataset
+
+from .mixture import Sample
+from .records import PairRecord
+
+
+class CaptionPairDataset(Dataset):
+    """Training samples. ``random_choice`` samples draw their caption from an RNG keyed by (seed, epoch, index),
+    so a run is reproducible and each epoch sees a fresh draw (call :meth:`set_epoch`, the trainer does)."""
+
+    def __init__(self, samples: Sequence[Sample], seed: int = 42):
+        self.samples = list(samples)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def caption_for(self, index: int) -> str:
+        sample = self.samples[index]
+        record = sample.record
+        if sample.caption_index is not None:
+            return record.captions[sample.caption_index]
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+        return record.captions[rng.randrange(len(record.captions))]
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.samples[index].record
+        record.check_captions()
+        before, after = record.load_images()
+        return {"uid": record.uid, "before": before, "after": after, "caption": self.caption_for(index)}
+
+
+class PairEvalDataset(Dataset):
+    """One item per record, for generation: images, uid and the reference captions."""
+
+    def __init__(self, records: Sequence[PairRecord]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        before, after = record.load_images()
+        return {"uid": record.uid, "before": before, "after": after, "refs": list(record.captions)}

@@ -1,0 +1,231 @@
+"""Key words of change captions: what a caption says (objects, change verbs, directions, quantities).
+
+RSICCLLM's DNPO (``../shared/reference/rsiccllm.md``) splits caption words into *key words*, which carry the
+meaning, and the rest (articles, prepositions), which only affect fluency. This module holds the key-word lexicon,
+grounded in the LEVIR-CC train/val vocabulary (the counts in comments are occurrences in its 34k references), and
+two uses of it:
+
+- :func:`key_words` reduces a caption to its key words, each mapped to its *meaning group* (``houses`` and
+  ``buildings`` both become ``building``), so the information filter compares what captions say, not their wording;
+- :func:`swap_candidates` lists the single-word replacements that change the meaning of a caption and keep it
+  grammatical: a word is replaced only by a word of the same category and grammatical slot (plural noun by plural
+  noun, past participle by past participle, ...) but of a *different* meaning group, so a swap is never a synonym.
+
+Words whose swaps would often break the grammar (``developed into``, ``the original one``, ``a few``, ``parking
+lot``) are recognised as key words but never swapped, or are protected by the context rules in
+:func:`swap_candidates`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ccexpert.nochange import is_no_change, normalise_caption
+
+NO_CHANGE_KEY = "nochange"
+"""The single key word a no-change caption reduces to (it has no object/verb/direction/quantity)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One lexicon word: its category, meaning group and grammatical slot (swaps stay inside a slot)."""
+
+    category: str  # "object" | "verb" | "direction" | "quantity"
+    group: str  # meaning group; words of one group are synonyms for our purpose and never swapped for each other
+    slot: str  # grammatical slot; a swap keeps it (e.g. "plural", "participle", "axis-lr")
+    swappable: bool = True
+
+
+# Each table: slot -> {meaning group -> words}. Words of one group are (near-)synonyms in LEVIR-CC usage, e.g.
+# house/building/villa (8179/3572/2117 plural uses) describe the same thing, so they are one group.
+_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "singular": {
+        "building": ("building", "house", "villa", "bungalow", "cottage", "mansion", "hut", "cabin", "warehouse",
+                     "factory", "tower", "longhouse"),
+        "road": ("road", "street", "path", "lane", "track", "trail", "footpath", "crossroad", "intersection",
+                 "roundabout", "t-junction", "viaduct", "bridge", "overpass"),
+        "vegetation": ("tree", "forest", "woodland", "meadow", "grassland", "lawn", "jungle", "pasture"),
+        "water": ("lake", "pond", "river", "pool", "reservoir"),
+        "vehicle": ("car", "truck", "vehicle", "bus"),
+        "sports": ("playground", "court", "stadium"),
+        "bareland": ("desert", "wasteland", "clearing", "moorland"),
+    },
+    "plural": {
+        "building": ("buildings", "houses", "villas", "bungalows", "cottages", "mansions", "huts", "cabins",
+                     "warehouses", "factories", "towers", "longhouses", "rooms", "structures"),
+        "road": ("roads", "streets", "paths", "lanes", "tracks", "trails", "crossroads", "intersections",
+                 "viaducts", "bridges", "overpasses"),
+        "vegetation": ("trees", "woods", "forests", "plants", "bushes", "shrubs", "meadows", "grasslands",
+                       "woodlands"),
+        "water": ("lakes", "ponds", "rivers", "pools", "reservoirs"),
+        "vehicle": ("cars", "trucks", "vehicles", "buses"),
+        "sports": ("playgrounds", "courts", "stadiums"),
+        "bareland": ("deserts", "wastelands", "barelands"),
+    },
+    "mass": {
+        "vegetation": ("vegetation", "grass"),
+        "bareland": ("bareland", "land", "sand"),
+        "water": ("water",),
+    },
+}
+
+_VERBS: dict[str, dict[str, tuple[str, ...]]] = {
+    # "has been built" / "are removed": passive participles of building vs removing (8870 built, 1747 removed).
+    "participle": {
+        "build": ("built", "constructed", "erected", "added"),
+        "remove": ("removed", "demolished", "cleared", "knocked", "bulldozed", "flattened", "leveled"),
+        "widen": ("widened", "broadened", "expanded", "enlarged", "extended", "lengthened"),
+    },
+    # "trees have decreased": intransitive change of amount.
+    "participle-intransitive": {"increase": ("increased",), "decrease": ("decreased", "reduced")},
+    # "houses appear" / "a road disappears": intransitive appearing vs vanishing.
+    "plain": {"appear": ("appear", "emerge"), "disappear": ("disappear", "vanish")},
+    "third": {"appear": ("appears", "emerges"), "disappear": ("disappears", "vanishes")},
+    "past": {"appear": ("appeared", "emerged"), "disappear": ("disappeared", "vanished")},
+    "third-amount": {"increase": ("increases",), "decrease": ("decreases",)},
+}
+# Recognised as change verbs but never swapped: their objects/particles ("developed into", "replaced by",
+# "rebuilt into", "cut down") would not fit a replacement.
+_FIXED_VERBS: dict[str, tuple[str, ...]] = {
+    "build": ("planted", "rebuilt", "reconstructed", "developed", "completed", "renovated", "restored", "build",
+              "builds"),
+    "remove": ("cut", "gone", "missing", "withered"),
+    "replace": ("replace", "replaced", "replaces", "replacing", "converted", "transformed", "turned", "becomes",
+                "become", "became"),
+}
+
+_DIRECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Only same-axis opposites, so "top left corner" -> "bottom left corner", never "left left corner".
+    "axis-tb": {"top": ("top",), "bottom": ("bottom",)},
+    "axis-ul": {"upper": ("upper",), "lower": ("lower",)},
+    "axis-lr": {"left": ("left",), "right": ("right",)},
+    "axis-ab": {"above": ("above",), "below": ("below",)},
+    "corner": {"lower-left": ("lower-left", "bottom-left"), "lower-right": ("lower-right", "bottom-right"),
+               "upper-left": ("upper-left", "top-left"), "upper-right": ("upper-right", "top-right")},
+    "orientation": {"vertical": ("vertical",), "horizontal": ("horizontal",)},
+    "orientation-adv": {"vertically": ("vertically",), "horizontally": ("horizontally",)},
+}
+_FIXED_DIRECTIONS: dict[str, tuple[str, ...]] = {"center": ("middle", "center", "centre", "central")}
+
+_QUANTITIES: dict[str, dict[str, tuple[str, ...]]] = {
+    # Numerals with a plural noun (6560 "two" ... 58 "five"). "one" is left out: mostly a pronoun ("the original
+    # one"). Vague quantifiers are near-synonyms of each other ("some"/"several"/"a few"), so they are never swapped.
+    "numeral": {w: (w,) for w in ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")},
+}
+_FIXED_QUANTITIES: dict[str, tuple[str, ...]] = {
+    "one": ("one", "single"),
+    "many": ("many", "numerous"),
+    "some": ("some", "several", "few"),
+    "all": ("all", "most"),
+}
+
+# An object noun right after one of these is the head of a compound ("parking lot", "swimming pool") or the word
+# after it is a particle of a phrasal verb ("cut down"); such positions are not swapped.
+_COMPOUND_MODIFIERS = frozenset(
+    {"parking", "swimming", "basketball", "football", "baseball", "golf", "playing", "storage", "power", "sports",
+     "teaching", "car", "residential"}
+)
+_VERB_PARTICLES = frozenset({"into", "as", "down", "off", "up", "out", "to"})
+
+
+def _build_lexicon() -> dict[str, Entry]:
+    lexicon: dict[str, Entry] = {}
+
+    def add(word: str, entry: Entry) -> None:
+        if word in lexicon:
+            raise AssertionError(f"lexicon word {word!r} listed twice")
+        lexicon[word] = entry
+
+    for category, table in (("object", _OBJECTS), ("verb", _VERBS), ("direction", _DIRECTIONS),
+                            ("quantity", _QUANTITIES)):
+        for slot, groups in table.items():
+            for group, words in groups.items():
+                for word in words:
+                    add(word, Entry(category, group, slot))
+    for category, fixed in (("verb", _FIXED_VERBS), ("direction", _FIXED_DIRECTIONS),
+                            ("quantity", _FIXED_QUANTITIES)):
+        for group, words in fixed.items():
+            for word in words:
+                add(word, Entry(category, group, "fixed", swappable=False))
+    return lexicon
+
+
+LEXICON: dict[str, Entry] = _build_lexicon()
+CATEGORIES = ("object", "verb", "direction", "quantity")
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def tokenize(caption: str) -> list[str]:
+    """Lower-cased word tokens (hyphenated words such as ``lower-left`` stay one token; punctuation is dropped)."""
+    return _TOKEN.findall(normalise_caption(caption))
+
+
+def key_words(caption: str) -> list[str]:
+    """The caption reduced to the meaning groups of its key words, in order.
+
+    >>> key_words("Two houses have been built at the top.")
+    ['two', 'building', 'build', 'top']
+
+    A no-change caption reduces to ``["nochange"]``.
+    """
+    if is_no_change(caption):
+        return [NO_CHANGE_KEY]
+    return [LEXICON[token].group for token in tokenize(caption) if token in LEXICON]
+
+
+@dataclass(frozen=True)
+class Swap:
+    """Replace token ``index`` (``old``) by ``new``: a same-category, same-slot word of another meaning group."""
+
+    index: int
+    old: str
+    new: str
+    category: str
+
+
+def swap_candidates(tokens: Sequence[str], categories: Sequence[str] = CATEGORIES) -> list[Swap]:
+    """Every meaning-changing single-word swap for a tokenised caption, in a fixed order.
+
+    A word is a swap source when it is a swappable key word in one of ``categories`` and its context allows a
+    replacement (not the head of a compound such as "parking lot"; not a verb followed by a particle such as
+    "cut down" or "developed into"). Replacements share the word's category and slot and belong to a different
+    meaning group, so the sentence keeps its grammar and changes its meaning.
+    """
+    swaps: list[Swap] = []
+    for index, token in enumerate(tokens):
+        entry = LEXICON.get(token)
+        if entry is None or not entry.swappable or entry.category not in categories:
+            continue
+        previous = tokens[index - 1] if index > 0 else ""
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if entry.category == "object" and previous in _COMPOUND_MODIFIERS:
+            continue
+        if entry.category == "verb" and following in _VERB_PARTICLES:
+            continue
+        for word, other in LEXICON.items():
+            if other.category == entry.category and other.slot == entry.slot and other.group != entry.group \
+                    and other.swappable and word not in (previous, following):
+                swaps.append(Swap(index, token, word, entry.category))
+    return swaps
+
+
+def apply_swap(tokens: Sequence[str], swap: Swap) -> str:
+    """The caption with one swap applied, the article before it fixed (``a`` / ``an``), as one lower-case string."""
+    if tokens[swap.index] != swap.old:
+        raise ValueError(f"swap {swap} does not match token {swap.index} of {list(tokens)}")
+    out = list(tokens)
+    out[swap.index] = swap.new
+    if swap.index > 0 and out[swap.index - 1] in ("a", "an"):
+        out[swap.index - 1] = "an" if swap.new[0] in "aeiou" else "a"
+    return " ".join(out)
+
+
+def meaning(caption: str) -> tuple[tuple[str, str], ...]:
+    """The (category, meaning group) sequence of a caption's key words: two captions with different meanings
+    (as far as the lexicon can tell) have different ``meaning`` values."""
+    if is_no_change(caption):
+        return (("nochange", NO_CHANGE_KEY),)
+    return tuple((LEXICON[t].category, LEXICON[t].group) for t in tokenize(caption) if t in LEXICON)

@@ -1,0 +1,241 @@
+"""Training records and prediction files: the one JSONL format every reader writes and every trainer reads.
+
+A record is one before/after pair with its reference captions (ARCHITECTURE.md, "Training records")::
+
+    {"uid": str, "before": path, "after": path, "captions": [str, ...], "changed": bool | null, "mask": path | null}
+
+Relative paths are relative to the JSONL file. Predictions (what ``ccexpert predict`` writes and ``ccexpert eval``
+reads) use the reference's published format ``{"uid", "pred", "change_caption": [refs]}``.
+
+Bad input raises :class:`RecordError` naming the file, line and uid; a bad record is never replaced by another
+one (the reference silently substitutes a neighbouring sample, see ccexpert_model.md §4.3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+RECORD_KEYS = ("uid", "before", "after", "captions", "changed", "mask")
+
+
+class RecordError(ValueError):
+    """A dataset record (or prediction line) that cannot be used; the message names the record."""
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One before/after pair. ``before``/``after``/``mask`` are absolute or relative to the current directory."""
+
+    uid: str
+    before: Path
+    after: Path
+    captions: tuple[str, ...]
+    changed: bool | None = None
+    mask: Path | None = None
+    source: str = field(default="", compare=False)  # "file.jsonl:12" for error messages
+
+    def where(self) -> str:
+        return f"record {self.uid!r}" + (f" ({self.source})" if self.source else "")
+
+    def check_captions(self) -> None:
+        """Raise unless there is at least one non-empty caption."""
+        if not self.captions:
+            raise RecordError(f"{self.where()}: empty caption list")
+        for i, caption in enumerate(self.captions):
+            if not isinstance(caption, str) or not caption.strip():
+                raise RecordError(f"{self.where()}: caption {i} is empty or not a string: {caption!r}")
+
+    def check_images(self) -> tuple[int, int]:
+        """Open both images lazily (header only) and check they exist, decode and have the same size."""
+        sizes = []
+        for role, path in (("before", self.before), ("after", self.after)):
+            sizes.append(_image_size(path, f"{self.where()}, {role} image"))
+        if sizes[0] != sizes[1]:
+            raise RecordError(
+                f"{self.where()}: before/after sizes differ: before {sizes[0][0]}x{sizes[0][1]}, "
+                f"after {sizes[1][0]}x{sizes[1][1]} ({self.before}, {self.after})"
+            )
+        return sizes[0]
+
+    def load_images(self) -> tuple[Image.Image, Image.Image]:
+        """Decode both images as RGB; any failure raises RecordError naming this record and the file."""
+        images = []
+        for role, path in (("before", self.before), ("after", self.after)):
+            what = f"{self.where()}, {role} image"
+            if not path.is_file():
+                raise RecordError(f"{what}: file not found: {path}")
+            try:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+                raise RecordError(f"{what}: cannot read {path}: {exc}") from exc
+        if images[0].size != images[1].size:
+            raise RecordError(
+                f"{self.where()}: before/after sizes differ: before {images[0].size[0]}x{images[0].size[1]}, "
+                f"after {images[1].size[0]}x{images[1].size[1]} ({self.before}, {self.after})"
+            )
+        return images[0], images[1]
+
+    def to_json(self, relative_to: Path | None = None) -> dict:
+        def rel(path: Path | None) -> str | None:
+            if path is None:
+                return None
+            if relative_to is not None:
+                return Path(os.path.relpath(Path(path).resolve(), relative_to.resolve())).as_posix()
+            return str(path)
+
+        return {
+            "uid": self.uid,
+            "before": rel(self.before),
+            "after": rel(self.after),
+            "captions": list(self.captions),
+            "changed": self.changed,
+            "mask": rel(self.mask),
+        }
+
+
+def _image_size(path: Path, what: str) -> tuple[int, int]:
+    if not Path(path).is_file():
+        raise RecordError(f"{what}: file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.verify()  # checks the file structure without decoding every pixel
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise RecordError(f"{what}: cannot read {path}: {exc}") from exc
+
+
+def parse_record(obj: object, base_dir: Path, source: str, require_captions: bool = True) -> PairRecord:
+    """Validate one decoded JSON object and turn it into a PairRecord (paths resolved against ``base_dir``)."""
+    if not isinstance(obj, dict):
+        raise RecordError(f"{source}: expected a JSON object, got {type(obj).__name__}")
+    uid = obj.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise RecordError(f"{source}: missing or empty 'uid'")
+    where = f"record {uid!r} ({source})"
+    unknown = sorted(set(obj) - set(RECORD_KEYS))
+    if unknown:
+        raise RecordError(f"{where}: unknown keys {unknown}; allowed: {list(RECORD_KEYS)}")
+    paths: dict[str, Path | None] = {}
+    for key in ("before", "after", "mask"):
+        value = obj.get(key)
+        if value is None and key == "mask":
+            paths[key] = None
+            continue
+        if not isinstance(value, str) or not value:
+            raise RecordError(f"{where}: '{key}' must be a non-empty path string, got {value!r}")
+        path = Path(value)
+        paths[key] = path if path.is_absolute() else base_dir / path
+    captions = obj.get("captions")
+    if not isinstance(captions, list):
+        raise RecordError(f"{where}: 'captions' must be a list of strings, got {captions!r}")
+    changed = obj.get("changed")
+    if changed is not None and not isinstance(changed, bool):
+        raise RecordError(f"{where}: 'changed' must be true, false or null, got {changed!r}")
+    record = PairRecord(uid, paths["before"], paths["after"], tuple(captions), changed, paths["mask"], source)
+    if require_captions or captions:
+        record.check_captions()
+    return record
+
+
+def read_records(path: str | Path, require_captions: bool = True) -> list[PairRecord]:
+    """Read a records JSONL file; every malformed line or duplicate uid raises RecordError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"records file not found: {path}")
+    records: list[PairRecord] = []
+    seen: dict[str, str] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            source = f"{path}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecordError(f"{source}: invalid JSON: {exc}") from exc
+            record = parse_record(obj, path.parent, source, require_captions)
+            if record.uid in seen:
+                raise RecordError(f"{record.where()}: duplicate uid (first at {seen[record.uid]})")
+            seen[record.uid] = source
+            records.append(record)
+    return records
+
+
+def write_records(records: Iterable[PairRecord], path: str | Path, relative: bool = True) -> int:
+    """Write records as JSONL; with ``relative`` the paths are stored relative to the file's folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_json(path.parent if relative else None), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def check_records(records: Sequence[PairRecord], check_images: bool = True) -> None:
+    """Pre-flight check of a whole dataset, so a bad record fails at start-up and not hours into training."""
+    for record in records:
+        record.check_captions()
+        if check_images:
+            record.check_images()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One line of a predictions file: the model's caption and the reference captions."""
+
+    uid: str
+    pred: str
+    refs: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"uid": self.uid, "pred": self.pred, "change_caption": list(self.refs)}
+
+
+def read_predictions(path: str | Path) -> list[Prediction]:
+    """Read ``{"uid", "pred", "change_caption"}`` lines (duplicates are kept; metrics deduplicate with a warning)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"predictions file not found: {path}")
+    out: list[Prediction] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            source = f"{path}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecordError(f"{source}: invalid JSON: {exc}") from exc
+            if not isinstance(obj, dict):
+                raise RecordError(f"{source}: expected a JSON object")
+            uid, pred, refs = obj.get("uid"), obj.get("pred"), obj.get("change_caption")
+            if not isinstance(uid, str) or not uid:
+                raise RecordError(f"{source}: missing or empty 'uid'")
+            if not isinstance(pred, str):
+                raise RecordError(f"prediction {uid!r} ({source}): 'pred' must be a string, got {pred!r}")
+            if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+                raise RecordError(
+                    f"prediction {uid!r} ({source}): 'change_caption' must be a non-empty list of non-empty strings"
+                )
+            out.append(Prediction(uid, pred, tuple(refs)))
+    return out
+
+
+def write_predictions(predictions: Iterable[Prediction], path: str | Path) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for prediction in predictions:
+            handle.write(json.dumps(prediction.to_json(), ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,153 @@
+"""Synthetic bi-temporal pairs and the benchmark on disk (train/val/test JSONL in the record format).
+
+Each pair is drawn from its own random stream ``(seed, index)``, so pair i is the same whatever N is and
+the split files are reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ccexpert_training.maskcaption.facts import CLASS_IDS, CLASS_NAMES, LAND_COVER, ChangeFacts, extract_facts
+from ccexpert_training.maskcaption.render import render_captions
+
+from .layout import TILE, make_tile, random_change
+from .raster import Acquisition, render
+
+SIZE = 256
+SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+# A palette so semantic change masks are viewable; index = class id.
+MASK_PALETTE = [0, 0, 0, 184, 163, 132, 118, 146, 84, 30, 110, 40, 40, 90, 200, 150, 150, 150, 230, 60, 50,
+                240, 200, 40]
+
+
+@dataclass
+class Pair:
+    uid: str
+    before: np.ndarray  # HxWx3 uint8
+    after: np.ndarray
+    mask: np.ndarray  # HxW uint8 semantic change mask (class id of what appeared / disappeared; 0 = none)
+    facts: ChangeFacts
+    captions: list[str]
+    events: list[str]
+
+
+def semantic_change_mask(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Class id of the changed object per pixel: the new class, or the old one where an object was removed."""
+    land = np.isin(after, [CLASS_IDS[c] for c in LAND_COVER])
+    object_before = ~np.isin(before, [CLASS_IDS[c] for c in LAND_COVER])
+    lost = land & (object_before | (before == CLASS_IDS["forest"]))
+    return np.where(before == after, 0, np.where(lost, before, after)).astype(np.uint8)
+
+
+def make_pair(seed: int, index: int, changed: bool | None = None, size: int = SIZE) -> Pair:
+    """Pair ``index`` of the benchmark with seed ``seed``. ``changed`` forces a kind; None = 50/50."""
+    rng = np.random.default_rng([seed, index])
+    if changed is None:
+        changed = bool(rng.random() < 0.5)
+    ground_seed = int(rng.integers(1 << 30))
+    scale = size / TILE
+    shape = (size, size)
+    for _ in range(8):
+        lay = make_tile(rng)
+        after_lay, events = random_change(rng, lay, 2 if rng.random() < 0.15 else 1) if changed else (lay, [])
+        before_img, before_cls = render(lay, Acquisition.random(rng), shape, scale, ground_seed)
+        after_img, after_cls = render(after_lay, Acquisition.random(rng), shape, scale, ground_seed)
+        mask = semantic_change_mask(before_cls, after_cls)
+        facts = extract_facts(mask > 0, before_cls, after_cls)
+        if facts.changed == changed:
+            break
+    else:  # pragma: no cover - a changed layout always finds room within a few tries
+        raise RuntimeError(f"pair {index} of seed {seed}: no change could be placed")
+    return Pair(f"synth{seed}_{index:06d}", before_img, after_img, mask, facts, render_captions(facts), events)
+
+
+def split_of(index: int, n: int) -> str:
+    """Contiguous splits: the first 80% train, then 10% val, 10% test."""
+    edge = 0.0
+    for name, share in SPLITS:
+        edge += share
+        if index < round(edge * n):
+            return name
+    return SPLITS[-1][0]
+
+
+def _save_mask(path: Path, mask: np.ndarray) -> None:
+    img = Image.fromarray(mask, mode="P")
+    img.putpalette(MASK_PALETTE)
+    img.save(path)
+
+
+def write_benchmark(out_dir: str | Path, n: int, seed: int, size: int = SIZE, progress=None,
+                    splits: tuple[str, ...] = ("train", "val", "test"), workers: int = 1) -> dict[str, Path]:
+    """Write ``n`` pairs: images under ``out_dir/images/{A,B,label}``, records in ``{train,val,test}.jsonl``
+    and the facts of every pair in ``facts.jsonl``. Returns the JSONL paths by split.
+
+    ``splits`` limits the work to some splits (e.g. only ``("test",)`` for an evaluation set of another seed);
+    a pair keeps its index, uid and split whatever is selected. ``workers`` > 1 renders pairs in that many
+    processes; the output is the same."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    unknown = set(splits) - {name for name, _ in SPLITS}
+    if unknown or not splits:
+        raise ValueError(f"splits must be a non-empty subset of {[name for name, _ in SPLITS]}, got {list(splits)}")
+    out = Path(out_dir)
+    for sub in ("A", "B", "label"):
+        (out / "images" / sub).mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.jsonl" for name, _ in SPLITS if name in splits}
+    files = {name: path.open("w", encoding="utf-8") for name, path in paths.items()}
+    try:
+        with (out / "facts.jsonl").open("w", encoding="utf-8") as facts_file:
+            for pair in _pairs(seed, n, size, progress, splits, workers, out):
+                name = f"{pair.uid}.png"
+                record = {"uid": pair.uid, "before": f"images/A/{name}", "after": f"images/B/{name}",
+                          "captions": pair.captions, "changed": pair.facts.changed, "mask": f"images/label/{name}"}
+                index = int(pair.uid.rsplit("_", 1)[1])
+                files[split_of(index, n)].write(json.dumps(record) + "\n")
+                facts_file.write(json.dumps({"uid": pair.uid, "events": pair.events, **pair.facts.to_dict()}) + "\n")
+    finally:
+        for f in files.values():
+            f.close()
+    (out / "README.txt").write_text(
+        f"Synthetic bi-temporal benchmark: {n} pairs, seed {seed}, {size}x{size} px, generated by `ccexpert synth`.\n"
+        "Procedural aerial-like scenes, not real imagery. Masks: semantic change masks, pixel value = class id "
+        f"{json.dumps(CLASS_NAMES)}; 0 = no change.\n", encoding="utf-8")
+    return paths
+
+
+def _render_and_save(job: tuple[int, int, int, str]) -> Pair:
+    """Make pair ``index`` and write its images (in a worker process when ``workers`` > 1)."""
+    seed, index, size, out = job
+    pair = make_pair(seed, index, size=size)
+    name = f"{pair.uid}.png"
+    Image.fromarray(pair.before).save(Path(out) / "images" / "A" / name)
+    Image.fromarray(pair.after).save(Path(out) / "images" / "B" / name)
+    _save_mask(Path(out) / "images" / "label" / name, pair.mask)
+    pair.before = pair.after = pair.mask = None  # the images are on disk; keep the facts and captions
+    return pair
+
+
+def _pairs(seed: int, n: int, size: int, progress, splits: tuple[str, ...], workers: int, out: Path
+           ) -> Iterator[Pair]:
+    jobs = [(seed, index, size, str(out)) for index in range(n) if split_of(index, n) in splits]
+    if progress is not None and len(jobs) < n:
+        progress(n - len(jobs))
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for pair in pool.imap(_render_and_save, jobs, chunksize=4):
+                yield pair
+                if progress is not None:
+                    progress(1)
+        return
+    for job in jobs:
+        yield _render_and_save(job)
+        if progress is not None:
+            progress(1)
