@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,9 @@ def main() -> int:
           f"(overhead {1 - best_service / best_engine:.1%}; goal <= 15%)")
     print(f"ratio HTTP end to end / in-process = {best_e2e / best_engine:.3f} "
           f"(overhead {1 - best_e2e / best_engine:.1%}; client encoding on the same cores)")
+    med = statistics.median
+    print(f"medians over {args.rounds} rounds: service/in-process {med(service_rates) / med(engine_rates):.3f}, "
+          f"end to end/in-process {med(e2e_rates) / med(engine_rates):.3f}")
     return 0
 
 

@@ -207,9 +207,8 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
                              "AOI or raise the limit")
         area_prepared = prepared.prep(area)
 
-        def keep(chip: Chip) -> bool:
-            footprint = box(*chip.bounds)
-            return area_prepared.intersects(footprint) and not area_prepared.touches(footprint)  # area > 0
+        def keep(chip: Chip) -> bool:  # chips touching the AOI, as the plugin keeps them
+            return area_prepared.intersects(box(*chip.bounds))
 
         summary.total = grid.count(bounds, keep)
         stretch = rasters.stretch(bounds)

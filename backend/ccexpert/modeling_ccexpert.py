@@ -218,11 +218,6 @@ class CCExpertPreTrainedModel(LlavaOnevisionPreTrainedModel):
         if getattr(module, "_is_difference_branch", False):
             module.init_gates()
 
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if getattr(module, "_is_difference_branch", False):
-            module.init_gates()  # the difference branch starts as a no-op (ccexpert.difference_branch)
-
 
 class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
     """LlavaOnevisionModel with two images per sample, 729 tokens each, the DIM, and no anyres/image_newline.

@@ -9,6 +9,7 @@ chips in batches to the backend and append each batch to the GeoPackage in one t
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from .client import BackendClient, BackendError
 from .core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, utc_now_iso
 from .core.grid import Bounds, Chip, ChipGrid
 from .output import OutputError, TileWriter
+from .prefetch import Prefetcher
 from .reader import PairReader, RasterInputError, default_bands, encode_png, open_raster, raster_grid
 
 DEFAULT_BATCH = 8
@@ -332,41 +334,59 @@ class _Run:
     backend: str
     max_body: int
     model: str
+    batch_size: int = DEFAULT_BATCH
+
+    def _prepare(self, plan: Plan, resumed: frozenset[str]):
+        """(kind, chip, payload) for every chip, in grid order; runs in the prefetch thread."""
+        for chip in plan.grid.chips(plan.bounds, plan.keep):
+            if chip.tile_id in resumed:
+                yield "resumed", chip, None
+                continue
+            if self.feedback.isCanceled():
+                return
+            images = plan.reader.read_chip(chip)
+            nodata = (images.nodata_before, images.nodata_after)
+            if max(nodata) > self.max_nodata:
+                yield "skipped", chip, nodata
+                continue
+            pair = {
+                "id": chip.tile_id,
+                "before": base64.b64encode(encode_png(images.before)).decode("ascii"),
+                "after": base64.b64encode(encode_png(images.after)).decode("ascii"),
+            }
+            yield "pair", chip, (pair, *nodata)
 
     def execute(self, plan: Plan, batch_size: int) -> dict[str, int]:
+        self.batch_size = batch_size
         stats = {"CAPTIONED": 0, "CHANGED_RUN": 0, "ERRORS": 0, "SKIPPED_NODATA": 0, "RESUMED": 0}
         pending: list[tuple[Chip, dict, float, float]] = []  # chip, pair, nodata fractions
         finished: list[tuple[dict, Bounds]] = []  # records written with the next batch
         seen = 0
         pending_bytes = 0
-        for chip in plan.grid.chips(plan.bounds, plan.keep):
-            seen += 1
-            if chip.tile_id in self.writer.done:
-                stats["RESUMED"] += 1
-                continue
-            if self.feedback.isCanceled():
-                break
-            images = plan.reader.read_chip(chip)
-            if images.nodata_before > self.max_nodata or images.nodata_after > self.max_nodata:
-                finished.append((self._record(chip, STATUS_SKIPPED_NODATA, images.nodata_before,
-                                              images.nodata_after), chip.bounds))
-                stats["SKIPPED_NODATA"] += 1
-            else:
-                pair = {
-                    "id": chip.tile_id,
-                    "before": base64.b64encode(encode_png(images.before)).decode("ascii"),
-                    "after": base64.b64encode(encode_png(images.after)).decode("ascii"),
-                }
-                size = len(pair["before"]) + len(pair["after"]) + JSON_OVERHEAD_BYTES
-                if pending and self.max_body and pending_bytes + size > self.max_body:
+        resumed = frozenset(self.writer.done)
+        with Prefetcher(lambda: self._prepare(plan, resumed), depth=2 * self.batch_size) as prepared:
+            for kind, chip, payload in prepared:
+                seen += 1
+                if kind == "resumed":
+                    stats["RESUMED"] += 1
+                    continue
+                if self.feedback.isCanceled():
+                    break
+                if kind == "skipped":
+                    finished.append((self._record(chip, STATUS_SKIPPED_NODATA, *payload), chip.bounds))
+                    stats["SKIPPED_NODATA"] += 1
+                else:
+                    pair, nb, na = payload
+                    size = len(pair["before"]) + len(pair["after"]) + JSON_OVERHEAD_BYTES
+                    if pending and self.max_body and pending_bytes + size > self.max_body:
+                        self._flush(pending, finished, stats)
+                        pending, finished, pending_bytes = [], [], 0
+                    pending.append((chip, pair, nb, na))
+                    pending_bytes += size
+                if len(pending) >= self.batch_size or len(finished) >= 64:
                     self._flush(pending, finished, stats)
                     pending, finished, pending_bytes = [], [], 0
-                pending.append((chip, pair, images.nodata_before, images.nodata_after))
-                pending_bytes += size
-            if len(pending) >= batch_size or len(finished) >= 64:
-                self._flush(pending, finished, stats)
-                pending, finished, pending_bytes = [], [], 0
-                self.feedback.setProgress(100.0 * seen / plan.count)
+                    self.feedback.setProgress(100.0 * seen / plan.count)
         if not self.feedback.isCanceled():
             self._flush(pending, finished, stats)
         else:
@@ -387,8 +407,19 @@ class _Run:
 
     def _flush(self, pending, finished, stats) -> None:
         if pending:
+            start = time.monotonic()
             finished = finished + self._caption(pending, stats)
+            self._adapt_batch(len(pending), time.monotonic() - start)
         self.writer.write(finished)
+
+    def _adapt_batch(self, sent: int, seconds: float) -> None:
+        """Halve the batch when a request took more than a third of the timeout (a slow device), so later
+        requests do not time out."""
+        limit = self.client.effective_timeout_s(self.client.timeout_s + self.client.per_pair_timeout_s * sent)
+        if self.batch_size > 1 and seconds > limit / 3:
+            self.batch_size = max(1, self.batch_size // 2)
+            self.feedback.pushInfo(tr("A batch of {0} took {1:.0f} s; sending {2} chip pairs per request from now on")
+                                   .format(sent, seconds, self.batch_size))
 
     def _caption(self, pending, stats) -> list[tuple[dict, Bounds]]:
         """Records for ``pending``; a refused batch is retried pair by pair so one bad chip fails alone."""

@@ -24,7 +24,6 @@ RETRY_STATUSES = {429, 500, 502, 503, 504}
 _TRANSIENT_ERRORS = {
     QNetworkReply.NetworkError.ConnectionRefusedError,
     QNetworkReply.NetworkError.RemoteHostClosedError,
-    QNetworkReply.NetworkError.TimeoutError,
     QNetworkReply.NetworkError.TemporaryNetworkFailureError,
     QNetworkReply.NetworkError.NetworkSessionFailedError,
     QNetworkReply.NetworkError.UnknownNetworkError,
@@ -59,7 +58,8 @@ def remove_user_agent_hook() -> None:
 
 
 class BackendError(Exception):
-    """A failure talking to the backend. ``kind``: unreachable, incompatible, auth, rejected, server, canceled.
+    """A failure talking to the backend. ``kind``: unreachable, incompatible, auth, rejected, server, timeout,
+    canceled.
     ``chip_id`` names the pair the backend refused, when it said which."""
 
     def __init__(self, kind: str, message: str, status: int | None = None, chip_id: str | None = None):
@@ -82,7 +82,8 @@ class BackendClient:
         base_url: str,
         authcfg: str = "",
         feedback: QgsFeedback | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = 60.0,
+        per_pair_timeout_s: float = 30.0,
         retries: int = 3,
         backoff_s: float = 1.0,
     ):
@@ -93,6 +94,7 @@ class BackendClient:
         self.base_url = url
         self.feedback = feedback
         self.timeout_s = timeout_s
+        self.per_pair_timeout_s = per_pair_timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         try:
@@ -129,7 +131,8 @@ class BackendClient:
         """Caption ``pairs`` (``{"id", "before", "after"}`` with base64 PNGs) -> (model, results in request
         order)."""
         payload = json.dumps({"pairs": pairs, "max_new_tokens": int(max_new_tokens)}).encode("utf-8")
-        status, body = self._request("POST", "/v1/captions", payload)
+        status, body = self._request("POST", "/v1/captions", payload,
+                                     timeout_s=self.timeout_s + self.per_pair_timeout_s * len(pairs))
         try:
             answer = json.loads(body.decode("utf-8"))
             results, model = answer["results"], str(answer.get("model") or "")
@@ -144,6 +147,12 @@ class BackendClient:
                 "incompatible", tr("The backend answered without results for {0} chip(s).").format(len(missing)), status
             )
         return model, [by_id[p["id"]] for p in pairs]
+
+    def effective_timeout_s(self, timeout_s: float | None = None) -> float:
+        """The request timeout in force: ours, capped by QGIS' own network timeout (Options > Network)."""
+        qgis_s = QgsNetworkAccessManager.timeout() / 1000.0
+        wanted = self.timeout_s if timeout_s is None else timeout_s
+        return min(wanted, qgis_s) if qgis_s > 0 else wanted
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def _canceled(self) -> bool:
@@ -201,6 +210,13 @@ class BackendClient:
         body = bytes(reply.content())
         if code == QgsBlockingNetworkRequest.ErrorCode.NoError and 200 <= status < 300:
             return status, body
+        timed_out = code == QgsBlockingNetworkRequest.ErrorCode.TimeoutError or reply.error() in (
+            QNetworkReply.NetworkError.TimeoutError, QNetworkReply.NetworkError.OperationCanceledError)
+        if status == 0 and timed_out:
+            raise _Retry(BackendError(
+                "timeout",
+                tr("The backend at {0} did not answer {1} within {2:.0f} s; it may be overloaded or the batch too "
+                   "large for its device.").format(self.base_url, path, self.effective_timeout_s(timeout_s))), None)
         if status == 0:
             error = BackendError(
                 "unreachable",
@@ -209,7 +225,7 @@ class BackendClient:
                     self.base_url, blocking.errorMessage() or reply.errorString()
                 ),
             )
-            if reply.error() in _TRANSIENT_ERRORS or code == QgsBlockingNetworkRequest.ErrorCode.TimeoutError:
+            if reply.error() in _TRANSIENT_ERRORS:
                 raise _Retry(error, None)
             raise error
         message, chip_id = _error_message(body)

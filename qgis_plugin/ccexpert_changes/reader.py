@@ -20,7 +20,7 @@ from .about import tr
 from .core.grid import Bounds, Chip, RasterGrid
 from .core.stretch import Stretch, compute_stretch, nodata_fraction, valid_mask
 
-STRETCH_SAMPLE_PX = 1024  # longest side of the decimated read the stretch percentiles come from
+STRETCH_SAMPLE_PX = 512  # longest side of the decimated read the stretch percentiles come from (~260k px)
 
 
 class RasterInputError(ValueError):
@@ -165,8 +165,8 @@ class PairReader:
         for which in ("before", "after"):
             arr, valid = self._read(which, c0, r0, w, h, bw, bh, resample=gdal.GRIORA_NearestNeighbour)
             nodata = self.nodata_before if which == "before" else self.nodata_after
-            arr = arr.astype(np.float64)
-            arr[:, ~valid] = np.nan  # NaN is ignored by valid_mask as nodata
+            arr = arr.astype(np.float32)
+            arr[:, ~valid] = np.nan  # NaN counts as nodata in valid_mask (covers padding and mask bands)
             samples.append((arr, nodata))
         self.stretch = compute_stretch(samples)
         return self.stretch

@@ -45,6 +45,10 @@ def max_chips() -> int:
         return DEFAULT_MAX_CHIPS
 
 
+def set_max_chips(value: int) -> None:
+    QgsSettings().setValue(KEY_MAX_CHIPS, int(value))
+
+
 def has_api_header_method() -> bool:
     return "APIHeader" in QgsApplication.authManager().authMethodsKeys()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from qgis.core import QgsApplication
 from qgis.PyQt.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -12,6 +13,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
 )
 
@@ -29,6 +31,9 @@ class SettingsDialog(QDialog):
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setPlaceholderText(tr("leave empty to keep the stored key"))
         self.authcfg_label = QLabel(settings.authcfg() or tr("(none)"))
+        self.max_chips_spin = QSpinBox()
+        self.max_chips_spin.setRange(1, 10_000_000)
+        self.max_chips_spin.setValue(settings.max_chips())
         self.test_button = QPushButton(tr("Test connection"))
         self.result_view = QPlainTextEdit()
         self.result_view.setReadOnly(True)
@@ -36,6 +41,7 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Backend URL"), self.url_edit)
         form.addRow(tr("API key"), self.key_edit)
         form.addRow(tr("Stored as authentication configuration"), self.authcfg_label)
+        form.addRow(tr("Ask before runs of more chips than"), self.max_chips_spin)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
@@ -73,4 +79,8 @@ class SettingsDialog(QDialog):
             self.result_view.setPlainText(str(exc))
             return
         settings.set_backend_url(self.url_edit.text())
+        settings.set_max_chips(self.max_chips_spin.value())
+        provider = QgsApplication.processingRegistry().providerById("ccexpert")
+        if provider is not None:  # the algorithm's BACKEND_URL, AUTHCFG and MAX_CHIPS defaults come from here
+            provider.refreshAlgorithms()
         self.accept()

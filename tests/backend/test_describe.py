@@ -431,3 +431,36 @@ def test_huge_raster_is_streamed_memory_stays_flat(tmp_path):
         tracemalloc.stop()
     assert summary.total == 4 and engine.pairs_seen == 4  # 300 m x 200 m from 5000 m: chips 26-27 x 26-27
     assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"  # the raster would be 2.4 GB
+
+
+def test_wrong_key_stops_with_the_reason_on_the_tiles(tmp_path, capsys):
+    from ccexpert.service import Settings, create_app
+    from ccexpert.service.auth import key_line
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text(key_line("right-key") + "\n")
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("wrong-key\n")
+    before = write_tif(tmp_path / "b.tif", blocks(768), from_origin(*ORIGIN, 0.5, 0.5))
+    out = tmp_path / "o.gpkg"
+    with thread_server(create_app(Settings(api_keys_file=keys), EchoEngine())) as url:
+        args = ["describe", str(before), str(before), "-o", str(out), "--backend", url, "-q", "--batch-size", "2"]
+        assert main([*args, "--api-key-file", str(wrong)]) == 1
+        err = capsys.readouterr().err
+        assert "HTTP 401 unauthorized: wrong API key" in err and "--resume" in err
+        rows = rows_of(out)
+        assert len(rows) == 2 and all(r["status"] == "error" and "401" in r["error"] for r in rows)
+        right = tmp_path / "right.txt"
+        right.write_text("right-key\n")
+        assert main([*args, "--api-key-file", str(right), "--resume"]) == 0
+    rows = rows_of(out)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+
+
+def test_grid_chip_size_other_than_the_models_is_resized(tmp_path):
+    before = write_tif(tmp_path / "b.tif", blocks(768, chip=192), from_origin(*ORIGIN, 0.5, 0.5))
+    summary, engine = echo_run(before, before, tmp_path / "o.gpkg", chip_size=192)
+    assert summary.total == 16 and engine.pairs_seen == 16
+    rows = rows_of(tmp_path / "o.gpkg")
+    assert rows[5]["caption"] == "before 60 after 60"  # chip (1, 1) = block 6, resized from 192 to 384 px
+    assert rows[5]["bounds"][2] - rows[5]["bounds"][0] == pytest.approx(96.0)

@@ -120,7 +120,7 @@ BAD_BODIES = {
                      "pairs.0.mask"),
     "missing_after": (lambda: {"pairs": [{"id": "p", "before": "AAAA"}]}, 422, "invalid_request", "pairs.0.after"),
     "bad_id": (lambda: body(good_pair("has space")), 422, "invalid_request", "pairs.0.id"),
-    "too_many_tokens": (lambda: body(good_pair(), max_new_tokens=500), 422, "invalid_request", "server limit"),
+    "zero_tokens": (lambda: body(good_pair(), max_new_tokens=0), 422, "invalid_request", "max_new_tokens"),
 }
 
 
@@ -136,6 +136,20 @@ def test_bad_json_input_is_a_4xx_naming_the_problem_and_server_keeps_serving(ech
         assert error["id"] == "p"
     ok = requests.post(url + "/v1/captions", json=body(good_pair("after_bad", 3, 4)))
     assert ok.status_code == 200 and ok.json()["results"][0]["caption"] == echo_caption(3, 4)
+
+
+def test_max_new_tokens_is_capped_at_the_server_setting():
+    class Recording(EchoEngine):
+        def caption(self, pairs, max_new_tokens=64):
+            self.last_tokens = max_new_tokens
+            return super().caption(pairs, max_new_tokens)
+
+    engine = Recording(chip_size=CHIP)
+    with thread_server(create_app(Settings(max_new_tokens=20), engine)) as url:
+        assert requests.post(url + "/v1/captions", json=body(good_pair(), max_new_tokens=64)).status_code == 200
+        assert engine.last_tokens == 20
+        assert requests.post(url + "/v1/captions", json=body(good_pair("b"), max_new_tokens=5)).status_code == 200
+        assert engine.last_tokens == 5
 
 
 def test_body_over_limit_is_413_with_and_without_content_length(echo):
@@ -233,19 +247,26 @@ def test_engine_failure_is_a_json_500_and_server_keeps_serving():
         assert requests.post(url + "/v1/captions", json=body(good_pair("ok", 65, 1))).status_code == 200
 
 
-def test_not_ready_until_engine_loads(tmp_path):
-    settings = Settings(model=str(tmp_path / "missing_model"), warmup=False)
-    with thread_server_no_wait(create_app(settings)) as url:
-        deadline = time.monotonic() + 60
-        while True:
-            r = requests.get(url + "/readyz")
-            if r.json()["error"]["code"] == "model_failed" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert r.status_code == 503 and r.json()["error"]["code"] == "model_failed"
-        assert requests.get(url + "/healthz").status_code == 200
+def test_not_ready_while_loading_then_model_failed(monkeypatch):
+    import ccexpert.engine
+
+    def slow_failing_load(model, device, dtype, max_batch):
+        time.sleep(1.0)
+        raise FileNotFoundError(f"no model at {model}")
+
+    monkeypatch.setattr(ccexpert.engine.CaptionEngine, "from_pretrained", staticmethod(slow_failing_load))
+    with thread_server_no_wait(create_app(Settings(model="/nowhere/model", warmup=False))) as url:
+        r = requests.get(url + "/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready" and r.headers["Retry-After"]
+        assert requests.get(url + "/v1/info").status_code == 503
         r = requests.post(url + "/v1/captions", json=body(good_pair()))
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+        assert requests.get(url + "/healthz").status_code == 200  # alive while not ready
+        deadline = time.monotonic() + 30
+        while requests.get(url + "/readyz").json()["error"]["code"] != "model_failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert "no model at /nowhere/model" in requests.get(url + "/readyz").json()["error"]["message"]
 
 
 def thread_server_no_wait(app):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,6 +39,9 @@ class Handler(BaseHTTPRequestHandler):
         if scenario == "slowdown" and HITS[self.path] == 1:
             return self._send(429, {"error": {"code": "overloaded", "message": "too many", "id": None}},
                               {"Retry-After": "1"})
+        if scenario == "slow":
+            time.sleep(3)
+            return self._send(200, INFO)
         if scenario == "down":
             return self._send(502, {"error": {"code": "bad_gateway", "message": "proxy", "id": None}})
         if scenario == "v2" and path == "v1/info":

@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import BACKEND_BIN, SHARED_DATA, RecordingFeedback, read_layer
 from osgeo import gdal
@@ -165,6 +166,14 @@ def test_chip_size_and_bands_parameters(run_describe, tmp_path):
     assert all(r["bbox"][2] - r["bbox"][0] == pytest.approx(192.0) and r["status"] == "ok" for r in rows)
     with pytest.raises(QgsProcessingException, match="band 7 does not exist"):
         run_describe({"BEFORE": str(b), "AFTER": str(a), "OUTPUT": str(tmp_path / "x.gpkg"), "BANDS": [1, 2, 7]})
+
+
+def test_uint16_pair_gets_one_shared_stretch(run_describe, tmp_path):
+    before, after = pair(tmp_path, h=384, w=384, changes=((50, 50, 150, 150),), dtype=np.uint16, name="u16")
+    out = tmp_path / "u16.gpkg"
+    results, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
+    assert "8-bit stretch shared by both dates" in feedback.log
+    assert results["CAPTIONED"] == 1 and read_layer(out)[0]["status"] == "ok"
 
 
 def test_too_many_chips_fail_with_the_number(run_describe, scene, tmp_path):
@@ -383,3 +392,22 @@ def _synth_scene(tmp_path: Path):
         pytest.skip(f"ccexpert_training.synth.make_scene_pair is not available: {done.stderr.strip()[-300:]}")
     before, after, changes = done.stdout.strip().splitlines()[-3:]
     return Path(before), Path(after), json.loads(Path(changes).read_text())
+
+
+def test_slow_batches_shrink_the_batch_size(qgis_app):
+    """A request taking over a third of the effective timeout halves the batch (QGIS caps timeouts at 60 s)."""
+    from types import SimpleNamespace
+
+    from ccexpert_changes.algorithm import _Run
+    from qgis.core import QgsProcessingFeedback
+
+    client = SimpleNamespace(timeout_s=60.0, per_pair_timeout_s=30.0, effective_timeout_s=lambda t: min(t, 60.0))
+    run = _Run(client=client, writer=None, feedback=QgsProcessingFeedback(), max_nodata=0.5, run_id="r",
+               backend="b", max_body=0, model="m", batch_size=8)
+    run._adapt_batch(8, 25.0)
+    assert run.batch_size == 4
+    run._adapt_batch(4, 10.0)
+    assert run.batch_size == 4
+    for _ in range(5):
+        run._adapt_batch(run.batch_size, 59.0)
+    assert run.batch_size == 1

@@ -82,6 +82,15 @@ def test_unreachable_backend_after_retries(qgis_app):
         BackendClient("ftp://example.org")
 
 
+def test_silent_backend_times_out_with_a_clear_message(stub, qgis_app):
+    client = BackendClient(stub + "/slow", timeout_s=1.0, retries=1, backoff_s=0.01)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match="did not answer /v1/info within 1 s") as err:
+        client.info()
+    assert err.value.kind == "timeout" and not err.value.fatal
+    assert time.monotonic() - start < 5  # two attempts of ~1 s, not the server's 3 s each
+
+
 def test_cancel_stops_before_the_next_request(stub, qgis_app):
     from qgis.core import QgsFeedback
 

@@ -23,6 +23,8 @@ def test_settings_dialog_and_chip_count_confirmation(backend, tmp_path):
     assert report["test_ok"] and backend.info["model_name"] in report["test_text"]
     assert report["saved_url"] == backend.url and len(report["saved_authcfg"]) == 7
     assert not report["key_in_settings_file"]
+    assert report["default_url"] == backend.url and report["default_authcfg"] == report["saved_authcfg"]
+    assert report["default_max_chips"] == 1234
     assert not report["down_ok"] and "Cannot reach the CCExpert backend" in report["down_text"]
     assert len(report["asked"]) == 2 and "9 chips" in report["asked"][0] and "limit 4" in report["asked"][0]
     assert report["ran_after_no"] is False

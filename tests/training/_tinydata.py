@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from ccexpert.nochange import NO_CHANGE_CAPTIONS
 from ccexpert_training.records import PairRecord, write_records
+from PIL import Image
 
 CHANGE_CAPTIONS = (
     "Some houses appear at the top.",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from ccexpert_training.collator import GenerateCollator, TrainCollator
+from PIL import Image
 
 IGNORE = -100
 
@@ -53,10 +52,10 @@ def test_label_positions(processor):
         assert seq[-len(answer):] == answer and lab[-len(answer):] == answer
         assert tok.decode(seq[start:]) == f"<|im_start|>assistant\n{caption}<|im_end|>\n"
         # before it: only "\n", <|im_start|> and <|im_end|> are kept (LLaVA-NeXT behaviour)
-        kept = {t for t, l in zip(seq[:start], lab[:start], strict=True) if l != IGNORE}
+        kept = {t for t, label in zip(seq[:start], lab[:start], strict=True) if label != IGNORE}
         assert kept == {im_start, im_end, newline}
-        for t, l in zip(seq[:start], lab[:start], strict=True):
-            assert l == (t if t in (im_start, im_end, newline) else IGNORE)
+        for t, label in zip(seq[:start], lab[:start], strict=True):
+            assert label == (t if t in (im_start, im_end, newline) else IGNORE)
         # system and user turns: 3 x (<|im_start|>, <|im_end|>) minus the assistant start
         assert sum(1 for t in seq[:start] if t == im_start) == 2
 

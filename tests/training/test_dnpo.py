@@ -124,6 +124,25 @@ def test_bad_settings_and_inputs_fail_clearly(pairs) -> None:
         PreferenceDataset([missing])[0]
 
 
+def test_gradient_accumulation_averages_micro_batches(tokenizer, processor, pairs, tmp_path) -> None:
+    """One SGD step on 2 pairs is the same update whether they come as one batch or as 2 accumulated micro-batches
+    (the Trainer would otherwise sum the micro-batch losses: batches carry labels and forward takes **kwargs)."""
+    deltas = []
+    for micro, accumulation in ((2, 1), (1, 2)):
+        model = _small_model(tokenizer)
+        start = model.lm_head.weight.detach().clone()
+        args = TrainingArguments(output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=micro,
+                                 gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0,
+                                 optim="sgd", max_grad_norm=0.0, lr_scheduler_type="constant", save_strategy="no",
+                                 report_to=[], use_cpu=True, seed=0, disable_tqdm=True, dataloader_drop_last=True)
+        trainer = DNPOTrainer(model=model, dnpo=DNPOConfig(beta=0.5, kl_lambda=0.0), args=args,
+                              train_dataset=PreferenceDataset(pairs[:2]), data_collator=PreferenceCollator(processor))
+        trainer.train()
+        deltas.append(model.lm_head.weight.detach() - start)
+    assert deltas[0].abs().max() > 0
+    assert torch.allclose(deltas[0], deltas[1], atol=1e-6, rtol=1e-3)
+
+
 def _margin(model, processor, pairs) -> float:
     """Mean log pi(chosen) - log pi(rejected) over the pairs, in eval mode."""
     batch = PreferenceCollator(processor)([PreferenceDataset(pairs)[i] for i in range(len(pairs))])

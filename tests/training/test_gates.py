@@ -66,3 +66,88 @@ def test_disappear_words_need_a_removal():
 def test_free_phrasing_that_agrees_passes():
     assert passes("Two new villas have been erected at the top left corner.", HOUSES)
     assert passes("two houses show up on the bareland", HOUSES)
+
+
+class _FakeChat:
+    """A local OpenAI-compatible endpoint that answers from a list of canned completions."""
+
+    def __init__(self, answers: list[str]):
+        import http.server
+        import json
+        import threading
+
+        self.answers, self.requests = list(answers), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append((self.path, self.headers.get("Authorization"), body))
+                content = outer.answers.pop(0) if outer.answers else ""
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_rewrite_keeps_only_gated_captions_and_retries(monkeypatch):
+    from ccexpert_training.maskcaption.rewrite import RewriteConfig, rewrite_captions
+
+    fake = _FakeChat([
+        "1. Two villas have been erected in the top left corner.\n2. two houses appear in the mask\n"
+        "3. three houses are built at the top left",
+        "- two new houses show up at the top left corner of the scene",
+    ])
+    monkeypatch.setenv("FAKE_KEY", "secret")
+    templates = render_captions(HOUSES)
+    out = rewrite_captions(HOUSES, templates, RewriteConfig(url=fake.url, model="m", api_key_env="FAKE_KEY",
+                                                           max_retries=1))
+    fake.server.shutdown()
+    assert out[:2] == ["two villas have been erected in the top left corner",
+                       "two new houses show up at the top left corner of the scene"]
+    assert out[2:] == templates[:3]  # topped up with templates: nothing is lost
+    assert all(passes(c, HOUSES) for c in out)
+    assert len(fake.requests) == 2  # one retry with a changed prompt
+    path, auth, body = fake.requests[0]
+    assert path == "/v1/chat/completions" and auth == "Bearer secret" and body["model"] == "m"
+    assert fake.requests[1][2]["messages"][1]["content"] != body["messages"][1]["content"]
+
+
+def test_rewrite_leaves_no_change_pairs_alone():
+    from ccexpert_training.maskcaption.rewrite import RewriteConfig, rewrite_captions
+
+    captions = list(NO_CHANGE_CAPTIONS)
+    assert rewrite_captions(ChangeFacts(), captions, RewriteConfig(url="http://127.0.0.1:9", model="m")) == captions
+
+
+def test_rewrite_endpoint_errors_are_named():
+    import http.server
+    import threading
+
+    from ccexpert_training.maskcaption.rewrite import RewriteConfig, rewrite_captions
+
+    class Broken(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.send_response(503)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"busy")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    with pytest.raises(RuntimeError, match=r"answered HTTP 503: busy"):
+        rewrite_captions(HOUSES, render_captions(HOUSES), RewriteConfig(url=url, model="m"))
+    server.shutdown()

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from ccexpert_training.metrics import JSON_KEYS, coco_scores, evaluate_predictions, normalise
 from ccexpert_training.records import Prediction, RecordError, read_predictions
 
@@ -154,3 +153,39 @@ def test_reproduces_published_ccexpert_7b_numbers():
     for key, value in {"BLEU-4": 65.48, "METEOR": 41.82, "ROUGE-L": 76.54, "CIDEr-D": 143.28, "S*m": 81.78}.items():
         assert o[key] == pytest.approx(value, abs=0.01), key
     assert o["change_accuracy"] == pytest.approx(100 * (921 + 899) / 1929, abs=0.01)
+
+
+def _tiny_records(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tinydata import write_split
+
+    return write_split(tmp_path, "val", 3, 5)
+
+
+@needs_java
+def test_predict_then_eval_cli(tmp_path, tiny_model_dir, capsys):
+    from ccexpert.cli import main
+
+    data = _tiny_records(tmp_path)
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", str(data), "--model", str(tiny_model_dir), "-o", str(out), "--max-new-tokens", "4"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["uid"] for line in lines] == ["val_000", "val_001", "val_002"]
+    assert all(set(line) == {"uid", "pred", "change_caption"} and len(line["change_caption"]) == 5 for line in lines)
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 3
+
+
+def test_predict_bad_record_named_before_any_work(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    data = _tiny_records(tmp_path)
+    (tmp_path / "images" / "val" / "val_001_B.png").unlink()
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", str(data), "--model", str(tmp_path / "no-model"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "record 'val_001'" in err and "after image: file not found" in err
+    assert not out.exists()

@@ -6,7 +6,6 @@ import collections
 
 import pytest
 import yaml
-
 from ccexpert_training.dataset import CaptionPairDataset
 from ccexpert_training.mixture import MixtureError, load_mixture
 from ccexpert_training.records import PairRecord, write_records

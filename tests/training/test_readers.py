@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from ccexpert_training.readers import (
     clean_caption,
     load_captions_mapping,
@@ -18,6 +16,7 @@ from ccexpert_training.readers import (
     read_pair_folder,
 )
 from ccexpert_training.records import RecordError
+from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data not found at {SHARED}")

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from ccexpert_training.records import PairRecord, RecordError, check_records, read_records, write_records
+from PIL import Image
 
 
 def _png(path, size=(16, 16), value=100):

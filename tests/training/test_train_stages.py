@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from ccexpert_training import train
 from ccexpert_training.train import (
     ConfigError,
@@ -21,6 +19,7 @@ from ccexpert_training.train import (
     resolve_init,
     run_stage,
 )
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _tinydata import write_tiny_dataset  # noqa: E402
@@ -98,7 +97,8 @@ def test_param_groups_vision_at_0_2x(tiny):
         ("dim+language_model+projector", 1e-5),
         ("vision_tower@x0.2", pytest.approx(2e-6)),
     ]
-    assert sorted(groups[1]["param_names"]) == [n for n in _names(tiny, "model.vision_tower.") if ".post_layernorm." not in n]
+    vision = [n for n in _names(tiny, "model.vision_tower.") if ".post_layernorm." not in n]
+    assert sorted(groups[1]["param_names"]) == vision
     assert all(g["weight_decay"] == 0.0 for g in groups)
 
 
@@ -228,3 +228,27 @@ def test_selection_on_validation_best_exported_test_scored_once(tmp_path, monkey
     with pytest.raises(ConfigError, match="not divisible"):
         run_stage("tiny_stage1.yaml", {**overrides, "training.output_dir": str(tmp_path / "x"),
                                        "batch.global_batch_size": 3, "batch.per_device_train_batch_size": 2})
+
+
+def test_train_cli_reports_config_errors(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    code = main(["train", "--config", "tiny_stage1.yaml", "--set", f"training.output_dir={tmp_path}",
+                 "--set", "data.val=null", "--set", f"data.train={tmp_path / 't.jsonl'}"])
+    assert code == 2
+    assert "data.val is required" in capsys.readouterr().err
+    code = main(["train", "--config", "tiny_stage1.yaml", "--set", "optim.learning_rate"])
+    assert code == 2 and "--set expects KEY=VALUE" in capsys.readouterr().err
+
+
+def test_bad_training_record_fails_before_training(tmp_path):
+    data = write_tiny_dataset(tmp_path / "data", train=2, val=2, test=2)
+    (data / "images" / "test" / "test_001_A.png").write_bytes(b"broken")
+    overrides = {"model.init_from": None, "model.preset": "tiny", "data.train": str(data / "train.jsonl"),
+                 "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
+                 "training.output_dir": str(tmp_path / "out"), "training.deepspeed": None, "training.report_to": []}
+    from ccexpert_training.records import RecordError
+
+    with pytest.raises(RecordError, match="record 'test_001'.*before image: cannot read"):
+        run_stage("tiny_stage1.yaml", overrides)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("checkpoint-*"))

@@ -161,9 +161,13 @@ class DNPOTrainer(Trainer):
     """HF Trainer with the DNPO loss and a frozen reference model (a copy of the SFT policy unless given).
 
     The reference is prepared like the policy: under DeepSpeed ZeRO-3 it is sharded by its own inference-only
-    engine, under ZeRO-0/1/2 (whose sharding concerns optimizer state and gradients only) it runs as a plain
-    module on the device; without DeepSpeed accelerate places it.
+    engine; under ZeRO-0/1/2 (whose sharding concerns optimizer state and gradients only) and without DeepSpeed it
+    is a plain frozen module on the device.
     """
+
+    # compute_loss returns the mean over one micro-batch: the Trainer must divide by the accumulation steps (its
+    # default would not, because the batches carry "labels" and the model's forward takes **kwargs)
+    loss_is_scaled_for_ga = False
 
     def __init__(self, model: nn.Module, ref_model: nn.Module | None = None, dnpo: DNPOConfig | None = None,
                  **kwargs):

@@ -188,6 +188,8 @@ def _resolve_paths(config: dict, base_dir: Path) -> None:
             continue  # ${VAR}/... is expanded after merging (an overridden unset variable is no error)
         if isinstance(value, str) and value and not _looks_like_hub_id(key, value):
             path = Path(value).expanduser()
+            if key == "training.deepspeed" and path.name == value and not (base_dir / path).exists():
+                path = CONFIG_DIR / value  # a shipped DeepSpeed config by name: "ds_zero3.json"
             _set(config, key, str(path if path.is_absolute() else (base_dir / path).resolve()))
         elif isinstance(value, dict) and key == "data.train":
             value.setdefault("_base_dir", str(base_dir))
@@ -513,7 +515,8 @@ def _build_trainer_class():
         """Evaluate and save at the last step too, so the final weights compete for 'best'."""
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= state.max_steps:
+            # with the epoch strategy the trainer already evaluates at the end of the (last) epoch
+            if args.eval_strategy == "steps" and state.global_step >= state.max_steps:
                 control.should_evaluate = True
                 control.should_save = True
             return control
@@ -554,7 +557,8 @@ def _build_trainer_class():
                 if bit16 is not None:
                     members = sorted(names.get(id(p), "<partition>") for p in bit16[index])
                 else:
-                    members = sorted(group.get("param_names") or [names.get(id(p), "<partition>") for p in group["params"]])
+                    members = group.get("param_names") or [names.get(id(p), "<partition>") for p in group["params"]]
+                    members = sorted(members)
                 groups.append({"name": group.get("name"), "lr": group["lr"], "initial_lr": group.get("initial_lr"),
                                "lr_scale": group.get("lr_scale"), "param_names": members})
             updates: dict[str, list[float]] = {}
@@ -711,6 +715,8 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     val_records = _load_records(data["val"], "data.val", data["max_val_pairs"], training["seed"])
     if data["preflight"]:
         check_records(val_records)
+        if data["test"] is not None:  # scored after training: a bad test record must fail now, not then
+            check_records(_load_records(data["test"], "data.test"))
     dnpo = cfg["dnpo"]["preferences"] is not None
     if dnpo:  # stage 4: chosen/rejected caption pairs (ccexpert preferences) instead of a caption mixture
         from .dnpo import PreferenceDataset
@@ -732,6 +738,9 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     if rank == 0:
         print(f"[{cfg['stage']}] train: {summary}; val: {len(val_records)} pairs", flush=True)
 
+    # A preset is built before TrainingArguments: under ZeRO-3 those switch on zero.Init, which partitions parameters
+    # as they are created and breaks from-scratch initialisation. Checkpoints load after it (partitioned on load).
+    preset = load_model_and_processor(cfg["model"]) if cfg["model"]["preset"] is not None else None
     bf16 = _precision(training["precision"])
     ds_config = load_deepspeed_config(training["deepspeed"]) if use_deepspeed else None
     accelerator_config = None
@@ -781,7 +790,7 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
         accelerator_config=accelerator_config,
     )
 
-    model, processor = load_model_and_processor(cfg["model"])
+    model, processor = preset or load_model_and_processor(cfg["model"])
     trainable = apply_trainable(model, cfg["trainable"])
     if rank == 0:
         count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)

@@ -55,7 +55,8 @@ class ServiceState:
 
                 log.info("loading model %s", self.settings.model or "(default demo model)")
                 self.engine = CaptionEngine.from_pretrained(
-                    self.settings.model, device=self.settings.device, dtype=self.settings.dtype
+                    self.settings.model, device=self.settings.device, dtype=self.settings.dtype,
+                    max_batch=self.settings.device_batch,
                 )
             self.engine_info = dict(self.engine.info())
             if self.settings.warmup:

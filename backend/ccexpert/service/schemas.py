@@ -21,7 +21,7 @@ class PairIn(Strict):
 
 class CaptionRequest(Strict):
     pairs: list[PairIn] = Field(..., description="1..max_batch pairs with distinct ids")
-    max_new_tokens: int | None = Field(None, ge=1, le=512, description="default: the server's setting")
+    max_new_tokens: int | None = Field(None, ge=1, le=512, description="default and cap: the server's max_new_tokens")
 
 
 class PairResult(Strict):

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resume from the latest checkpoint in output_dir, or from CHECKPOINT")
     parser.add_argument("--nproc", type=int, default=None,
                         help="launch this many local processes with torchrun (default: run in this process)")
+    # the `deepspeed` launcher appends --local_rank=N; the rank is read from the environment (LOCAL_RANK) instead
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def add_parser(subparsers) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MODEL_NAME = "ccexpert-demo-synthetic"
+DEFAULT_STEPS = "20,80,200"
+DIM_LAYERS = (2, 4)  # DIM scales of the demo (the tiny preset uses 1-4): half the DIM's CPU time
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
 
@@ -42,7 +44,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the training data")
     parser.add_argument("--test-seed", type=int, default=1000, help="seed of the test split (must differ)")
     parser.add_argument("--n-test", type=int, default=200, help="test pairs")
-    parser.add_argument("--steps", default="20,100,200", help="optimizer steps of stages I,II,III (default 20,100,200)")
+    parser.add_argument("--steps", default=DEFAULT_STEPS,
+                        help=f"optimizer steps of stages I,II,III (default {DEFAULT_STEPS})")
     parser.add_argument("--nproc", type=int, default=2, help="training processes (DeepSpeed ranks; default 2)")
     parser.add_argument("--captions", choices=("canonical", "all"), default="canonical",
                         help="train on the first (canonical) phrasing of each pair, or on all five (default canonical)")
@@ -77,8 +80,9 @@ def _model_card_readme(card: dict) -> str:
     return f"""# {MODEL_NAME}: synthetic-domain demo model
 
 **A demonstration model, not a model for real imagery.** It is the tiny CCExpert preset (SigLIP-style vision tower,
-Difference-aware Integration Module, Qwen2-style decoder; {card['parameters'] / 1e6:.2f} M parameters) trained from
-scratch only on procedurally generated aerial-like image pairs (`ccexpert synth`). It shows the whole product working
+Difference-aware Integration Module on vision layers {list(DIM_LAYERS)}, Qwen2-style decoder;
+{card['parameters'] / 1e6:.2f} M parameters) trained from scratch only on procedurally generated aerial-like image
+pairs (`ccexpert synth`). It shows the whole product working
 on a fresh machine without downloads: the service, the CLI and the QGIS plugin caption chips with it. On real satellite
 or aerial images its captions are meaningless; use a converted CCExpert checkpoint for real work (`ccexpert convert`).
 
@@ -136,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     work = args.work.resolve()
     stage_dirs = [work / f"stage{i}" for i in (1, 2, 3)]
-    if any(d.exists() for d in stage_dirs):
+    if any(d.exists() for d in [*stage_dirs, work / "init"]):
         if not args.force:
             print(f"error: {work} holds earlier stage outputs; pass --force to delete them", file=sys.stderr)
             return 2
-        for d in stage_dirs:
+        for d in [*stage_dirs, work / "init"]:
             shutil.rmtree(d, ignore_errors=True)
 
     data_dir, test_dir = work / "data", work / "test"
@@ -154,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     env = {"CCEXPERT_DEMO_DATA": str(data_dir), "CCEXPERT_DEMO_TEST": str(test_dir), "CCEXPERT_DEMO_WORK": str(work),
            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.nproc))}
 
+    from ccexpert.presets import save_tiny_model
+
+    save_tiny_model(work / "init", seed=args.seed, dim_layers=list(DIM_LAYERS))
     os.environ.update(env)  # the stage configs expand these when launch_stage validates them here
     try:
         for index, (stage_steps, stage_dir) in enumerate(zip(steps, stage_dirs, strict=True), start=1):

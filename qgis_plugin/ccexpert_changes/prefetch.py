@@ -1,0 +1,71 @@
+"""Read and encode the next chips while the current batch is at the backend.
+
+One producer thread runs the chip generator a bounded number of items ahead (memory stays flat); the task's
+thread sends batches and writes the GeoPackage. The GDAL datasets are read only by the producer thread while
+it runs, so no dataset is used by two threads at once. GDAL reads and zlib release the GIL, so the overlap
+is real even in Python.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class Prefetcher:
+    """Iterate over ``produce()`` computed ``depth`` items ahead in a background thread; the producer's
+    exception is re-raised in the consumer. Always ``close()`` (or use as a context manager)."""
+
+    def __init__(self, produce: Callable[[], Iterator[Any]], depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(produce,), name="ccexpert-chips", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, produce) -> None:
+        try:
+            for item in produce():
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            self._put(_Failure(exc))
+            return
+        self._put(_END)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        """Stop the producer and wait for it, so the datasets are free for the caller again."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,54 @@
+"""The shipped demo model (resources/demo_model): it loads as the default model, says it is a demo, and tells
+generated changed pairs from unchanged ones (pairs of a seed it was never trained or selected on)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ccexpert.engine import CaptionEngine
+from ccexpert.nochange import is_no_change
+from ccexpert.paths import DEMO_MODEL_DIR
+from ccexpert_training.synth import make_pair
+
+UNSEEN_SEED = 4242  # neither the training seed (0) nor the test seed (1000) of `ccexpert train-demo`
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return CaptionEngine.from_pretrained(DEMO_MODEL_DIR, device="cpu")
+
+
+def test_files_and_card():
+    names = {p.name for p in DEMO_MODEL_DIR.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "model_card.json",
+            "README.md", "eval.json"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)  # never pickles
+    size = sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir())
+    assert size < 10 * 2**20  # a few MB
+    card = json.loads((DEMO_MODEL_DIR / "model_card.json").read_text())
+    assert card["demo"] is True
+    assert "not a model for real imagery" in (DEMO_MODEL_DIR / "README.md").read_text()
+
+
+def test_default_model_is_the_demo(engine, monkeypatch):
+    monkeypatch.delenv("CCEXPERT_MODEL", raising=False)
+    from ccexpert.paths import default_model_dir
+
+    assert default_model_dir() == DEMO_MODEL_DIR
+    info = engine.info()
+    assert info["demo"] is True and info["chip_size"] == 384
+
+
+def test_changed_and_unchanged_pairs_get_different_captions(engine):
+    changed = [make_pair(UNSEEN_SEED, i, changed=True) for i in range(6)]
+    unchanged = [make_pair(UNSEEN_SEED, 100 + i, changed=False) for i in range(6)]
+    results = engine.caption([(p.before, p.after) for p in changed + unchanged], max_new_tokens=32)
+    said_changed = [r.changed for r in results]
+    assert all(r.changed == (not is_no_change(r.caption)) for r in results)
+    # most changed pairs are described as changes and most unchanged ones as "no change"
+    assert sum(said_changed[:6]) >= 4, [r.caption for r in results[:6]]
+    assert sum(said_changed[6:]) <= 2, [r.caption for r in results[6:]]
+    assert {r.caption for r in results[:6]} != {r.caption for r in results[6:]}
+    assert all(0.0 <= r.confidence <= 1.0 for r in results)
