@@ -189,3 +189,32 @@ def test_predict_bad_record_named_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "record 'val_001'" in err and "after image: file not found" in err
     assert not out.exists()
+
+
+def test_predict_missing_model_is_a_clear_error(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    data = _tiny_records(tmp_path)
+    assert main(["predict", str(data), "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "p.jsonl")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+@needs_java
+def test_meteor_wrapper_matches_pycocoevalcap():
+    """Our JVM wrapper (closes its pipes, restarts when dead) speaks the same protocol as pycocoevalcap's Meteor."""
+    import warnings
+
+    from ccexpert_training.metrics import shared_meteor
+    from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+
+    gts = {"a": ["some houses are built along the road", "a row of villas appears"],
+           "b": ["there is no difference", "the scene is the same as before"],
+           "c": ["many trees are removed and a parking lot appears"]}
+    res = {"a": ["several houses appear beside the road"], "b": ["the scene is the same as before"],
+           "c": ["a parking lot replaces the trees"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        coco = CocoMeteor()
+        expected, _ = coco.compute_score(gts, res)
+        del coco
+    assert shared_meteor().compute_score(gts, res) == pytest.approx(expected, abs=1e-12)

@@ -134,3 +134,16 @@ def test_scene_pair_is_deterministic_and_rejects_tiny_sizes(tmp_path):
     assert json.loads(first[2].read_text())["changes"] == json.loads(second[2].read_text())["changes"]
     with pytest.raises(ValueError, match="size must be at least 384"):
         make_scene_pair(tmp_path / "c", size=200)
+
+
+def test_easy_variant_differs_only_where_something_changed():
+    hard = make_pair(8, 1, changed=True)
+    easy = make_pair(8, 1, changed=True, date_shift=False)
+    assert easy.captions == hard.captions and np.array_equal(easy.mask, hard.mask)  # same layouts and changes
+    still = make_pair(8, 2, changed=False, date_shift=False)
+    assert np.array_equal(still.before, still.after)
+    difference = np.abs(easy.before.astype(int) - easy.after.astype(int)).max(axis=-1)
+    near_change = np.zeros_like(easy.mask, bool)
+    rows, cols = np.nonzero(easy.mask)
+    near_change[max(rows.min() - 12, 0):rows.max() + 12, max(cols.min() - 12, 0):cols.max() + 12] = True
+    assert difference[~near_change].max() == 0  # (shadows and blur may spill a few pixels around a change)

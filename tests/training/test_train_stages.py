@@ -252,3 +252,19 @@ def test_bad_training_record_fails_before_training(tmp_path):
     with pytest.raises(RecordError, match="record 'test_001'.*before image: cannot read"):
         run_stage("tiny_stage1.yaml", overrides)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize("preset", ["0.5b", "7b"])
+def test_full_size_parameter_names_all_map_to_parts(preset):
+    """The real architectures (built on the meta device, nothing allocated) have no parameter outside train.PARTS,
+    and the stage-2 vision group is exactly the SigLIP tower minus its unused post-layernorm."""
+    from ccexpert.presets import build_model
+
+    model = build_model(preset, device="meta")
+    parts = {train.part_of(name) for name, _ in model.named_parameters()}
+    assert parts == {None, "vision_tower", "dim", "projector", "language_model"}
+    apply_trainable(model, ["dim", "projector"])
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    projector = sum(p.numel() for p in model.model.multi_modal_projector.parameters())
+    assert projector == {"0.5b": 1_836_800, "7b": 16_980_992}[preset]  # ccexpert_model.md §2.8
+    assert trainable == projector + sum(p.numel() for p in model.model.dim.parameters())

@@ -509,7 +509,7 @@ def _build_trainer_class():
             self.dataset = dataset
 
         def on_epoch_begin(self, args, state, control, **kwargs):
-            self.dataset.set_epoch(int(state.epoch or 0))
+            self.dataset.set_epoch(math.floor((state.epoch or 0) + 1e-6))
 
     class FinalStepCallback(TrainerCallback):
         """Evaluate and save at the last step too, so the final weights compete for 'best'."""
@@ -928,7 +928,7 @@ def launch_stage(
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
         "-m", "ccexpert_training.train", "--config", str(resolved),
     ]
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **(env or {}), "CCEXPERT_LAUNCHED": "1"}
     subprocess.run(command, check=True, env=full_env, timeout=timeout)
     pointer = json.loads((output_dir / "best_checkpoint.json").read_text())
     return output_dir / pointer["best_dir"]

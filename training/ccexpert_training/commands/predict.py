@@ -47,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ccexpert.engine import CaptionEngine
 
-    engine = CaptionEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype, max_batch=args.batch_size)
+    try:
+        engine = CaptionEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                               max_batch=args.batch_size)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot load the model {args.model or '(default)'}: {exc}", file=sys.stderr)
+        return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     partial = args.output.with_name(args.output.name + ".partial")
     try:

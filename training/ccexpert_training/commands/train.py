@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, MixtureError, RecordError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0 and "CCEXPERT_LAUNCHED" not in os.environ:
         print(f"best checkpoint: {best}")
     return 0

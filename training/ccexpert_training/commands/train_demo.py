@@ -1,8 +1,11 @@
 """``ccexpert train-demo --out resources/demo_model``: build the shipped demo model end to end.
 
-1. generate the synthetic benchmark (train/val) and a test split from a seed not used for training;
+1. generate the synthetic benchmark (train/val), its easy variant (the same train pairs without acquisition changes
+   between dates) and a test split from a seed not used for training;
 2. train the tiny CCExpert preset through the real pipeline (``ccexpert_training.train``: HF Trainer + DeepSpeed
-   ZeRO-2 on CPU, gloo), stages I -> II -> III with ``configs/demo_stage{1,2,3}.yaml``;
+   ZeRO-2 on CPU, gloo), stages I -> II -> III with ``configs/demo_stage{1,2,3}.yaml``. Curriculum: stages I and II
+   see the easy variant, where a change is what differs in pixels, so the visual pathway is learnt within minutes;
+   stage III sees the real benchmark (sun, season and illumination differ between dates) and learns to ignore that;
 3. copy stage III's best checkpoint (selected on val) to ``--out`` with a model card, and score it on the test split
    next to two baselines (always the no-change caption; the caption of the nearest training pair by pixels).
 
@@ -23,7 +26,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MODEL_NAME = "ccexpert-demo-synthetic"
-DEFAULT_STEPS = "20,80,200"
+DEFAULT_STEPS = "20,120,300"
 DIM_LAYERS = (2, 4)  # DIM scales of the demo (the tiny preset uses 1-4): half the DIM's CPU time
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
@@ -40,7 +43,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", type=Path, default=DEMO_MODEL_DIR, help=f"model folder (default {DEMO_MODEL_DIR})")
     parser.add_argument("--work", type=Path, default=Path("runs/demo"), help="data and stage outputs (runs/demo)")
-    parser.add_argument("--n", type=int, default=2000, help="synthetic pairs for train (80%%) and val (10%%)")
+    parser.add_argument("--n", type=int, default=1600,
+                        help="synthetic pairs: train (80%%) and val (10%%); the easy variant repeats the train part")
     parser.add_argument("--seed", type=int, default=0, help="seed of the training data")
     parser.add_argument("--test-seed", type=int, default=1000, help="seed of the test split (must differ)")
     parser.add_argument("--n-test", type=int, default=200, help="test pairs")
@@ -97,7 +101,9 @@ ccexpert train-demo --out resources/demo_model
   ({card['data']['captions']} phrasing used for training);
 - training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card['nproc']} processes), stages
   I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair), {card['steps']} optimizer steps,
-  global batch {card['global_batch_size']}; configs `ccexpert_training/configs/demo_stage{{1,2,3}}.yaml`;
+  global batch {card['global_batch_size']}; configs `ccexpert_training/configs/demo_stage{{1,2,3}}.yaml`. Curriculum:
+  stages I-II on the easy variant of the training pairs (both dates under the same acquisition), stage III on the
+  benchmark itself (illumination, season and sun differ between dates);
 - wall time: {card['wall_time_min']:.1f} min on {card['machine']} ({card['created_utc']}).
 
 ## Scores
@@ -147,15 +153,20 @@ def run(args: argparse.Namespace) -> int:
         for d in [*stage_dirs, work / "init"]:
             shutil.rmtree(d, ignore_errors=True)
 
-    data_dir, test_dir = work / "data", work / "test"
+    data_dir, easy_dir, test_dir = work / "data", work / "data_easy", work / "test"
     with tqdm(total=args.n, desc="synthetic train/val", unit="pair") as bar:
         write_benchmark(data_dir, n=args.n, seed=args.seed, progress=bar.update, splits=("train", "val"),
                         workers=os.cpu_count() or 1)
+    with tqdm(total=args.n, desc="synthetic train, easy variant", unit="pair") as bar:
+        write_benchmark(easy_dir, n=args.n, seed=args.seed, progress=bar.update, splits=("train",),
+                        workers=os.cpu_count() or 1, date_shift=False)
     with tqdm(total=args.n_test * 10, desc="synthetic test", unit="pair") as bar:
         write_benchmark(test_dir, n=args.n_test * 10, seed=args.test_seed, progress=bar.update, splits=("test",),
                         workers=os.cpu_count() or 1)
     train_file = _write_train_file(data_dir, args.captions)
-    env = {"CCEXPERT_DEMO_DATA": str(data_dir), "CCEXPERT_DEMO_TEST": str(test_dir), "CCEXPERT_DEMO_WORK": str(work),
+    _write_train_file(easy_dir, args.captions)
+    env = {"CCEXPERT_DEMO_DATA": str(data_dir), "CCEXPERT_DEMO_EASY": str(easy_dir),
+           "CCEXPERT_DEMO_TEST": str(test_dir), "CCEXPERT_DEMO_WORK": str(work),
            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.nproc))}
 
     from ccexpert.presets import save_tiny_model
@@ -164,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(env)  # the stage configs expand these when launch_stage validates them here
     try:
         for index, (stage_steps, stage_dir) in enumerate(zip(steps, stage_dirs, strict=True), start=1):
-            overrides = {"data.train": str(train_file), "training.max_steps": stage_steps,
+            overrides = {"training.max_steps": stage_steps,
                          "training.eval_steps": stage_steps if index < 3 else max(1, stage_steps // 2)}
             print(f"stage {index}: {stage_steps} steps -> {stage_dir}", flush=True)
             best = launch_stage(CONFIG_DIR / f"demo_stage{index}.yaml", overrides, nproc=args.nproc, env=env)
