@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ccexpert.engine import CaptionEngine
 from ccexpert.nochange import is_no_change
 from ccexpert.paths import DEMO_MODEL_DIR
@@ -52,3 +51,26 @@ def test_changed_and_unchanged_pairs_get_different_captions(engine):
     assert sum(said_changed[6:]) <= 2, [r.caption for r in results[6:]]
     assert {r.caption for r in results[:6]} != {r.caption for r in results[6:]}
     assert all(0.0 <= r.confidence <= 1.0 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--steps", "10,20"], "--steps expects three positive integers"),
+     (["--steps", "10,0,5"], "--steps expects three positive integers"),
+     (["--seed", "3", "--test-seed", "3"], "--test-seed must differ from --seed")],
+)
+def test_train_demo_rejects_bad_arguments(tmp_path, capsys, argv, message):
+    from ccexpert.cli import main
+
+    code = main(["train-demo", "--out", str(tmp_path / "m"), "--work", str(tmp_path / "w"), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_demo_refuses_to_overwrite_stages(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    (tmp_path / "w" / "stage1").mkdir(parents=True)
+    assert main(["train-demo", "--out", str(tmp_path / "m"), "--work", str(tmp_path / "w")]) == 2
+    assert "pass --force" in capsys.readouterr().err

@@ -58,7 +58,11 @@ def test_similarity_is_one_for_same_key_words_and_orders_by_overlap() -> None:
     two_wrong = similarity("two houses have been removed at the bottom", REFS)
     assert 1.0 > one_wrong > two_wrong > 0.0
     assert similarity("the scene looks nice", REFS) == 0.0
-    assert similarity("there is no difference", REFS) == pytest.approx(0.0, abs=1e-9)
+    assert similarity("there is no difference", REFS) == 0.0
+    # no-change captions compare by meaning (a single key word would give BLEU-2 = 0 and S = 2/3)
+    assert similarity("There is no difference.", NO_CHANGE) == 1.0
+    assert similarity("two houses are built", NO_CHANGE) == 0.0
+    assert filter_samples(["the scene is the same as before", "a road appears"], NO_CHANGE, 0.0, 1.0) == []
 
 
 def test_filter_keeps_exactly_the_samples_strictly_inside_the_band() -> None:

@@ -158,7 +158,8 @@ def dnpo_loss(policy_logits: torch.Tensor, reference_logits: torch.Tensor, batch
 
 
 class DNPOTrainer(Trainer):
-    """HF Trainer with the DNPO loss and a frozen reference model (a copy of the SFT policy unless given).
+    """HF Trainer with the DNPO loss and a frozen reference model (a deep copy of the policy unless given; under
+    ZeRO-3 pass a separately loaded one, as ``train.run_stage`` does, since a partitioned model cannot be copied).
 
     The reference is prepared like the policy: under DeepSpeed ZeRO-3 it is sharded by its own inference-only
     engine; under ZeRO-0/1/2 (whose sharding concerns optimizer state and gradients only) and without DeepSpeed it

@@ -139,8 +139,14 @@ def similarity(sample: str, references: Sequence[str]) -> float:
     """S = mean(BLEU-1, BLEU-2, ROUGE-1) between the key words of ``sample`` and those of ``references``.
 
     BLEU is pycocoevalcap's sentence BLEU (clipped n-gram precision, closest-reference brevity penalty), the same
-    definition ``ccexpert eval`` uses for corpora. A sample without key words scores 0.
+    definition ``ccexpert eval`` uses for corpora. A sample without key words scores 0. No-change captions are
+    compared by meaning: 1 when sample and references all say "no change", 0 when only one side does (their single
+    key word would otherwise give BLEU-2 = 0 and S = 2/3, making a correct no-change sample a "rejected" one).
     """
+    sample_unchanged = is_no_change(sample)
+    references_unchanged = [is_no_change(r) for r in references]
+    if sample_unchanged or any(references_unchanged):
+        return 1.0 if sample_unchanged and all(references_unchanged) else 0.0
     hypothesis = key_words(sample)
     reference_keys = [key_words(r) for r in references]
     reference_keys = [r for r in reference_keys if r]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MODEL_NAME = "ccexpert-demo-synthetic"
-DEFAULT_STEPS = "20,120,300"
+DEFAULT_STEPS = "10,200,300"
 DIM_LAYERS = (2, 4)  # DIM scales of the demo (the tiny preset uses 1-4): half the DIM's CPU time
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
