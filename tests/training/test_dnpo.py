@@ -236,3 +236,29 @@ def test_stage4_config_trains_through_ccexpert_train(small_model_dir, tmp_path, 
     changed = {name.split(".")[1] for name in before if not torch.equal(before[name], after[name])}
     assert "language_model" in changed and "vision_tower" not in changed  # trainable parts of the stage-4 config
     CCExpertForConditionalGeneration.from_pretrained(out / "best")  # a complete checkpoint folder
+
+
+def test_stage4_config_validation(monkeypatch, tmp_path) -> None:
+    from ccexpert_training.train import ConfigError, load_stage_config
+
+    monkeypatch.setenv("CCEXPERT_WORK", str(tmp_path))
+    monkeypatch.setenv("CCEXPERT_TINY_DATA", str(tmp_path))
+    cfg = load_stage_config("tiny_stage4_dnpo.yaml")
+    assert cfg["dnpo"]["preferences"] == str(tmp_path / "tiny_preferences.jsonl") and cfg["data"]["train"] is None
+    for override, message in [({"dnpo.beta": 0}, "dnpo.beta"), ({"dnpo.kl_lambda": -0.1}, "dnpo.kl_lambda"),
+                              ({"dnpo.beta": "high"}, "dnpo.beta"), ({"dnpo.preferences": None}, "data.train"),
+                              ({"dnpo.gamma": 1.0}, "unknown keys in 'dnpo'")]:
+        with pytest.raises(ConfigError, match=message):
+            load_stage_config("tiny_stage4_dnpo.yaml", override)
+
+
+def test_stage4_with_a_missing_preference_file_fails_cleanly(small_model_dir, tmp_path, capsys) -> None:
+    from _tinydata import write_tiny_dataset
+    from ccexpert.cli import main
+
+    data = write_tiny_dataset(tmp_path / "data", train=2, val=2, test=2)
+    code = main(["train", "--config", "tiny_stage4_dnpo.yaml", "--set", f"model.init_from={small_model_dir}",
+                 "--set", f"dnpo.preferences={tmp_path / 'missing.jsonl'}", "--set", f"data.val={data / 'val.jsonl'}",
+                 "--set", f"training.output_dir={tmp_path / 'out'}", "--set", "training.deepspeed=null"])
+    assert code == 2
+    assert "dnpo.preferences: preference file not found" in capsys.readouterr().err

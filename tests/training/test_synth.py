@@ -147,3 +147,13 @@ def test_easy_variant_differs_only_where_something_changed():
     rows, cols = np.nonzero(easy.mask)
     near_change[max(rows.min() - 12, 0):rows.max() + 12, max(cols.min() - 12, 0):cols.max() + 12] = True
     assert difference[~near_change].max() == 0  # (shadows and blur may spill a few pixels around a change)
+
+
+def test_zoomed_variant_shows_larger_changes_with_consistent_captions():
+    whole = [make_pair(9, i, changed=True) for i in range(6)]
+    zoomed = [make_pair(9, i, changed=True, zoom=2.0) for i in range(6)]
+    assert np.mean([p.facts.changed_fraction for p in zoomed]) > 2 * np.mean([p.facts.changed_fraction for p in whole])
+    for pair in zoomed:
+        assert pair.facts.changed and pair.before.shape == (256, 256, 3)
+        assert all(check_caption(c, pair.facts).passed for c in pair.captions)
+    assert not make_pair(9, 50, changed=False, zoom=2.0).facts.changed

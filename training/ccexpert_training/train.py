@@ -720,9 +720,12 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     dnpo = cfg["dnpo"]["preferences"] is not None
     if dnpo:  # stage 4: chosen/rejected caption pairs (ccexpert preferences) instead of a caption mixture
         from .dnpo import PreferenceDataset
-        from .preferences import read_preferences
+        from .preferences import PreferenceError, read_preferences
 
-        train_dataset = PreferenceDataset(read_preferences(cfg["dnpo"]["preferences"]))
+        try:
+            train_dataset = PreferenceDataset(read_preferences(cfg["dnpo"]["preferences"]))
+        except PreferenceError as exc:
+            raise ConfigError(f"dnpo.preferences: {exc}") from exc
         summary = f"{len(train_dataset)} preference pairs"
     else:
         train_spec = data["train"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MODEL_NAME = "ccexpert-demo-synthetic"
-DEFAULT_STEPS = "10,200,300"
+DEFAULT_STEPS = "10,250,250"
 DIM_LAYERS = (2, 4)  # DIM scales of the demo (the tiny preset uses 1-4): half the DIM's CPU time
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
@@ -53,6 +53,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--nproc", type=int, default=2, help="training processes (DeepSpeed ranks; default 2)")
     parser.add_argument("--captions", choices=("canonical", "all"), default="canonical",
                         help="train on the first (canonical) phrasing of each pair, or on all five (default canonical)")
+    parser.add_argument("--easy-zoom", type=float, default=1.0,
+                        help="show the easy variant through a window of 1/zoom of each tile around its change "
+                        "(larger changes for the curriculum; default 1 = whole tiles)")
     parser.add_argument("--force", action="store_true", help="delete earlier stage outputs under --work")
 
 
@@ -102,8 +105,8 @@ ccexpert train-demo --out resources/demo_model
 - training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card['nproc']} processes), stages
   I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair), {card['steps']} optimizer steps,
   global batch {card['global_batch_size']}; configs `ccexpert_training/configs/demo_stage{{1,2,3}}.yaml`. Curriculum:
-  stages I-II on the easy variant of the training pairs (both dates under the same acquisition), stage III on the
-  benchmark itself (illumination, season and sun differ between dates);
+  stages I-II on the easy variant of the training pairs (both dates under the same acquisition; window zoom
+  {card['data']['easy_zoom']}), stage III on the benchmark itself (illumination, season and sun differ between dates);
 - wall time: {card['wall_time_min']:.1f} min on {card['machine']} ({card['created_utc']}).
 
 ## Scores
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                         workers=os.cpu_count() or 1)
     with tqdm(total=args.n, desc="synthetic train, easy variant", unit="pair") as bar:
         write_benchmark(easy_dir, n=args.n, seed=args.seed, progress=bar.update, splits=("train",),
-                        workers=os.cpu_count() or 1, date_shift=False)
+                        workers=os.cpu_count() or 1, date_shift=False, zoom=args.easy_zoom)
     with tqdm(total=args.n_test * 10, desc="synthetic test", unit="pair") as bar:
         write_benchmark(test_dir, n=args.n_test * 10, seed=args.test_seed, progress=bar.update, splits=("test",),
                         workers=os.cpu_count() or 1)
@@ -217,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_time_min": round(train_minutes, 2),
         "data": {"seed": args.seed, "train_pairs": len(read_records(train_file)),
                  "val_pairs": len(read_records(data_dir / "val.jsonl")), "test_seed": args.test_seed,
-                 "test_pairs": len(test_records), "captions": args.captions},
+                 "test_pairs": len(test_records), "captions": args.captions, "easy_zoom": args.easy_zoom},
         "eval": scores,
         "eval_files": {name: str(eval_dir / f"{name.replace(' ', '_')}.jsonl") for name in predictions},
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ from PIL import Image
 from ccexpert_training.maskcaption.facts import CLASS_IDS, CLASS_NAMES, LAND_COVER, ChangeFacts, extract_facts
 from ccexpert_training.maskcaption.render import render_captions
 
-from .layout import TILE, make_tile, random_change
-from .raster import Acquisition, render
+from .layout import TILE, Layout, make_tile, random_change
+from .raster import Acquisition, class_map, render
 
 SIZE = 256
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
@@ -46,21 +46,43 @@ def semantic_change_mask(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.where(before == after, 0, np.where(lost, before, after)).astype(np.uint8)
 
 
-def make_pair(seed: int, index: int, changed: bool | None = None, size: int = SIZE, date_shift: bool = True) -> Pair:
+def _view(lay: Layout, after: Layout, rng: np.random.Generator, zoom: float, changed: bool) -> tuple[Layout, Layout]:
+    """The two layouts seen through a window of side TILE / zoom: centred on the change, or anywhere."""
+    side = lay.size / zoom
+    if changed:
+        before_cls = class_map(lay, (64, 64), 64 / lay.size)
+        after_cls = class_map(after, (64, 64), 64 / lay.size)
+        rows, cols = np.nonzero(before_cls != after_cls)
+        cy, cx = (lay.y0 + (rows.mean() + 0.5) * lay.size / 64, lay.x0 + (cols.mean() + 0.5) * lay.size / 64) \
+            if rows.size else (lay.y0 + lay.size / 2, lay.x0 + lay.size / 2)
+        cx, cy = cx + rng.uniform(-side / 4, side / 4), cy + rng.uniform(-side / 4, side / 4)
+    else:
+        cx = lay.x0 + rng.uniform(side / 2, lay.size - side / 2)
+        cy = lay.y0 + rng.uniform(side / 2, lay.size - side / 2)
+    x0 = float(np.clip(cx - side / 2, lay.x0, lay.x0 + lay.size - side))
+    y0 = float(np.clip(cy - side / 2, lay.y0, lay.y0 + lay.size - side))
+    return replace(lay, x0=x0, y0=y0, size=side), replace(after, x0=x0, y0=y0, size=side)
+
+
+def make_pair(seed: int, index: int, changed: bool | None = None, size: int = SIZE, date_shift: bool = True,
+              zoom: float = 1.0) -> Pair:
     """Pair ``index`` of the benchmark with seed ``seed``. ``changed`` forces a kind; None = 50/50.
 
     ``date_shift=False`` renders both dates under the same acquisition (sun, season, illumination, noise, cars): the
     easy variant, where raw pixel differences are exactly the changes (a curriculum for training from scratch).
-    The layouts and changes are the same as with ``date_shift=True``."""
+    The layouts and changes are the same as with ``date_shift=True``. ``zoom`` > 1 shows a window of 1/zoom of the
+    tile around the change (changes cover zoom^2 more of the image: another curriculum step)."""
     rng = np.random.default_rng([seed, index])
     if changed is None:
         changed = bool(rng.random() < 0.5)
     ground_seed = int(rng.integers(1 << 30))
-    scale = size / TILE
+    scale = size / TILE * zoom
     shape = (size, size)
     for _ in range(8):
         lay = make_tile(rng)
         after_lay, events = random_change(rng, lay, 2 if rng.random() < 0.15 else 1) if changed else (lay, [])
+        if zoom != 1.0:
+            lay, after_lay = _view(lay, after_lay, rng, zoom, changed)
         acq_before, acq_after = Acquisition.random(rng), Acquisition.random(rng)
         if not date_shift:
             acq_after = acq_before
@@ -93,13 +115,14 @@ def _save_mask(path: Path, mask: np.ndarray) -> None:
 
 def write_benchmark(out_dir: str | Path, n: int, seed: int, size: int = SIZE, progress=None,
                     splits: tuple[str, ...] = ("train", "val", "test"), workers: int = 1,
-                    date_shift: bool = True) -> dict[str, Path]:
+                    date_shift: bool = True, zoom: float = 1.0) -> dict[str, Path]:
     """Write ``n`` pairs: images under ``out_dir/images/{A,B,label}``, records in ``{train,val,test}.jsonl``
     and the facts of every pair in ``facts.jsonl``. Returns the JSONL paths by split.
 
     ``splits`` limits the work to some splits (e.g. only ``("test",)`` for an evaluation set of another seed);
     a pair keeps its index, uid and split whatever is selected. ``workers`` > 1 renders pairs in that many
-    processes; the output is the same. ``date_shift=False`` writes the easy variant (see :func:`make_pair`)."""
+    processes; the output is the same. ``date_shift=False`` and ``zoom`` write easier variants (see
+    :func:`make_pair`)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     unknown = set(splits) - {name for name, _ in SPLITS}
@@ -112,7 +135,7 @@ def write_benchmark(out_dir: str | Path, n: int, seed: int, size: int = SIZE, pr
     files = {name: path.open("w", encoding="utf-8") for name, path in paths.items()}
     try:
         with (out / "facts.jsonl").open("w", encoding="utf-8") as facts_file:
-            for pair in _pairs(seed, n, size, progress, splits, workers, out, date_shift):
+            for pair in _pairs(seed, n, size, progress, splits, workers, out, date_shift, zoom):
                 name = f"{pair.uid}.png"
                 record = {"uid": pair.uid, "before": f"images/A/{name}", "after": f"images/B/{name}",
                           "captions": pair.captions, "changed": pair.facts.changed, "mask": f"images/label/{name}"}
@@ -130,10 +153,10 @@ def write_benchmark(out_dir: str | Path, n: int, seed: int, size: int = SIZE, pr
     return paths
 
 
-def _render_and_save(job: tuple[int, int, int, str, bool]) -> Pair:
+def _render_and_save(job: tuple[int, int, int, str, bool, float]) -> Pair:
     """Make pair ``index`` and write its images (in a worker process when ``workers`` > 1)."""
-    seed, index, size, out, date_shift = job
-    pair = make_pair(seed, index, size=size, date_shift=date_shift)
+    seed, index, size, out, date_shift, zoom = job
+    pair = make_pair(seed, index, size=size, date_shift=date_shift, zoom=zoom)
     name = f"{pair.uid}.png"
     # fast PNG compression: sensor noise makes level 6 barely smaller and it was half of the generation time
     Image.fromarray(pair.before).save(Path(out) / "images" / "A" / name, compress_level=1)
@@ -144,8 +167,8 @@ def _render_and_save(job: tuple[int, int, int, str, bool]) -> Pair:
 
 
 def _pairs(seed: int, n: int, size: int, progress, splits: tuple[str, ...], workers: int, out: Path,
-           date_shift: bool) -> Iterator[Pair]:
-    jobs = [(seed, index, size, str(out), date_shift) for index in range(n) if split_of(index, n) in splits]
+           date_shift: bool, zoom: float) -> Iterator[Pair]:
+    jobs = [(seed, index, size, str(out), date_shift, zoom) for index in range(n) if split_of(index, n) in splits]
     if progress is not None and len(jobs) < n:
         progress(n - len(jobs))
     if workers > 1 and len(jobs) > 1:
