@@ -143,6 +143,14 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait(10)
 
 
+def metric_value(text: str, sample: str) -> float:
+    """The value of one Prometheus sample line (``name{labels}`` exactly as exposed) in ``/metrics`` text."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(f"{sample} not in /metrics")
+
+
 def write_tif(path: Path, array: np.ndarray, transform: Affine, crs: str = CRS_UTM, nodata=None) -> Path:
     bands, height, width = array.shape
     with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=array.dtype,

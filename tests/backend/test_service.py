@@ -21,6 +21,7 @@ from service_helpers import (
     b64,
     echo_caption,
     free_port,
+    metric_value,
     png_bytes,
     serve_process,
     solid,
@@ -350,6 +351,101 @@ def _alive(url: str, process, timeout: float = 60) -> bool:
         except requests.RequestException:
             time.sleep(0.1)
     return False
+
+
+def _distinct_pairs(engine, count: int, tokens: int, min_gap: float = 1e-4):
+    """``count`` small-PNG 384 px pairs (flat colour + a rectangle) whose in-process confidences, each pair
+    captioned alone, differ pairwise by more than ``min_gap`` (relative), so a returned confidence names its pair."""
+    rng = np.random.default_rng(11)
+    chosen: list[tuple[np.ndarray, np.ndarray]] = []
+    results = []
+    for _ in range(8 * count):
+        pair = []
+        for _side in range(2):
+            image = np.empty((384, 384, 3), np.uint8)
+            image[:] = rng.integers(0, 256, 3)
+            y, x = rng.integers(0, 300, 2)
+            image[y:y + 80, x:x + 80] = rng.integers(0, 256, 3)
+            pair.append(image)
+        result = engine.caption([tuple(pair)], max_new_tokens=tokens)[0]  # alone: a device batch of one
+        if all(abs(result.confidence - r.confidence) > min_gap * r.confidence for r in results):
+            chosen.append(tuple(pair))
+            results.append(result)
+            if len(chosen) == count:
+                return chosen, results
+    raise AssertionError(f"found only {len(chosen)} pairs with distinct confidences")
+
+
+def test_tiny_model_server_20_clients_x_20_requests_nothing_lost_duplicated_or_mixed(tiny_model_dir, tmp_path):
+    """Issue 5 on the real model: 20 concurrent clients x 20 one-pair requests to ``ccexpert serve`` with the tiny
+    checkpoint. Ids are distinct (every pair is computed: no cache hits), contents come from 8 pairs whose
+    confidences differ, so each answer is checked against the in-process engine's answer for the pair its id was
+    built from. Pairs of concurrent clients share device batches; the answer must not depend on that."""
+    from ccexpert.engine import CaptionEngine
+
+    clients, per_client, tokens, kinds = 20, 20, 2, 8
+    port = free_port()
+    process = serve_process(port, "--model", str(tiny_model_dir), "--device", "cpu", "--max-new-tokens", "2",
+                            "--device-batch", "8", "--max-wait-ms", "20", log_path=tmp_path / "serve.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")  # loads while the server does
+        pairs, expected = _distinct_pairs(engine, kinds, tokens)
+        confidences = [r.confidence for r in expected]
+        assert len(set(confidences)) == kinds, confidences
+        encoded = [(b64(png_bytes(b)), b64(png_bytes(a))) for b, a in pairs]
+        wait_ready(url, 120, process)
+
+        def client(c: int) -> list[tuple[str, int, dict]]:
+            session = requests.Session()  # one connection per client: batches are shared round-robin
+            out = []
+            for r in range(per_client):
+                k = (3 * c + r) % kinds
+                pair_id = f"c{c:02d}_r{r:02d}_k{k}"
+                before, after = encoded[k]
+                reply = session.post(url + "/v1/captions", timeout=300, json={
+                    "pairs": [{"id": pair_id, "before": before, "after": after}], "max_new_tokens": tokens})
+                assert reply.status_code == 200, reply.text
+                results = reply.json()["results"]
+                assert len(results) == 1 and results[0]["status"] == "ok", results
+                out.append((pair_id, k, results[0]))
+            return out
+
+        with ThreadPoolExecutor(clients) as pool:
+            answers = [row for rows in pool.map(client, range(clients)) for row in rows]
+
+        sent = [f"c{c:02d}_r{r:02d}_k{(3 * c + r) % kinds}" for c in range(clients) for r in range(per_client)]
+        returned = [result["id"] for _, _, result in answers]
+        assert sorted(returned) == sorted(sent) and len(set(returned)) == clients * per_client  # none lost/doubled
+        assert all(pair_id == result["id"] for pair_id, _, result in answers)
+
+        def nearest(confidence: float) -> int:
+            return min(range(kinds), key=lambda i: abs(confidences[i] - confidence))
+
+        mixed = [(pair_id, k, nearest(res["confidence"]), res["caption"]) for pair_id, k, res in answers
+                 if nearest(res["confidence"]) != k or res["caption"] != expected[k].caption]
+        assert not mixed, f"{len(mixed)} answers belong to another pair: {mixed[:5]}"
+
+        metrics = requests.get(url + "/metrics", timeout=30).text
+        assert metric_value(metrics, 'ccexpert_pairs_total{status="ok"}') == clients * per_client
+        assert metric_value(metrics, 'ccexpert_requests_total{route="/v1/captions",status="200"}') == \
+            clients * per_client
+        assert metric_value(metrics, "ccexpert_batch_size_sum") == clients * per_client  # each computed once
+        batches = metric_value(metrics, "ccexpert_batch_size_count")
+        alone = metric_value(metrics, 'ccexpert_batch_size_bucket{le="1.0"}')
+        assert batches < clients * per_client, "no device batch held more than one pair"
+
+        # the same answer as the pair captioned alone in-process, whatever device batch it shared on the server:
+        # identical caption and flag; the confidence may differ in the last float32 digits (~5e-7 relative), because
+        # the CPU matmul of the last-position logits takes a path that depends on the batch's row count
+        differ = [(pair_id, res, expected[k]) for pair_id, k, res in answers
+                  if res["caption"] != expected[k].caption or res["changed"] != expected[k].changed
+                  or res["confidence"] != pytest.approx(expected[k].confidence, rel=1e-5)]
+        assert not differ, (
+            f"{len(differ)}/{len(answers)} answers differ from their pair captioned alone ({batches:.0f} device "
+            f"batches, {alone:.0f} of one pair): {differ[:3]}")
+    finally:
+        stop_process(process)
 
 
 def test_settings_layers_flags_over_env_over_toml(tmp_path):

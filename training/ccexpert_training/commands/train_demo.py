@@ -53,9 +53,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--nproc", type=int, default=2, help="training processes (DeepSpeed ranks; default 2)")
     parser.add_argument("--captions", choices=("canonical", "all"), default="canonical",
                         help="train on the first (canonical) phrasing of each pair, or on all five (default canonical)")
-    parser.add_argument("--easy-zoom", type=float, default=1.0,
+    parser.add_argument("--easy-zoom", type=float, default=2.0,
                         help="show the easy variant through a window of 1/zoom of each tile around its change "
-                        "(larger changes for the curriculum; default 1 = whole tiles)")
+                        "(4x larger changes for the curriculum at the default 2; 1 = whole tiles)")
     parser.add_argument("--force", action="store_true", help="delete earlier stage outputs under --work")
 
 
