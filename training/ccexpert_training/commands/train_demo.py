@@ -78,6 +78,19 @@ def _scores(predictions) -> dict:
     return {key: round(float(report.overall[key]), 2) for key in SCORE_KEYS}
 
 
+def _warning(card: dict) -> str:
+    """A plain statement when the build did not learn the task (it is shipped anyway: the product needs a model)."""
+    model, majority = card["eval"]["demo model"], card["eval"]["always no change"]
+    if model["change_accuracy"] > max(majority["change_accuracy"], 100 - majority["change_accuracy"]) + 5:
+        return ""
+    return (
+        "\n**Warning: this build did not learn to tell changed from unchanged pairs.** Its change/no-change accuracy "
+        f"({model['change_accuracy']:.1f}%) is at the level of always giving one answer; it writes the same caption "
+        "for most pairs. It still exercises the whole product (service, CLI, plugin), but its captions carry no "
+        "information about the images.\n"
+    )
+
+
 def _model_card_readme(card: dict) -> str:
     rows = "\n".join(
         f"| {name} | " + " | ".join(f"{card['eval'][name][k]:.2f}" for k in SCORE_KEYS) + " |"
@@ -119,7 +132,7 @@ ccexpert train-demo --out resources/demo_model
 {rows}
 
 S*m is {ratio:.2f}x the always-no-change baseline. These numbers are for the synthetic domain only.
-
+{_warning(card)}
 ## Files
 
 `config.json`, `model.safetensors`, tokenizer files, `generation_config.json`, `model_card.json` (`"demo": true`),
