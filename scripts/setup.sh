@@ -25,20 +25,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 java -version >/dev/null 2>&1 || { echo "setup: java is still missing; METEOR cannot run" >&2; exit 1; }
 
+# pip's output goes to a log that is printed only when the install fails
+quiet_pip() {
+  local python="$1"; shift
+  local log; log="$(mktemp)"
+  if ! "$python" -m pip install -q "$@" > "$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; echo "setup: pip install failed" >&2; return 1
+  fi
+  rm -f "$log"
+}
+
 PYTHON="${PYTHON:-python3}"
 stamp_backend=".venv/.ccexpert-setup-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp_backend" ]; then
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  quiet_pip .venv/bin/python --upgrade pip
   # torch is pinned in pyproject.toml to the CPU wheel (2.13.0); an unpinned torch would pull CUDA.
-  .venv/bin/python -m pip install -q -e ".[serve,train,dev]"
+  quiet_pip .venv/bin/python -e ".[serve,train,dev]"
   rm -f .venv/.ccexpert-setup-* && touch "$stamp_backend"
 fi
 
 stamp_qgis=".venv-qgis/.ccexpert-setup-2"
 if [ ! -f "$stamp_qgis" ]; then
   [ -x .venv-qgis/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv-qgis
-  .venv-qgis/bin/python -m pip install -q "pytest>=8" "pytest-qgis==5.0.2" "pytest-timeout>=2.3" \
+  quiet_pip .venv-qgis/bin/python "pytest>=8" "pytest-qgis==5.0.2" "pytest-timeout>=2.3" \
     "flake8>=7" "bandit>=1.7" "detect-secrets>=1.5"
   rm -f .venv-qgis/.ccexpert-setup-* && touch "$stamp_qgis"
 fi
