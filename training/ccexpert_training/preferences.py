@@ -21,7 +21,6 @@ with image paths relative to the file, as in the training records.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 from collections import Counter
@@ -33,7 +32,7 @@ from ccexpert.nochange import is_no_change
 from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 
 from ccexpert_training.keywords import CATEGORIES, apply_swap, key_words, meaning, swap_candidates, tokenize
-from ccexpert_training.records import PairRecord
+from ccexpert_training.records import PairRecord, iter_jsonl, write_jsonl
 
 SOURCES = ("replacement", "filtered")
 PREFERENCE_KEYS = ("uid", "before", "after", "chosen", "rejected", "source", "similarity")
@@ -235,47 +234,29 @@ def mix_pairs(replacement: Sequence[PreferencePair], filtered: Sequence[Preferen
 def write_preferences(pairs: Iterable[PreferencePair], path: str | Path) -> int:
     """Write pairs as JSONL with image paths relative to the file's folder; returns the number written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as handle:
-        for pair in pairs:
-            handle.write(json.dumps(pair.to_json(relative_to=path.parent), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    return write_jsonl((pair.to_json(relative_to=path.parent) for pair in pairs), path)
 
 
 def read_preferences(path: str | Path) -> list[PreferencePair]:
     """Read a preference JSONL file; a malformed line raises PreferenceError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise PreferenceError(f"preference file not found: {path}")
     pairs: list[PreferencePair] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PreferenceError(f"{where}: invalid JSON: {exc}") from exc
-            if not isinstance(obj, dict):
-                raise PreferenceError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            missing = [key for key in ("uid", "before", "after", "chosen", "rejected", "source") if key not in obj]
-            if missing:
-                raise PreferenceError(f"{where}: missing key(s) {', '.join(missing)}")
-            for key in ("uid", "before", "after", "chosen", "rejected"):
-                if not isinstance(obj[key], str) or not obj[key].strip():
-                    raise PreferenceError(f"{where}: {key!r} must be a non-empty string, got {obj[key]!r}")
-            if obj["source"] not in SOURCES:
-                raise PreferenceError(f"{where}: source must be one of {SOURCES}, got {obj['source']!r}")
-            if " ".join(tokenize(obj["chosen"])) == " ".join(tokenize(obj["rejected"])):
-                raise PreferenceError(f"{where}: chosen and rejected captions are the same: {obj['chosen']!r}")
-            score = obj.get("similarity")
-            if score is not None and not isinstance(score, (int, float)):
-                raise PreferenceError(f"{where}: similarity must be a number or null, got {score!r}")
-            pairs.append(PreferencePair(obj["uid"], path.parent / obj["before"], path.parent / obj["after"],
-                                        obj["chosen"], obj["rejected"], obj["source"], score))
+    for where, obj in iter_jsonl(path, "preference", PreferenceError):
+        missing = [key for key in ("uid", "before", "after", "chosen", "rejected", "source") if key not in obj]
+        if missing:
+            raise PreferenceError(f"{where}: missing key(s) {', '.join(missing)}")
+        for key in ("uid", "before", "after", "chosen", "rejected"):
+            if not isinstance(obj[key], str) or not obj[key].strip():
+                raise PreferenceError(f"{where}: {key!r} must be a non-empty string, got {obj[key]!r}")
+        if obj["source"] not in SOURCES:
+            raise PreferenceError(f"{where}: source must be one of {SOURCES}, got {obj['source']!r}")
+        if " ".join(tokenize(obj["chosen"])) == " ".join(tokenize(obj["rejected"])):
+            raise PreferenceError(f"{where}: chosen and rejected captions are the same: {obj['chosen']!r}")
+        score = obj.get("similarity")
+        if score is not None and not isinstance(score, (int, float)):
+            raise PreferenceError(f"{where}: similarity must be a number or null, got {score!r}")
+        pairs.append(PreferencePair(obj["uid"], path.parent / obj["before"], path.parent / obj["after"],
+                                    obj["chosen"], obj["rejected"], obj["source"], score))
     if not pairs:
         raise PreferenceError(f"{path}: no preference pairs")
     return pairs

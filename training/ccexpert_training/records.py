@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +111,39 @@ def _image_size(path: Path, what: str) -> tuple[int, int]:
         raise RecordError(f"{what}: cannot read {path}: {exc}") from exc
 
 
+def iter_jsonl(path: Path, what: str, error: type[ValueError] = RecordError) -> Iterator[tuple[str, dict]]:
+    """Yield ``("file:line", object)`` for every non-empty line of a JSONL file.
+
+    A missing file, a line that is not JSON or not a JSON object raises ``error`` naming the file and line, so every
+    reader of the project's JSONL files (records, predictions, preferences) fails the same clear way.
+    """
+    if not path.is_file():
+        raise error(f"{what} file not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            source = f"{path}:{number}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{source}: invalid JSON: {exc}") from exc
+            if not isinstance(obj, dict):
+                raise error(f"{source}: expected a JSON object, got {type(obj).__name__}")
+            yield source, obj
+
+
+def write_jsonl(objects: Iterable[dict], path: Path) -> int:
+    """Write one JSON object per line (creating the folder); returns the number written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for obj in objects:
+            handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
 def parse_record(obj: object, base_dir: Path, source: str, require_captions: bool = True) -> PairRecord:
     """Validate one decoded JSON object and turn it into a PairRecord (paths resolved against ``base_dir``)."""
     if not isinstance(obj, dict):
@@ -147,37 +180,21 @@ def parse_record(obj: object, base_dir: Path, source: str, require_captions: boo
 def read_records(path: str | Path, require_captions: bool = True) -> list[PairRecord]:
     """Read a records JSONL file; every malformed line or duplicate uid raises RecordError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"records file not found: {path}")
     records: list[PairRecord] = []
     seen: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{source}: invalid JSON: {exc}") from exc
-            record = parse_record(obj, path.parent, source, require_captions)
-            if record.uid in seen:
-                raise RecordError(f"{record.where()}: duplicate uid (first at {seen[record.uid]})")
-            seen[record.uid] = source
-            records.append(record)
+    for source, obj in iter_jsonl(path, "records"):
+        record = parse_record(obj, path.parent, source, require_captions)
+        if record.uid in seen:
+            raise RecordError(f"{record.where()}: duplicate uid (first at {seen[record.uid]})")
+        seen[record.uid] = source
+        records.append(record)
     return records
 
 
 def write_records(records: Iterable[PairRecord], path: str | Path, relative: bool = True) -> int:
     """Write records as JSONL; with ``relative`` the paths are stored relative to the file's folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record.to_json(path.parent if relative else None), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    return write_jsonl((record.to_json(path.parent if relative else None) for record in records), path)
 
 
 def check_records(records: Sequence[PairRecord], check_images: bool = True) -> None:
@@ -202,40 +219,20 @@ class Prediction:
 
 def read_predictions(path: str | Path) -> list[Prediction]:
     """Read ``{"uid", "pred", "change_caption"}`` lines (duplicates are kept; metrics deduplicate with a warning)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"predictions file not found: {path}")
     out: list[Prediction] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{source}: invalid JSON: {exc}") from exc
-            if not isinstance(obj, dict):
-                raise RecordError(f"{source}: expected a JSON object")
-            uid, pred, refs = obj.get("uid"), obj.get("pred"), obj.get("change_caption")
-            if not isinstance(uid, str) or not uid:
-                raise RecordError(f"{source}: missing or empty 'uid'")
-            if not isinstance(pred, str):
-                raise RecordError(f"prediction {uid!r} ({source}): 'pred' must be a string, got {pred!r}")
-            if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
-                raise RecordError(
-                    f"prediction {uid!r} ({source}): 'change_caption' must be a non-empty list of non-empty strings"
-                )
-            out.append(Prediction(uid, pred, tuple(refs)))
+    for source, obj in iter_jsonl(Path(path), "predictions"):
+        uid, pred, refs = obj.get("uid"), obj.get("pred"), obj.get("change_caption")
+        if not isinstance(uid, str) or not uid:
+            raise RecordError(f"{source}: missing or empty 'uid'")
+        if not isinstance(pred, str):
+            raise RecordError(f"prediction {uid!r} ({source}): 'pred' must be a string, got {pred!r}")
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip() for r in refs):
+            raise RecordError(
+                f"prediction {uid!r} ({source}): 'change_caption' must be a non-empty list of non-empty strings"
+            )
+        out.append(Prediction(uid, pred, tuple(refs)))
     return out
 
 
 def write_predictions(predictions: Iterable[Prediction], path: str | Path) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with path.open("w", encoding="utf-8") as handle:
-        for prediction in predictions:
-            handle.write(json.dumps(prediction.to_json(), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    return write_jsonl((prediction.to_json() for prediction in predictions), Path(path))
