@@ -19,27 +19,14 @@ from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
 from .configuration_ccexpert import CCExpertConfig
 from .modeling_ccexpert import CCExpertDifferenceIntegration, CCExpertForConditionalGeneration
-from .presets import generation_config_for
+from .presets import SIGLIP_SO400M_OV, generation_config_for
 
 MODEL_CARD = "model_card.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 # Vision towers the official configs name by hub id (the LLaVA config does not carry the tower's shape).
 # num_hidden_layers is the OV count (26): the official tower's 27th layer is dropped on conversion.
-KNOWN_VISION_TOWERS = {
-    "google/siglip-so400m-patch14-384": {
-        "model_type": "siglip_vision_model",
-        "hidden_size": 1152,
-        "intermediate_size": 4304,
-        "num_hidden_layers": 26,
-        "num_attention_heads": 16,
-        "image_size": 384,
-        "patch_size": 14,
-        "hidden_act": "gelu_pytorch_tanh",
-        "layer_norm_eps": 1e-6,
-        "vision_use_head": False,
-    }
-}
+KNOWN_VISION_TOWERS = {"google/siglip-so400m-patch14-384": SIGLIP_SO400M_OV}
 
 
 class CheckpointError(ValueError):

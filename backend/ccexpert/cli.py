@@ -15,7 +15,7 @@ import sys
 # name -> (module, one-line help). Keep sorted.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("ccexpert.commands.bench", "measure captioning throughput (pairs/s) against the FLOP ceiling"),
-    "build-dataset": ("ccexpert_training.commands.build_dataset", "change-detection set (A/B/label) -> caption records"),
+    "build-dataset": ("ccexpert_training.commands.build_dataset", "change-detection set (A/B/label) -> records"),
     "caption": ("ccexpert.commands.caption", "caption one before/after image pair"),
     "convert": ("ccexpert.commands.convert", "official CCExpert checkpoint -> this project's format"),
     "describe": ("ccexpert.commands.describe", "caption every chip of a before/after raster pair into a GeoPackage"),
@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("ccexpert.commands.serve", "run the HTTP captioning service"),
     "synth": ("ccexpert_training.commands.synth", "generate the synthetic bi-temporal benchmark and GeoTIFF scenes"),
     "train": ("ccexpert_training.commands.train", "train a stage from a YAML config (HF Trainer + DeepSpeed)"),
-    "train-demo": ("ccexpert_training.commands.train_demo", "train the shipped demo model end to end on synthetic data"),
+    "train-demo": ("ccexpert_training.commands.train_demo", "rebuild the shipped demo model on synthetic data"),
 }
 
 

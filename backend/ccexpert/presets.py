@@ -30,7 +30,8 @@ QWEN2_IMAGE_TOKEN_ID = 151646  # <image> in the HF-converted LLaVA-OneVision tok
 QWEN2_IM_END_ID = 151645
 QWEN2_ENDOFTEXT_ID = 151643
 
-_VISION_FULL = {
+# google/siglip-so400m-patch14-384 as LLaVA-OneVision uses it (26 layers, no head)
+SIGLIP_SO400M_OV = {
     "model_type": "siglip_vision_model",
     "hidden_size": 1152,
     "intermediate_size": 4304,
@@ -70,7 +71,7 @@ PRESETS: dict[str, dict] = {
         "dim_num_heads": 2,
     },
     "0.5b": {
-        "vision_config": _VISION_FULL,
+        "vision_config": SIGLIP_SO400M_OV,
         "text_config": {
             "model_type": "qwen2",
             "vocab_size": 152000,
@@ -87,7 +88,7 @@ PRESETS: dict[str, dict] = {
         "image_token_index": QWEN2_IMAGE_TOKEN_ID,
     },
     "7b": {
-        "vision_config": _VISION_FULL,
+        "vision_config": SIGLIP_SO400M_OV,
         "text_config": {
             "model_type": "qwen2",
             "vocab_size": 152128,

@@ -34,9 +34,9 @@ class Handler(BaseHTTPRequestHandler):
                      "auth": self.headers.get("Authorization", "")})
         if scenario == "seen":
             return self._send(200, {"requests": SEEN, "hits": HITS})
-        if scenario == "flaky" and HITS[self.path] <= 2:
+        if scenario.startswith("flaky") and HITS[self.path] <= 2:
             return self._send(503, {"error": {"code": "busy", "message": "warming up", "id": None}})
-        if scenario == "slowdown" and HITS[self.path] == 1:
+        if scenario.startswith("slowdown") and HITS[self.path] == 1:
             return self._send(429, {"error": {"code": "overloaded", "message": "too many", "id": None}},
                               {"Retry-After": "1"})
         if scenario == "slow":

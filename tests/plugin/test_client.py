@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -44,14 +45,16 @@ def test_info_from_the_real_service_and_user_agent(backend, stub, qgis_app):
 
 
 def test_503_and_429_are_retried_with_backoff(stub, qgis_app):
-    client = BackendClient(stub + "/flaky", backoff_s=0.05)
-    start = time.monotonic()
+    tag = uuid.uuid4().hex[:8]  # fresh scenario paths: the stub counts hits per path
+    client = BackendClient(f"{stub}/flaky{tag}", backoff_s=0.05)
     assert client.info()["model_name"] == "stub"  # two 503s, then success
-    assert _seen(stub)["hits"]["/flaky/v1/info"] == 3
-    client = BackendClient(stub + "/slowdown", backoff_s=0.05)
+    assert _seen(stub)["hits"][f"/flaky{tag}/v1/info"] == 3
+    client = BackendClient(f"{stub}/slowdown{tag}", backoff_s=0.05)
     start = time.monotonic()
     model, results = client.captions([{"id": "a", "before": "", "after": ""}])
-    assert time.monotonic() - start >= 0.9, "Retry-After: 1 was not honoured"
+    elapsed = time.monotonic() - start
+    assert _seen(stub)["hits"][f"/slowdown{tag}/v1/captions"] == 2  # a 429, then the retry
+    assert elapsed >= 0.9, f"Retry-After: 1 was not honoured ({elapsed:.3f} s)"
     assert model == "stub" and results[0]["id"] == "a"
 
 
