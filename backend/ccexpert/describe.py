@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record
+from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, run_metadata
 from ccexpert_changes.core.grid import Chip, ChipGrid
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
@@ -214,11 +214,9 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         stretch = rasters.stretch(bounds)
         log.info("%d chips of %d px (stride %d) in %s; stretch %s", summary.total, chip_size, grid.stride,
                  crs_string(rasters.before.crs), "uint8 passthrough" if stretch.passthrough else stretch.to_dict())
-        metadata = {
-            "before": str(Path(options.before).resolve()), "after": str(Path(options.after).resolve()),
-            "bands": options.bands or "1,2,3", "nodata": options.nodata, "chip_size": chip_size,
-            "overlap": options.overlap, "grid_hash": grid.grid_hash, "stretch": stretch.to_dict(),
-        }
+        metadata = run_metadata(str(Path(options.before).resolve()), str(Path(options.after).resolve()),
+                                options.bands or "1,2,3", options.nodata, chip_size, options.overlap, grid.grid_hash,
+                                stretch.to_dict())
         writer = TileWriter(options.output, rasters.before.crs.to_wkt(), grid.grid_hash, metadata,
                             resume=options.resume, overwrite=options.overwrite)
         if writer.redone:

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import fiona
-from ccexpert_changes.core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, STATUS_OK, check_record
+from ccexpert_changes.core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK, check_record
 from ccexpert_changes.core.grid import Bounds, parse_tile_id
 
 _OGR_TYPES = {"str": "str", "int": "int", "real": "float"}
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
-METADATA_TAG = "ccexpert_describe"  # JSON of the run parameters (raster paths, bands, stretch...), for the report
 
 
 def polygon(bounds: Bounds) -> dict:
@@ -48,7 +47,7 @@ class TileWriter:
                 raise ValueError(f"output must be a GeoPackage (.gpkg), got {self.path.name}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with fiona.open(self.path, "w", driver="GPKG", layer=LAYER_NAME, schema=SCHEMA, crs_wkt=crs_wkt) as dst:
-                dst.update_tags({METADATA_TAG: json.dumps(dict(metadata))})
+                dst.update_tags({RUN_METADATA_TAG: json.dumps(dict(metadata))})
             with sqlite3.connect(self.path) as db:
                 db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
 
@@ -98,7 +97,7 @@ def _open_layer(path: str | Path):
 
 def read_metadata(path: str | Path) -> dict:
     with _open_layer(path) as src:
-        text = src.tags().get(METADATA_TAG)
+        text = src.tags().get(RUN_METADATA_TAG)
     return json.loads(text) if text else {}
 
 

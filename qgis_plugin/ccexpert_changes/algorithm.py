@@ -44,7 +44,7 @@ from qgis.PyQt.QtGui import QIcon
 from . import settings
 from .about import LOG_TAG, icon_path, tr
 from .client import BackendClient, BackendError
-from .core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, utc_now_iso
+from .core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, run_metadata, utc_now_iso
 from .core.grid import Bounds, Chip, ChipGrid
 from .output import OutputError, TileWriter
 from .prefetch import Prefetcher
@@ -278,7 +278,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(tr("OUTPUT must be a GeoPackage (.gpkg) file, got {0}").format(output))
         resume = self.parameterAsBoolean(parameters, self.RESUME, context)
         try:
-            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, resume)
+            metadata = run_metadata(
+                plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription(),
+                ",".join(str(b) for b in plan.reader.bands), None,
+                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict())
+            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, resume, metadata)
         except OutputError as exc:
             raise QgsProcessingException(str(exc)) from exc
         if resume:

@@ -7,6 +7,7 @@ redone is deleted first, so a tile is never in the layer twice.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from osgeo import ogr, osr
 
 from .about import tr
-from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, STATUS_OK
+from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK
 from .core.grid import Bounds, parse_tile_id
 
 _OGR_TYPES = {"str": ogr.OFTString, "int": ogr.OFTInteger, "real": ogr.OFTReal}
@@ -27,7 +28,8 @@ class OutputError(ValueError):
 class TileWriter:
     """``change_captions`` layer of a GeoPackage at ``path`` (created, overwritten or resumed)."""
 
-    def __init__(self, path: str, srs_wkt: str, grid_hash: str, resume: bool):
+    def __init__(self, path: str, srs_wkt: str, grid_hash: str, resume: bool,
+                 metadata: Mapping[str, Any] | None = None):
         self.path = path
         self.done: set[str] = set()
         self._stale: dict[str, list[int]] = {}  # tile id -> fids of rows not ok, replaced when the tile is redone
@@ -54,6 +56,8 @@ class TileWriter:
             self.layer = self.ds.CreateLayer(LAYER_NAME, srs, ogr.wkbPolygon, options=["SPATIAL_INDEX=YES"])
             for name, kind in FIELDS:
                 self.layer.CreateField(ogr.FieldDefn(name, _OGR_TYPES[kind]))
+            if metadata is not None:  # the run's parameters, for `ccexpert report` (core.fields.run_metadata)
+                self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
         else:
             self._check_resumable(grid_hash)
         self._defn = self.layer.GetLayerDefn()

@@ -77,6 +77,18 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
             assert r["created_utc"].endswith("Z")
     assert results["CAPTIONED"] + results["SKIPPED_NODATA"] == 9 and results["ERRORS"] == 0
 
+    # the run's parameters travel with the layer, so `ccexpert report` can cut the same chips again
+    ds = gdal.OpenEx(str(out))
+    meta = json.loads(ds.GetLayerByName("change_captions").GetMetadataItem("ccexpert_describe"))
+    ds = None
+    assert meta["before"] == str(before) and meta["after"] == str(after) and meta["bands"] == "1,2,3"
+    assert (meta["chip_size"], meta["overlap"], meta["grid_hash"]) == (CHIP, 64, h)
+    report = subprocess.run([str(BACKEND_BIN / "ccexpert"), "report", str(out), "-o", str(tmp_path / "r.html")],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "thumbnails unavailable" not in report.stderr + report.stdout
+    assert "<svg" in (tmp_path / "r.html").read_text()  # the overview map of the tiles
+
 
 def test_aoi_in_another_crs_keeps_only_chips_it_touches(run_describe, scene, tmp_path):
     before, after = scene

@@ -10,6 +10,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 LAYER_NAME = "change_captions"
+# Layer metadata item holding the run's parameters as JSON (raster paths, bands, nodata, grid, stretch), written by the
+# plugin and by `ccexpert describe`, so that `ccexpert report` can re-read the chips of either.
+RUN_METADATA_TAG = "ccexpert_describe"
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -91,3 +94,10 @@ def check_record(record: Mapping[str, Any]) -> None:
     extra = [name for name in record if name not in FIELD_TYPES]
     if missing or extra:
         raise ValueError(f"record fields do not match the layer: missing {missing}, unexpected {extra}")
+
+
+def run_metadata(before: str, after: str, bands: str, nodata: float | None, chip_size: int, overlap: int,
+                 grid_hash: str, stretch: Mapping[str, Any]) -> dict[str, Any]:
+    """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared)."""
+    return {"before": before, "after": after, "bands": bands, "nodata": nodata, "chip_size": chip_size,
+            "overlap": overlap, "grid_hash": grid_hash, "stretch": dict(stretch)}
