@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, run_metadata
 from ccexpert_changes.core.grid import Chip, ChipGrid
 from ccexpert_changes.core.stretch import nodata_fraction
@@ -24,7 +25,6 @@ from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from shapely import prepared
 from shapely.geometry import box, shape
-from shapely.ops import transform as shapely_transform
 from shapely.ops import unary_union
 
 from .gpkg_output import TileWriter
@@ -166,7 +166,7 @@ def load_aoi(path: str, layer: str | None, target_crs) -> Any:
         minx, miny, maxx, maxy = aoi.bounds
         aoi = aoi.segmentize(max(maxx - minx, maxy - miny) / 64 or 1.0)
         transformer = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
-        aoi = shapely_transform(transformer.transform, aoi)
+        aoi = shapely.transform(aoi, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
         log.info("AOI transformed from %s to %s", src_crs.to_string(), dst_crs.to_string())
     if not aoi.is_valid:
         aoi = aoi.buffer(0)

@@ -195,7 +195,7 @@ class RasterPair:
     def window_of(self, bounds: Bounds) -> Window:
         """Before-pixel window (whole pixels) covering ``bounds``."""
         inv = ~self.before.transform
-        xs, ys = zip(*(inv * (x, y) for x in (bounds[0], bounds[2]) for y in (bounds[1], bounds[3])), strict=True)
+        xs, ys = zip(*(inv @ (x, y) for x in (bounds[0], bounds[2]) for y in (bounds[1], bounds[3])), strict=True)
         c0, r0 = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
         c1, r1 = min(self.before.width, math.ceil(max(xs))), min(self.before.height, math.ceil(max(ys)))
         return Window(c0, r0, max(0, c1 - c0), max(0, r1 - r0))
