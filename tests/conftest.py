@@ -140,3 +140,15 @@ def write_official_checkpoint(model, tokenizer, directory):
     (directory / "config.json").write_text(json.dumps(official_config(model)))
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps process-wide singletons; a stage run with DeepSpeed must not inherit a non-DeepSpeed one
+    left by an earlier Trainer in this pytest process."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()

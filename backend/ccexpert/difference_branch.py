@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional
 from transformers import initialization as init
 
-from .modeling_ccexpert import sine_position_encoding
+from .modeling_ccexpert import CCExpertDIMAttention, sine_position_encoding
 
 
 def texture_operators() -> torch.Tensor:
@@ -62,29 +62,6 @@ def texture_difference(before: torch.Tensor, after: torch.Tensor, eps: float = 1
     return (s_after - s_before) / norm
 
 
-class DifferenceCrossAttention(nn.Module):
-    """Multi-head attention, pixel difference as query, texture difference as key and value."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"difference branch: width {dim} is not divisible by {num_heads} heads")
-        self.num_heads = num_heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
-
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        batch, num_tokens, dim = query.shape  # [B, N, D]
-        heads = (batch, -1, self.num_heads, dim // self.num_heads)
-        q = self.q_proj(query).view(heads).transpose(1, 2)  # [B, h, N, d]
-        k = self.k_proj(key).view(heads).transpose(1, 2)
-        v = self.v_proj(value).view(heads).transpose(1, 2)
-        out = functional.scaled_dot_product_attention(q, k, v)  # [B, h, N, d]
-        return self.out_proj(out.transpose(1, 2).reshape(batch, num_tokens, dim))  # [B, N, D]
-
-
 class DifferenceBranch(nn.Module):
     """Pixel + texture difference -> cross-attention -> gated additive terms for the before/after vision features."""
 
@@ -99,7 +76,10 @@ class DifferenceBranch(nn.Module):
         self.texture_embed = nn.Conv2d(NUM_OPERATORS, dim, kernel_size=patch, stride=patch)  # dS -> [B, D, grid, grid]
         self.pixel_norm = nn.LayerNorm(dim)
         self.texture_norm = nn.LayerNorm(dim)
-        self.cross_attn = DifferenceCrossAttention(dim, config.dim_num_heads)
+        if dim % config.dim_num_heads:
+            raise ValueError(f"difference branch: width {dim} is not divisible by {config.dim_num_heads} heads")
+        # the DIM's attention (separate q/k/v/out projections): pixel difference as query, texture as key/value
+        self.cross_attn = CCExpertDIMAttention(dim, config.dim_num_heads)
         self.gate_before = nn.Parameter(torch.zeros(dim))
         self.gate_after = nn.Parameter(torch.zeros(dim))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from ccexpert.configuration_ccexpert import CCExpertConfig
 from ccexpert.difference_branch import DifferenceBranch, texture_difference, texture_operators
@@ -114,18 +113,6 @@ def test_trained_branch_round_trips_through_save_pretrained(tmp_path, tiny_model
     assert torch.all(loaded.model.diff_branch.gate_after == 0.25)  # loaded gates are not re-zeroed by the init
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
-
-
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps process-wide singletons; a stage run with DeepSpeed must not inherit a non-DeepSpeed one
-    left by an earlier Trainer in this pytest process."""
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    PartialState._reset_state()
 
 
 def test_sft_with_the_branch_through_ccexpert_train(tmp_path, capsys, fresh_accelerate_state) -> None:

@@ -193,18 +193,6 @@ def small_model_dir(tokenizer, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def fresh_accelerate_state():
-    """accelerate keeps process-wide singletons; a stage run with DeepSpeed must not inherit a non-DeepSpeed one
-    left by an earlier Trainer in this pytest process."""
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    PartialState._reset_state()
-
-
 def test_stage4_config_trains_through_ccexpert_train(small_model_dir, tmp_path, capsys, fresh_accelerate_state) -> None:
     """`ccexpert preferences`, then `ccexpert train --config tiny_stage4_dnpo.yaml` (DeepSpeed ZeRO-2, one process)."""
     import json
