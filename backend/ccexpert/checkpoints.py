@@ -92,8 +92,14 @@ def read_model_card(source: str | Path) -> dict:
     return json.loads(card.read_text()) if card.is_file() else {}
 
 
-def write_model_card(directory: str | Path, model_name: str, model_version: str, demo: bool = False) -> None:
+def write_model_card(
+    directory: str | Path, model_name: str, model_version: str, demo: bool = False, chip_size: int | None = None
+) -> None:
+    """``chip_size``: the chip the model was trained to read when it differs from its input size (the demo model
+    reads 384-px chips at 128 px); clients cut chips of this size (``/v1/info``)."""
     card = {"model_name": model_name, "model_version": model_version, "demo": demo}
+    if chip_size is not None:
+        card["chip_size"] = int(chip_size)
     (Path(directory) / MODEL_CARD).write_text(json.dumps(card, indent=2) + "\n")
 
 

@@ -28,6 +28,15 @@ class CCExpertConfig(LlavaOnevisionConfig):
     diff_branch (`bool`, defaults to `False`):
         Add the optional RSICCLLM-style difference-aware branch (``ccexpert.difference_branch``) to the vision
         features before the projector.
+    change_mask_loss_weight (`float`, defaults to 0.0):
+        Weight of an auxiliary training loss (``0`` = off, no extra parameters; needs the DIM): two linear heads
+        predict, per image token, whether its patch changed (from the records' change masks), one on the DIM's fused
+        change stream (where the two images are compared token by token) and one on the projected image tokens (what
+        the LLM reads); their binary cross-entropies are added to the caption loss. A model trained from scratch (the
+        demo model) otherwise settles on the caption prior and ignores the images. Not part of the reference;
+        official checkpoints have it off.
+    change_mask_min_fraction (`float`, defaults to 0.02):
+        A patch counts as changed for that loss when at least this fraction of its pixels is changed in the mask.
     image_seq_length (`int`, defaults to 729):
         Placeholder tokens per `<image>`: (image_size / patch_size) ** 2.
     initializer_range (`float`, defaults to 0.02):
@@ -42,6 +51,8 @@ class CCExpertConfig(LlavaOnevisionConfig):
     dim_mlp_ratio: int = 4
     use_dim: bool = True
     diff_branch: bool = False
+    change_mask_loss_weight: float = 0.0
+    change_mask_min_fraction: float = 0.02
     image_seq_length: int = 729
     initializer_range: float = 0.02
 
@@ -63,6 +74,12 @@ class CCExpertConfig(LlavaOnevisionConfig):
                 f"image_seq_length={self.image_seq_length} but the vision tower gives {grid}x{grid}={grid * grid} "
                 f"tokens per image ({vision.image_size} px, patch {vision.patch_size})"
             )
+        if not self.change_mask_loss_weight >= 0:
+            raise ValueError(f"change_mask_loss_weight must be >= 0, got {self.change_mask_loss_weight}")
+        if self.change_mask_loss_weight > 0 and not self.use_dim:
+            raise ValueError("change_mask_loss_weight > 0 needs the DIM (use_dim=True): its head reads the DIM output")
+        if not 0 < self.change_mask_min_fraction <= 1:
+            raise ValueError(f"change_mask_min_fraction must be in (0, 1], got {self.change_mask_min_fraction}")
         if self.vision_feature_select_strategy != "full":
             raise ValueError("CCExpert needs vision_feature_select_strategy='full' (SigLIP has no CLS token)")
         if not isinstance(self.vision_feature_layer, int):

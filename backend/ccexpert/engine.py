@@ -66,6 +66,7 @@ class CaptionEngine:
         model_version: str = "unknown",
         demo: bool = False,
         max_batch: int = DEFAULT_MAX_BATCH,
+        chip_size: int | None = None,
     ):
         self.model = model.eval()
         self.processor = processor
@@ -75,6 +76,11 @@ class CaptionEngine:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = max_batch
+        # the chip clients should cut: the model card's when given, else the model's input size (384 for CCExpert)
+        chip_size = processor.image_size if chip_size is None else chip_size
+        if isinstance(chip_size, bool) or not isinstance(chip_size, int) or chip_size < 1:
+            raise ValueError(f"chip_size must be a positive integer, got {chip_size!r}")
+        self.chip_size = chip_size
 
     @classmethod
     def from_pretrained(
@@ -104,6 +110,7 @@ class CaptionEngine:
             model_version=card.get("model_version", "unknown"),
             demo=bool(card.get("demo", False)),
             max_batch=max_batch or (GPU_MAX_BATCH if device.type == "cuda" else DEFAULT_MAX_BATCH),
+            chip_size=card.get("chip_size"),
         )
 
     @property
@@ -114,7 +121,7 @@ class CaptionEngine:
         return {
             "model_name": self.model_name,
             "model_version": self.model_version,
-            "chip_size": self.processor.image_size,
+            "chip_size": self.chip_size,
             "bands": 3,
             "device": str(self.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),

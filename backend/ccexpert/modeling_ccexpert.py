@@ -15,6 +15,7 @@ the official ones). Only parameters the reference uses in its forward are built:
 
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -207,6 +208,17 @@ class CCExpertDifferenceIntegration(nn.Module):
         return fused_a + scales_a[-1], fused_b + scales_b[-1], fused_change
 
 
+@dataclass
+class CCExpertModelOutputWithPast(LlavaOnevisionModelOutputWithPast):
+    r"""
+    change_hidden_states (`torch.FloatTensor` of shape `(batch_size, num_image_tokens, vision_hidden)`, *optional*):
+        The DIM's fused change stream (not fed to the LLM, as in the reference); the auxiliary change-mask loss
+        reads it.
+    """
+
+    change_hidden_states: torch.FloatTensor | None = None
+
+
 class CCExpertPreTrainedModel(LlavaOnevisionPreTrainedModel):
     config: CCExpertConfig
     _no_split_modules = ["SiglipEncoderLayer", "Qwen2DecoderLayer", "CCExpertChangeAwareLayer"]
@@ -243,6 +255,11 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
         """pixel_values [B, 2, 3, S, S] -> projected image tokens [B, 2, N, H] (image 0 = before, 1 = after)."""
+        return self.encode_images(pixel_values)[0]
+
+    def encode_images(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pixel_values [B, 2, 3, S, S] -> (projected image tokens [B, 2, N, H], the DIM's fused change stream
+        [B, N, D] or None without the DIM)."""
         if pixel_values.ndim != 5 or pixel_values.shape[1] != 2:
             raise ValueError(
                 f"pixel_values must be [batch, 2, 3, H, W] (before, after), got {tuple(pixel_values.shape)}"
@@ -253,10 +270,11 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
         vision = self.vision_tower(pixel_values.flatten(0, 1), output_hidden_states=wanted, return_dict=True)
         hidden = vision.hidden_states  # tuple indexed by absolute layer; entries [2B, N, D]
 
+        change = None
         if self.dim is not None:
             scales = torch.stack([hidden[i] for i in self.config.dim_layers])  # [S, 2B, N, D]
             scales = scales.unflatten(1, (batch, 2))  # [S, B, 2, N, D]
-            features_a, features_b, _ = self.dim(scales[:, :, 0], scales[:, :, 1])  # [B, N, D] each
+            features_a, features_b, change = self.dim(scales[:, :, 0], scales[:, :, 1])  # [B, N, D] each
         else:
             base = hidden[base_layer].unflatten(0, (batch, 2))  # [B, 2, N, D]
             features_a, features_b = base[:, 0], base[:, 1]
@@ -266,7 +284,7 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
             features_a, features_b = features_a + delta_a, features_b + delta_b
 
         features = torch.stack((features_a, features_b), dim=1)  # [B, 2, N, D]
-        return self.multi_modal_projector(features)  # [B, 2, N, H]
+        return self.multi_modal_projector(features), change  # [B, 2, N, H], [B, N, D]
 
     def forward(
         self,
@@ -284,7 +302,7 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)  # [B, L, H]
 
-        image_features = None
+        image_features = change = None
         if pixel_values is not None:
             if input_ids is None:
                 raise ValueError("pixel_values need input_ids with <image> placeholders")
@@ -297,7 +315,7 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
                     f"{self.config.image_seq_length}) and one image pair; got placeholder counts {counts} for "
                     f"{pixel_values.shape[0]} pairs"
                 )
-            image_features = self.get_image_features(pixel_values.to(self.vision_tower.dtype))  # [B, 2, N, H]
+            image_features, change = self.encode_images(pixel_values.to(self.vision_tower.dtype))  # [B, 2, N, H]
             image_features = image_features.to(inputs_embeds.device, inputs_embeds.dtype)
             inputs_embeds = inputs_embeds.masked_scatter(image_mask[..., None], image_features)
 
@@ -309,12 +327,13 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
             use_cache=use_cache,
             **kwargs,
         )
-        return LlavaOnevisionModelOutputWithPast(
+        return CCExpertModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=image_features,
+            change_hidden_states=change,
         )
 
 
@@ -325,6 +344,12 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
         CCExpertPreTrainedModel.__init__(self, config)
         self.model = CCExpertModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        # auxiliary change-mask heads (change_mask_loss_weight > 0; training only, never used to caption): one on the
+        # DIM's change stream, one on the projected image tokens the LLM reads
+        self.change_mask_head = self.change_mask_token_head = None
+        if config.change_mask_loss_weight > 0:
+            self.change_mask_head = nn.Linear(config.vision_config.hidden_size, 1)
+            self.change_mask_token_head = nn.Linear(config.text_config.hidden_size, 1)
         self.post_init()
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -341,8 +366,11 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        change_mask: torch.Tensor | None = None,
         **kwargs,
     ) -> LlavaOnevisionCausalLMOutputWithPast:
+        """`change_mask` [B, N]: fraction of changed pixels per patch (< 0 = no mask for that sample); with `labels`
+        and `config.change_mask_loss_weight > 0` it adds the auxiliary change-mask loss (see the config)."""
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
@@ -359,6 +387,17 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
         if labels is not None:
             vocab_size = self.config.text_config.vocab_size
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
+            if self.change_mask_head is not None and change_mask is not None:
+                aux = self.config.change_mask_loss_weight * self.change_mask_loss(
+                    outputs.change_hidden_states, outputs.image_hidden_states, change_mask
+                )
+                num_items = kwargs.get("num_items_in_batch")
+                if num_items is not None:
+                    # The caption loss is then a share (sum / tokens of the whole global batch) that the Trainer
+                    # rescales by the number of processes; weigh the aux mean by this batch's share of those tokens
+                    # so that it keeps its configured weight on any process and accumulation count.
+                    aux = aux * (labels[..., 1:] != -100).sum() / num_items
+                loss = loss + aux
         return LlavaOnevisionCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -368,11 +407,34 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
             image_hidden_states=outputs.image_hidden_states,
         )
 
+    def change_mask_loss(
+        self, change_states: torch.Tensor, image_features: torch.Tensor, change_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Sum of two binary cross-entropies against `change_mask` [B, N] (a token's patch is changed when its fraction
+        >= `change_mask_min_fraction`; samples < 0 are skipped): the head on the DIM's change stream [B, N, D] (where
+        the two images are compared token by token) and the head on both images' projected tokens [B, 2, N, H] (what
+        the LLM reads, so the change is carried into them)."""
+        if change_mask.shape != change_states.shape[:2]:
+            raise ValueError(
+                f"change_mask must be [batch, {change_states.shape[1]}] (one value per image token), "
+                f"got {tuple(change_mask.shape)}"
+            )
+        change_logits = self.change_mask_head(change_states).squeeze(-1)  # [B, N]
+        token_logits = self.change_mask_token_head(image_features).squeeze(-1)  # [B, 2, N]
+        known = change_mask >= 0  # [B, N]
+        if not known.any():  # keeps the heads in the graph (DeepSpeed expects a gradient for every param)
+            return (change_logits.sum() + token_logits.sum()) * 0.0
+        target = (change_mask >= self.config.change_mask_min_fraction).to(change_logits.dtype)  # [B, N]
+        bce = nn.functional.binary_cross_entropy_with_logits
+        change_loss = bce(change_logits[known], target[known])
+        token_loss = bce(token_logits.transpose(0, 1)[:, known], target[known].expand(2, -1))
+        return change_loss + token_loss
 
 __all__ = [
     "CCExpertDifferenceIntegration",
     "CCExpertForConditionalGeneration",
     "CCExpertModel",
+    "CCExpertModelOutputWithPast",
     "CCExpertPreTrainedModel",
     "sine_position_encoding",
 ]

@@ -132,6 +132,23 @@ class CCExpertProcessor:
         pixels = (pixels - IMAGE_MEAN) / IMAGE_STD
         return pixels.transpose(2, 0, 1)  # [3, S, S]
 
+    def patch_change_fraction(self, mask, where: str) -> np.ndarray:
+        """A change mask (HxW array or PIL image; nonzero = changed) -> float32 [N]: the changed fraction of each
+        image token's patch, after the same squash-resize as the images (nearest). Pixels beyond the last whole
+        patch are dropped, as SigLIP's strided patch embedding drops them."""
+        if isinstance(mask, Image.Image):
+            mask = np.asarray(mask.convert("L"))
+        if not isinstance(mask, np.ndarray) or mask.ndim != 2 or 0 in mask.shape:
+            shape = getattr(mask, "shape", type(mask).__name__)
+            raise ValueError(f"{where}: a change mask must be a non-empty HxW array or PIL image, got {shape}")
+        changed = Image.fromarray((mask != 0).astype(np.uint8) * 255)
+        if changed.size != (self.image_size, self.image_size):
+            changed = changed.resize((self.image_size, self.image_size), resample=Image.Resampling.NEAREST)
+        grid = round(self.image_seq_length**0.5)
+        patch = self.image_size // grid
+        pixels = np.asarray(changed, dtype=np.float32)[: grid * patch, : grid * patch] / 255.0
+        return pixels.reshape(grid, patch, grid, patch).mean(axis=(1, 3)).reshape(-1)  # [N], row-major like SigLIP
+
     def validate(self, pairs: Sequence[tuple], first_index: int = 0) -> list[tuple]:
         """Check every pair and image without preprocessing (cheap), so a long job fails before any work."""
         if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple | list):
@@ -155,8 +172,10 @@ class CCExpertProcessor:
         captions: Sequence[str] | None = None,
         padding_side: str | None = None,
         first_index: int = 0,
+        change_masks: Sequence | None = None,
     ) -> dict[str, torch.Tensor]:
-        """`first_index` numbers the pairs in error messages when this batch is a chunk of a longer list."""
+        """`first_index` numbers the pairs in error messages when this batch is a chunk of a longer list.
+        `change_masks` (one mask or None per pair) adds `change_mask` [B, N] for the auxiliary loss (-1 = no mask)."""
         pairs = self.validate(pairs, first_index)
         if captions is not None:
             captions = [captions] if isinstance(captions, str) else list(captions)
@@ -200,6 +219,14 @@ class CCExpertProcessor:
         }
         if labels is not None:
             batch["labels"] = labels
+        if change_masks is not None:
+            if len(change_masks) != len(pairs):
+                raise ValueError(f"got {len(change_masks)} change masks for {len(pairs)} pairs")
+            fractions = np.full((len(pairs), self.image_seq_length), -1.0, dtype=np.float32)
+            for index, mask in enumerate(change_masks):
+                if mask is not None:
+                    fractions[index] = self.patch_change_fraction(mask, f"pair {first_index + index}, change mask")
+            batch["change_mask"] = torch.from_numpy(fractions)
         return batch
 
 

@@ -130,3 +130,20 @@ def test_default_model_comes_from_the_environment(tiny_model_dir, monkeypatch, t
     monkeypatch.setenv("CCEXPERT_MODEL", str(tmp_path / "nothing"))
     with pytest.raises(CheckpointError, match=r"no model at .*nothing; pass --model"):
         CaptionEngine.from_pretrained(None)
+
+
+def test_chip_size_comes_from_the_model_card(tiny_model_dir, tmp_path):
+    """Clients cut the chip the model card names (the demo model reads 384-px chips at 128 px); without it, the
+    model's input size; a bad value is refused when the model loads."""
+    import json
+    import shutil
+
+    assert CaptionEngine.from_pretrained(tiny_model_dir, device="cpu").info()["chip_size"] == 384
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    (folder / "model_card.json").write_text(json.dumps({**card, "chip_size": 512}))
+    assert CaptionEngine.from_pretrained(folder, device="cpu").info()["chip_size"] == 512
+    (folder / "model_card.json").write_text(json.dumps({**card, "chip_size": "big"}))
+    with pytest.raises(ValueError, match="chip_size must be a positive integer, got 'big'"):
+        CaptionEngine.from_pretrained(folder, device="cpu")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
 from ccexpert.presets import build_model, build_tiny_tokenizer
 from ccexpert.processing import CCExpertProcessor
 from conftest import make_pair
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -121,3 +123,57 @@ def _tiny_vision() -> dict:
     from ccexpert.presets import PRESETS
 
     return dict(PRESETS["tiny"]["vision_config"])
+
+
+def test_change_mask_loss_is_off_by_default_and_adds_a_trained_head_when_on(tokenizer, processor):
+    """Weight 0 (default, official checkpoints): no head, no extra parameter, the loss is the caption loss. Weight w:
+    loss = caption loss + w * (BCE(head(DIM change stream)) + BCE(token head(projected image tokens))) against
+    "patch changed"; its gradient reaches the DIM, the projector and the vision tower, and captions (generation) do
+    not depend on the heads."""
+    assert build_model("tiny", tokenizer, seed=0).change_mask_head is None
+    mask = np.zeros((384, 384), dtype=np.uint8)
+    mask[:96, :96] = 1
+    batch = processor([make_pair(1), make_pair(2)], captions=["A house is built.", "No change."],
+                      padding_side="right", change_masks=[mask, None])
+    plain = build_model("tiny", tokenizer, seed=0).train()
+    caption_loss = plain(**{k: v for k, v in batch.items() if k != "change_mask"}).loss
+    assert torch.allclose(plain(**batch).loss, caption_loss)  # no head: the masks are ignored
+
+    model = build_model("tiny", tokenizer, seed=0, change_mask_loss_weight=0.5).train()
+    model.load_state_dict(plain.state_dict(), strict=False)
+    assert {n for n, _ in model.named_parameters()} - {n for n, _ in plain.named_parameters()} == {
+        "change_mask_head.weight", "change_mask_head.bias", "change_mask_token_head.weight",
+        "change_mask_token_head.bias"}
+    out = model.model(**{k: v for k, v in batch.items() if k not in ("labels", "change_mask")})
+    assert out.change_hidden_states.shape == (2, 729, model.config.vision_config.hidden_size)
+    aux = model.change_mask_loss(out.change_hidden_states, out.image_hidden_states, batch["change_mask"])
+    loss = model(**batch).loss
+    assert aux > 0 and torch.allclose(loss, caption_loss + 0.5 * aux, atol=1e-6)
+    # under the Trainer's global token count (num_items_in_batch over all processes / accumulation steps) the aux
+    # term takes this batch's share of the tokens, like the caption loss does
+    tokens = (batch["labels"][..., 1:] != -100).sum()
+    shared = model(**batch, num_items_in_batch=2 * tokens).loss
+    half_caption = plain(**{k: v for k, v in batch.items() if k != "change_mask"}, num_items_in_batch=2 * tokens).loss
+    assert torch.allclose(shared, half_caption + 0.5 * aux / 2, atol=1e-6)
+    # only the sample with a mask counts: the -1 row is skipped
+    alone = model.change_mask_loss(out.change_hidden_states[:1], out.image_hidden_states[:1], batch["change_mask"][:1])
+    assert torch.allclose(aux, alone, atol=1e-6)
+    model.zero_grad()
+    model.change_mask_loss(out.change_hidden_states, out.image_hidden_states, batch["change_mask"]).backward()
+    assert model.change_mask_head.weight.grad.abs().sum() > 0
+    assert model.change_mask_token_head.weight.grad.abs().sum() > 0
+    assert model.model.multi_modal_projector.linear_2.weight.grad.abs().sum() > 0
+    assert model.model.dim.change_feature_init.delta_proj.weight.grad.abs().sum() > 0
+    assert model.model.vision_tower.get_input_embeddings().weight.grad.abs().sum() > 0
+    assert model.model.language_model.embed_tokens.weight.grad is None  # the head does not read the LLM
+    unknown = torch.full_like(batch["change_mask"], -1.0)
+    assert model.change_mask_loss(out.change_hidden_states, out.image_hidden_states, unknown) == 0
+    with pytest.raises(ValueError, match=r"change_mask must be \[batch, 729\]"):
+        model.change_mask_loss(out.change_hidden_states, out.image_hidden_states, batch["change_mask"][:, :10])
+    with torch.no_grad():  # inference: same logits with and without the head
+        prompt = processor([make_pair(1)])
+        assert torch.equal(model.eval()(**prompt).logits, plain.eval()(**prompt).logits)
+    with pytest.raises(StrictDataclassClassValidationError, match="change_mask_loss_weight must be >= 0"):
+        build_model("tiny", tokenizer, change_mask_loss_weight=-1.0, device="meta")
+    with pytest.raises(StrictDataclassClassValidationError, match="needs the DIM"):
+        build_model("tiny", tokenizer, change_mask_loss_weight=1.0, use_dim=False, device="meta")

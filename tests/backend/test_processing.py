@@ -146,3 +146,38 @@ def test_tokenizer_must_have_the_chatml_specials():
     bare = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), pad_token="<pad>")
     with pytest.raises(ValueError, match="lacks the special tokens"):
         CCExpertProcessor(bare)
+
+
+def test_change_masks_become_per_token_changed_fractions(processor):
+    """A mask is squash-resized like the images (nearest) and averaged per SigLIP patch; the 6 px SigLIP drops at
+    384 / 14 are dropped here too; a pair without a mask gets -1 everywhere."""
+    mask = np.zeros((384, 384), dtype=np.uint8)
+    mask[14:28, 28:42] = 1  # exactly patch (row 1, col 2)
+    mask[0:7, 0:14] = 255  # half of patch (0, 0)
+    mask[380:, :] = 1  # beyond the last whole patch: ignored
+    batch = processor([make_pair(1), make_pair(2)], captions=["A house.", "No change."],
+                      change_masks=[mask, None])
+    fractions = batch["change_mask"]
+    assert fractions.shape == (2, 729) and fractions.dtype == torch.float32
+    grid = fractions[0].view(27, 27)
+    assert grid[1, 2] == 1.0 and grid[0, 0] == 0.5
+    assert grid.sum() == 1.5
+    assert torch.equal(fractions[1], torch.full((729,), -1.0))
+    # a 96 x 96 PIL mask is resized to 384 first: its top-left quarter covers rows/cols 0..191 of 384
+    small = np.zeros((96, 96), dtype=np.uint8)
+    small[:48, :48] = 1
+    grid = processor([make_pair(1)], change_masks=[Image.fromarray(small)])["change_mask"][0].view(27, 27)
+    assert torch.all(grid[:13, :13] == 1.0) and torch.all(grid[14:, :] == 0.0)
+    assert 0 < grid[13, 0] < 1  # the patch straddling pixel 192
+
+
+@pytest.mark.parametrize(
+    ("masks", "message"),
+    [([np.zeros((8, 8, 3), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
+     ([np.zeros((0, 8), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
+     (["mask.png"], "pair 0, change mask: a change mask must be"),
+     ([None, None], "got 2 change masks for 1 pairs")],
+)
+def test_bad_change_masks(processor, masks, message):
+    with pytest.raises(ValueError, match=message):
+        processor([make_pair(1)], captions=["A house."], change_masks=masks)

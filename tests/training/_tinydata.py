@@ -27,8 +27,9 @@ def make_pair_images(seed: int, changed: bool, size: int = 32) -> tuple[Image.Im
     return Image.fromarray(before), Image.fromarray(after)
 
 
-def write_split(folder: Path, name: str, count: int, seed: int) -> Path:
-    """``count`` pairs alternating changed / unchanged, 5 captions each; returns the JSONL path."""
+def write_split(folder: Path, name: str, count: int, seed: int, masks: bool = False) -> Path:
+    """``count`` pairs alternating changed / unchanged, 5 captions each (and change masks when asked); returns the
+    JSONL path."""
     images = folder / "images" / name
     images.mkdir(parents=True, exist_ok=True)
     records = []
@@ -39,17 +40,22 @@ def write_split(folder: Path, name: str, count: int, seed: int) -> Path:
         before.save(images / f"{stem}_A.png")
         after.save(images / f"{stem}_B.png")
         captions = CHANGE_CAPTIONS if changed else tuple(c.capitalize() + "." for c in NO_CHANGE_CAPTIONS)
+        mask = None
+        if masks:
+            mask = images / f"{stem}_mask.png"
+            changed_pixels = np.any(np.asarray(before) != np.asarray(after), axis=-1)
+            Image.fromarray(changed_pixels.astype(np.uint8) * 255).save(mask)
         records.append(
-            PairRecord(stem, images / f"{stem}_A.png", images / f"{stem}_B.png", captions, changed, None)
+            PairRecord(stem, images / f"{stem}_A.png", images / f"{stem}_B.png", captions, changed, mask)
         )
     path = folder / f"{name}.jsonl"
     write_records(records, path)
     return path
 
 
-def write_tiny_dataset(folder: Path, train: int = 8, val: int = 4, test: int = 4) -> Path:
+def write_tiny_dataset(folder: Path, train: int = 8, val: int = 4, test: int = 4, masks: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_split(folder, "train", train, 1)
+    write_split(folder, "train", train, 1, masks)
     write_split(folder, "val", val, 2)
     write_split(folder, "test", test, 3)
     return folder

@@ -40,12 +40,6 @@ def test_default_model_is_the_demo(engine, monkeypatch):
     assert info["demo"] is True and info["chip_size"] == 384
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 4): the shipped tiny demo model, trained from scratch on 2 CPU cores, learned the caption "
-    "prior but not to read the images; it answers 'there is no difference' for every pair (resources/README.md). "
-    "strict: this starts failing, as a reminder to drop the mark, once a rebuilt model tells changes apart",
-)
 def test_changed_and_unchanged_pairs_get_different_captions(engine):
     changed = [make_pair(UNSEEN_SEED, i, changed=True) for i in range(6)]
     unchanged = [make_pair(UNSEEN_SEED, 100 + i, changed=False) for i in range(6)]

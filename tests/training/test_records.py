@@ -116,3 +116,25 @@ def test_empty_captions_allowed_only_when_not_required(tmp_path):
 def test_record_where_mentions_source():
     record = PairRecord("x", tmp := __import__("pathlib").Path("a"), tmp, ("c",), source="f.jsonl:3")
     assert record.where() == "record 'x' (f.jsonl:3)"
+
+
+def test_change_mask_loading_and_its_failures(tmp_path):
+    _png(tmp_path / "img" / "a.png")
+    _png(tmp_path / "img" / "b.png")
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[2:5, 3:9] = 7  # semantic class ids: any nonzero value is a change
+    Image.fromarray(mask).save(tmp_path / "img" / "m.png")
+    (record,) = read_records(_write(tmp_path, _line(mask="img/m.png")))
+    before, _ = record.load_images()
+    loaded = record.load_mask(before.size)
+    assert loaded.shape == (16, 16) and np.count_nonzero(loaded) == 18
+    (no_mask,) = read_records(_write(tmp_path, _line()))
+    assert no_mask.load_mask(before.size) is None
+    with pytest.raises(RecordError, match=r"record 'r1' .*change mask: size 16x16 differs from the images' 8x8"):
+        record.load_mask((8, 8))
+    (tmp_path / "img" / "m.png").write_bytes(b"not a png")
+    with pytest.raises(RecordError, match="record 'r1' .*change mask: cannot read"):
+        record.load_mask(before.size)
+    (tmp_path / "img" / "m.png").unlink()
+    with pytest.raises(RecordError, match="record 'r1' .*change mask: file not found"):
+        record.load_mask(before.size)

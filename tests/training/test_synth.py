@@ -4,6 +4,7 @@ unchanged pairs that still differ in raw pixels, and georeferenced GeoTIFF scene
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,18 @@ def test_write_benchmark_rejects_empty(tmp_path):
         write_benchmark(tmp_path, n=0, seed=0)
     with pytest.raises(ValueError, match="splits must be a non-empty subset"):
         write_benchmark(tmp_path, n=5, seed=0, splits=("holdout",))
+    with pytest.raises(ValueError, match="zoom must be >= 1"):
+        write_benchmark(tmp_path, n=5, seed=0, zoom=0.5)
+
+
+def test_synth_cli_zoom(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "bad"), "--n", "4", "--zoom", "0.5"]) == 2
+    assert "zoom must be >= 1" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "z"), "--n", "10", "--zoom", "2", "--no-date-shift"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "z" / "train.jsonl").open()]
+    assert len(records) == 8 and all(Path(tmp_path / "z" / r["mask"]).is_file() for r in records)
 
 
 def test_write_only_the_test_split(tmp_path):

@@ -268,3 +268,41 @@ def test_full_size_parameter_names_all_map_to_parts(preset):
     projector = sum(p.numel() for p in model.model.multi_modal_projector.parameters())
     assert projector == {"0.5b": 1_836_800, "7b": 16_980_992}[preset]  # ccexpert_model.md §2.8
     assert trainable == projector + sum(p.numel() for p in model.model.dim.parameters())
+
+
+def test_change_mask_loss_trains_the_head_from_record_masks(tmp_path):
+    """model.change_mask_loss_weight > 0: the dataset loads the records' masks, the collator turns them into
+    per-token fractions, the head trains and is saved; without masks in the data the stage refuses to start."""
+    data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2, masks=True)
+    overrides = {"model.init_from": None, "model.preset": "tiny", "model.change_mask_loss_weight": 1.0,
+                 "data.train": str(data / "train.jsonl"), "data.val": str(data / "val.jsonl"),
+                 "training.output_dir": str(tmp_path / "s1"), "training.deepspeed": None, "training.max_steps": 2,
+                 "training.eval_steps": 2, "training.report_to": [], "training.dataloader_num_workers": 0,
+                 "training.gradient_checkpointing": False, "training.eval_max_new_tokens": 2,
+                 "batch.global_batch_size": 2, "batch.per_device_train_batch_size": 2, "optim.learning_rate": 1e-2}
+    best = run_stage("tiny_stage1.yaml", overrides)
+    saved = load_file(best / "model.safetensors")
+    assert json.loads((best / "config.json").read_text())["change_mask_loss_weight"] == 1.0
+    from ccexpert.presets import build_model, build_tiny_tokenizer
+
+    init = build_model("tiny", build_tiny_tokenizer(), seed=0, change_mask_loss_weight=1.0)
+    assert not torch.equal(saved["change_mask_head.weight"], init.change_mask_head.weight)  # trained in stage 1
+    assert torch.equal(saved["model.vision_tower.embeddings.patch_embedding.weight"],
+                       init.model.vision_tower.embeddings.patch_embedding.weight)  # frozen in stage 1
+
+    plain = write_tiny_dataset(tmp_path / "plain", train=2, val=2, test=2)
+    with pytest.raises(ConfigError, match="change_mask_loss_weight > 0 needs change masks"):
+        run_stage("tiny_stage1.yaml", {**overrides, "data.train": str(plain / "train.jsonl"),
+                                       "training.output_dir": str(tmp_path / "s2")})
+    with pytest.raises(ConfigError, match="change_mask_loss_weight must be a number >= 0"):
+        load_stage_config("stage1.yaml", {**_dummy_paths(), "model.change_mask_loss_weight": "yes"})
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in train.CONFIG_DIR.glob("*.yaml")))
+def test_every_shipped_stage_config_validates(name, monkeypatch, tmp_path):
+    for var in ("CCEXPERT_BASE_MODEL", "CCEXPERT_DATA", "CCEXPERT_WORK", "CCEXPERT_TINY_DATA", "CCEXPERT_DEMO_DATA",
+                "CCEXPERT_DEMO_TEST", "CCEXPERT_DEMO_WORK"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    config = load_stage_config(name)
+    assert config["training"]["output_dir"] and config["data"]["val"]
+    assert set(config["trainable"]) <= set(train.PARTS) and "change_mask_head" not in config["trainable"]

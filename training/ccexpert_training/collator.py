@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 
 class TrainCollator:
-    """Items ``{"before", "after", "caption"}`` -> ``input_ids, attention_mask, pixel_values, labels``."""
+    """Items ``{"before", "after", "caption"[, "change_mask"]}`` -> ``input_ids, attention_mask, pixel_values, labels``
+    (and ``change_mask`` [B, N] when the items carry masks, for the auxiliary change-mask loss)."""
 
     def __init__(self, processor):
         self.processor = processor
 
     def __call__(self, items: Sequence[dict]) -> dict:
         pairs = [(item["before"], item["after"]) for item in items]
-        batch = dict(self.processor(pairs, captions=[item["caption"] for item in items]))
+        masks = [item["change_mask"] for item in items] if "change_mask" in items[0] else None
+        batch = dict(self.processor(pairs, captions=[item["caption"] for item in items], change_masks=masks))
         if "labels" not in batch:
             raise RuntimeError("the processor returned no 'labels' although captions were given")
         return batch

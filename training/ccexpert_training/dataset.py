@@ -20,10 +20,11 @@ class CaptionPairDataset(Dataset):
     """Training samples. ``random_choice`` samples draw their caption from an RNG keyed by (seed, epoch, index),
     so a run is reproducible and each epoch sees a fresh draw (call :meth:`set_epoch`, the trainer does)."""
 
-    def __init__(self, samples: Sequence[Sample], seed: int = 42):
+    def __init__(self, samples: Sequence[Sample], seed: int = 42, with_masks: bool = False):
         self.samples = list(samples)
         self.seed = seed
         self.epoch = 0
+        self.with_masks = with_masks  # for the auxiliary change-mask loss (CCExpertConfig.change_mask_loss_weight)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -43,7 +44,10 @@ class CaptionPairDataset(Dataset):
         record = self.samples[index].record
         record.check_captions()
         before, after = record.load_images()
-        return {"uid": record.uid, "before": before, "after": after, "caption": self.caption_for(index)}
+        item = {"uid": record.uid, "before": before, "after": after, "caption": self.caption_for(index)}
+        if self.with_masks:
+            item["change_mask"] = record.load_mask(before.size)
+        return item
 
 
 class PairEvalDataset(Dataset):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 RECORD_KEYS = ("uid", "before", "after", "captions", "changed", "mask")
@@ -81,6 +82,26 @@ class PairRecord:
                 f"after {images[1].size[0]}x{images[1].size[1]} ({self.before}, {self.after})"
             )
         return images[0], images[1]
+
+    def load_mask(self, size: tuple[int, int]) -> np.ndarray | None:
+        """The change mask as an HxW array (nonzero = changed), None when the record has none. It must have the
+        images' ``size`` (width, height), as change-detection masks do; else RecordError naming the record."""
+        if self.mask is None:
+            return None
+        what = f"{self.where()}, change mask"
+        if not self.mask.is_file():
+            raise RecordError(f"{what}: file not found: {self.mask}")
+        try:
+            with Image.open(self.mask) as image:
+                mask = np.asarray(image.convert("L"))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise RecordError(f"{what}: cannot read {self.mask}: {exc}") from exc
+        if (mask.shape[1], mask.shape[0]) != size:
+            raise RecordError(
+                f"{what}: size {mask.shape[1]}x{mask.shape[0]} differs from the images' {size[0]}x{size[1]} "
+                f"({self.mask})"
+            )
+        return mask
 
     def to_json(self, relative_to: Path | None = None) -> dict:
         def rel(path: Path | None) -> str | None:

@@ -59,6 +59,9 @@ PARTS: dict[str, tuple[str, ...]] = {
     "diff_branch": ("model.diff_branch.",),
     "projector": ("model.multi_modal_projector.",),
     "language_model": ("model.language_model.", "lm_head."),
+    # the auxiliary change-mask loss heads (CCExpertConfig.change_mask_loss_weight); trained whenever the stage
+    # feeds change masks (run_stage adds the part), never listed in a config
+    "change_mask_head": ("change_mask_head.", "change_mask_token_head."),
 }
 # Parameters no forward pass uses: OV's image_newline (no anyres here) and SigLIP's post-layernorm (the projector
 # reads a hidden state, not last_hidden_state). They stay frozen in every stage so no optimizer carries dead state.
@@ -71,7 +74,8 @@ METRIC_FOR_BEST = "Sm"  # S*m; logged as eval_Sm ('*' is not a valid TensorBoard
 
 DEFAULTS: dict = {
     "stage": "stage",
-    "model": {"init_from": None, "preset": None, "use_dim": True, "diff_branch": None, "seed": 0},
+    "model": {"init_from": None, "preset": None, "use_dim": True, "diff_branch": None, "change_mask_loss_weight": None,
+              "seed": 0},
     "trainable": ["dim", "projector"],
     "data": {
         "train": None,
@@ -277,6 +281,9 @@ def _validate(config: dict) -> None:
     model = config["model"]
     if (model["init_from"] is None) == (model["preset"] is None):
         raise ConfigError("set exactly one of model.init_from (checkpoint / hub id / previous stage) or model.preset")
+    weight = model["change_mask_loss_weight"]
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+        raise ConfigError(f"model.change_mask_loss_weight must be a number >= 0 (or null), got {weight!r}")
     if config["data"]["train"] is None and config["dnpo"]["preferences"] is None:
         raise ConfigError("data.train is required (a mixture YAML, a records JSONL or an inline mixture)")
     for key, low in (("beta", "> 0"), ("kl_lambda", ">= 0")):
@@ -432,6 +439,9 @@ def load_model_and_processor(model_cfg: dict):
 
     # diff_branch None keeps the checkpoint's setting; True adds the RSICCLLM difference branch (zero-gated)
     branch = {} if model_cfg.get("diff_branch") is None else {"diff_branch": bool(model_cfg["diff_branch"])}
+    # change_mask_loss_weight None keeps the checkpoint's setting; > 0 adds (or keeps) the auxiliary change-mask head
+    if model_cfg.get("change_mask_loss_weight") is not None:
+        branch["change_mask_loss_weight"] = float(model_cfg["change_mask_loss_weight"])
     if model_cfg["preset"] is not None:
         from ccexpert.presets import build_model, build_tiny_tokenizer
 
@@ -794,7 +804,15 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     )
 
     model, processor = preset or load_model_and_processor(cfg["model"])
-    trainable = apply_trainable(model, cfg["trainable"])
+    if not dnpo and model.config.change_mask_loss_weight > 0:
+        if not any(record.mask is not None for record in mixture.records()):
+            raise ConfigError(
+                "model.change_mask_loss_weight > 0 needs change masks, but no training record has a 'mask'; "
+                "build the data with masks (ccexpert synth / build-dataset) or set the weight to 0"
+            )
+        train_dataset.with_masks = True
+    parts = [*cfg["trainable"], "change_mask_head"] if getattr(train_dataset, "with_masks", False) else cfg["trainable"]
+    trainable = apply_trainable(model, parts)
     if rank == 0:
         count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
         print(f"[{cfg['stage']}] trainable parts {cfg['trainable']}: {len(trainable)} tensors, {count:,} params; "

@@ -23,6 +23,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-date-shift", action="store_true",
                         help="easy variant: both dates under the same sun, season and illumination (a training "
                         "curriculum; the benchmark itself always has date shifts)")
+    parser.add_argument("--zoom", type=float, default=1.0,
+                        help="show each pair through a window of 1/zoom of its tile around the change (changes "
+                        "cover zoom^2 more of the image; another curriculum step; default 1 = whole tiles)")
     parser.add_argument("--workers", type=int, default=1, help="render in this many processes (same output)")
     parser.add_argument("--size", type=int, default=None,
                         help="pair size in px (default 256) or, with --scene, scene size in px (default 2048)")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
         with tqdm(total=args.n, desc="synth", unit="pair") as bar:
             paths = write_benchmark(args.out, n=args.n, seed=args.seed, size=args.size or 256, progress=bar.update,
-                                    workers=args.workers, date_shift=not args.no_date_shift)
+                                    workers=args.workers, date_shift=not args.no_date_shift, zoom=args.zoom)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

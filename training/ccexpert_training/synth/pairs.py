@@ -125,6 +125,8 @@ def write_benchmark(out_dir: str | Path, n: int, seed: int, size: int = SIZE, pr
     :func:`make_pair`)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if not zoom >= 1.0:
+        raise ValueError(f"zoom must be >= 1 (a window of 1/zoom of each tile), got {zoom}")
     unknown = set(splits) - {name for name, _ in SPLITS}
     if unknown or not splits:
         raise ValueError(f"splits must be a non-empty subset of {[name for name, _ in SPLITS]}, got {list(splits)}")
