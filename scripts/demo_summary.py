@@ -26,8 +26,10 @@ def main(gpkg: str, changes_json: str) -> int:
         conf = f"{p['confidence']:.2f}" if p["confidence"] is not None else "-"
         print(f"r{key[0]}c{key[1]:<4}  {'changed' if is_changed else 'unchanged':<9} {predicted:<9} {conf:>5}  "
               f"{p['caption'] or p['error'] or ''}{ref}")
-    print(f"{len(rows)} tiles, {len(changed_chips)} changed by the generator; change/no-change agreement "
-          f"{agree}/{len(rows)} ({100 * agree / max(len(rows), 1):.0f}%)")
+    captioned = sum(p["status"] == "ok" for p in rows)
+    print(f"{len(rows)} tiles, {len(changed_chips)} changed by the generator, {captioned} captioned "
+          f"({len(rows) - captioned} not: mostly nodata at the scene's edge); change/no-change agreement on the "
+          f"captioned tiles {agree}/{captioned} ({100 * agree / max(captioned, 1):.0f}%)")
     return 0
 
 
