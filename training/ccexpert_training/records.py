@@ -66,16 +66,8 @@ class PairRecord:
 
     def load_images(self) -> tuple[Image.Image, Image.Image]:
         """Decode both images as RGB; any failure raises RecordError naming this record and the file."""
-        images = []
-        for role, path in (("before", self.before), ("after", self.after)):
-            what = f"{self.where()}, {role} image"
-            if not path.is_file():
-                raise RecordError(f"{what}: file not found: {path}")
-            try:
-                with Image.open(path) as image:
-                    images.append(image.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-                raise RecordError(f"{what}: cannot read {path}: {exc}") from exc
+        images = [self._decode(path, f"{role} image", "RGB")
+                  for role, path in (("before", self.before), ("after", self.after))]
         if images[0].size != images[1].size:
             raise RecordError(
                 f"{self.where()}: before/after sizes differ: before {images[0].size[0]}x{images[0].size[1]}, "
@@ -88,20 +80,24 @@ class PairRecord:
         images' ``size`` (width, height), as change-detection masks do; else RecordError naming the record."""
         if self.mask is None:
             return None
-        what = f"{self.where()}, change mask"
-        if not self.mask.is_file():
-            raise RecordError(f"{what}: file not found: {self.mask}")
-        try:
-            with Image.open(self.mask) as image:
-                mask = np.asarray(image.convert("L"))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise RecordError(f"{what}: cannot read {self.mask}: {exc}") from exc
+        mask = np.asarray(self._decode(self.mask, "change mask", "L"))
         if (mask.shape[1], mask.shape[0]) != size:
             raise RecordError(
-                f"{what}: size {mask.shape[1]}x{mask.shape[0]} differs from the images' {size[0]}x{size[1]} "
-                f"({self.mask})"
+                f"{self.where()}, change mask: size {mask.shape[1]}x{mask.shape[0]} differs from the images' "
+                f"{size[0]}x{size[1]} ({self.mask})"
             )
         return mask
+
+    def _decode(self, path: Path, role: str, mode: str) -> Image.Image:
+        """One file of this record decoded to ``mode``; a missing or unreadable file raises RecordError naming it."""
+        what = f"{self.where()}, {role}"
+        if not path.is_file():
+            raise RecordError(f"{what}: file not found: {path}")
+        try:
+            with Image.open(path) as image:
+                return image.convert(mode)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise RecordError(f"{what}: cannot read {path}: {exc}") from exc
 
     def to_json(self, relative_to: Path | None = None) -> dict:
         def rel(path: Path | None) -> str | None:

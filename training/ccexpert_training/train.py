@@ -804,15 +804,15 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     )
 
     model, processor = preset or load_model_and_processor(cfg["model"])
-    if not dnpo and model.config.change_mask_loss_weight > 0:
+    with_masks = not dnpo and model.config.change_mask_loss_weight > 0
+    if with_masks:
         if not any(record.mask is not None for record in mixture.records()):
             raise ConfigError(
                 "model.change_mask_loss_weight > 0 needs change masks, but no training record has a 'mask'; "
                 "build the data with masks (ccexpert synth / build-dataset) or set the weight to 0"
             )
         train_dataset.with_masks = True
-    parts = [*cfg["trainable"], "change_mask_head"] if getattr(train_dataset, "with_masks", False) else cfg["trainable"]
-    trainable = apply_trainable(model, parts)
+    trainable = apply_trainable(model, [*cfg["trainable"], "change_mask_head"] if with_masks else cfg["trainable"])
     if rank == 0:
         count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
         print(f"[{cfg['stage']}] trainable parts {cfg['trainable']}: {len(trainable)} tensors, {count:,} params; "
