@@ -70,14 +70,40 @@ def check_local_checkpoint(path: str | Path) -> Path:
     return path
 
 
+# What a hub checkpoint needs: pickled weights are never fetched (nor loaded).
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.md"]
+
+
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A local checkpoint folder, checked; or a hub id ("owner/name"), fetched into (or, with HF_HUB_OFFLINE=1,
+    found in) the Hugging Face cache and checked the same way. Config, tokenizer and model card are then read from
+    one folder, so a hub model behaves exactly like its downloaded copy."""
+    if is_local(source):
+        return check_local_checkpoint(source)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(repo_id=str(source), allow_patterns=HUB_FILES)
+    except HFValidationError as exc:
+        raise CheckpointError(f"{source!r} is neither a model folder nor a hub id (owner/name): {exc}") from exc
+    except LocalEntryNotFoundError as exc:
+        raise CheckpointError(
+            f"hub model {source} is not in the local Hugging Face cache and the hub cannot be reached (offline?): "
+            "download it where there is network (`hf download ...`) and pass the folder, or fill the cache"
+        ) from exc
+    except (HfHubHTTPError, OSError) as exc:
+        raise CheckpointError(f"cannot fetch hub model {source}: {exc}") from exc
+    return check_local_checkpoint(folder)
+
+
 def load_model(
     source: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> CCExpertForConditionalGeneration:
     """Load a CCExpert checkpoint (local folder or hub id), safetensors only; refuse missing or unexpected weights."""
-    if is_local(source):
-        source = check_local_checkpoint(source)
+    folder = resolve_checkpoint(source)
     model, info = CCExpertForConditionalGeneration.from_pretrained(
-        str(source), dtype=dtype, use_safetensors=True, output_loading_info=True
+        str(folder), dtype=dtype, use_safetensors=True, output_loading_info=True
     )
     checked = ("missing_keys", "unexpected_keys", "mismatched_keys")
     problems = {k: sorted(v) for k, v in info.items() if k in checked and v}
@@ -87,7 +113,7 @@ def load_model(
 
 
 def read_model_card(source: str | Path) -> dict:
-    """`model_card.json` of a local checkpoint ({} when absent or for hub ids)."""
+    """`model_card.json` of a checkpoint folder ({} when absent; for a hub id, pass `resolve_checkpoint`'s folder)."""
     card = Path(str(source)).expanduser() / MODEL_CARD
     return json.loads(card.read_text()) if card.is_file() else {}
 
@@ -424,6 +450,7 @@ __all__ = [
     "default_dim_layers",
     "init_from_llava_onevision",
     "load_model",
+    "resolve_checkpoint",
     "map_official_key",
     "read_model_card",
     "write_model_card",

@@ -94,15 +94,16 @@ class CaptionEngine:
 
         `max_batch` pairs go through one `generate` call (default 8 on CPU, 32 on a GPU).
         """
-        from .checkpoints import load_model, read_model_card
+        from .checkpoints import load_model, read_model_card, resolve_checkpoint
         from .paths import default_model_dir
 
         source = default_model_dir() if model is None else model
+        folder = resolve_checkpoint(source)  # a hub id -> its snapshot in the Hugging Face cache
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
-        ccexpert = load_model(source, dtype=torch_dtype, device=device)
-        processor = CCExpertProcessor.from_pretrained(source)
-        card = read_model_card(source)
+        ccexpert = load_model(folder, dtype=torch_dtype, device=device)
+        processor = CCExpertProcessor.from_pretrained(folder)
+        card = read_model_card(folder)
         return cls(
             ccexpert,
             processor,
@@ -134,7 +135,9 @@ class CaptionEngine:
     ) -> list[CaptionResult]:
         """Caption each (before, after) pair; results in input order. Bad images raise ValueError before any work.
 
-        `min_new_tokens` (benchmarks only) suppresses <|im_end|> until that many tokens exist.
+        <|im_end|> is suppressed until `min_new_tokens` (at least 1) tokens exist: a caption is never empty, even for
+        a chip far from the training data (mostly nodata fill) where ending at once is the greedy choice. Benchmarks
+        set it to `max_new_tokens` for fixed-length runs.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -156,12 +159,13 @@ class CaptionEngine:
         out = self.model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens or None,
+            min_new_tokens=max(1, min_new_tokens),
             do_sample=False,
             num_beams=num_beams,
             eos_token_id=eos,
             pad_token_id=self.processor.pad_token_id,
             output_scores=True,
+            output_logits=True,  # the model's own distribution, before min_new_tokens masks <|im_end|>
             return_dict_in_generate=True,
             length_penalty=1.0,
             early_stopping=True if num_beams > 1 else None,
@@ -171,7 +175,7 @@ class CaptionEngine:
             # sequences_scores = sum of token log-probs / length (length_penalty 1.0) = mean token log-prob
             mean_logprob = out.sequences_scores.float().tolist()
         else:
-            token_logprob = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            token_logprob = self.model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
             mean_logprob = None
         results = []
         for row, tokens in enumerate(new_tokens.tolist()):

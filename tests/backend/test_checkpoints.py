@@ -215,3 +215,42 @@ def test_init_from_llava_onevision_keeps_ov_weights_and_adds_a_fresh_dim(source_
     baseline = _logits(model, batch)
     model.model.dim = dim
     assert not torch.allclose(baseline, logits)
+
+
+def _hub_cache(tmp_path, monkeypatch, repo_id: str, files_from) -> None:
+    """A Hugging Face cache holding `repo_id` at one commit, as `hf download` leaves it; the hub is unreachable."""
+    import huggingface_hub.constants as hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(files_from, repo / "snapshots" / commit)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+
+
+def test_hub_id_loads_from_the_hub_cache_like_its_folder(tmp_path, monkeypatch):
+    from ccexpert.engine import CaptionEngine
+    from ccexpert.paths import default_model_dir
+
+    demo = default_model_dir()  # 128-px inputs, 64 tokens per image: the processor must read the hub copy's config
+    _hub_cache(tmp_path, monkeypatch, "acme/ccexpert-demo", demo)
+    from_hub, from_folder = CaptionEngine.from_pretrained("acme/ccexpert-demo"), CaptionEngine.from_pretrained(demo)
+    assert from_hub.processor.image_size == 128 and from_hub.processor.image_seq_length == 64
+    assert from_hub.info()["chip_size"] == 384 and from_hub.info()["model_name"] == from_folder.info()["model_name"]
+    pairs = [make_pair(seed, size=256, changed=changed) for seed, changed in ((1, True), (2, False))]
+    assert [r.caption for r in from_hub.caption(pairs)] == [r.caption for r in from_folder.caption(pairs)]
+
+
+def test_hub_id_refusals(tmp_path, monkeypatch, tiny_model_dir):
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(tiny_model_dir / "config.json", pickled / "config.json")
+    _hub_cache(tmp_path, monkeypatch, "acme/pickled", pickled)
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache.*offline"):
+        load_model("acme/absent")
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_model("acme/pickled")
+    with pytest.raises(CheckpointError, match="neither a model folder nor a hub id"):
+        load_model("not a/valid id!")

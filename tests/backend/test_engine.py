@@ -52,8 +52,8 @@ def test_confidence_is_exp_mean_token_logprob(engine):
     assert result.caption == engine.processor.decode(generated.tolist())
 
 
-def _force_next_token(engine, token_id: int) -> CaptionEngine:
-    """A copy of the engine whose LM head always prefers `token_id` strongly."""
+def _force_next_token(engine, token_id: int, runner_up: int | None = None) -> CaptionEngine:
+    """A copy of the engine whose LM head always prefers `token_id` strongly (then `runner_up`)."""
     import copy
 
     model = copy.deepcopy(engine.model)
@@ -63,14 +63,19 @@ def _force_next_token(engine, token_id: int) -> CaptionEngine:
     with torch.no_grad():
         head.bias.zero_()
         head.bias[token_id] = 20.0
+        if runner_up is not None:
+            head.bias[runner_up] = 10.0
     model.lm_head = head
     return CaptionEngine(model, engine.processor)
 
 
-def test_stops_at_im_end(engine):
-    forced = _force_next_token(engine, engine.processor.im_end_id)
+def test_stops_at_im_end_and_never_returns_an_empty_caption(engine):
+    """A model that wants to end at once (the demo model on a chip of mostly nodata fill did) still says something:
+    <|im_end|> is suppressed for the first token only, then generation stops at it."""
+    road = engine.processor.tokenizer.convert_tokens_to_ids("Ġroad")
+    forced = _force_next_token(engine, engine.processor.im_end_id, runner_up=road)
     result = forced.caption([make_pair(1)], max_new_tokens=10)[0]
-    assert result.num_tokens == 1 and result.caption == "" and result.confidence > 0.99
+    assert result.num_tokens == 2 and result.caption == "road"
 
 
 def test_max_new_tokens_caps_generation_and_captions_are_clean(engine):
@@ -95,8 +100,10 @@ def test_beam_search(engine):
     results = engine.caption([make_pair(1), make_pair(2)], max_new_tokens=6, num_beams=3)
     assert len(results) == 2
     assert all(0.0 <= r.confidence <= 1.0 and 1 <= r.num_tokens <= 6 for r in results)
-    greedy_forced = _force_next_token(engine, engine.processor.im_end_id)
-    assert greedy_forced.caption([make_pair(1)], num_beams=2)[0].num_tokens == 1
+    road = engine.processor.tokenizer.convert_tokens_to_ids("Ġroad")
+    forced = _force_next_token(engine, engine.processor.im_end_id, runner_up=road)
+    beam = forced.caption([make_pair(1)], num_beams=2)[0]
+    assert beam.num_tokens == 2 and beam.caption == "road"  # never empty, then stops at <|im_end|>
 
 
 def test_bad_input_fails_before_any_generation(engine, monkeypatch):

@@ -74,3 +74,29 @@ def test_train_demo_refuses_to_overwrite_stages(tmp_path, capsys):
     (tmp_path / "w" / "stage1").mkdir(parents=True)
     assert main(["train-demo", "--out", str(tmp_path / "m"), "--work", str(tmp_path / "w")]) == 2
     assert "pass --force" in capsys.readouterr().err
+
+
+def test_shipped_scores_reproduce_and_meet_the_targets(engine, tmp_path):
+    """Regenerate the card's test split (its seed, never trained or selected on), caption it with the shipped model
+    and score it: the numbers in eval.json must come back, and they must meet the demo's targets (change/no-change
+    accuracy >= 95 %, S*m >= 2x always answering "no change")."""
+    from ccexpert_training.metrics import evaluate_predictions
+    from ccexpert_training.records import Prediction, read_records
+    from ccexpert_training.synth import write_benchmark
+    from ccexpert_training.synth.baselines import always_no_change
+
+    card = json.loads((DEMO_MODEL_DIR / "eval.json").read_text())
+    write_benchmark(tmp_path, n=card["data"]["test_pairs"] * 10, seed=card["data"]["test_seed"], splits=("test",),
+                    workers=2)
+    records = read_records(tmp_path / "test.jsonl")
+    assert len(records) == card["data"]["test_pairs"]
+    results = engine.caption([r.load_images() for r in records])
+    model = evaluate_predictions([Prediction(r.uid, res.caption, tuple(r.captions))
+                                  for r, res in zip(records, results, strict=True)]).overall
+    baseline = evaluate_predictions(always_no_change(records)).overall
+    recorded = card["eval"]["demo model"]
+    assert model["S*m"] == pytest.approx(recorded["S*m"], abs=0.5)
+    assert model["change_accuracy"] == pytest.approx(recorded["change_accuracy"], abs=1.0)
+    assert baseline["S*m"] == pytest.approx(card["eval"]["always no change"]["S*m"], abs=0.01)
+    assert model["change_accuracy"] >= 95.0
+    assert model["S*m"] >= 2 * baseline["S*m"], (model["S*m"], baseline["S*m"])

@@ -102,3 +102,22 @@ def test_dataset_raises_on_bad_pair_never_substitutes(tmp_path):
     dataset = CaptionPairDataset(load_mixture(tmp_path / "a.jsonl").samples())
     with pytest.raises(Exception, match="record 'a1'.*before image: file not found"):
         dataset[1]
+
+
+def test_cache_images_decodes_each_record_once(tmp_path):
+    from PIL import Image
+
+    for name, value in (("a.png", 10), ("b.png", 200)):
+        Image.new("RGB", (8, 8), (value, value, value)).save(tmp_path / name)
+    _records(tmp_path, "a", 2, 1)
+    samples = load_mixture(tmp_path / "a.jsonl").samples()
+    cached, plain = CaptionPairDataset(samples, cache_images=True), CaptionPairDataset(samples)
+    first = cached[0]
+    plain[0]
+    (tmp_path / "a.png").unlink()  # a cached record no longer touches its files; an uncached one still fails loudly
+    again = cached[0]
+    assert again["before"] is first["before"] and again["after"].getpixel((0, 0)) == (200, 200, 200)
+    with pytest.raises(Exception, match="record 'a0'.*before image: file not found"):
+        plain[0]
+    with pytest.raises(Exception, match="record 'a1'.*before image: file not found"):
+        cached[1]  # never decoded before the file went missing

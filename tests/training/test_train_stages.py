@@ -153,6 +153,7 @@ def test_stage_configs_chain_through_environment(monkeypatch, tmp_path):
         ({"training.eval_stepz": 3}, "unknown keys in 'training'"),
         ({"data.caption_mode": "all"}, "caption_mode must be flatten or random_choice"),
         ({"batch.global_batch_size": 0}, "global_batch_size must be a positive integer"),
+        ({"data.cache_images": "yes"}, "data.cache_images must be true or false"),
     ],
 )
 def test_bad_configs(overrides, message):
@@ -306,3 +307,11 @@ def test_every_shipped_stage_config_validates(name, monkeypatch, tmp_path):
     config = load_stage_config(name)
     assert config["training"]["output_dir"] and config["data"]["val"]
     assert set(config["trainable"]) <= set(train.PARTS) and "change_mask_head" not in config["trainable"]
+
+
+def test_init_from_a_hub_id_missing_offline_is_a_config_error(monkeypatch):
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match="model.init_from: hub model acme/absent is not in the local Hugging Face"):
+        train.load_model_and_processor({"init_from": "acme/absent", "preset": None, "use_dim": True})

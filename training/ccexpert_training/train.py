@@ -84,6 +84,7 @@ DEFAULTS: dict = {
         "test": None,
         "max_val_pairs": None,
         "preflight": True,
+        "cache_images": False,
     },
     "optim": {
         "learning_rate": 1.0e-5,
@@ -296,6 +297,9 @@ def _validate(config: dict) -> None:
         )
     if config["data"]["caption_mode"] not in ("flatten", "random_choice"):
         raise ConfigError(f"data.caption_mode must be flatten or random_choice, got {config['data']['caption_mode']!r}")
+    for key in ("preflight", "cache_images"):
+        if not isinstance(config["data"][key], bool):
+            raise ConfigError(f"data.{key} must be true or false, got {config['data'][key]!r}")
     if config["training"]["output_dir"] is None:
         raise ConfigError("training.output_dir is required")
     batch = config["batch"]
@@ -434,6 +438,7 @@ def resolve_init(init_from: str) -> str:
 def load_model_and_processor(model_cfg: dict):
     """Build (preset) or load (folder / hub id / previous stage) the model and its processor."""
     import torch
+    from ccexpert.checkpoints import CheckpointError, is_local, resolve_checkpoint
     from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
     from ccexpert.processing import CCExpertProcessor
 
@@ -453,6 +458,11 @@ def load_model_and_processor(model_cfg: dict):
         processor = CCExpertProcessor(tokenizer)
     else:
         source = resolve_init(model_cfg["init_from"])
+        if not is_local(source):  # a hub id: train from its snapshot in the Hugging Face cache, like a folder
+            try:
+                source = str(resolve_checkpoint(source))
+            except CheckpointError as exc:
+                raise ConfigError(f"model.init_from: {exc}") from exc
         # use_dim=True on a plain OV checkpoint adds a freshly initialised DIM (stage 1, reference §2.7);
         # use_dim=False builds the OV baseline (any DIM weights in the checkpoint are ignored).
         model = CCExpertForConditionalGeneration.from_pretrained(
@@ -746,7 +756,7 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
             mixture = load_mixture(train_spec, caption_mode=data["caption_mode"])
         if data["preflight"]:
             check_records(mixture.records())
-        train_dataset = CaptionPairDataset(mixture.samples(), seed=training["seed"])
+        train_dataset = CaptionPairDataset(mixture.samples(), seed=training["seed"], cache_images=data["cache_images"])
         summary = mixture.summary()
     if rank == 0:
         print(f"[{cfg['stage']}] train: {summary}; val: {len(val_records)} pairs", flush=True)

@@ -48,8 +48,8 @@ class ModelSampler:
 
     def __init__(self, source: str, device: str, temperature: float, top_p: float, max_new_tokens: int):
         import torch
+        from ccexpert.checkpoints import load_model, resolve_checkpoint
         from ccexpert.engine import resolve_device, resolve_dtype
-        from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
         from ccexpert.processing import CCExpertProcessor
 
         from ..train import resolve_init
@@ -57,11 +57,10 @@ class ModelSampler:
         if not temperature > 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
             raise ValueError(f"need temperature > 0, 0 < top_p <= 1, max_new_tokens >= 1; got {temperature}, "
                              f"{top_p}, {max_new_tokens}")
-        source = resolve_init(source)
+        folder = resolve_checkpoint(resolve_init(source))  # a stage folder -> its best checkpoint; a hub id -> cache
         self.device = resolve_device(device)
-        dtype = resolve_dtype("auto", self.device)
-        self.model = CCExpertForConditionalGeneration.from_pretrained(source, dtype=dtype).to(self.device).eval()
-        self.processor = CCExpertProcessor.from_pretrained(source)
+        self.model = load_model(folder, dtype=resolve_dtype("auto", self.device), device=self.device)
+        self.processor = CCExpertProcessor.from_pretrained(folder)
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self._torch = torch
 

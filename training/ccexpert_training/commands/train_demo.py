@@ -24,7 +24,7 @@ from pathlib import Path
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 MODEL_NAME = "ccexpert-demo-synthetic"
-DEFAULT_STEPS = "20,5000,3000"
+DEFAULT_STEPS = "20,8000,2000"
 GLOBAL_BATCH_SIZE = 16  # demo_stage*.yaml
 # A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 128.
 DEMO_CHIP_SIZE = 384
