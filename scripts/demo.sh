@@ -5,6 +5,8 @@
 #   3. run the QGIS plugin's Processing algorithm through `qgis_process` (plugin zip installed into a fresh profile):
 #      one polygon per 384x384 chip with its caption, written to a GeoPackage;
 #   4. write an HTML report with before/after thumbnails and print the changed tiles next to the generator's truth.
+# Exits non-zero (and says why) when the backend cannot caption, when the algorithm fails, or when any tile ends in
+# error or fewer tiles are captioned than the scene has chips under the nodata limit (scripts/demo_summary.py).
 # Output: demo_output/ (changes.gpkg, report.html). The demo model is a synthetic-domain demo, not for real imagery.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +25,15 @@ PORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 .venv/bin/ccexpert serve --host 127.0.0.1 --port "$PORT" > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
+ready=0
+for _ in $(seq 1 180); do
   if .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-    "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then break; fi
-  kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log"; exit 1; }
+    "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then ready=1; break; fi
+  # `ccexpert serve` exits (code 3) when the model cannot caption its start-up sample
+  kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log" >&2; echo "demo: FAILED: the backend stopped" >&2; exit 1; }
   sleep 1
 done
+[ "$ready" = 1 ] || { cat "$OUT/serve.log" >&2; echo "demo: FAILED: the backend is not ready after 180 s" >&2; exit 1; }
 .venv/bin/python -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
   "http://127.0.0.1:$PORT/v1/info"
 

@@ -1,12 +1,39 @@
-"""Print the demo's captions next to the generator's ground truth (which chips it changed, and how)."""
+"""Print the demo's captions next to the generator's ground truth (which chips it changed, and how).
+
+Exits 1 (the demo failed) when the output is not what the demo must give: a tile in error, a chip the nodata rule
+does not excuse left uncaptioned, missing tiles, or fewer captioned tiles than chips lying wholly inside the scene.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import fiona
+
+MAX_NODATA = 0.5  # the algorithm's default, which the demo uses
+
+
+def problems(rows: list[dict], size: int, chip: int) -> list[str]:
+    """What makes this output a failed demo (empty when it is fine)."""
+    out = []
+    expected_tiles = math.ceil(size / chip) ** 2
+    inside = (size // chip) ** 2  # chips with no padding: never skipped for nodata on this scene
+    if len(rows) != expected_tiles:
+        out.append(f"{len(rows)} tiles in the output, the {size} px scene has {expected_tiles} chips of {chip} px")
+    errors = [p for p in rows if p["status"] == "error"]
+    if errors:
+        out.append(f"{len(errors)} tile(s) in error, the first: {errors[0]['error']}")
+    unexcused = [p for p in rows if p["status"] != "ok" and max(p["nodata_before"] or 0, p["nodata_after"] or 0)
+                 <= MAX_NODATA]
+    if unexcused:
+        out.append(f"{len(unexcused)} tile(s) not captioned although under the nodata limit")
+    captioned = sum(p["status"] == "ok" for p in rows)
+    if captioned < inside:
+        out.append(f"{captioned} tiles captioned, fewer than the {inside} chips wholly inside the scene")
+    return out
 
 
 def main(gpkg: str, changes_json: str) -> int:
@@ -30,7 +57,10 @@ def main(gpkg: str, changes_json: str) -> int:
     print(f"{len(rows)} tiles, {len(changed_chips)} changed by the generator, {captioned} captioned "
           f"({len(rows) - captioned} not: mostly nodata at the scene's edge); change/no-change agreement on the "
           f"captioned tiles {agree}/{captioned} ({100 * agree / max(captioned, 1):.0f}%)")
-    return 0
+    found = problems(rows, int(truth["size"]), int(truth["chip_size"]))
+    for problem in found:
+        print(f"demo: FAILED: {problem}", file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ class CCExpertClient:
                     return response
                 code, message, pair_id = _error_of(response)
                 last = f"HTTP {response.status_code} {code}: {message}"
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code not in RETRY_STATUSES or code == "model_failed":  # it will not recover
                     raise ServiceError(f"{method} {path}: {last}", response.status_code, code, pair_id)
                 retry_after = _seconds(response.headers.get("Retry-After"))
             if attempt == self.retries:

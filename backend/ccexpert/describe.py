@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 
 
 class DescribeError(Exception):
-    """The run cannot go on (backend unreachable, wrong key...); finished tiles are kept for --resume."""
+    """The run cannot go on (backend unreachable, wrong key...); finished tiles are kept for --resume.
+
+    ``summary`` holds the counts up to that point (None when the run stopped before its first chip)."""
+
+    def __init__(self, message: str, summary: DescribeSummary | None = None):
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
@@ -65,6 +71,20 @@ class DescribeSummary:
     changed: int = 0
     resampled: bool = False
     run_id: str = ""
+    first_error: str | None = None  # the message of the first tile that failed in this run
+
+    @property
+    def not_attempted(self) -> int:
+        """Chips the run never reached (it stopped early)."""
+        return max(0, self.total - self.skipped_done - sum(self.counts.values()))
+
+    @property
+    def failed(self) -> int:
+        return self.counts[STATUS_ERROR] + self.not_attempted
+
+    def note_error(self, message: str) -> None:
+        if self.first_error is None:
+            self.first_error = message
 
 
 class Captioner:
@@ -268,12 +288,15 @@ def _flush(pending, captioner: Captioner, writer: TileWriter, options: DescribeO
                                    error=str(exc), nodata_before=nb, nodata_after=na, **common), chip.bounds)
                       for chip, nb, na, _ in pending])
         summary.counts[STATUS_ERROR] += len(pending)
+        summary.note_error(str(exc))
+        exc.summary = summary
         raise
     rows = []
     for (chip, nb, na, _), result in zip(pending, results, strict=True):
         if isinstance(result, Exception):
             record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
                                  error=str(result), nodata_before=nb, nodata_after=na, **common)
+            summary.note_error(f"tile {chip.tile_id}: {result}")
         else:
             record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
                                  caption=result["caption"], confidence=result["confidence"],

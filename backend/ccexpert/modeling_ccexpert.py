@@ -11,6 +11,11 @@ Data flow for B before/after pairs (full size: N = 729 tokens, D = 1152, S = 4 s
 
 The DIM follows ``../shared/reference/ccexpert_model.md`` §2 exactly (parameter names are ours; ``checkpoints.py`` maps
 the official ones). Only parameters the reference uses in its forward are built: 63,765,505 at D = 1152, depth 2.
+
+Only transformers' public API is used (``PreTrainedModel``, ``GenerationMixin``, ``ModelOutput``, the Auto classes,
+``initialization``): the output classes, projector, loss and logits slicing are ours, and keyword arguments we do not
+own (the KV cache, position ids, attention kwargs) are passed through to the language model unnamed, so the cache
+keeps working whatever transformers calls it (``past_key_values`` up to 5.24, ``cache`` from 5.25).
 """
 
 
@@ -18,17 +23,22 @@ import math
 from dataclasses import dataclass
 
 import torch
+import transformers
+from packaging.version import Version
 from torch import nn
-from transformers import AutoModel, LlavaOnevisionForConditionalGeneration, LlavaOnevisionModel
-from transformers.modeling_utils import slice_logits_to_keep
-from transformers.models.llava_onevision.modeling_llava_onevision import (
-    LlavaOnevisionCausalLMOutputWithPast,
-    LlavaOnevisionModelOutputWithPast,
-    LlavaOnevisionMultiModalProjector,
-    LlavaOnevisionPreTrainedModel,
-)
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
 
 from .configuration_ccexpert import CCExpertConfig
+
+# Selecting vision hidden states by index (`output_hidden_states=[...]`) drops the last layer before 5.23; pip users get
+# the range of pyproject.toml, this catches an environment that did not come from it.
+_MIN_TRANSFORMERS = "5.23"
+if Version(transformers.__version__) < Version(_MIN_TRANSFORMERS):
+    raise ImportError(
+        f"ccexpert needs transformers>={_MIN_TRANSFORMERS},<6; this environment has {transformers.__version__}"
+    )
 
 
 def sine_position_encoding(grid: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -208,39 +218,137 @@ class CCExpertDifferenceIntegration(nn.Module):
         return fused_a + scales_a[-1], fused_b + scales_b[-1], fused_change
 
 
+_ACTIVATIONS = {  # transformers' names for the projector activations LLaVA-OneVision checkpoints use
+    "gelu": nn.GELU,
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+}
+
+
+class CCExpertMultiModalProjector(nn.Module):
+    """Linear D->H, activation, Linear H->H; parameter names as LLaVA-OneVision's, so its checkpoints load."""
+
+    def __init__(self, config: CCExpertConfig):
+        super().__init__()
+        bias = config.multimodal_projector_bias
+        self.linear_1 = nn.Linear(config.vision_config.hidden_size, config.text_config.hidden_size, bias=bias)
+        if config.projector_hidden_act not in _ACTIVATIONS:
+            raise ValueError(
+                f"projector_hidden_act {config.projector_hidden_act!r} is not one of {sorted(_ACTIVATIONS)}"
+            )
+        self.act = _ACTIVATIONS[config.projector_hidden_act]()
+        self.linear_2 = nn.Linear(config.text_config.hidden_size, config.text_config.hidden_size, bias=bias)
+
+    def forward(self, image_features: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(image_features)))
+
+
 @dataclass
-class CCExpertModelOutputWithPast(LlavaOnevisionModelOutputWithPast):
+class CCExpertModelOutputWithPast(ModelOutput):
     r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+        The language model's last hidden state.
+    past_key_values / cache (`Cache`, *optional*):
+        The language model's KV cache, under the name the installed transformers uses (`past_key_values` up to
+        5.24, `cache` from 5.25; the other one stays None), so that `generate` finds it in either.
+    image_hidden_states (`torch.FloatTensor` of shape `(batch_size, 2, num_image_tokens, hidden_size)`, *optional*):
+        The projected before/after image tokens spliced into the prompt.
     change_hidden_states (`torch.FloatTensor` of shape `(batch_size, num_image_tokens, vision_hidden)`, *optional*):
         The DIM's fused change stream (not fed to the LLM, as in the reference); the auxiliary change-mask loss
         reads it.
     """
 
+    last_hidden_state: torch.FloatTensor | None = None
+    past_key_values: object | None = None
+    cache: object | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    image_hidden_states: torch.FloatTensor | None = None
     change_hidden_states: torch.FloatTensor | None = None
 
 
-class CCExpertPreTrainedModel(LlavaOnevisionPreTrainedModel):
+@dataclass
+class CCExpertCausalLMOutputWithPast(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is given):
+        Caption loss (next-token cross-entropy), plus the auxiliary change-mask loss when configured.
+    logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
+        Next-token scores of the kept positions (`logits_to_keep`).
+    past_key_values / cache, hidden_states, attentions, image_hidden_states:
+        As in [`CCExpertModelOutputWithPast`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    past_key_values: object | None = None
+    cache: object | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    image_hidden_states: torch.FloatTensor | None = None
+
+
+def _kv_cache(output: ModelOutput) -> dict:
+    """The KV cache of a transformers output under the field name its class declares ({} when there is none)."""
+    declared = getattr(output, "__dataclass_fields__", {})
+    return {name: getattr(output, name) for name in ("past_key_values", "cache")
+            if name in declared and getattr(output, name) is not None}
+
+
+def keep_last_logits(hidden_states: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
+    """The positions to compute logits for: the last `logits_to_keep` (0 = all), or the given indices."""
+    if isinstance(logits_to_keep, int):
+        return hidden_states[:, -logits_to_keep:, :] if logits_to_keep else hidden_states
+    return hidden_states[:, logits_to_keep, :]
+
+
+def causal_lm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+) -> torch.Tensor:
+    """Next-token cross-entropy in fp32, -100 ignored: the mean over labelled tokens, or their sum divided by
+    `num_items_in_batch` (the Trainer's count over the whole accumulated batch, so accumulation is exact)."""
+    shifted = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].reshape(-1).to(logits.device)
+    flat = logits.float().reshape(-1, logits.shape[-1])
+    if num_items_in_batch is None:
+        return nn.functional.cross_entropy(flat, shifted, ignore_index=-100)
+    loss = nn.functional.cross_entropy(flat, shifted, ignore_index=-100, reduction="sum")
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch
+
+
+class CCExpertPreTrainedModel(PreTrainedModel):
     config: CCExpertConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
     _no_split_modules = ["SiglipEncoderLayer", "Qwen2DecoderLayer", "CCExpertChangeAwareLayer"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """Library init (N(0, initializer_range) Linear/Embedding, zero bias, LayerNorm 1/0), zero diff-branch gates."""
+        """Library init (N(0, initializer_range) Linear/Embedding, zero bias, LayerNorm 1/0), zero diff-branch gates,
+        N(0, 1/sqrt(H)) for the unused `image_newline` (as LLaVA-OneVision, so seeded inits stay the same)."""
         super()._init_weights(module)
+        if isinstance(module, CCExpertModel):
+            init.normal_(module.image_newline, mean=0.0, std=1 / math.sqrt(self.config.text_config.hidden_size))
         if getattr(module, "_is_difference_branch", False):
             module.init_gates()
 
 
-class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
-    """LlavaOnevisionModel with two images per sample, 729 tokens each, the DIM, and no anyres/image_newline.
+class CCExpertModel(CCExpertPreTrainedModel):
+    """LLaVA-OneVision's module tree with two images per sample, 729 tokens each, the DIM, and no anyres/image_newline.
 
     `image_newline` is kept (never used) so LLaVA-OneVision checkpoints load without unexpected keys.
     """
 
     def __init__(self, config: CCExpertConfig):
-        CCExpertPreTrainedModel.__init__(self, config)
+        super().__init__(config)
         self.vision_tower = AutoModel.from_config(config.vision_config)
-        self.multi_modal_projector = LlavaOnevisionMultiModalProjector(config)
+        self.multi_modal_projector = CCExpertMultiModalProjector(config)
         self.image_newline = nn.Parameter(torch.zeros(config.text_config.hidden_size, dtype=self.dtype))
         self.dim = CCExpertDifferenceIntegration(config) if config.use_dim else None
         # Optional RSICCLLM difference-aware branch (issue 7, ``ccexpert.difference_branch``), off by default.
@@ -252,6 +360,12 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
         self.vocab_size = config.text_config.vocab_size
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
 
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
         """pixel_values [B, 2, 3, S, S] -> projected image tokens [B, 2, N, H] (image 0 = before, 1 = after)."""
@@ -291,12 +405,10 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
         inputs_embeds: torch.FloatTensor | None = None,
-        use_cache: bool | None = None,
         **kwargs,
-    ) -> LlavaOnevisionModelOutputWithPast:
+    ) -> CCExpertModelOutputWithPast:
+        """`kwargs` (KV cache, position ids, use_cache, attention options) go to the language model unchanged."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -319,17 +431,10 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
             image_features = image_features.to(inputs_embeds.device, inputs_embeds.dtype)
             inputs_embeds = inputs_embeds.masked_scatter(image_mask[..., None], image_features)
 
-        outputs = self.language_model(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
+        outputs = self.language_model(attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
         return CCExpertModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **_kv_cache(outputs),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=image_features,
@@ -337,11 +442,13 @@ class CCExpertModel(CCExpertPreTrainedModel, LlavaOnevisionModel):
         )
 
 
-class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionForConditionalGeneration):
+class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, GenerationMixin):
     """CCExpert captioner: `forward(input_ids, attention_mask, pixel_values [B, 2, 3, 384, 384], labels=None)`."""
 
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
     def __init__(self, config: CCExpertConfig):
-        CCExpertPreTrainedModel.__init__(self, config)
+        super().__init__(config)
         self.model = CCExpertModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         # auxiliary change-mask heads (change_mask_loss_weight > 0; training only, never used to caption): one on the
@@ -352,56 +459,69 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
             self.change_mask_token_head = nn.Linear(config.text_config.hidden_size, 1)
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.model.get_image_features(pixel_values)
+
+    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, pixel_values=None, **kwargs) -> dict:
+        """The library's preparation, with the images given at prefill only (when the KV cache is still empty, or
+        on every step without a cache): later steps feed one new token and no placeholders."""
+        model_inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
+        model_inputs.pop("pixel_values", None)
+        cache = model_inputs.get("cache", model_inputs.get("past_key_values"))
+        if cache is None or cache.get_seq_length() == 0 or not kwargs.get("use_cache", True):
+            model_inputs["pixel_values"] = pixel_values
+        return model_inputs
 
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         change_mask: torch.Tensor | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs,
-    ) -> LlavaOnevisionCausalLMOutputWithPast:
+    ) -> CCExpertCausalLMOutputWithPast:
         """`change_mask` [B, N]: fraction of changed pixels per patch (< 0 = no mask for that sample); with `labels`
-        and `config.change_mask_loss_weight > 0` it adds the auxiliary change-mask loss (see the config)."""
+        and `config.change_mask_loss_weight > 0` it adds the auxiliary change-mask loss (see the config).
+        `num_items_in_batch` (from the Trainer): labelled tokens in the whole accumulated batch. Other `kwargs` (KV
+        cache, position ids, use_cache, attention options) go to the language model unchanged."""
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
             attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
             **kwargs,
         )
-        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
-        logits = self.lm_head(hidden_states)  # [B, L, V]
+        logits = self.lm_head(keep_last_logits(outputs.last_hidden_state, logits_to_keep))  # [B, L, V]
         loss = None
         if labels is not None:
-            vocab_size = self.config.text_config.vocab_size
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=vocab_size, **kwargs)
+            loss = causal_lm_loss(logits, labels, num_items_in_batch)
             if self.change_mask_head is not None and change_mask is not None:
                 aux = self.config.change_mask_loss_weight * self.change_mask_loss(
                     outputs.change_hidden_states, outputs.image_hidden_states, change_mask
                 )
-                num_items = kwargs.get("num_items_in_batch")
-                if num_items is not None:
+                if num_items_in_batch is not None:
                     # The caption loss is then a share (sum / tokens of the whole global batch) that the Trainer
                     # rescales by the number of processes; weigh the aux mean by this batch's share of those tokens
                     # so that it keeps its configured weight on any process and accumulation count.
-                    aux = aux * (labels[..., 1:] != -100).sum() / num_items
+                    aux = aux * (labels[..., 1:] != -100).sum() / num_items_in_batch
                 loss = loss + aux
-        return LlavaOnevisionCausalLMOutputWithPast(
+        return CCExpertCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **_kv_cache(outputs),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             image_hidden_states=outputs.image_hidden_states,
@@ -431,6 +551,7 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, LlavaOnevisionFo
         return change_loss + token_loss
 
 __all__ = [
+    "CCExpertCausalLMOutputWithPast",
     "CCExpertDifferenceIntegration",
     "CCExpertForConditionalGeneration",
     "CCExpertModel",

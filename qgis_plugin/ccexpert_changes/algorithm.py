@@ -313,9 +313,15 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                              stats["SKIPPED_NODATA"], stats["RESUMED"], output),
             LOG_TAG, Qgis.MessageLevel.Warning if stats["ERRORS"] else Qgis.MessageLevel.Info,
         )
+        if stats["ERRORS"] and stats["CAPTIONED"] + stats["RESUMED"] == 0:
+            raise QgsProcessingException(
+                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\nThe failed tiles are saved in {2} "
+                   "with their error; fix the problem and run again with RESUME.").format(
+                    stats["ERRORS"], run.first_error, output)
+            )
         if stats["ERRORS"]:
-            feedback.reportError(tr("{0} tile(s) failed; see the error field, and rerun with RESUME to retry them")
-                                 .format(stats["ERRORS"]))
+            feedback.reportError(tr("{0} tile(s) failed (first error: {1}); see the error field, and rerun with "
+                                    "RESUME to retry them").format(stats["ERRORS"], run.first_error))
         return {
             self.OUTPUT: output,
             "TILES": plan.count,
@@ -339,6 +345,11 @@ class _Run:
     max_body: int
     model: str
     batch_size: int = DEFAULT_BATCH
+    first_error: str | None = None  # the first tile error of this run, for the summary and the exception
+
+    def _note_error(self, message: str) -> None:
+        if self.first_error is None:
+            self.first_error = message
 
     def _prepare(self, plan: Plan, resumed: frozenset[str]):
         """(kind, chip, payload) for every chip, in grid order; runs in the prefetch thread."""
@@ -447,6 +458,7 @@ class _Run:
                 return out
             chip, _, nb, na = pending[0]
             self.feedback.reportError(tr("Tile {0}: {1}").format(chip.tile_id, exc))
+            self._note_error(tr("tile {0}: {1}").format(chip.tile_id, exc))
             stats["ERRORS"] += 1
             return [(self._record(chip, STATUS_ERROR, nb, na, error=str(exc), model=self.model), chip.bounds)]
         out = []
@@ -460,6 +472,7 @@ class _Run:
             else:
                 reason = str(result.get("error") or tr("the backend returned no caption"))
                 self.feedback.reportError(tr("Tile {0}: {1}").format(chip.tile_id, reason))
+                self._note_error(tr("tile {0}: {1}").format(chip.tile_id, reason))
                 record = self._record(chip, STATUS_ERROR, nb, na, error=reason, model=model or self.model)
                 stats["ERRORS"] += 1
             out.append((record, chip.bounds))

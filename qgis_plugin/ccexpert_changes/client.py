@@ -59,7 +59,7 @@ def remove_user_agent_hook() -> None:
 
 class BackendError(Exception):
     """A failure talking to the backend. ``kind``: unreachable, incompatible, auth, rejected, server, timeout,
-    canceled.
+    canceled, model_failed (the backend's model cannot caption).
     ``chip_id`` names the pair the backend refused, when it said which."""
 
     def __init__(self, kind: str, message: str, status: int | None = None, chip_id: str | None = None):
@@ -71,7 +71,7 @@ class BackendError(Exception):
     @property
     def fatal(self) -> bool:
         """Errors that will repeat for every following request, so a run must stop."""
-        return self.kind in ("unreachable", "incompatible", "auth", "canceled")
+        return self.kind in ("unreachable", "incompatible", "auth", "canceled", "model_failed")
 
 
 class BackendClient:
@@ -229,6 +229,13 @@ class BackendClient:
                 raise _Retry(error, None)
             raise error
         message, chip_id = _error_message(body)
+        if status == 503 and _error_code(body) == "model_failed":  # retrying cannot help
+            raise BackendError(
+                "model_failed",
+                tr("The backend at {0} is up but its model cannot caption: {1}. Check the backend's log and restart "
+                   "it with a working model.").format(self.base_url, message),
+                status,
+            )
         if status in RETRY_STATUSES:
             raise _Retry(
                 BackendError("server", tr("The backend answered HTTP {0}: {1}").format(status, message), status,
@@ -260,6 +267,15 @@ class _Retry(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+
+
+def _error_code(body: bytes) -> str | None:
+    """``error.code`` of an error body, if it has one."""
+    try:
+        error = json.loads(body.decode("utf-8")).get("error")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
 
 
 def _error_message(body: bytes) -> tuple[str, str | None]:

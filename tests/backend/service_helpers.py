@@ -122,6 +122,34 @@ def thread_server(app):
         sock.close()
 
 
+def thread_server_no_wait(app):
+    """Like ``thread_server`` but yields as soon as the server answers ``/healthz`` (ready or not)."""
+    import uvicorn
+
+    @contextmanager
+    def run():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        for _ in range(100):
+            try:
+                requests.get(url + "/healthz", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        try:
+            yield url
+        finally:
+            server.should_exit = True
+            thread.join(20)
+            sock.close()
+
+    return run()
+
+
 def serve_process(port: int, *args: str, log_path: Path | None = None) -> subprocess.Popen:
     """``ccexpert serve`` as a real process on 127.0.0.1:port."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -27,6 +27,7 @@ from service_helpers import (
     solid,
     stop_process,
     thread_server,
+    thread_server_no_wait,
     wait_ready,
 )
 
@@ -256,7 +257,7 @@ def test_not_ready_while_loading_then_model_failed(monkeypatch):
         raise FileNotFoundError(f"no model at {model}")
 
     monkeypatch.setattr(ccexpert.engine.CaptionEngine, "from_pretrained", staticmethod(slow_failing_load))
-    with thread_server_no_wait(create_app(Settings(model="/nowhere/model", warmup=False))) as url:
+    with thread_server_no_wait(create_app(Settings(model="/nowhere/model"))) as url:
         r = requests.get(url + "/readyz")
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready" and r.headers["Retry-After"]
         assert requests.get(url + "/v1/info").status_code == 503
@@ -268,36 +269,6 @@ def test_not_ready_while_loading_then_model_failed(monkeypatch):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert "no model at /nowhere/model" in requests.get(url + "/readyz").json()["error"]["message"]
-
-
-def thread_server_no_wait(app):
-    import contextlib
-    import socket
-
-    import uvicorn
-
-    @contextlib.contextmanager
-    def run():
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        for _ in range(100):
-            try:
-                requests.get(url + "/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.05)
-        try:
-            yield url
-        finally:
-            server.should_exit = True
-            thread.join(20)
-            sock.close()
-
-    return run()
 
 
 def test_tiny_model_server_process(tiny_model_dir, tmp_path):

@@ -1,17 +1,21 @@
 """A scripted HTTP server for the client's failure modes the real service cannot be made to show on demand
-(429/503 bursts, another API version, a non-CCExpert server). Runs in a subprocess:
-``python stub_backend.py PORT``; the first path segment picks the scenario."""
+(429/503 bursts, another API version, a non-CCExpert server, a model that fails every batch). Runs in a
+subprocess: ``python stub_backend.py PORT``, or in a thread with :func:`failing_backend`; the first path segment
+picks the scenario."""
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 INFO = {"api_version": "1", "model_name": "stub", "model_version": "0", "chip_size": 384, "bands": 3,
         "max_batch": 4, "max_body_bytes": 1 << 20, "device": "cpu", "dtype": "float32", "demo": True}
+FAILURE = "TypeError: the model cannot caption (stub)"
 HITS: Counter = Counter()
 SEEN: list[dict] = []
 
@@ -46,6 +50,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(502, {"error": {"code": "bad_gateway", "message": "proxy", "id": None}})
         if scenario == "v2" and path == "v1/info":
             return self._send(200, {**INFO, "api_version": "2"})
+        if scenario == "failing" and path == "v1/captions":  # info is fine, every batch fails as the model does
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return self._send(503, {"error": {"code": "engine_error", "message": FAILURE, "id": None}},
+                              {"Retry-After": "0"})
         if scenario == "html":
             return self._send(200, b"<html>a web page</html>", raw=True)
         if path == "v1/info":
@@ -62,6 +70,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+@contextmanager
+def failing_backend():
+    """(base URL, hits) of the "failing" scenario served from a thread: ``/v1/info`` answers, every caption batch
+    gets 503 with :data:`FAILURE`; ``hits()`` counts the caption requests."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/failing", lambda: HITS["/failing/v1/captions"]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def _qgis_process() -> str:
     pytest.skip("qgis_process is not installed (apt-get install qgis)")
 
 
-def test_installed_zip_runs_through_qgis_process(plugin_zip, backend, tmp_path):
+def _fresh_profile(plugin_zip, tmp_path) -> tuple[str, dict, Path]:
+    """(qgis_process, environment, plugins folder) of a fresh QGIS profile with the zip installed and enabled."""
     exe = _qgis_process()
     config = tmp_path / "qgis-config"
     plugins = config / "profiles" / "default" / "python" / "plugins"
@@ -92,6 +93,27 @@ def test_installed_zip_runs_through_qgis_process(plugin_zip, backend, tmp_path):
     enable = subprocess.run([exe, "plugins", "enable", "ccexpert_changes"], capture_output=True, text=True, env=env,
                             timeout=180)
     assert enable.returncode == 0, enable.stdout + enable.stderr
+    return exe, env, plugins
+
+
+def test_qgis_process_exits_non_zero_when_no_tile_is_captioned(plugin_zip, tmp_path):
+    from stub_backend import FAILURE, failing_backend
+
+    exe, env, _ = _fresh_profile(plugin_zip, tmp_path)
+    before, after = pair(tmp_path, h=384, w=384, changes=((50, 50, 200, 200),))
+    out = tmp_path / "failed.gpkg"
+    with failing_backend() as (url, _hits):
+        run = subprocess.run(
+            [exe, "run", "ccexpert:describe_changes", "--", f"BEFORE={before}", f"AFTER={after}",
+             f"BACKEND_URL={url}", f"OUTPUT={out}"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "No tile was captioned" in run.stdout + run.stderr and FAILURE in run.stdout + run.stderr
+
+
+def test_installed_zip_runs_through_qgis_process(plugin_zip, backend, tmp_path):
+    exe, env, plugins = _fresh_profile(plugin_zip, tmp_path)
     listed = subprocess.run([exe, "list"], capture_output=True, text=True, env=env, timeout=180)
     assert "ccexpert:describe_changes" in listed.stdout, listed.stdout[-2000:] + listed.stderr[-2000:]
 

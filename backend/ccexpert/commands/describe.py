@@ -1,4 +1,10 @@
-"""``ccexpert describe BEFORE AFTER -o OUT.gpkg``: caption every chip into a GeoPackage (no QGIS needed)."""
+"""``ccexpert describe BEFORE AFTER -o OUT.gpkg``: caption every chip into a GeoPackage (no QGIS needed).
+
+Exit codes: 0 every chip captioned or skipped by rule (nodata), 2 bad input or options (nothing written),
+3 some chips failed or were not reached (the captioned ones are kept: run again with --resume),
+4 no chip could be captioned (backend unreachable or failing, wrong key...). The last line gives the counts and the
+first error.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ import logging
 import os
 import sys
 
+EXIT_OK, EXIT_BAD_INPUT, EXIT_SOME_FAILED, EXIT_NONE_CAPTIONED = 0, 2, 3, 4
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("describe", help="caption every chip of a before/after raster pair into a GeoPackage",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("before", help="before raster (defines the chip grid and the output CRS)")
     p.add_argument("after", help="after raster (resampled onto the before chips if its grid differs)")
     p.add_argument("-o", "--output", required=True, help="output GeoPackage (layer change_captions)")
@@ -72,12 +80,27 @@ def run(args: argparse.Namespace) -> int:
         summary = describe(options, captioner)
     except ValueError as exc:
         print(f"ccexpert describe: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except DescribeError as exc:
-        print(f"ccexpert describe: {exc}\nfinished tiles are kept in {args.output}; run again with --resume",
-              file=sys.stderr)
-        return 1
+        print(f"ccexpert describe: {exc}", file=sys.stderr)
+        if exc.summary is None:
+            print(f"ccexpert describe: stopped before the first chip, nothing captioned; first error: {exc}",
+                  file=sys.stderr)
+            return EXIT_NONE_CAPTIONED
+        summary = exc.summary
+    return _report(summary, args.output)
+
+
+def _report(summary, output: str) -> int:
+    """Print the counts line (and the first error); the exit code they make."""
     c = summary.counts
-    print(f"{summary.total} chips: {c['ok']} captioned ({summary.changed} changed), {c['skipped_nodata']} skipped "
-          f"(nodata), {c['error']} errors, {summary.skipped_done} already done -> {args.output}")
-    return 0 if c["error"] == 0 else 1
+    line = (f"{summary.total} chips: {c['ok']} captioned ({summary.changed} changed), {c['skipped_nodata']} skipped "
+            f"(nodata), {c['error']} errors, {summary.not_attempted} not reached, {summary.skipped_done} already "
+            f"done -> {output}")
+    if summary.failed == 0:
+        print(line)
+        return EXIT_OK
+    print(line, file=sys.stderr)
+    print(f"first error: {summary.first_error}", file=sys.stderr)
+    print(f"the captioned tiles are kept in {output}; fix the problem and run again with --resume", file=sys.stderr)
+    return EXIT_NONE_CAPTIONED if c["ok"] + summary.skipped_done == 0 else EXIT_SOME_FAILED

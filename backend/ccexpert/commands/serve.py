@@ -2,6 +2,9 @@
 
 Configuration: flags > ``CCEXPERT_*`` environment > ``--config`` TOML (a ``[serve]`` table or top-level keys)
 > defaults. ``--hash-key`` prints the keys-file line for a key read from standard input.
+
+Before it reports ready, the service captions a built-in sample pair with the model. Exit codes: 0 stopped
+(SIGINT/SIGTERM), 2 bad configuration, 3 the model could not be loaded or could not caption the sample pair.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
     p.add_argument("--max-concurrency", type=int, help="caption requests in flight before 429 (default 32)")
     p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
-    p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False, help="skip the warm-up pair")
     p.add_argument("--log-level", help="debug, info, warning")
     p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")
 
@@ -50,9 +52,17 @@ def run(args: argparse.Namespace) -> int:
     from ccexpert.service.settings import Settings, load_settings
 
     overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
+    failures: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def stop(reason: str) -> None:  # the model cannot serve: stop, so that nothing mistakes this process for a backend
+        failures.append(reason)
+        if server is not None:
+            server.should_exit = True
+
     try:
         settings = load_settings(args.config, overrides)
-        app = create_app(settings)
+        app = create_app(settings, on_failure=stop)
     except ValueError as exc:
         print(f"ccexpert serve: {exc}", file=sys.stderr)
         return 2
@@ -61,4 +71,7 @@ def run(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.run()
+    if failures:
+        print(f"ccexpert serve: the model cannot serve captions, stopping: {failures[0]}", file=sys.stderr)
+        return 3
     return 0

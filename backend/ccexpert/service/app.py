@@ -1,18 +1,22 @@
 """``create_app(settings, engine)``: the FastAPI application (routers, auth, limits, batching, metrics).
 
 With ``engine=None`` the model is loaded in a background thread at startup, so ``/healthz`` answers at
-once and ``/readyz`` turns 200 once the model is loaded and has run one warm-up pair.
+once. ``/readyz`` turns 200 only once the model is loaded and has captioned a built-in sample pair
+(``ccexpert.samples``) through the engine: a model that loads but cannot caption never looks ready. When loading or
+that check fails, ``/readyz`` answers 503 with the reason and ``on_failure`` is called (``ccexpert serve`` then
+stops with a non-zero exit code).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -21,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..samples import sample_pair
 from .auth import KeyStore
 from .batching import DynamicBatcher
 from .errors import ApiError, format_validation
@@ -35,9 +40,10 @@ log = logging.getLogger("ccexpert.service")
 class ServiceState:
     """What the routers share (``request.app.state.service``)."""
 
-    def __init__(self, settings: Settings, engine: Any | None):
+    def __init__(self, settings: Settings, engine: Any | None, on_failure: Callable[[str], None] | None = None):
         self.settings = settings
         self.engine = engine
+        self.on_failure = on_failure
         self.engine_info: dict | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
@@ -48,7 +54,8 @@ class ServiceState:
         self.metrics.queue.set_function(lambda: self.batcher.pending if self.batcher else 0)
 
     def bring_up(self) -> None:
-        """Load (if needed), warm up, start batching. Runs in a thread; failures are kept for /readyz."""
+        """Load (if needed), caption the sample pair, start batching. Runs in a thread; a failure is kept for
+        /readyz and reported to ``on_failure``."""
         try:
             if self.engine is None:
                 from ..engine import CaptionEngine
@@ -59,12 +66,7 @@ class ServiceState:
                     max_batch=self.settings.device_batch,
                 )
             self.engine_info = dict(self.engine.info())
-            if self.settings.warmup:
-                size = int(self.engine_info.get("chip_size", 384))
-                blank = np.zeros((size, size, 3), dtype=np.uint8)
-                t0 = time.monotonic()
-                self.engine.caption([(blank, blank)], max_new_tokens=2)
-                log.info("warm-up pair took %.2f s", time.monotonic() - t0)
+            self.check_captions()
             self.batcher = DynamicBatcher(
                 self.engine,
                 max_batch=self.settings.device_batch,
@@ -75,9 +77,27 @@ class ServiceState:
             self.ready = True
             self.metrics.ready.set(1)
             log.info("ready: %s", self.engine_info)
-        except Exception as exc:  # kept and reported by /readyz; the process stays up for diagnosis
-            log.exception("model failed to load")
+        except Exception as exc:  # kept and reported by /readyz and on_failure
+            log.exception("the model cannot serve captions")
             self.load_error = f"{type(exc).__name__}: {exc}"
+            if self.on_failure is not None:
+                self.on_failure(self.load_error)
+
+    def check_captions(self) -> None:
+        """Caption the built-in sample pair with the default caption length; raise unless it gives one caption
+        with words and a confidence in [0, 1]."""
+        size = int(self.engine_info.get("chip_size", 384))
+        t0 = time.monotonic()
+        results = self.engine.caption([sample_pair(size)], max_new_tokens=self.settings.max_new_tokens)
+        if len(results) != 1:
+            raise RuntimeError(f"start-up check: 1 sample pair gave {len(results)} results")
+        caption, confidence = getattr(results[0], "caption", None), getattr(results[0], "confidence", None)
+        if not isinstance(caption, str) or not caption.strip():
+            raise RuntimeError(f"start-up check: the sample pair got no caption ({caption!r})")
+        if not isinstance(confidence, float) or not math.isfinite(confidence) or not 0.0 <= confidence <= 1.0:
+            raise RuntimeError(f"start-up check: the sample pair got confidence {confidence!r}")
+        log.info("start-up check: sample pair captioned in %.2f s: %r (confidence %.3f)",
+                 time.monotonic() - t0, caption, confidence)
 
     def shut_down(self) -> None:
         self.ready = False
@@ -167,9 +187,12 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def create_app(settings: Settings | None = None, engine: Any | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Any | None = None, on_failure: Callable[[str], None] | None = None
+) -> FastAPI:
+    """The service; ``on_failure(reason)`` is called (from the loading thread) when the model cannot serve."""
     settings = settings or Settings()
-    state = ServiceState(settings, engine)
+    state = ServiceState(settings, engine, on_failure)
     keys = KeyStore.from_file(settings.api_keys_file) if settings.api_keys_file else KeyStore()
     if not keys.enabled and not settings.is_loopback and not settings.insecure:
         raise ValueError(

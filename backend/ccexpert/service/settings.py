@@ -36,7 +36,6 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_concurrency: int = Field(32, ge=1, description="caption requests in flight; more get 429")
     max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
-    warmup: bool = True
     log_level: str = "info"
 
     @property

@@ -67,9 +67,9 @@ class _Slot:
 )
 async def post_captions(request: Request, caller: Caller = Depends(require_key)) -> JSONResponse:
     service = request.app.state.service
+    info = service_info(service)  # 503 model_failed / not_ready before anything is read
     if not service.ready:
-        raise ApiError(503, "not_ready", service.load_error or "model is loading", headers={"Retry-After": "5"})
-    info = service_info(service)
+        raise ApiError(503, "not_ready", "model is loading", headers={"Retry-After": "5"})
     with _Slot(service):
         ids, raw_pairs, max_new_tokens = await _read_body(request)
         settings = service.settings

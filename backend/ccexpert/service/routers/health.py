@@ -20,8 +20,9 @@ def readyz(request: Request):
     service = request.app.state.service
     if service.ready:
         return {"status": "ready"}
-    if service.load_error:
+    if service.load_error:  # it will not recover: no Retry-After
         body = {"error": {"code": "model_failed", "message": service.load_error, "id": None}}
-    else:
-        body = {"error": {"code": "not_ready", "message": "model is loading or warming up", "id": None}}
+        return JSONResponse(body, status_code=503)
+    message = "model is loading or captioning its start-up sample"
+    body = {"error": {"code": "not_ready", "message": message, "id": None}}
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})

@@ -11,8 +11,10 @@ router = APIRouter(prefix="/v1", tags=["captions"])
 
 
 def service_info(service) -> dict:
+    if service.load_error is not None:  # loaded perhaps, but cannot caption: nothing to advertise
+        raise ApiError(503, "model_failed", service.load_error)
     if service.engine_info is None:
-        raise ApiError(503, "not_ready", service.load_error or "model is loading", headers={"Retry-After": "5"})
+        raise ApiError(503, "not_ready", "model is loading", headers={"Retry-After": "5"})
     e = service.engine_info
     return {
         "api_version": "1",
