@@ -6,13 +6,22 @@ import re
 import shutil
 
 import numpy as np
+import pytest
 from ccexpert.cli import main
 from ccexpert.describe import DescribeOptions, EngineCaptioner, describe
 from rasterio.transform import from_origin
 from service_helpers import ORIGIN, EchoEngine, blocks, write_tif
 
 
-def make_output(tmp_path):
+class SureEcho(EchoEngine):
+    """Echo captions, and the same confidence for every pair (as a model sure of everything gives)."""
+
+    def caption(self, pairs, max_new_tokens: int = 64):
+        return [type(r)(r.caption, 0.97, r.changed, r.num_tokens) for r in super().caption(pairs, max_new_tokens)]
+
+
+def make_output(tmp_path, engine=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     transform = from_origin(*ORIGIN, 0.5, 0.5)
     before_data = blocks(1000)
     after_data = before_data.copy()
@@ -21,32 +30,85 @@ def make_output(tmp_path):
     before = write_tif(tmp_path / "b.tif", before_data, transform)
     after = write_tif(tmp_path / "a.tif", after_data, transform, nodata=0)
     out = tmp_path / "o.gpkg"
-    describe(DescribeOptions(str(before), str(after), str(out), progress=False), EngineCaptioner(EchoEngine()))
+    describe(DescribeOptions(str(before), str(after), str(out), progress=False),
+             EngineCaptioner(engine or EchoEngine()))
     return before, after, out
 
 
-def test_report_has_map_thumbnails_and_captions_of_changed_tiles(tmp_path, capsys):
-    _, _, out = make_output(tmp_path)
-    html_path = tmp_path / "report.html"
-    assert main(["report", str(out), "-o", str(html_path)]) == 0
-    assert "9 tiles, 1 changed (1 shown)" in capsys.readouterr().out
-    page = html_path.read_text()
-    assert page.count("<rect ") == 9  # every tile on the overview map
-    assert page.count('fill="#e4572e"') == 1 and page.count('fill="#b0b0b0"') == 2  # changed; nodata (+corner)
-    card = re.search(r'<section class="card" id="(r00000_c00001_[0-9a-f]{8})">(.*?)</section>', page, re.S)
-    assert card, "no card for the changed tile"
-    assert f'href="#{card.group(1)}"' in page  # the map links to it
-    assert "before 20 after 25" in card.group(2)
-    thumbs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', card.group(2))
-    assert len(thumbs) == 2  # self-contained: images inlined
+def _images(html_text: str) -> list[np.ndarray]:
     import base64
     import io
 
     from PIL import Image
 
-    before_thumb = np.asarray(Image.open(io.BytesIO(base64.b64decode(thumbs[0]))))
-    assert before_thumb.shape == (192, 192, 3) and int(before_thumb.mean()) == 20
+    found = re.findall(r'src="data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)"', html_text)
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) for b in found]
+
+
+def test_report_has_map_imagery_and_captions_of_changed_tiles(tmp_path, capsys):
+    _, _, out = make_output(tmp_path)
+    html_path = tmp_path / "report.html"
+    assert main(["report", str(out), "-o", str(html_path)]) == 0
+    assert "9 tiles, 1 changed (1 shown)" in capsys.readouterr().out
+    page = html_path.read_text()
+    assert page.count('class="tile ') == 9  # every tile on the overview map
+    assert page.count('class="tile changed"') == 1 and page.count('class="tile skipped_nodata"') == 2
+    card = re.search(r'<section class="card" id="(r00000_c00001_[0-9a-f]{8})">(.*?)</section>', page, re.S)
+    assert card, "no card for the changed tile"
+    assert "Row 1, column 2" in card.group(2)  # titled by row and column (1-based), the id only as a detail
+    assert f'href="#{card.group(1)}"' in page  # the map links to it
+    assert "before 20 after 25" in card.group(2)
+    after_img, before_img = _images(card.group(2))[:2]
+    assert before_img.shape == (384, 384, 3) and abs(float(before_img.mean()) - 20) < 1.5  # the chip's own pixels
+    assert abs(float(after_img.mean()) - 25) < 1.5
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere
+
+
+def test_overview_is_drawn_over_the_imagery_with_scale_and_coordinates(tmp_path):
+    from ccexpert.report import MAP_WIDTH, build_report
+
+    _, _, out = make_output(tmp_path)
+    build_report(out, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    svg = page[page.index('<svg class="map"'): page.index("</svg>")]
+    assert svg.count('<image class="img-before"') == 1 and svg.count('<image class="img-after"') == 1
+    mosaic_before = _images(svg.replace("href=", "src="))[0]
+    assert mosaic_before.shape[1] == MAP_WIDTH and 15 < float(mosaic_before.mean()) < 120
+    assert re.search(r'<g class="scalebar">.*?>(100|200) m</text>', svg)
+    assert "Extent x 399000.0 – 399500.0, y 5699500.0 – 5700000.0 (EPSG:32633)" in page
+    # the 1000 px raster has 3 x 3 chips of 384 px: the last column and row are drawn clipped at the raster edge
+    rights = [float(x) + float(w) for x, w in re.findall(r'class="tile [a-z_]+" x="([0-9.]+)" y="[0-9.]+" '
+                                                          r'width="([0-9.]+)"', svg)]
+    assert max(rights) == pytest.approx(MAP_WIDTH, abs=0.05)
+    widths = sorted({round(float(w), 1) for w in re.findall(r'class="tile [a-z_]+" x="[0-9.]+" y="[0-9.]+" '
+                                                             r'width="([0-9.]+)"', svg)})
+    assert widths == [round(MAP_WIDTH * 232 / 1000, 1), round(MAP_WIDTH * 384 / 1000, 1)]
+
+
+def test_confidence_is_shown_only_where_it_tells_tiles_apart(tmp_path):
+    from ccexpert.report import build_report
+
+    _, _, out = make_output(tmp_path / "echo")  # echo confidences differ from tile to tile
+    build_report(out, tmp_path / "r.html")
+    assert "confidence 0." in (tmp_path / "r.html").read_text()
+    _, _, out = make_output(tmp_path / "sure", SureEcho())
+    build_report(out, tmp_path / "same.html")
+    page = (tmp_path / "same.html").read_text()
+    assert "confidence 0." not in page and "Confidence is 0.97–0.97 on every captioned tile" in page
+
+
+def test_difference_outline_marks_a_local_change_and_ignores_a_global_one():
+    from ccexpert.report import difference_outline
+
+    rng = np.random.default_rng(0)
+    before = (rng.normal(120, 12, (384, 384, 3))).clip(0, 255).astype(np.uint8)
+    brighter = (before.astype(int) + 40).clip(0, 255).astype(np.uint8)  # new light, nothing else
+    assert difference_outline(before, brighter) is None
+    after = before.copy()
+    after[100:160, 200:280] = (230, 225, 220)  # a new roof
+    overlay = np.asarray(difference_outline(before, after))
+    alpha = overlay[..., 3] > 0
+    assert alpha[90:170, 190:290].any() and not alpha[:60].any() and not alpha[250:].any()
 
 
 def test_report_without_rasters_still_lists_captions(tmp_path, capsys):
@@ -57,10 +119,10 @@ def test_report_without_rasters_still_lists_captions(tmp_path, capsys):
     html_path = tmp_path / "r.html"
     assert main(["report", str(out), "-o", str(html_path)]) == 0
     page = html_path.read_text()
-    assert "thumbnails unavailable" in page and "before 20 after 25" in page and "data:image/png" not in page
+    assert "imagery unavailable" in page and "before 20 after 25" in page and "data:image/" not in page
     # pointing at the moved raster brings the thumbnails back; a wrong raster is detected by the grid hash
     assert main(["report", str(out), "-o", str(html_path), "--before", str(moved / "b.tif")]) == 0
-    assert "data:image/png" in html_path.read_text()
+    assert "data:image/jpeg" in html_path.read_text()
     other = write_tif(tmp_path / "other.tif", blocks(1000), from_origin(ORIGIN[0] + 7, ORIGIN[1], 0.5, 0.5))
     assert main(["report", str(out), "-o", str(html_path), "--before", str(other)]) == 0
     assert "grid hash differs" in html_path.read_text()

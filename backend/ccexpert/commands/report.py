@@ -8,14 +8,13 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="HTML report (before/after thumbnails, captions) of a describe output",
+    p = subparsers.add_parser("report", help="HTML report of a describe output: map, changed tiles, captions",
                               description=__doc__)
     p.add_argument("gpkg", help="GeoPackage written by `ccexpert describe`")
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument("--before", help="before raster, if it moved since the run")
     p.add_argument("--after", help="after raster, if it moved since the run")
-    p.add_argument("--max-tiles", type=int, default=200, help="most changed tiles shown with thumbnails")
-    p.add_argument("--thumb-size", type=int, default=192, help="thumbnail size in pixels")
+    p.add_argument("--max-tiles", type=int, default=200, help="most changed tiles shown with their imagery")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         counts = build_report(args.gpkg, args.output, before=args.before, after=args.after,
-                              max_tiles=args.max_tiles, thumb_size=args.thumb_size)
+                              max_tiles=args.max_tiles)
     except (ValueError, OSError) as exc:
         print(f"ccexpert report: {exc}", file=sys.stderr)
         return 2

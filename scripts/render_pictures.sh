@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates the pictures in docs/images/ that show what an analyst sees:
+#   docs/images/report.png  the HTML report of the demo scene (headless Chromium screenshot of `ccexpert report`)
+# The scene is the demo's (2048 px, seed 7), captioned in-process by the shipped demo model.
+# Needs the project venv (bash scripts/setup.sh) and Debian's chromium (installed here when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v chromium >/dev/null 2>&1 || {
+  echo "render_pictures: installing Debian's chromium"
+  ${SUDO:-$( [ "$(id -u)" -ne 0 ] && echo sudo )} apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+.venv/bin/ccexpert synth --scene --out "$work/scene" --size 2048 --seed 7 > /dev/null
+.venv/bin/ccexpert describe "$work/scene/before.tif" "$work/scene/after.tif" -o "$work/changes.gpkg" -q
+.venv/bin/ccexpert report "$work/changes.gpkg" -o "$work/report.html"
+mkdir -p docs/images
+# flags for a closed network: no background fetches, a fresh profile
+chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+  --disable-component-update --disable-sync --user-data-dir="$work/chrome" --hide-scrollbars \
+  --window-size=1100,2300 --screenshot="$work/report.png" "file://$work/report.html" > /dev/null 2>&1
+.venv/bin/python - "$work/report.png" docs/images/report.png <<'PY'
+import sys
+from PIL import Image
+Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
+PY
+echo "render_pictures: wrote docs/images/report.png"
