@@ -14,6 +14,7 @@ a shared machine hits both sides alike. Goal on CPU with the tiny model: service
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -86,6 +87,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object (last line)")
     args = parser.parse_args()
 
     from ccexpert.client import encode_png
@@ -153,6 +155,14 @@ def main() -> int:
     med = statistics.median
     print(f"medians over {args.rounds} rounds: service/in-process {med(service_rates) / med(engine_rates):.3f}, "
           f"end to end/in-process {med(e2e_rates) / med(engine_rates):.3f}")
+    if args.json:
+        print(json.dumps({
+            "in_process_pairs_per_s": best_engine, "service_pairs_per_s": best_service, "e2e_pairs_per_s": best_e2e,
+            "ratio_service": best_service / best_engine, "ratio_e2e": best_e2e / best_engine,
+            "median_ratio_service": med(service_rates) / med(engine_rates),
+            "median_ratio_e2e": med(e2e_rates) / med(engine_rates), "encode_ms_per_pair": encode_ms,
+            "rounds": args.rounds, "pairs": args.pairs,
+        }))
     return 0
 
 

@@ -59,7 +59,8 @@ def location_phrase(location: str, style: int) -> str:
     return SIDE_PHRASES[location][style % NUM_STYLES]
 
 
-def _quantity(count: int, style: int) -> str:
+def quantity_word(count: int, style: int = 0) -> str:
+    """The caption grammar's quantity for `count` objects: "a", "two" ... "five", "several" (6-7), "many"."""
     if count in NUMBER_WORDS:
         return NUMBER_WORDS[count]
     return "several" if count <= 7 else "many"
@@ -85,7 +86,7 @@ def _verb_s(fact: ChangeFact, verb: str) -> str:
 
 
 def _np(fact: ChangeFact, style: int, adjective: str = "") -> str:
-    quantity = _quantity(fact.count, style)
+    quantity = quantity_word(fact.count, style)
     noun = _noun(fact, style)
     words = [quantity, adjective, noun] if adjective else [quantity, noun]
     if quantity == "a" and (adjective or noun)[0] in "aeiou":

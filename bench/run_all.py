@@ -1,0 +1,285 @@
+"""Runs every benchmark and evaluation the README quotes, writes docs/RESULTS.md (figures, every ratio the scripts
+print, machine, commit, date) and regenerates the README's results block from it. No README figure is typed by hand.
+
+    .venv/bin/python bench/run_all.py                     # everything (~15-25 min on 2 CPU cores)
+    .venv/bin/python bench/run_all.py --only generate,http --no-readme
+    CCEXPERT_PUBLISHED_PREDICTIONS=CCExpert_7b_LEVIR-CC_infer_results.txt .venv/bin/python bench/run_all.py
+
+Each section is a committed command run as a subprocess; its whole output goes into RESULTS.md, and the figures the
+README shows are read from its JSON. A section that cannot run here (the published predictions file absent, no QGIS)
+is recorded as not run, with the reason, and its README row says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+RESULTS = REPO / "docs" / "RESULTS.md"
+README = REPO / "README.md"
+START, END = "<!-- results:start (bench/run_all.py writes this block) -->", "<!-- results:end -->"
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    commands: list[list[str]]
+    why: str
+    summarise: Callable[[list[str]], list[tuple[str, str]]]  # outputs -> README rows (what, figure)
+    env: dict = field(default_factory=dict)
+    available: Callable[[], str | None] = lambda: None  # a reason it cannot run here, or None
+    outputs: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    skipped: str | None = None
+
+
+def _last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line in the output")
+
+
+def _json_block(text: str) -> dict:
+    return json.loads(text[text.index("{"): text.rindex("}") + 1])
+
+
+def _inspect(outputs):
+    rows = []
+    for text in outputs:
+        d = _json_block(text)
+        rows.append((f"parameters, {d['preset']} preset (vision / DIM / projector / LLM / total)",
+                     f"{d['vision']:,} / {d['dim']:,} / {d['projector']:,} / {d['llm']:,} / {d['total']:,}"))
+    return rows
+
+
+def _published(outputs):
+    d = _last_json(outputs[0])
+    o = d.get("overall", d)
+    return [("published CCExpert-7B LEVIR-CC predictions re-scored (BLEU-4 / METEOR / ROUGE-L / CIDEr-D / S*m; "
+             "change accuracy)",
+             f"{o['BLEU-4']:.2f} / {o['METEOR']:.2f} / {o['ROUGE-L']:.2f} / {o['CIDEr-D']:.2f} / {o['S*m']:.2f}; "
+             f"{o['change_accuracy']:.2f} %")]
+
+
+def _demo(outputs):
+    d = _last_json(outputs[0])
+    rows = []
+    for s in d["splits"]:
+        tag = "card's test seed" if s["seed"] == d["card_test_seed"] else "unseen seed"
+        counting = f"{s['counting_accuracy']:.1f} %" if s["counting_accuracy"] is not None else "n/a"
+        rows.append((f"demo model, {tag} {s['seed']} ({s['pairs']} pairs): S*m vs always \"no change\"; change "
+                     "accuracy; counting accuracy",
+                     f"{s['model']['S*m']:.2f} vs {s['always_no_change']['S*m']:.2f} ({s['s_m_ratio']:.2f}x); "
+                     f"{s['model']['change_accuracy']:.1f} %; {counting}"))
+    u = d["unseen"]
+    if u["seeds"]:
+        rows.append((f"demo model, unseen seeds {u['seeds']}: S*m mean ± sd; ratio to baseline min / mean; "
+                     "target >= 2x on each",
+                     f"{u['s_m_mean']:.2f} ± {u['s_m_stdev'] or 0:.2f}; {u['s_m_ratio_min']:.2f}x / "
+                     f"{u['s_m_ratio_mean']:.2f}x; {'met' if u['all_at_least_2x'] else 'not met'}"))
+    return rows
+
+
+def _generate(outputs):
+    d = _last_json(outputs[0])
+    return [(f"tiny preset on CPU, {d['new_tokens_per_pair']} tokens per pair: one pair per generate call vs "
+             f"batched ({d['batch_size']} per call)",
+             f"{d['reference_pairs_per_s']:.3f} vs {d['batched_pairs_per_s']:.3f} pairs/s ({d['speedup']:.2f}x)")]
+
+
+def _http(outputs):
+    d = _last_json(outputs[0])
+    return [("HTTP service / in-process engine, same pairs (best round; median)",
+             f"{d['ratio_service']:.3f}; {d['median_ratio_service']:.3f}"),
+            ("HTTP end to end (client PNG encoding on the same cores) / in-process (best; median)",
+             f"{d['ratio_e2e']:.3f}; {d['median_ratio_e2e']:.3f}")]
+
+
+def _plugin_read(outputs):
+    d = _json_block(outputs[0])
+    tp, mem = d["throughput"], d["memory"]
+    big, small, ratio = mem["20000"]["peak_rss_mib"], mem["2000"]["peak_rss_mib"], mem["peak_ratio_20000_vs_2000"]
+    return [("QGIS plugin chip read + PNG encode / raw GDAL read + encode", f"{tp['ratio_read_encode']:.0%}"),
+            ("plugin peak memory, 20000² vs 2000² uint16 pair", f"{big} vs {small} MiB (x{ratio})")]
+
+
+def _reliability(outputs):
+    rows = []
+    for text in outputs:
+        d = _last_json(text)
+        for key, value in d.items():
+            if isinstance(value, int | float | str) and not isinstance(value, bool):
+                rows.append((key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value)))
+    return rows
+
+
+def _published_file() -> str | None:
+    path = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
+    return None if path and Path(path).is_file() else (
+        "the published predictions file is not in this project (set CCEXPERT_PUBLISHED_PREDICTIONS to "
+        "Meize0729/storage CCExpert/CCExpert_7b_LEVIR-CC_infer_results.txt)")
+
+
+def _qgis_python() -> str | None:
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import qgis.core, osgeo"], capture_output=True)
+    return None if probe.returncode == 0 else "QGIS' Python (/usr/bin/python3 with qgis, osgeo) is not installed"
+
+
+def _script(name: str) -> Callable[[], str | None]:
+    return lambda: None if (REPO / "bench" / name).is_file() else f"bench/{name} is not in this checkout"
+
+
+def sections() -> list[Section]:
+    single = {"OMP_NUM_THREADS": "1"}
+    return [
+        Section("inspect", "Model size (parameters counted on the meta device)",
+                [[PY, "-m", "ccexpert.cli", "inspect", "--preset", p] for p in ("0.5b", "7b")],
+                "the DIM count must equal the reference's 63,765,505 used parameters", _inspect),
+        Section("published", "Evaluation protocol: the published CCExpert-7B LEVIR-CC predictions",
+                [[PY, "-m", "ccexpert.cli", "eval", os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS", "-"), "--json"]],
+                "our LEVIR-CC scorer against the reference's re-score (65.49 / 41.82 / 76.55 / 143.32 / 81.80)",
+                _published, available=_published_file),
+        Section("demo", "Demo model on synthetic test splits (card seed and unseen seeds)",
+                [[PY, "bench/eval_demo.py", "--json"]],
+                "the learning proof: S*m >= 2x always answering \"no change\" on seeds never trained or selected on",
+                _demo),
+        Section("generate", "Captioning throughput: one pair per generate call vs batched (tiny preset, CPU)",
+                [[PY, "bench/bench_generate.py", "--preset", "tiny", "--json"]],
+                "batching is what makes a backend fast; on CPU with the tiny model the gain is small", _generate),
+        Section("http", "HTTP service overhead vs the in-process engine (tiny model, CPU)",
+                [[PY, "bench/bench_http.py", "--rounds", "3", "--json"]],
+                "goal: service overhead <= 15 %", _http, env=single),
+        Section("plugin_read", "QGIS plugin: chip reading speed and memory",
+                [["/usr/bin/python3", "bench/bench_plugin_read.py", "--rounds", "5"]],
+                "goal: >= 70 % of a raw GDAL read; memory flat in the raster size", _plugin_read,
+                env={"QT_QPA_PLATFORM": "offscreen"}, available=_qgis_python),
+        Section("reliability", "Reliability: bad inputs, fuzzing, load, faults",
+                [[PY, "bench/bench_reliability.py", "--json"], [PY, "bench/bench_load.py", "--json"],
+                 [PY, "bench/bench_faults.py", "--json"]],
+                "every bad input answered 4xx, no 5xx under fuzzing, no mixed-up ids under load, no tile lost",
+                _reliability,
+                available=lambda: next((r for r in (_script(n)() for n in ("bench_reliability.py", "bench_load.py",
+                                                                        "bench_faults.py")) if r), None)),
+    ]
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} cores ({cpu}), {mem_kib / 2**20:.0f} GiB, no GPU"
+
+
+def _versions() -> str:
+    out = subprocess.run([PY, "-c", "import torch, transformers, tokenizers; print('torch', torch.__version__, "
+                          "'| transformers', transformers.__version__, '| tokenizers', tokenizers.__version__)"],
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                           text=True).stdout.strip()
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def run(section: Section, timeout: float) -> None:
+    section.skipped = section.available()
+    if section.skipped:
+        return
+    t0 = time.monotonic()
+    for command in section.commands:
+        env = {**os.environ, **section.env, "PYTHONUNBUFFERED": "1"}
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        section.outputs.append(done.stdout + (f"\n[stderr tail]\n{done.stderr[-1500:]}" if done.returncode else ""))
+        if done.returncode != 0:
+            raise RuntimeError(f"{section.key}: `{' '.join(command)}` exited {done.returncode}:\n"
+                               f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    section.seconds = time.monotonic() - t0
+    section.rows = section.summarise(section.outputs)
+
+
+def results_markdown(done: list[Section], header: dict) -> str:
+    lines = ["# Results", "",
+             "Written by `bench/run_all.py`; do not edit by hand. Every figure below comes from the command shown "
+             "above it, run once on the machine named here; the README's results block is generated from this "
+             "run.", "",
+             f"- date: {header['date']}", f"- commit: {header['commit']}", f"- machine: {header['machine']}",
+             f"- software: {header['versions']}; Python {platform.python_version()}", ""]
+    for s in done:
+        lines += [f"## {s.title}", "", f"Why: {s.why}.", ""]
+        if s.skipped:
+            lines += [f"**Not run here**: {s.skipped}.", ""]
+            continue
+        lines += [f"Ran in {s.seconds:.0f} s:", ""]
+        for command, output in zip(s.commands, s.outputs, strict=True):
+            shown = " ".join(Path(c).name if c == PY else c for c in command)
+            lines += [f"```\n$ {shown}\n{output.strip()}\n```", ""]
+        lines += ["| figure | value |", "|---|---|", *[f"| {what} | {value} |" for what, value in s.rows], ""]
+    return "\n".join(lines)
+
+
+def readme_block(done: list[Section], header: dict) -> str:
+    rows = ["| figure | value |", "|---|---|"]
+    for s in done:
+        if s.skipped:
+            rows.append(f"| {s.title} | not run on {header['date'][:10]}: {s.skipped} |")
+        rows += [f"| {what} | {value} |" for what, value in s.rows]
+    return "\n".join([START, "",
+                      f"Measured by `.venv/bin/python bench/run_all.py` on {header['date'][:10]}, commit "
+                      f"{header['commit']}, {header['machine']}; the commands and their whole output are in "
+                      "[docs/RESULTS.md](docs/RESULTS.md).", "", *rows, "", END])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated section keys (default: all)")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's results block")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per command")
+    args = parser.parse_args(argv)
+    chosen = sections()
+    if args.only:
+        keys = set(args.only.split(","))
+        unknown = keys - {s.key for s in chosen}
+        if unknown:
+            parser.error(f"unknown sections {sorted(unknown)}; known: {[s.key for s in chosen]}")
+        chosen = [s for s in chosen if s.key in keys]
+    header = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
+              "machine": _machine(), "versions": _versions()}
+    for section in chosen:
+        print(f"== {section.key}: {section.title}", flush=True)
+        run(section, args.timeout)
+        for what, value in section.rows:
+            print(f"   {what}: {value}", flush=True)
+        if section.skipped:
+            print(f"   not run: {section.skipped}", flush=True)
+    RESULTS.write_text(results_markdown(chosen, header) + "\n", encoding="utf-8")
+    print(f"wrote {RESULTS.relative_to(REPO)}")
+    if not args.no_readme and not args.only:
+        text = README.read_text(encoding="utf-8")
+        if START not in text or END not in text:
+            raise SystemExit(f"README.md has no results markers ({START} ... {END})")
+        head, rest = text.split(START, 1)
+        README.write_text(head + readme_block(chosen, header) + rest.split(END, 1)[1], encoding="utf-8")
+        print("rewrote the README's results block")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
