@@ -43,8 +43,9 @@ def is_local(source: str | Path) -> bool:
     return isinstance(source, Path) or Path(text).exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1
 
 
-def check_local_checkpoint(path: str | Path) -> Path:
-    """Refuse a folder that is missing, not a CCExpert checkpoint, or holds only pickled weights."""
+def check_local_checkpoint(path: str | Path, model_types: tuple[str, ...] = (CCExpertConfig.model_type,)) -> Path:
+    """Refuse a folder that is missing, not a checkpoint of one of `model_types` (CCExpert by default: the
+    caption engine also takes general VLMs), or holds only pickled weights."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"no model at {path}; pass --model DIR (or set CCEXPERT_MODEL)")
@@ -52,13 +53,15 @@ def check_local_checkpoint(path: str | Path) -> Path:
     if not config_file.is_file():
         raise CheckpointError(f"no config.json in {path}; not a model folder")
     model_type = json.loads(config_file.read_text()).get("model_type")
-    if model_type != CCExpertConfig.model_type:
+    if model_type not in model_types:
         hint = (
             " (a LLaVA-OneVision checkpoint: start a CCExpert from it with `ccexpert convert --from-llava-onevision`)"
             if model_type == "llava_onevision"
             else " (an official CCExpert checkpoint? convert it with `ccexpert convert`)"
         )
-        raise CheckpointError(f"{path} holds a {model_type!r} model, not {CCExpertConfig.model_type!r}{hint}")
+        if len(model_types) > 1:
+            hint = f" (supported: {', '.join(model_types)})"
+        raise CheckpointError(f"{path} holds a {model_type!r} model, not {' or '.join(map(repr, model_types))}{hint}")
     if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
         pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
@@ -74,12 +77,12 @@ def check_local_checkpoint(path: str | Path) -> Path:
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.md"]
 
 
-def resolve_checkpoint(source: str | Path) -> Path:
+def resolve_checkpoint(source: str | Path, model_types: tuple[str, ...] = (CCExpertConfig.model_type,)) -> Path:
     """A local checkpoint folder, checked; or a hub id ("owner/name"), fetched into (or, with HF_HUB_OFFLINE=1,
     found in) the Hugging Face cache and checked the same way. Config, tokenizer and model card are then read from
     one folder, so a hub model behaves exactly like its downloaded copy."""
     if is_local(source):
-        return check_local_checkpoint(source)
+        return check_local_checkpoint(source, model_types)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
@@ -94,7 +97,7 @@ def resolve_checkpoint(source: str | Path) -> Path:
         ) from exc
     except (HfHubHTTPError, OSError) as exc:
         raise CheckpointError(f"cannot fetch hub model {source}: {exc}") from exc
-    return check_local_checkpoint(folder)
+    return check_local_checkpoint(folder, model_types)
 
 
 def load_model(

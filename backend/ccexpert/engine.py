@@ -1,15 +1,16 @@
 """Batched change captioning: the one inference path used by the CLI, the HTTP service and `describe`.
 
-Greedy decoding (or beam search) through `generate` on left-padded batches; position ids come from the attention mask,
-so a pair gets the same caption whatever batch it is in. Confidence = exp(mean log-probability of the generated tokens,
-<|im_end|> included).
+Greedy decoding (or beam search) through `generate` on left-padded batches: padding is masked out, and the rotary
+positions are relative (a row shifted by its padding attends the same), so a pair gets the same caption whatever
+batch it is in (tested with prompts of different lengths). Confidence = exp(mean log-probability of the generated
+tokens, <|im_end|> included), from the model's raw logits. `CaptionEngine.from_pretrained` also loads general
+two-image VLMs (`ccexpert.general_vlm`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -17,41 +18,10 @@ import torch
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
 from .processing import CCExpertProcessor
+from .results import CaptionResult, resolve_device, resolve_dtype
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
 GPU_MAX_BATCH = 32
-
-
-@dataclass(frozen=True)
-class CaptionResult:
-    caption: str
-    confidence: float  # exp(mean token log-probability), in [0, 1]
-    changed: bool  # not a LEVIR-CC no-change phrasing
-    num_tokens: int  # generated tokens, <|im_end|> included when reached
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """"auto" = bf16 on a GPU that supports it, else fp32 (CPU bf16 matmuls are slow and inexact)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "fp32": torch.float32, "float32": torch.float32}
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, bf16, fp16 or fp32")
-    return names[dtype]
 
 
 class CaptionEngine:
@@ -89,28 +59,36 @@ class CaptionEngine:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
         max_batch: int | None = None,
-    ) -> CaptionEngine:
+    ):
         """Load a checkpoint folder or hub id (None = `ccexpert.paths.default_model_dir()`); safetensors only.
 
+        A CCExpert checkpoint gives a CaptionEngine; a general two-image VLM (LLaVA-OneVision in HF format,
+        Qwen2-VL, Qwen2.5-VL) gives a :class:`ccexpert.general_vlm.GeneralVLMEngine` with the same interface.
         `max_batch` pairs go through one `generate` call (default 8 on CPU, 32 on a GPU).
         """
         from .checkpoints import load_model, read_model_card, resolve_checkpoint
+        from .general_vlm import GENERAL_FAMILIES, GeneralVLMEngine, model_family
         from .paths import default_model_dir
 
         source = default_model_dir() if model is None else model
-        folder = resolve_checkpoint(source)  # a hub id -> its snapshot in the Hugging Face cache
+        # a hub id -> its snapshot in the Hugging Face cache
+        folder = resolve_checkpoint(source, model_types=("ccexpert", *GENERAL_FAMILIES))
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
+        card = read_model_card(folder)
+        max_batch = max_batch or (GPU_MAX_BATCH if device.type == "cuda" else DEFAULT_MAX_BATCH)
+        if model_family(folder) in GENERAL_FAMILIES:
+            return GeneralVLMEngine.from_pretrained(folder, device, torch_dtype, max_batch,
+                                                    model_name=Path(str(source)).name, card=card)
         ccexpert = load_model(folder, dtype=torch_dtype, device=device)
         processor = CCExpertProcessor.from_pretrained(folder)
-        card = read_model_card(folder)
         return cls(
             ccexpert,
             processor,
             model_name=card.get("model_name", Path(str(source)).name),
             model_version=card.get("model_version", "unknown"),
             demo=bool(card.get("demo", False)),
-            max_batch=max_batch or (GPU_MAX_BATCH if device.type == "cuda" else DEFAULT_MAX_BATCH),
+            max_batch=max_batch,
             chip_size=card.get("chip_size"),
         )
 
@@ -128,6 +106,8 @@ class CaptionEngine:
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "max_batch": self.max_batch,
             "demo": self.demo,
+            "family": "ccexpert",
+            "change_expert": True,
         }
 
     def caption(

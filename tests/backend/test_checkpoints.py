@@ -254,3 +254,76 @@ def test_hub_id_refusals(tmp_path, monkeypatch, tiny_model_dir):
         load_model("acme/pickled")
     with pytest.raises(CheckpointError, match="neither a model folder nor a hub id"):
         load_model("not a/valid id!")
+
+
+# -- the converter's defaults (issue 20): what a user converting the official checkpoint gets without any option ------
+
+# The official CCExpert-0.5B config.json as the reference's scripts leave it (reference §1, §2.1, §3.2): the DIM's
+# options are only downsample_ratio and per_expert_depth; heads and MLP width are hard-coded in cc_expert.py.
+OFFICIAL_05B_CONFIG = {
+    "architectures": ["LlavaQwenCCForCausalLM"],
+    "model_type": "llava_qwen_cc",
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "tie_word_embeddings": True,
+    "vocab_size": 151936,
+    "mm_hidden_size": 1152,
+    "mm_projector_type": "mlp2x_gelu",
+    "mm_resampler_type": "cc_expert",
+    "cc_expert_args": '{"downsample_ratio": 1, "per_expert_depth": 2}',
+    "mm_vision_select_layer": "[-11,-8,-5,-2]",
+    "mm_vision_tower": "google/siglip-so400m-patch14-384",
+    "image_aspect_ratio": "square",
+    "mm_patch_merge_type": "flat",
+}
+
+
+@pytest.mark.parametrize("variant", ["official", "dim_options_omitted"])
+def test_converter_defaults_give_the_official_dim(variant):
+    """No head count, MLP width, layer list or depth passed: the reference's 9 heads (1152 / 128), MLP 4608, layers
+    [17, 20, 23, 26] and depth 2 must come out of the converter's own defaults (reference §2.1, §9.2, §10)."""
+    from ccexpert.checkpoints import KNOWN_VISION_TOWERS, config_from_official
+    from ccexpert.modeling_ccexpert import CCExpertDifferenceIntegration
+
+    official = dict(OFFICIAL_05B_CONFIG)
+    if variant == "dim_options_omitted":  # older configs: every DIM option left to the defaults
+        official["cc_expert_args"] = {}
+        del official["mm_vision_select_layer"]
+    token_ids = {"image": 151646, "eos": 151645, "pad": 151643}
+    vision = KNOWN_VISION_TOWERS[official["mm_vision_tower"]]
+    assert vision["hidden_size"] == 1152 and vision["num_hidden_layers"] == 26  # SigLIP-so400m as OV keeps it
+    config = config_from_official(official, vision, 152000, 27, token_ids)  # 27: the official tower's layer count
+    assert config.use_dim
+    assert config.dim_num_heads == 9
+    assert config.dim_mlp_ratio * config.vision_config.hidden_size == 4608
+    assert config.dim_layers == [17, 20, 23, 26]
+    assert config.dim_depth == 2
+    assert config.vision_feature_layer == -1 and config.image_seq_length == 729
+    with torch.device("meta"):
+        dim = CCExpertDifferenceIntegration(config)
+    assert len(dim.layers) == 2 and dim.grid == 27
+    for layer in dim.layers:
+        assert layer.mlp.fc1.out_features == 4608
+        for attention in (layer.change_self_attn, layer.change_cross_attn, layer.image_cross_attn):
+            assert attention.num_heads == 9
+    assert sum(p.numel() for p in dim.parameters()) == 63_765_505  # reference §2.8, the used DIM parameters
+
+
+def test_convert_without_a_head_count_uses_width_over_128(tokenizer, tmp_path):
+    """End to end through `convert_official_checkpoint` with no `dim_num_heads`: a 256-wide tower has 2 heads of
+    128 in the reference; a wrong default (same weight shapes, other head split) would change the logits."""
+    vision = {**TINY_VISION, "hidden_size": 256, "intermediate_size": 256, "num_attention_heads": 2}
+    source = build_model("tiny", tokenizer, seed=3, vision_config=vision, dim_num_heads=2)
+    src = write_official_checkpoint(source, tokenizer, tmp_path / "official")
+    dst = convert_official_checkpoint(src, tmp_path / "ours", vision_config=vision)
+    converted = load_model(dst)
+    assert converted.config.dim_num_heads == 2
+    assert converted.config.dim_mlp_ratio == 4 and converted.config.dim_depth == source.config.dim_depth
+    batch = CCExpertProcessor(tokenizer)([make_pair(5)])
+    assert torch.equal(_logits(converted, batch), _logits(source, batch))

@@ -128,6 +128,8 @@ def test_info(engine):
         "dtype": "float32",
         "max_batch": 8,
         "demo": True,
+        "family": "ccexpert",
+        "change_expert": True,
     }
 
 
@@ -154,3 +156,87 @@ def test_chip_size_comes_from_the_model_card(tiny_model_dir, tmp_path):
     (folder / "model_card.json").write_text(json.dumps({**card, "chip_size": "big"}))
     with pytest.raises(ValueError, match="chip_size must be a positive integer, got 'big'"):
         CaptionEngine.from_pretrained(folder, device="cpu")
+
+
+# -- issue 20: confidence from the raw logits, batches of prompts of different lengths ---------------------------------
+
+
+def _raw_logits(model, input_ids, pixel_values) -> torch.Tensor:
+    """Next-token logits after `input_ids` [1, L], by a plain full forward pass (no cache, no logits processor)."""
+    with torch.no_grad():
+        return model(input_ids=input_ids, pixel_values=pixel_values).logits[0, -1].float()
+
+
+def test_confidence_uses_raw_logits_when_min_new_tokens_suppresses_im_end(engine):
+    """The model wants <|im_end|> at every step, but `min_new_tokens` forbids it for the first steps: the
+    confidence must be the model's own probability of the tokens it was made to say (raw logits, where <|im_end|>
+    takes almost all the mass), not the probability after masking (where the forced tokens look near certain)."""
+    import copy
+
+    model = copy.deepcopy(engine.model)
+    eos = engine.processor.im_end_id
+    old_head = model.lm_head
+    head = torch.nn.Linear(old_head.in_features, old_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(old_head.weight)  # the tiny model's own, input-dependent preferences ...
+        head.bias.zero_()
+        head.bias[eos] = 16.0  # ... but <|im_end|> far ahead of them
+    model.lm_head = head
+    forced = CaptionEngine(model, engine.processor)
+    min_new = 4
+    result = forced.caption([make_pair(7)], max_new_tokens=10, min_new_tokens=min_new)[0]
+
+    # independent greedy loop: argmax with <|im_end|> masked while fewer than `min_new` tokens exist, scored on the
+    # raw logits
+    batch = engine.processor([make_pair(7)])
+    ids, pixel_values = batch["input_ids"], batch["pixel_values"]
+    raw, masked, tokens = [], [], []
+    for step in range(10):
+        logits = _raw_logits(model, ids, pixel_values)
+        assert logits.argmax().item() == eos  # the setup: the model itself would stop at every step
+        allowed = logits.clone()
+        if step < min_new:
+            allowed[eos] = -math.inf
+        token = int(allowed.argmax())
+        tokens.append(token)
+        raw.append(torch.log_softmax(logits, dim=-1)[token].item())
+        masked.append(torch.log_softmax(allowed, dim=-1)[token].item())
+        ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+        if token == eos:
+            break
+    assert tokens[-1] == eos and len(tokens) == min_new + 1
+    assert result.num_tokens == min_new + 1
+    assert result.caption == engine.processor.decode(tokens)
+    expected, after_masking = sum(raw) / len(raw), sum(masked) / len(masked)
+    assert after_masking - expected > 5  # the two readings differ by orders of magnitude here
+    assert math.log(result.confidence) == pytest.approx(expected, abs=1e-3)
+    assert result.confidence < 0.01
+
+
+def test_batch_of_prompts_of_different_lengths_equals_one_by_one(engine):
+    """Left padding for real: each pair continues a different assistant prefix, so the prompts differ in length
+    and the shorter ones are padded (by 140 tokens: with a few pads, a random tiny model barely notices even a
+    dropped attention mask). Greedy tokens and confidences must not depend on the padding."""
+    import copy
+
+    processor = copy.copy(engine.processor)
+    tokenizer = processor.tokenizer
+    processor.caption_ids = lambda prefix: tokenizer.encode(prefix, add_special_tokens=False)  # no <|im_end|>
+    long = "There is a new road near the houses and " * 12
+    prefixes = ["A", long.strip(), "Many new houses", "The trees on the left are"]
+    pairs = [make_pair(21), make_pair(22, 96), make_pair(23, 200), make_pair(24, 50)]
+
+    def generate(indices):
+        batch = processor([pairs[i] for i in indices], captions=[prefixes[i] for i in indices])
+        batch.pop("labels")
+        return batch, engine._generate(batch, max_new_tokens=8, num_beams=1, min_new_tokens=8)
+
+    batch, batched = generate(range(4))
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    assert len(set(lengths)) == 4 and max(lengths) - min(lengths) > 100  # really different lengths ...
+    assert (batch["attention_mask"][:, 0] == 0).sum() == 3 and batch["attention_mask"][:, -1].all()  # ... padded left
+    single = [generate([i])[1][0] for i in range(4)]
+    assert [(r.caption, r.num_tokens) for r in batched] == [(r.caption, r.num_tokens) for r in single]
+    for b, s in zip(batched, single, strict=True):
+        assert math.isclose(b.confidence, s.confidence, rel_tol=1e-4)  # fp32 noise is ~1e-6
+    assert len({r.caption for r in batched}) > 1

@@ -177,3 +177,49 @@ def test_change_mask_loss_is_off_by_default_and_adds_a_trained_head_when_on(toke
         build_model("tiny", tokenizer, change_mask_loss_weight=-1.0, device="meta")
     with pytest.raises(StrictDataclassClassValidationError, match="needs the DIM"):
         build_model("tiny", tokenizer, change_mask_loss_weight=1.0, use_dim=False, device="meta")
+
+
+def test_dim_before_output_is_image_0_and_after_output_is_image_1(tokenizer, processor):
+    """Issue 20: the DIM gets the before images as A and the after images as B, its before output reaches the
+    projector as image 0 and its after output as image 1, and image 0 fills the first 729 placeholders of the prompt
+    (swapping any of these only showed in a slow end-to-end test)."""
+    model = build_model("tiny", tokenizer, seed=3)
+    batch = processor([make_pair(1), make_pair(2, 80)])  # two different pairs: the batch order is checked too
+    seen = {}
+
+    def record_dim(module, args, output):
+        seen["dim_in"], seen["dim_out"] = args, output
+
+    def record_projector(module, args, output):
+        seen["projector_in"], seen["projector_out"] = args[0], output
+
+    def record_llm(module, args, kwargs):
+        seen["embeds"] = kwargs["inputs_embeds"]
+
+    hooks = [
+        model.model.dim.register_forward_hook(record_dim),
+        model.model.multi_modal_projector.register_forward_hook(record_projector),
+        model.model.language_model.register_forward_pre_hook(record_llm, with_kwargs=True),
+    ]
+    try:
+        with torch.no_grad():
+            model(**batch)
+            before = model.model.vision_tower(batch["pixel_values"][:, 0], output_hidden_states=True).hidden_states
+            after = model.model.vision_tower(batch["pixel_values"][:, 1], output_hidden_states=True).hidden_states
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    scales_a, scales_b = seen["dim_in"]
+    layers = model.config.dim_layers
+    torch.testing.assert_close(scales_a, torch.stack([before[i] for i in layers]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scales_b, torch.stack([after[i] for i in layers]), atol=1e-5, rtol=0)
+    out_a, out_b, _ = seen["dim_out"]
+    assert not torch.allclose(out_a, out_b)
+    projector_in = seen["projector_in"]  # [B, 2, N, D]
+    assert projector_in.shape[:2] == (2, 2)
+    assert torch.equal(projector_in[:, 0], out_a) and torch.equal(projector_in[:, 1], out_b)
+    # and in that order into the prompt: the first 729 placeholders get image 0, the next 729 image 1
+    image_rows = batch["input_ids"] == model.config.image_token_id  # [B, L]
+    spliced = seen["embeds"][image_rows].view(2, 2, 729, -1)
+    assert torch.equal(spliced, seen["projector_out"])

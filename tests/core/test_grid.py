@@ -122,3 +122,21 @@ def test_refuses_bad_chip_index_and_tile_id():
     for bad in ("r1_c2", "x00001_c00002_ab12cd34", "r00001_c00002_zzzzzzzz"):
         with pytest.raises(ValueError, match="not a tile id"):
             parse_tile_id(bad)
+
+
+def _contract_hash(origin_x, origin_y, pixel_w, pixel_h, chip, stride, crs) -> str:
+    """docs/ARCHITECTURE.md "Chip grid", restated independently of grid.py: sha1 over the 12-significant-digit
+    origin and pixel size, chip size, stride and CRS joined by "|", first 8 hex characters."""
+    import hashlib
+
+    parts = [format(float(v), ".12g") for v in (origin_x, origin_y, pixel_w, pixel_h)] + [str(chip), str(stride), crs]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize(("chip", "overlap"), [(384, 0), (384, 64), (256, 32)])
+def test_grid_hash_is_the_documented_one(chip, overlap):
+    """Tile ids are written by the plugin and by ``ccexpert describe`` and matched on resume: the hash is a contract
+    (issue 20: hashing the overlap instead of the stride, say, still told grids apart but broke old outputs)."""
+    grid = make(chip=chip, overlap=overlap)
+    assert grid.grid_hash == _contract_hash(500000.0, 4100000.0, 0.5, -0.5, chip, chip - overlap, "EPSG:32615")
+    assert grid.tile_id(3, 7) == f"r00003_c00007_{grid.grid_hash}"

@@ -222,3 +222,22 @@ def test_meteor_wrapper_matches_pycocoevalcap():
         expected, _ = coco.compute_score(gts, res)
         del coco
     assert shared_meteor().compute_score(gts, res) == pytest.approx(expected, abs=1e-12)
+
+
+@needs_java
+def test_no_change_truth_needs_one_no_change_reference():
+    """Module contract: a pair is "no change" when ONE of its references is a no-change caption (issue 20: requiring
+    all of them survived, since every LEVIR-CC no-change pair has five). A mixed pair answered "no change" is
+    right; answered with a change caption it is wrong."""
+    from ccexpert_training.metrics import reference_is_no_change
+
+    mixed = ("There is no difference.", "A small shed appears.")
+    assert reference_is_no_change(mixed)
+    assert not reference_is_no_change(("A small shed appears.", "A road is built."))
+    preds = [
+        Prediction("m1", "There is no difference.", mixed),  # no-change truth, predicted no change: right
+        Prediction("m2", "A small shed appears.", mixed),  # no-change truth, predicted a change: wrong
+    ]
+    report = evaluate_predictions(preds)
+    assert report.overall["change_accuracy"] == pytest.approx(50.0)
+    assert report.no_change["n"] == 2 and report.change["n"] == 0
