@@ -2,7 +2,7 @@
 # Refreshes the locks from pyproject.toml and requirements/*.in: the newest releases their ranges admit today,
 # every package pinned with its hashes (pip-tools' pip-compile, for Python 3.11 on Linux x86_64, the project's
 # machines). torch resolves to the 2.13.0 CPU wheel pip finds on this machine (never a CUDA build).
-#   requirements/lock.txt       <- pyproject.toml [serve,train,dev] + requirements/build.in   (.venv)
+#   requirements/lock.txt       <- pyproject.toml, every extra + requirements/build.in        (.venv)
 #   requirements/qgis-lock.txt  <- requirements/qgis-tools.in                                 (.venv-qgis)
 # Then run `bash scripts/test.sh` (it rebuilds the venvs from the new locks) and commit pyproject.toml and requirements/.
 set -euo pipefail
@@ -24,7 +24,7 @@ compile() {
   printf '# inputs-sha256: %s\n' "$(python3 scripts/check_lock.py --print-digest "$out")" >> "$out"
 }
 
-compile requirements/lock.txt --extra serve --extra train --extra dev pyproject.toml requirements/build.in
+compile requirements/lock.txt --all-extras pyproject.toml requirements/build.in
 compile requirements/qgis-lock.txt requirements/qgis-tools.in
 python3 scripts/check_lock.py
 grep -E "^(torch|transformers|tokenizers|deepspeed)==" requirements/lock.txt | sed 's/ \\$//; s/^/lock: /'
