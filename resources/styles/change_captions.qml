@@ -31,26 +31,26 @@
         <layer class="SimpleFill" pass="0" enabled="1" locked="0">
           <Option type="Map">
             <Option name="border_width_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-            <Option name="color" value="215,48,31,90" type="QString"/>
+            <Option name="color" value="255,127,0,40" type="QString"/>
             <Option name="joinstyle" value="bevel" type="QString"/>
             <Option name="offset" value="0,0" type="QString"/>
             <Option name="offset_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
             <Option name="offset_unit" value="MM" type="QString"/>
-            <Option name="outline_color" value="215,48,31,255" type="QString"/>
+            <Option name="outline_color" value="255,127,0,255" type="QString"/>
             <Option name="outline_style" value="solid" type="QString"/>
-            <Option name="outline_width" value="0.8" type="QString"/>
+            <Option name="outline_width" value="1.2" type="QString"/>
             <Option name="outline_width_unit" value="MM" type="QString"/>
             <Option name="style" value="solid" type="QString"/>
           </Option>
           <prop k="border_width_map_unit_scale" v="3x:0,0,0,0,0,0"/>
-          <prop k="color" v="215,48,31,90"/>
+          <prop k="color" v="255,127,0,40"/>
           <prop k="joinstyle" v="bevel"/>
           <prop k="offset" v="0,0"/>
           <prop k="offset_map_unit_scale" v="3x:0,0,0,0,0,0"/>
           <prop k="offset_unit" v="MM"/>
-          <prop k="outline_color" v="215,48,31,255"/>
+          <prop k="outline_color" v="255,127,0,255"/>
           <prop k="outline_style" v="solid"/>
-          <prop k="outline_width" v="0.8"/>
+          <prop k="outline_width" v="1.2"/>
           <prop k="outline_width_unit" v="MM"/>
           <prop k="style" v="solid"/>
           <data_defined_properties>
@@ -254,7 +254,7 @@
           </text-style>
           <text-format placeDirectionSymbol="0" rightDirectionSymbol=">" formatNumbers="0" leftDirectionSymbol="&lt;" reverseDirectionSymbol="0" addDirectionSymbol="0" multilineAlign="3" decimals="3" autoWrapLength="24" wrapChar="" useMaxLineLengthForAutoWrap="1" plussign="0"/>
           <placement repeatDistanceMapUnitScale="3x:0,0,0,0,0,0" polygonPlacementFlags="2" labelOffsetMapUnitScale="3x:0,0,0,0,0,0" geometryGenerator="" centroidInside="0" lineAnchorType="0" lineAnchorClipping="0" overrunDistanceMapUnitScale="3x:0,0,0,0,0,0" rotationAngle="0" repeatDistanceUnits="MM" lineAnchorPercent="0.5" quadOffset="4" offsetType="0" geometryGeneratorType="PointGeometry" maxCurvedCharAngleOut="-25" distUnits="MM" dist="0" rotationUnit="AngleDegrees" xOffset="0" overrunDistance="0" offsetUnits="MM" preserveRotation="1" geometryGeneratorEnabled="0" fitInPolygonOnly="0" placementFlags="10" priority="5" repeatDistance="0" maxCurvedCharAngleIn="25" placement="1" yOffset="0" centroidWhole="0" layerType="UnknownGeometry" overrunDistanceUnit="MM" predefinedPositionOrder="TR,TL,BR,BL,R,L,TSR,BSR" distMapUnitScale="3x:0,0,0,0,0,0"/>
-          <rendering obstacleType="1" scaleMin="0" fontMaxPixelSize="10000" displayAll="0" scaleMax="0" scaleVisibility="0" drawLabels="1" unplacedVisibility="0" fontMinPixelSize="0" labelPerPart="0" upsidedownLabels="0" maxNumLabels="2000" zIndex="0" obstacle="1" mergeLines="0" limitNumLabels="0" fontLimitPixelSize="0" minFeatureSize="0" obstacleFactor="1"/>
+          <rendering obstacleType="1" scaleMin="1" fontMaxPixelSize="10000" displayAll="0" scaleMax="40000" scaleVisibility="1" drawLabels="1" unplacedVisibility="0" fontMinPixelSize="0" labelPerPart="0" upsidedownLabels="0" maxNumLabels="2000" zIndex="0" obstacle="1" mergeLines="0" limitNumLabels="0" fontLimitPixelSize="0" minFeatureSize="0" obstacleFactor="1"/>
           <dd_properties>
             <Option type="Map">
               <Option name="name" value="" type="QString"/>
