@@ -194,3 +194,49 @@ def blocks(size: int, chip: int = 384, seed: int = 0, dtype=np.uint8, scale: int
     values = (np.arange(n * n).reshape(n, n) + 1) * 10 * scale
     image = np.kron(values, np.ones((chip, chip), dtype=np.int64))[:size, :size]
     return np.repeat(image[None], 3, axis=0).astype(dtype)
+
+
+def raw_png(width: int, height: int, bit_depth: int = 8, colour_type: int = 2, sample: int | None = 0) -> bytes:
+    """A PNG written byte by byte: any IHDR (a decompression bomb's header, 16-bit, palette...) with filter-0 rows
+    of ``sample`` when ``sample`` is not None and the image is small, else a tiny IDAT (for header-only tests)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour_type]
+    row_bytes = -(-width * channels * bit_depth // 8)
+    if sample is not None and width * height <= 4096 * 4096:
+        value = sample.to_bytes(2, "big") if bit_depth == 16 else bytes([sample & 0xFF])
+        row = b"\0" + (value * (row_bytes // len(value) + 1))[:row_bytes]
+        idat = zlib.compress(row * height)
+    else:
+        idat = zlib.compress(b"\0" * 64)
+    extra = chunk(b"PLTE", bytes(range(3 * 16))) if colour_type == 3 else b""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+class LogRecords:
+    """Collects log records of the root and uvicorn loggers while a ``with`` block runs (servers in threads)."""
+
+    def __init__(self):
+        import logging
+
+        self.records: list = []
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self.records.append
+        self.loggers = [logging.getLogger(), logging.getLogger("uvicorn"), logging.getLogger("uvicorn.error")]
+
+    def __enter__(self):
+        for logger in self.loggers:
+            logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        for logger in self.loggers:
+            logger.removeHandler(self.handler)
+
+    def tracebacks(self) -> list[str]:
+        return [r.getMessage() for r in self.records if r.exc_info]

@@ -97,3 +97,77 @@ def test_hash_key_command(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(KEY + "\n"))
     assert main(["serve", "--hash-key"]) == 0
     assert capsys.readouterr().out.strip() == key_line(KEY)
+
+
+# -- issue 16 ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [0o666, 0o646, 0o664, 0o620])
+def test_group_or_world_writable_keys_file_is_refused(keys_file, mode):
+    import os
+
+    os.chmod(keys_file, mode)
+    with pytest.raises(ValueError, match=r"writable by (group|others).*chmod go-w"):
+        KeyStore.from_file(keys_file)
+    with pytest.raises(ValueError, match="chmod go-w"):
+        create_app(Settings(api_keys_file=keys_file), EchoEngine())
+    os.chmod(keys_file, 0o644)  # readable by all is fine: it holds hashes
+    assert KeyStore.from_file(keys_file).enabled
+    os.chmod(keys_file, 0o600)
+    assert KeyStore.from_file(keys_file).enabled
+
+
+def test_serve_command_refuses_a_writable_keys_file(keys_file):
+    import os
+
+    os.chmod(keys_file, 0o666)
+    result = subprocess.run([sys.executable, "-m", "ccexpert.cli", "serve", "--port", "0", "--api-keys-file",
+                             str(keys_file)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "writable by group and others" in result.stderr and "chmod go-w" in result.stderr
+
+
+def test_auth_check_endpoint(keys_file):
+    with thread_server(create_app(Settings(api_keys_file=keys_file), EchoEngine(chip_size=32))) as url:
+        r = requests.get(url + "/v1/auth/check", headers={"Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 200 and r.json() == {"status": "ok", "label": "alice"}
+        r = requests.get(url + "/v1/auth/check", headers={"Authorization": "Bearer plain-second-key"})
+        assert r.json() == {"status": "ok", "label": "bob"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}):
+            r = requests.get(url + "/v1/auth/check", headers=headers)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+            assert r.headers["WWW-Authenticate"] == "Bearer"
+    with thread_server(create_app(Settings(), EchoEngine(chip_size=32))) as url:
+        r = requests.get(url + "/v1/auth/check")
+        assert r.status_code == 200 and r.json() == {"status": "ok", "label": None}
+
+
+def test_metrics_can_require_the_key(keys_file):
+    good = {"Authorization": f"Bearer {KEY}"}
+    with thread_server(create_app(Settings(api_keys_file=keys_file, metrics_require_key=True),
+                                  EchoEngine(chip_size=32))) as url:
+        r = requests.get(url + "/metrics")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        assert requests.get(url + "/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        r = requests.get(url + "/metrics", headers=good)
+        assert r.status_code == 200 and "ccexpert_ready" in r.text
+    with thread_server(create_app(Settings(api_keys_file=keys_file), EchoEngine(chip_size=32))) as url:
+        assert requests.get(url + "/metrics").status_code == 200  # default on loopback: open
+    # default off loopback: behind the key; asking for it without keys is a configuration error
+    assert Settings(host="0.0.0.0").metrics_protected(keys_enabled=True)
+    assert not Settings().metrics_protected(keys_enabled=True)
+    assert not Settings(metrics_require_key=False, host="0.0.0.0").metrics_protected(keys_enabled=True)
+    with pytest.raises(ValueError, match="metrics_require_key needs API keys"):
+        create_app(Settings(metrics_require_key=True), EchoEngine())
+
+
+def test_access_log_names_the_key_label(keys_file, caplog):
+    import logging
+
+    good = {"pairs": [{"id": "p", "before": b64(png_bytes(solid(1, 32))), "after": b64(png_bytes(solid(2, 32)))}]}
+    with thread_server(create_app(Settings(api_keys_file=keys_file), EchoEngine(chip_size=32))) as url, \
+            caplog.at_level(logging.INFO, logger="ccexpert.service.access"):
+        assert requests.post(url + "/v1/captions", json=good, headers={"Authorization": f"Bearer {KEY}"}).ok
+        assert requests.post(url + "/v1/captions", json=good).status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "ccexpert.service.access"]
+    assert any("key=alice" in m and "pairs=1" in m and "status=200" in m for m in lines), lines
+    assert any("key=-" in m and "status=401" in m and "code=unauthorized" in m for m in lines), lines

@@ -92,7 +92,8 @@ def test_service_serves_the_family_unchanged(engine):
         assert reply.status_code == 200, reply.text
         result = reply.json()["results"][0]
         assert result["id"] == "p1" and result["caption"] == engine.caption([(before, after)])[0].caption
-        assert requests.get(url + "/v1/info").json()["chip_size"] == 384
+        info = requests.get(url + "/v1/info").json()
+        assert info["chip_size"] == 384 and info["family"] == engine.family and info["change_expert"] is False
 
 
 def test_refusals(tmp_path, checkpoint):

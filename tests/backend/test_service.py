@@ -18,11 +18,13 @@ from ccexpert.service import Settings, create_app
 from PIL import Image
 from service_helpers import (
     EchoEngine,
+    LogRecords,
     b64,
     echo_caption,
     free_port,
     metric_value,
     png_bytes,
+    raw_png,
     serve_process,
     solid,
     stop_process,
@@ -57,7 +59,8 @@ def test_health_ready_info_metrics_openapi(echo):
     assert requests.get(url + "/readyz").json() == {"status": "ready"}
     info = requests.get(url + "/v1/info").json()
     assert info == {"api_version": "1", "model_name": "echo", "model_version": "1", "chip_size": CHIP, "bands": 3,
-                    "max_batch": 8, "max_body_bytes": LIMIT, "device": "cpu", "dtype": "float32", "demo": True}
+                    "max_batch": 8, "max_body_bytes": LIMIT, "device": "cpu", "dtype": "float32", "demo": True,
+                    "family": "ccexpert", "change_expert": True}
     requests.post(url + "/v1/captions", json=body(good_pair()))
     requests.post(url + "/v1/captions", json=body())
     metrics = requests.get(url + "/metrics").text
@@ -436,3 +439,131 @@ def test_settings_layers_flags_over_env_over_toml(tmp_path):
     toml.write_text("port = \n")
     with pytest.raises(ValueError, match="config file"):
         load_settings(toml, environ={})
+
+
+# -- issue 16: client mistakes are 4xx, the API contract ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda: body(("p", raw_png(100_000, 100_000, sample=None), raw_png(100_000, 100_000, sample=None))), "wrong_size"),
+    (lambda: body(("p", raw_png(2**31 - 1, 1, sample=None), raw_png(2**31 - 1, 1, sample=None))), "wrong_size"),
+    (lambda: body(("p", raw_png(CHIP, CHIP, 16, 2, sample=40000), png_bytes(solid(1, CHIP)))), "wrong_mode"),
+    (lambda: body(("p", png_bytes(solid(1, CHIP)), raw_png(CHIP, CHIP, 16, 0, sample=40000))), "wrong_mode"),
+])
+def test_bombs_and_16_bit_pngs_are_400_without_traceback(echo, make, code):
+    url, _ = echo
+    with LogRecords() as logs:
+        r = requests.post(url + "/v1/captions", json=make())
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and error["id"] == "p", error
+    assert "Error" not in error["message"], error  # no exception names
+    assert not logs.tracebacks(), [r.getMessage() for r in logs.tracebacks()]
+
+
+def test_deeply_nested_json_is_400_invalid_json_without_traceback(echo):
+    url, _ = echo
+    deep = b'{"pairs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with LogRecords() as logs:
+        r = requests.post(url + "/v1/captions", data=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+    assert "Error" not in r.json()["error"]["message"]
+    assert not logs.tracebacks()
+
+
+def test_405_carries_allow(echo):
+    url, _ = echo
+    r = requests.get(url + "/v1/captions")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["Allow"] == "POST"
+    r = requests.delete(url + "/v1/info")
+    assert r.status_code == 405 and "GET" in r.headers["Allow"]
+
+
+def test_openapi_bounds_pairs_by_max_batch(echo):
+    url, _ = echo
+    spec = requests.get(url + "/openapi.json").json()
+    pairs = spec["components"]["schemas"]["CaptionRequest"]["properties"]["pairs"]
+    assert (pairs["minItems"], pairs["maxItems"]) == (1, 8)
+    form = spec["paths"]["/v1/captions"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert (form["properties"]["id"]["minItems"], form["properties"]["id"]["maxItems"]) == (1, 8)
+
+
+@pytest.mark.parametrize("tokens", ["8", True, 8.5, 0, 513, 10**30])
+def test_max_new_tokens_is_a_strict_int_in_json(echo, tokens):
+    url, _ = echo
+    r = requests.post(url + "/v1/captions", json=body(good_pair(), max_new_tokens=tokens))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", (tokens, r.text)
+    assert "max_new_tokens" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("tokens", ["0", "513", str(10**30), "8.0", "+8", " 8", "8_0", "abc", ""])
+def test_multipart_max_new_tokens_has_the_json_bounds(echo, tokens):
+    url, _ = echo
+    _, b, a = good_pair()
+    form = [("id", (None, "p")), ("before", ("b.png", b)), ("after", ("a.png", a)), ("max_new_tokens", (None, tokens))]
+    r = requests.post(url + "/v1/captions", files=form)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", (tokens, r.text)
+    assert "max_new_tokens" in r.json()["error"]["message"]
+    form[-1] = ("max_new_tokens", (None, "512"))  # the JSON bound: accepted, capped at the server's setting
+    assert requests.post(url + "/v1/captions", files=form).status_code == 200
+
+
+def test_oversized_authorization_header_is_431(echo):
+    url, _ = echo
+    r = requests.post(url + "/v1/captions", json=body(good_pair()), headers={"Authorization": "Bearer " + "k" * 9000})
+    assert r.status_code == 431 and r.json()["error"]["code"] == "header_too_large", r.text
+    assert requests.post(url + "/v1/captions", json=body(good_pair())).status_code == 200
+
+
+def test_docs_page_is_self_contained(echo):
+    url, _ = echo
+    r = requests.get(url + "/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "<script src" not in page and "cdn" not in page.lower() and "http://" not in page and "https://" not in page
+    for words in ("POST /v1/captions", "GET /v1/info", "GET /v1/auth/check", "max_new_tokens", "multipart/form-data",
+                  "wrong_mode", "body_timeout", "overloaded", "/openapi.json"):
+        assert words in page, words
+    assert requests.get(url + "/openapi.json").status_code == 200
+
+
+def test_caption_requests_are_logged_with_label_pairs_and_status(echo, caplog):
+    import logging
+
+    url, _ = echo
+    with caplog.at_level(logging.INFO, logger="ccexpert.service.access"):
+        assert requests.post(url + "/v1/captions", json=body(good_pair("l1"), good_pair("l2"))).status_code == 200
+        assert requests.post(url + "/v1/captions", json=body()).status_code == 422
+    lines = [r.getMessage() for r in caplog.records if r.name == "ccexpert.service.access"]
+    assert any("key=-" in m and "pairs=2" in m and "status=200" in m for m in lines), lines
+    assert any("pairs=0" in m and "status=422" in m and "code=empty_batch" in m for m in lines), lines
+
+
+def test_request_timeout_is_503_and_the_resend_is_answered_from_the_cache():
+    engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.8)
+    with thread_server(create_app(Settings(request_timeout_s=0.3, max_wait_ms=0), engine)) as url:
+        r = requests.post(url + "/v1/captions", json=body(good_pair("slow", 12, 13)))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "timeout", r.text
+        assert r.headers["Retry-After"] and "resend" in r.json()["error"]["message"]
+        time.sleep(1.0)  # the pair finished into the cache meanwhile
+        seen = engine.pairs_seen
+        r = requests.post(url + "/v1/captions", json=body(good_pair("slow", 12, 13)))
+        assert r.status_code == 200 and r.json()["results"][0]["caption"] == echo_caption(12, 13)
+        assert engine.pairs_seen == seen
+
+
+def test_serve_flags_for_the_new_settings():
+    import argparse
+
+    from ccexpert.commands import serve
+
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--metrics-require-key", "--body-timeout-s", "5", "--request-timeout-s", "60",
+                              "--max-concurrency-per-key", "3"])
+    assert (args.metrics_require_key, args.body_timeout_s, args.request_timeout_s, args.max_concurrency_per_key) == \
+        (True, 5.0, 60.0, 3)
+    assert parser.parse_args(["serve", "--no-metrics-require-key"]).metrics_require_key is False
+    assert parser.parse_args(["serve"]).metrics_require_key is None
+    assert Settings(max_concurrency=32).per_key_limit == 8 and Settings(max_concurrency=2).per_key_limit == 1
+    assert Settings(max_concurrency=4, max_concurrency_per_key=10).per_key_limit == 4

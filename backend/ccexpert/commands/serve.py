@@ -4,7 +4,10 @@ Configuration: flags > ``CCEXPERT_*`` environment > ``--config`` TOML (a ``[serv
 > defaults. ``--hash-key`` prints the keys-file line for a key read from standard input.
 
 Before it reports ready, the service captions a built-in sample pair with the model. Exit codes: 0 stopped
-(SIGINT/SIGTERM), 2 bad configuration, 3 the model could not be loaded or could not caption the sample pair.
+(SIGINT/SIGTERM), 2 bad configuration (including a keys file writable by group or others), 3 the model could not be
+loaded or could not caption the sample pair.
+
+Put a TLS reverse proxy in front of a server that others reach (see docs/SERVING.md, "Limits and threat model").
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-wait-ms", type=float, help="how long a device batch waits to fill (default 10)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
     p.add_argument("--max-concurrency", type=int, help="caption requests in flight before 429 (default 32)")
+    p.add_argument("--max-concurrency-per-key", type=int,
+                   help="caption requests in flight per API key (default max(1, max_concurrency // 4))")
+    p.add_argument("--body-timeout-s", type=float, help="the whole body must arrive within this, else 408 (default 30)")
+    p.add_argument("--request-timeout-s", type=float,
+                   help="longest wait for the engine's results, else 503 timeout (default 240)")
+    p.add_argument("--metrics-require-key", action=argparse.BooleanOptionalAction, default=None,
+                   help="put /metrics behind the API key (default: only when keys are on and the bind is not loopback)")
     p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
     p.add_argument("--log-level", help="debug, info, warning")
     p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")

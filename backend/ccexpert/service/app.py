@@ -5,6 +5,10 @@ once. ``/readyz`` turns 200 only once the model is loaded and has captioned a bu
 (``ccexpert.samples``) through the engine: a model that loads but cannot caption never looks ready. When loading or
 that check fails, ``/readyz`` answers 503 with the reason and ``on_failure`` is called (``ccexpert serve`` then
 stops with a non-zero exit code).
+
+Limits (``limits.py``): header sizes, body size, body deadline and body memory are checked by ``RequestGuard``
+before and while the body is read; the in-flight slot of a caption request (global and per key) is taken only once
+its body is in. ``/docs`` is a self-contained page made from the OpenAPI schema (``docs.py``).
 """
 
 from __future__ import annotations
@@ -20,18 +24,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..samples import sample_pair
 from .auth import KeyStore
 from .batching import DynamicBatcher
+from .docs import render_docs
 from .errors import ApiError, format_validation
+from .limits import InflightLimiter, RequestGuard, RequestMetrics
 from .metrics import Metrics
-from .routers import captions, health, info, metrics
-from .schemas import CaptionRequest, PairIn
+from .routers import auth, captions, health, info, metrics
+from .schemas import CaptionRequest, PairIn, common_responses
 from .settings import Settings
 
 log = logging.getLogger("ccexpert.service")
@@ -51,6 +56,7 @@ class ServiceState:
         self.inflight = 0
         self.lock = threading.Lock()
         self.metrics = Metrics()
+        self.limiter = InflightLimiter(self)
         self.metrics.queue.set_function(lambda: self.batcher.pending if self.batcher else 0)
 
     def bring_up(self) -> None:
@@ -105,88 +111,6 @@ class ServiceState:
             self.batcher.stop()
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, checked on Content-Length before reading and
-    counted while streaming (chunked uploads), so an oversized body is never held in memory."""
-
-    def __init__(self, app: ASGIApp, limit: int, state: ServiceState):
-        self.app, self.limit, self.state = app, limit, state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send, int(length))
-            return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge(seen)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge as exc:
-            if not started:
-                await self._refuse(send, exc.seen)
-
-    async def _refuse(self, send: Send, size: int) -> None:
-        error = ApiError(413, "body_too_large", f"request body of {size}+ bytes is over the limit of {self.limit}")
-        self.state.metrics.errors.labels(error.code).inc()
-        response = JSONResponse(error.body(), status_code=413)
-        await response({"type": "http"}, _no_receive, send)
-
-
-class RequestMetrics:
-    """ASGI middleware: request count by route and status, latency by route (pure ASGI: no per-request task)."""
-
-    def __init__(self, app: ASGIApp, state: ServiceState):
-        self.app, self.state = app, state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            path = getattr(scope.get("route"), "path", "other")
-            self.state.metrics.requests.labels(path, str(status)).inc()
-            self.state.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-
-
-class _TooLarge(Exception):
-    def __init__(self, seen: int):
-        self.seen = seen
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
 def create_app(
     settings: Settings | None = None, engine: Any | None = None, on_failure: Callable[[str], None] | None = None
 ) -> FastAPI:
@@ -199,6 +123,8 @@ def create_app(
             f"refusing to serve on {settings.host} without API keys: give --api-keys-file, or --insecure "
             "if this network is trusted"
         )
+    if settings.metrics_require_key and not keys.enabled:
+        raise ValueError("metrics_require_key needs API keys: give --api-keys-file")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -211,19 +137,23 @@ def create_app(
         version=__version__,
         description="Captions of what changed between two co-registered chips (before, after).",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: /docs is served from the schema instead
+        redoc_url=None,
     )
     app.state.service = state
     app.state.keys = keys
+    app.state.metrics_protected = settings.metrics_protected(keys.enabled)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         state.metrics.errors.labels(exc.code).inc()
+        request.state.error_code = exc.code
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return await api_error(request, ApiError(exc.status_code, code, str(exc.detail)))
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return await api_error(request, ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,12 +161,12 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        return await api_error(request, ApiError(500, "internal_error", f"{type(exc).__name__}: {exc}"))
+        log.exception("unhandled error on %s", request.url.path)  # a bug: the traceback is in the log only
+        return await api_error(request, ApiError(500, "internal_error", "internal error; see the server log"))
 
-    app.add_middleware(RequestMetrics, state=state)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, state=state)  # outermost
-    for router in (health.router, info.router, captions.router, metrics.router):
+    app.add_middleware(RequestGuard, state=state)
+    app.add_middleware(RequestMetrics, state=state)  # outermost: sees the guard's refusals too
+    for router in (health.router, info.router, auth.router, captions.router, metrics.router):
         app.include_router(router)
 
     def openapi() -> dict:
@@ -246,9 +176,32 @@ def create_app(
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (PairIn, CaptionRequest):
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            # the batch bounds are settings: 1..max_batch pairs (JSON array, and each multipart field)
+            components["CaptionRequest"]["properties"]["pairs"].update(minItems=1, maxItems=settings.max_batch)
+            post = schema["paths"]["/v1/captions"]["post"]
+            form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+            for name in ("id", "before", "after"):
+                form[name] = {**form[name], "minItems": 1, "maxItems": settings.max_batch}
+            keyed = {"/v1/captions", "/v1/auth/check"} | ({"/metrics"} if app.state.metrics_protected else set())
+            if keys.enabled:
+                schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path, methods in schema["paths"].items():
+                for method, operation in methods.items():
+                    for status, response in common_responses(path, method, app.state.metrics_protected).items():
+                        operation.setdefault("responses", {}).setdefault(status, response)
+                    if keys.enabled and path in keyed:
+                        operation["security"] = [{"bearer": []}]
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
 
+    docs_page: list[str] = []
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs() -> HTMLResponse:
+        if not docs_page:
+            docs_page.append(render_docs(app.openapi()))
+        return HTMLResponse(docs_page[0])
+
+    return app

@@ -4,12 +4,17 @@ Keys file: one key per line, ``sha256:<64 hex> [label]`` (make a line with ``cce
 blank lines and ``#`` comments are ignored. A bare key on a line is accepted for convenience but hashed at
 load time, so no plaintext key stays in memory; the label (default: a hash prefix) names the client in
 logs, metrics and for batching fairness.
+
+The file must not be writable by group or others (whoever can write it can add a key): such a file is refused at
+start, as ssh refuses a private key others can read. Fix it with ``chmod go-w FILE``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +34,19 @@ def key_line(key: str, label: str = "") -> str:
     return f"sha256:{hash_key(key)}" + (f" {label}" if label else "")
 
 
+def check_permissions(path: Path) -> None:
+    """ValueError when ``path`` is writable by its group or by others (POSIX only)."""
+    if os.name != "posix":
+        return
+    mode = path.stat().st_mode
+    writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if mode & bit]
+    if writable:
+        raise ValueError(
+            f"API keys file {path} is writable by {' and '.join(writable)} (mode {stat.S_IMODE(mode):04o}): anyone "
+            f"who can write it can add a key; refusing it. Run: chmod go-w {path}"
+        )
+
+
 @dataclass(frozen=True)
 class KeyStore:
     """(digest, label) pairs; empty = auth disabled."""
@@ -44,6 +62,7 @@ class KeyStore:
         path = Path(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
+            check_permissions(path)
         except OSError as exc:
             raise ValueError(f"API keys file {path}: {exc.strerror or exc}") from exc
         entries = []
@@ -102,6 +121,7 @@ def require_key(request: Request) -> Caller:
     label = store.identify(token.strip())
     if label is None:
         raise ApiError(401, "unauthorized", "wrong API key", headers=_CHALLENGE)
+    request.state.key_label = label  # for the access log
     return Caller(label, peer)
 
 

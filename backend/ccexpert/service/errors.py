@@ -1,6 +1,42 @@
-"""The one error shape of the API: ``{"error": {"code", "message", "id"}}`` with a 4xx/5xx status."""
+"""The one error shape of the API: ``{"error": {"code", "message", "id"}}`` with a 4xx/5xx status.
+
+``ERROR_CODES`` is the catalogue (code -> status, meaning): the docs page and docs/SERVING.md list it. Messages
+name the field, pair and image at fault; they never carry exception class names or tracebacks.
+"""
 
 from __future__ import annotations
+
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "not_png": (400, "a chip is not a PNG (chips must be lossless PNG)"),
+    "truncated_png": (400, "a chip is a broken or truncated PNG"),
+    "wrong_size": (400, "a chip is not chip_size x chip_size (checked on the PNG header, before decoding)"),
+    "size_mismatch": (400, "before and after differ in size"),
+    "wrong_bands": (400, "an 8-bit chip without exactly 3 colour channels (grey, grey+alpha, RGBA)"),
+    "wrong_mode": (400, "a chip that is not 8 bits per sample (1/2/4/16-bit) or is a palette PNG"),
+    "bad_base64": (400, "a JSON chip is not valid base64"),
+    "invalid_json": (400, "the body is not JSON (syntax, encoding, or nested too deeply)"),
+    "invalid_multipart": (400, "the multipart body cannot be parsed (boundary, too many parts)"),
+    "bad_request": (400, "the HTTP request is malformed"),
+    "unauthorized": (401, "missing or wrong API key (WWW-Authenticate: Bearer)"),
+    "not_found": (404, "no such path"),
+    "method_not_allowed": (405, "wrong method for this path (see the Allow header)"),
+    "body_timeout": (408, "the request body did not arrive within body_timeout_s (the connection is closed)"),
+    "body_too_large": (413, "the body is over max_body_bytes"),
+    "unsupported_media_type": (415, "neither application/json nor multipart/form-data"),
+    "invalid_request": (422, "unknown, missing or out-of-range field (message names it)"),
+    "empty_batch": (422, "no pairs"),
+    "batch_too_large": (422, "more than max_batch pairs"),
+    "duplicate_id": (422, "a pair id appears twice in one request"),
+    "overloaded": (429, "too many requests in flight (in all, or for this key), or too many bytes being "
+                        "received; retry after Retry-After seconds"),
+    "header_too_large": (431, "the Authorization header or all headers together are too large"),
+    "internal_error": (500, "a bug: logged on the server with a traceback"),
+    "engine_error": (500, "the model failed on a pair"),
+    "not_ready": (503, "the model is loading (Retry-After)"),
+    "model_failed": (503, "the model cannot load or caption its start-up sample (will not recover)"),
+    "timeout": (503, "the results did not come within request_timeout_s (Retry-After; a resend is answered "
+                     "from the cache once computed)"),
+}
 
 
 class ApiError(Exception):

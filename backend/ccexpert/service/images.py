@@ -1,10 +1,17 @@
-"""Decoding and checking the PNG chips of a request: every refusal names the pair, the image and the problem."""
+"""Decoding and checking the PNG chips of a request: every refusal names the pair, the image and the problem.
+
+Size, bit depth and colour type are read from the PNG's IHDR chunk before PIL sees the data, so a decompression
+bomb (a header claiming 100000 x 100000) is refused as ``wrong_size`` without being inflated, and a 16-bit PNG is
+refused as ``wrong_mode`` instead of being cut to 8 bits.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import io
+import struct
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -12,6 +19,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import ApiError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour type -> (name, channels)
+_COLOUR_TYPES = {0: ("grey", 1), 2: ("RGB", 3), 3: ("palette", 1), 4: ("grey+alpha", 2), 6: ("RGBA", 4)}
 
 
 def b64decode(text: str, pair_id: str, which: str) -> bytes:
@@ -21,47 +30,73 @@ def b64decode(text: str, pair_id: str, which: str) -> bytes:
         raise ApiError(400, "bad_base64", f"pair {pair_id!r}, {which} image: not valid base64", pair_id) from None
 
 
-def _open(data: bytes, pair_id: str, which: str) -> Image.Image:
+@dataclass(frozen=True)
+class PngHeader:
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def wh(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def read_header(data: bytes, pair_id: str, which: str) -> PngHeader:
+    """The IHDR fields of a PNG, checked for sanity; 400 ``not_png`` / ``truncated_png`` otherwise."""
     where = f"pair {pair_id!r}, {which} image"
     if not data.startswith(PNG_SIGNATURE):
         raise ApiError(400, "not_png", f"{where}: not a PNG (chips must be lossless PNG)", pair_id)
+    if len(data) < 33 or data[8:16] != b"\x00\x00\x00\x0dIHDR":
+        raise ApiError(400, "truncated_png", f"{where}: broken or truncated PNG (no IHDR header)", pair_id)
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if width == 0 or height == 0 or colour not in _COLOUR_TYPES or depth not in (1, 2, 4, 8, 16):
+        raise ApiError(400, "truncated_png", f"{where}: broken PNG header ({width}x{height}, bit depth {depth}, "
+                       f"colour type {colour})", pair_id)
+    return PngHeader(width, height, depth, colour)
+
+
+def _check_mode(header: PngHeader, where: str, pair_id: str) -> None:
+    """8-bit RGB only. Not 8 bits per sample, or a palette: ``wrong_mode``; 8-bit with other than 3 colour
+    channels: ``wrong_bands``."""
+    name, channels = _COLOUR_TYPES[header.colour_type]
+    if header.bit_depth != 8 or header.colour_type == 3:
+        raise ApiError(400, "wrong_mode", f"{where}: expected 8-bit RGB, got {header.bit_depth}-bit {name}", pair_id)
+    if channels != 3:
+        raise ApiError(400, "wrong_bands", f"{where}: expected 3 bands (8-bit RGB), got {channels} ({name})",
+                       pair_id)
+
+
+def _decode(data: bytes, where: str, pair_id: str) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG"])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if image.mode != "RGB":  # the header said 8-bit RGB; PIL must agree
+            raise ApiError(400, "wrong_mode", f"{where}: expected 8-bit RGB, got mode {image.mode}", pair_id)
+        image.load()
+    except ApiError:
+        raise
+    except Image.DecompressionBombError:  # cannot happen after the header check; never a 500 all the same
+        raise ApiError(400, "wrong_size", f"{where}: image too large", pair_id) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
         raise ApiError(400, "truncated_png", f"{where}: broken or truncated PNG ({exc})", pair_id) from None
-    return image
-
-
-def _check_mode(image: Image.Image, where: str, pair_id: str) -> None:
-    bands = len(image.getbands())
-    if image.mode == "RGB":
-        return
-    if bands != 3:
-        raise ApiError(400, "wrong_bands", f"{where}: expected 3 bands (8-bit RGB), got {bands} (mode {image.mode})",
-                       pair_id)
-    raise ApiError(400, "wrong_mode", f"{where}: expected 8-bit RGB, got mode {image.mode}", pair_id)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def decode_pair(before: bytes, after: bytes, pair_id: str, chip_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two HxWx3 uint8 arrays. Sizes are checked from the PNG header before any pixel is decoded, so a
-    decompression bomb is refused without being inflated."""
-    images = {"before": _open(before, pair_id, "before"), "after": _open(after, pair_id, "after")}
-    if images["before"].size != images["after"].size:
-        raise ApiError(400, "size_mismatch", f"pair {pair_id!r}: before is {_wh(images['before'])} but after is "
-                       f"{_wh(images['after'])}", pair_id)
-    arrays = []
-    for which, image in images.items():
+    """Two HxWx3 uint8 arrays. Sizes and modes are checked from the PNG headers before any pixel is decoded."""
+    data = {"before": before, "after": after}
+    headers = {which: read_header(raw, pair_id, which) for which, raw in data.items()}
+    if headers["before"].size != headers["after"].size:
+        raise ApiError(400, "size_mismatch", f"pair {pair_id!r}: before is {headers['before'].wh} but after is "
+                       f"{headers['after'].wh}", pair_id)
+    for which, header in headers.items():
         where = f"pair {pair_id!r}, {which} image"
-        if image.size != (chip_size, chip_size):
-            raise ApiError(400, "wrong_size", f"{where}: expected {chip_size}x{chip_size}, got {_wh(image)}", pair_id)
-        _check_mode(image, where, pair_id)
-        try:
-            image.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ApiError(400, "truncated_png", f"{where}: broken or truncated PNG ({exc})", pair_id) from None
-        arrays.append(np.asarray(image, dtype=np.uint8))
+        if header.size != (chip_size, chip_size):
+            raise ApiError(400, "wrong_size", f"{where}: expected {chip_size}x{chip_size}, got {header.wh}", pair_id)
+        _check_mode(header, where, pair_id)
+    arrays = [_decode(raw, f"pair {pair_id!r}, {which} image", pair_id) for which, raw in data.items()]
     return arrays[0], arrays[1]
-
-
-def _wh(image: Image.Image) -> str:
-    return f"{image.size[0]}x{image.size[1]}"

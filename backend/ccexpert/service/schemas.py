@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 PAIR_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+MAX_NEW_TOKENS_LIMIT = 512  # the bound of the wire format; the server's max_new_tokens caps it further
 
 
 class Strict(BaseModel):
@@ -21,7 +22,9 @@ class PairIn(Strict):
 
 class CaptionRequest(Strict):
     pairs: list[PairIn] = Field(..., description="1..max_batch pairs with distinct ids")
-    max_new_tokens: int | None = Field(None, ge=1, le=512, description="default and cap: the server's max_new_tokens")
+    max_new_tokens: StrictInt | None = Field(
+        None, ge=1, le=MAX_NEW_TOKENS_LIMIT,
+        description="an integer (not a string or boolean); default and cap: the server's max_new_tokens")
 
 
 class PairResult(Strict):
@@ -60,10 +63,17 @@ class InfoResponse(Strict):
     device: str
     dtype: str
     demo: bool
+    family: str = Field(..., description="model family: ccexpert, llava_onevision, qwen2_vl, qwen2_5_vl")
+    change_expert: bool = Field(..., description="a change-captioning expert (CCExpert), or a general VLM prompted")
 
 
 class StatusResponse(Strict):
     status: str
+
+
+class AuthCheckResponse(Strict):
+    status: Literal["ok"] = "ok"
+    label: str | None = Field(..., description="the label of the key in the server's keys file; null without keys")
 
 
 # the multipart form, documented in OpenAPI next to the JSON body
@@ -77,7 +87,8 @@ MULTIPART_SCHEMA = {
                    "description": "PNG files, in the same order as id"},
         "after": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "PNG files, in the same order as id"},
-        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": 512},
+        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_NEW_TOKENS_LIMIT,
+                           "description": "decimal digits only"},
     },
     "additionalProperties": False,
 }
@@ -85,12 +96,29 @@ MULTIPART_SCHEMA = {
 ERROR_RESPONSES = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
-        400: "a chip is not a valid PNG of the expected size and bands (error.id names the pair)",
+        400: "a chip is not a valid PNG of the expected size and bands (error.id names the pair); body not JSON",
         401: "missing or wrong API key",
+        408: "the body did not arrive within body_timeout_s",
         413: "body over max_body_bytes",
         415: "neither application/json nor multipart/form-data",
         422: "invalid request: unknown or missing field, empty or oversized batch, duplicate ids",
         429: "overloaded; see Retry-After",
-        503: "model not loaded yet",
+        431: "Authorization header over 8 KiB or headers over 64 KiB",
+        500: "engine_error (the model failed on a pair) or internal_error",
+        503: "model not loaded yet, model failed, or the results took longer than request_timeout_s",
     }.items()
 }
+
+
+def _error_response(status: int) -> dict:
+    """An ERROR_RESPONSES entry as it appears in the OpenAPI document."""
+    return {"description": ERROR_RESPONSES[status]["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+
+
+def common_responses(path: str, method: str, metrics_protected: bool) -> dict[str, dict]:
+    """Responses any route can give beside its own: 431 (headers), 401 where a key is checked."""
+    out = {"431": _error_response(431)}
+    if path == "/v1/auth/check" or (path == "/metrics" and metrics_protected):
+        out["401"] = _error_response(401)
+    return out

@@ -35,8 +35,33 @@ class Settings(BaseModel):
     max_wait_ms: float = Field(10.0, ge=0, description="how long a device batch waits to fill up")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_concurrency: int = Field(32, ge=1, description="caption requests in flight; more get 429")
+    max_concurrency_per_key: int | None = Field(
+        None, ge=1, description="caption requests in flight per API key (per connection without keys); "
+        "None = max(1, max_concurrency // 4)")
+    body_timeout_s: float = Field(30.0, gt=0, description="the whole request body must arrive within this; else 408")
+    request_timeout_s: float = Field(240.0, gt=0, description="longest wait for the engine's results; else 503")
+    metrics_require_key: bool | None = Field(
+        None, description="put /metrics behind the API key; None = only when keys are on and the bind is not loopback")
     max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
     log_level: str = "info"
+
+    @property
+    def per_key_limit(self) -> int:
+        """Caption requests one key (or one connection without keys) may have in flight."""
+        if self.max_concurrency_per_key is not None:
+            return min(self.max_concurrency_per_key, self.max_concurrency)
+        return max(1, self.max_concurrency // 4)
+
+    @property
+    def body_budget(self) -> int:
+        """Bytes of request bodies held at once (being read or served): the memory bound of the old in-flight
+        limit, now that a slot is taken only after the body is in."""
+        return self.max_concurrency * self.max_body_bytes
+
+    def metrics_protected(self, keys_enabled: bool) -> bool:
+        if self.metrics_require_key is None:
+            return keys_enabled and not self.is_loopback
+        return self.metrics_require_key
 
     @property
     def is_loopback(self) -> bool:

@@ -1,1 +1,1 @@
-"""API routers: health (liveness/readiness), info, captions, metrics."""
+"""API routers: health (liveness/readiness), info, auth check, captions, metrics."""

@@ -27,6 +27,8 @@ def service_info(service) -> dict:
         "device": str(e.get("device", "cpu")),
         "dtype": str(e.get("dtype", "float32")),
         "demo": bool(e.get("demo", False)),
+        "family": str(e.get("family", "ccexpert")),
+        "change_expert": bool(e.get("change_expert", True)),
     }
 
 
