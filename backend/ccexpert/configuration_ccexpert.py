@@ -26,7 +26,7 @@ class CCExpertConfig(LlavaOnevisionConfig):
     use_dim (`bool`, defaults to `True`):
         `False` gives the plain LLaVA-OneVision baseline (729 tokens per image, no DIM parameters).
     diff_branch (`bool`, defaults to `False`):
-        Add the optional RSICCLLM-style difference-aware branch (``ccexpert.difference_branch``) to the vision
+        Add the optional RSICCLLM-style difference-aware branch (``modeling_ccexpert.DifferenceBranch``) to the vision
         features before the projector.
     change_mask_loss_weight (`float`, defaults to 0.0):
         Weight of an auxiliary training loss (``0`` = off, no extra parameters; needs the DIM): two linear heads

@@ -66,8 +66,9 @@ class CaptionEngine:
         Qwen2-VL, Qwen2.5-VL) gives a :class:`ccexpert.general_vlm.GeneralVLMEngine` with the same interface.
         `max_batch` pairs go through one `generate` call (default 8 on CPU, 32 on a GPU).
         """
-        from .checkpoints import load_model, read_model_card, resolve_checkpoint
+        from .checkpoints import load_model, resolve_checkpoint
         from .general_vlm import GENERAL_FAMILIES, GeneralVLMEngine, model_family
+        from .model_card import read_model_card
         from .paths import default_model_dir
 
         source = default_model_dir() if model is None else model

@@ -17,6 +17,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import GenerationConfig, PreTrainedTokenizerFast
 
 from .configuration_ccexpert import CCExpertConfig
+from .model_card import write_model_card
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>")
 # Qwen2's pre-tokenisation split, so "\n", words and punctuation tokenise the way they do for Qwen.
@@ -207,8 +208,6 @@ def build_model(name: str, tokenizer: PreTrainedTokenizerFast | None = None, see
 
 def save_tiny_model(directory: str | Path, seed: int = 0, **overrides) -> Path:
     """Build the tiny preset with a fixed seed and save it (config, safetensors, tokenizer, generation config, card)."""
-    from .checkpoints import write_model_card
-
     directory = Path(directory)
     tokenizer = build_tiny_tokenizer()
     model = build_model("tiny", tokenizer, seed=seed, **overrides)

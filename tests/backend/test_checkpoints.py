@@ -8,12 +8,11 @@ import shutil
 
 import pytest
 import torch
-from ccexpert.checkpoints import (
-    CheckpointError,
+from ccexpert.checkpoints import CheckpointError, load_model
+from ccexpert.convert_ccexpert import (
     UnknownKeysError,
     convert_official_checkpoint,
     init_from_llava_onevision,
-    load_model,
     map_official_key,
 )
 from ccexpert.presets import PRESETS, build_model, build_tiny_tokenizer
@@ -288,7 +287,7 @@ OFFICIAL_05B_CONFIG = {
 def test_converter_defaults_give_the_official_dim(variant):
     """No head count, MLP width, layer list or depth passed: the reference's 9 heads (1152 / 128), MLP 4608, layers
     [17, 20, 23, 26] and depth 2 must come out of the converter's own defaults (reference §2.1, §9.2, §10)."""
-    from ccexpert.checkpoints import KNOWN_VISION_TOWERS, config_from_official
+    from ccexpert.convert_ccexpert import KNOWN_VISION_TOWERS, config_from_official
     from ccexpert.modeling_ccexpert import CCExpertDifferenceIntegration
 
     official = dict(OFFICIAL_05B_CONFIG)

@@ -957,7 +957,7 @@ def launch_stage(
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        "-m", "ccexpert_training.train", "--config", str(resolved),
+        "-m", "ccexpert_training.commands.train", "--config", str(resolved),
     ]
     full_env = {**os.environ, **(env or {}), "CCEXPERT_LAUNCHED": "1"}
     subprocess.run(command, check=True, env=full_env, timeout=timeout)
@@ -974,18 +974,3 @@ def parse_overrides(items: Sequence[str]) -> dict:
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``torchrun -m ccexpert_training.train --config X [--set k=v ...]``."""
-    import argparse
-
-    from .commands.train import add_arguments, run
-
-    parser = argparse.ArgumentParser(prog="ccexpert_training.train")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from ccexpert.checkpoints import CheckpointError, convert_official_checkpoint, init_from_llava_onevision
+    from ccexpert.checkpoints import CheckpointError
+    from ccexpert.convert_ccexpert import convert_official_checkpoint, init_from_llava_onevision
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(args.dtype)
     try:

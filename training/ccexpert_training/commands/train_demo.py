@@ -162,7 +162,7 @@ S*m is {ratio:.2f}x the always-no-change baseline. These numbers are for the syn
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccexpert.checkpoints import write_model_card
+    from ccexpert.model_card import write_model_card
     from tqdm import tqdm
 
     from ..records import read_predictions, read_records, write_predictions
