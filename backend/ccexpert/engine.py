@@ -10,6 +10,7 @@ two-image VLMs (`ccexpert.general_vlm`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -161,11 +162,39 @@ class CaptionEngine:
         results = []
         for row, tokens in enumerate(new_tokens.tolist()):
             length = tokens.index(eos) + 1 if eos in tokens else len(tokens)
+            restart = caption_restart(tokens[:length], self._starts_word)
+            length = min(length, restart)
             score = mean_logprob[row] if mean_logprob else token_logprob[row, :length].float().mean().item()
             caption = self.processor.decode(tokens[:length])
+            if restart < len(tokens):  # the words that were to join the second caption go with it
+                caption = _DANGLING.sub("", caption) or caption
             confidence = min(1.0, max(0.0, math.exp(score)))
             results.append(CaptionResult(caption, confidence, not is_no_change(caption), length))
         return results
+
+
+    def _starts_word(self, token_id: int) -> bool:
+        """Whether a token begins a new word with its own space (byte-level BPE: "Ġ" prefix; SentencePiece: "▁")."""
+        piece = self.processor.tokenizer.convert_ids_to_tokens(token_id) or ""
+        return piece.startswith(("Ġ", "▁", " "))
+
+
+_DANGLING = re.compile(r"(?:[\s,]+(?:and|while|but|as well as|then)?)+$")
+
+
+def caption_restart(tokens: Sequence[int], starts_word) -> int:
+    """Where the model starts its caption again without ending the first one, or len(tokens).
+
+    A caption's first token carries no space; when the model, instead of ending, writes that same opening again
+    (its first two tokens, the first without a space), the decoded text glues two captions ("... of the scenea road
+    is built ..."). The caption ends before the restart. A repeated phrase inside a sentence has its spaces and is
+    kept ("a house is built and a house is removed")."""
+    if len(tokens) < 3 or starts_word(tokens[0]):
+        return len(tokens)
+    for position in range(1, len(tokens) - 1):
+        if tokens[position] == tokens[0] and tokens[position + 1] == tokens[1]:
+            return position
+    return len(tokens)
 
 
 def _chunks(items: list, size: int) -> Iterator[tuple[int, list]]:
@@ -173,4 +202,4 @@ def _chunks(items: list, size: int) -> Iterator[tuple[int, list]]:
         yield start, items[start : start + size]
 
 
-__all__ = ["CaptionEngine", "CaptionResult", "resolve_device", "resolve_dtype"]
+__all__ = ["CaptionEngine", "CaptionResult", "caption_restart", "resolve_device", "resolve_dtype"]

@@ -240,3 +240,42 @@ def test_batch_of_prompts_of_different_lengths_equals_one_by_one(engine):
     for b, s in zip(batched, single, strict=True):
         assert math.isclose(b.confidence, s.confidence, rel_tol=1e-4)  # fp32 noise is ~1e-6
     assert len({r.caption for r in batched}) > 1
+
+
+# -- captions never glued ------------------------------------------------------------------------------------------
+
+
+def test_caption_restart_cuts_where_the_model_starts_its_caption_again():
+    from ccexpert.engine import caption_restart
+
+    spaced = {10, 11, 12, 13}  # ids of tokens that carry their own leading space
+    starts = spaced.__contains__
+    # "a" "Ġroad" "Ġis" "Ġbuilt" "a" "Ġroad" ...: the opening again without a space = a second caption glued on
+    assert caption_restart([1, 10, 11, 12, 1, 10, 13], starts) == 4
+    assert caption_restart([1, 10, 11, 1, 13], starts) == 5  # the first token alone again: a word, not a restart
+    assert caption_restart([1, 10, 11, 12, 13], starts) == 5  # nothing repeated
+    assert caption_restart([10, 11, 10, 11], starts) == 4  # a spaced opening repeated is a phrase, kept
+
+
+def test_engine_returns_the_first_caption_of_a_glued_pair(engine, monkeypatch, image_pairs):
+    """The demo model once answered "... of the scenea road is built ..." on a real pair: the engine ends the
+    caption where the model starts the next one and drops the connective left dangling."""
+    tokenizer = engine.processor.tokenizer
+    first = tokenizer("a road is built in the center of the scene and", add_special_tokens=False)["input_ids"]
+    second = tokenizer("a road is built at the top", add_special_tokens=False)["input_ids"]
+    assert not engine._starts_word(first[0]) and second[:2] == first[:2]
+    real_generate = engine.model.generate
+
+    def glued(**kwargs):
+        out = real_generate(**{**kwargs, "max_new_tokens": 1})
+        prompt = kwargs["input_ids"]
+        fake = torch.tensor([first + second + [engine.processor.im_end_id]] * prompt.shape[0])
+        out.sequences = torch.cat((prompt, fake), dim=1)
+        out.logits = tuple(torch.zeros(prompt.shape[0], engine.model.config.text_config.vocab_size)
+                           for _ in range(fake.shape[1]))
+        return out
+
+    monkeypatch.setattr(engine.model, "generate", glued)
+    result = engine.caption(image_pairs[:1])[0]
+    assert result.caption == "a road is built in the center of the scene"
+    assert result.num_tokens == len(first)
