@@ -189,9 +189,9 @@ def caption_restart(tokens: Sequence[int], starts_word) -> int:
     (its first two tokens, the first without a space), the decoded text glues two captions ("... of the scenea road
     is built ..."). The caption ends before the restart. A repeated phrase inside a sentence has its spaces and is
     kept ("a house is built and a house is removed")."""
-    if len(tokens) < 3 or starts_word(tokens[0]):
+    if len(tokens) < 4 or starts_word(tokens[0]) or tokens[0] == tokens[1]:  # a run of one token is no opening
         return len(tokens)
-    for position in range(1, len(tokens) - 1):
+    for position in range(2, len(tokens) - 1):
         if tokens[position] == tokens[0] and tokens[position + 1] == tokens[1]:
             return position
     return len(tokens)

@@ -255,6 +255,7 @@ def test_caption_restart_cuts_where_the_model_starts_its_caption_again():
     assert caption_restart([1, 10, 11, 1, 13], starts) == 5  # the first token alone again: a word, not a restart
     assert caption_restart([1, 10, 11, 12, 13], starts) == 5  # nothing repeated
     assert caption_restart([10, 11, 10, 11], starts) == 4  # a spaced opening repeated is a phrase, kept
+    assert caption_restart([1, 1, 1, 1, 1], starts) == 5  # a run of one token (a random model) is not an opening
 
 
 def test_engine_returns_the_first_caption_of_a_glued_pair(engine, monkeypatch, image_pairs):
