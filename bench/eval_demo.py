@@ -23,6 +23,8 @@ def main() -> int:
     parser.add_argument("--seeds", default=",".join(map(str, (card["data"]["test_seed"], *UNSEEN_SEEDS))))
     parser.add_argument("--pairs", type=int, default=card["data"]["test_pairs"], help="test pairs per seed")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--write-card", action="store_true",
+                        help="record the unseen-seed scores in the demo model's eval.json (key unseen_seeds)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     used = {card["data"]["seed"]}
@@ -54,6 +56,10 @@ def main() -> int:
             "all_at_least_2x": all(s.s_m_ratio >= 2.0 for s in unseen),
         },
     }
+    if args.write_card and unseen:
+        card["unseen_seeds"] = {"command": "bench/eval_demo.py --write-card", "pairs_per_seed": args.pairs,
+                                **summary["unseen"], "splits": [s.to_dict() for s in unseen]}
+        (DEMO_MODEL_DIR / "eval.json").write_text(json.dumps(card, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
         return 0

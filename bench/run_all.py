@@ -154,7 +154,7 @@ def sections() -> list[Section]:
                 "our LEVIR-CC scorer against the reference's re-score (65.49 / 41.82 / 76.55 / 143.32 / 81.80)",
                 _published, available=_published_file),
         Section("demo", "Demo model on synthetic test splits (card seed and unseen seeds)",
-                [[PY, "bench/eval_demo.py", "--json"]],
+                [[PY, "bench/eval_demo.py", "--json", "--write-card"]],
                 "the learning proof: S*m >= 2x always answering \"no change\" on seeds never trained or selected on",
                 _demo),
         Section("generate", "Captioning throughput: one pair per generate call vs batched (tiny preset, CPU)",
