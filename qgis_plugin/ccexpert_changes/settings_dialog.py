@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from qgis.core import QgsApplication
 from qgis.PyQt.QtWidgets import (
     QDialog,
@@ -20,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
 from . import settings
 from .about import tr
 from .client import BackendClient, BackendError
+from .core.backend_info import backend_summary
 
 
 class SettingsDialog(QDialog):
@@ -62,14 +61,15 @@ class SettingsDialog(QDialog):
         return settings.authcfg()
 
     def test_connection(self) -> bool:
-        """Show the backend's /v1/info, or why it cannot be reached."""
+        """Show the backend's model, chip size and device in words (a demo model flagged), or why it cannot be
+        reached."""
         try:
             cfg_id = self._store_key()
             info = BackendClient(self.url_edit.text(), cfg_id, timeout_s=10.0, retries=0).info()
         except (BackendError, RuntimeError) as exc:
             self.result_view.setPlainText(tr("Connection failed: {0}").format(exc))
             return False
-        self.result_view.setPlainText(tr("Connected.") + "\n" + json.dumps(info, indent=2, sort_keys=True))
+        self.result_view.setPlainText("\n".join(backend_summary(info, self.url_edit.text().strip())))
         return True
 
     def save(self) -> None:

@@ -21,6 +21,8 @@ def test_settings_dialog_and_chip_count_confirmation(backend, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["test_ok"] and backend.info["model_name"] in report["test_text"]
+    assert "{" not in report["test_text"] and "Chips: 384 x 384 px" in report["test_text"]  # words, not raw JSON
+    assert ("Warning: the demo model" in report["test_text"]) == bool(backend.info.get("demo"))
     assert report["saved_url"] == backend.url and len(report["saved_authcfg"]) == 7
     assert not report["key_in_settings_file"]
     assert report["default_url"] == backend.url and report["default_authcfg"] == report["saved_authcfg"]
