@@ -7,6 +7,7 @@ style, no plugin), over the after raster, with QGIS' map renderer (QgsMapRendere
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from qgis.core import (
@@ -29,33 +30,33 @@ def main() -> int:
     args = parser.parse_args()
     app = QgsApplication([], False)
     app.initQgis()
-    try:
-        tiles = QgsVectorLayer(f"{args.gpkg}|layername=change_captions", "Change captions", "ogr")
-        raster = QgsRasterLayer(args.raster, "after")
-        if not tiles.isValid() or not raster.isValid():
-            print(f"render_map: cannot open {args.gpkg if not tiles.isValid() else args.raster}", file=sys.stderr)
-            return 2
-        print(f"render_map: layer style {tiles.renderer().type()}, labels {tiles.labelsEnabled()}, "
-              f"map tip {'set' if tiles.mapTipTemplate() else 'none'}")
-        settings = QgsMapSettings()
-        settings.setLayers([tiles, raster])  # top first
-        settings.setDestinationCrs(raster.crs())
-        extent = raster.extent()
-        settings.setExtent(extent)
-        height = round(args.width * extent.height() / extent.width())
-        settings.setOutputSize(QSize(args.width, height))
-        settings.setBackgroundColor(QColor(255, 255, 255))
-        job = QgsMapRendererParallelJob(settings)
-        job.start()
-        job.waitForFinished()
-        if not job.renderedImage().save(args.png, "PNG"):
-            print(f"render_map: cannot write {args.png}", file=sys.stderr)
-            return 1
-        print(f"render_map: wrote {args.png} ({args.width}x{height})")
-        return 0
-    finally:
-        app.exitQgis()
+    # no exitQgis: QGIS 3.22 can crash tearing down a headless app; the process ends with os._exit
+    tiles = QgsVectorLayer(f"{args.gpkg}|layername=change_captions", "Change captions", "ogr")
+    raster = QgsRasterLayer(args.raster, "after")
+    if not tiles.isValid() or not raster.isValid():
+        print(f"render_map: cannot open {args.gpkg if not tiles.isValid() else args.raster}", file=sys.stderr)
+        return 2
+    print(f"render_map: layer style {tiles.renderer().type()}, labels {tiles.labelsEnabled()}, "
+          f"map tip {'set' if tiles.mapTipTemplate() else 'none'}")
+    settings = QgsMapSettings()
+    settings.setLayers([tiles, raster])  # top first
+    settings.setDestinationCrs(raster.crs())
+    extent = raster.extent()
+    settings.setExtent(extent)
+    height = round(args.width * extent.height() / extent.width())
+    settings.setOutputSize(QSize(args.width, height))
+    settings.setBackgroundColor(QColor(255, 255, 255))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    if not job.renderedImage().save(args.png, "PNG"):
+        print(f"render_map: cannot write {args.png}", file=sys.stderr)
+        return 1
+    print(f"render_map: wrote {args.png} ({args.width}x{height})", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # skip the interpreter's teardown of QGIS objects (it can crash); the PNG is written by now

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the pictures in docs/images/ that show what an analyst sees:
 #   docs/images/report.png  the HTML report of the demo scene (headless Chromium screenshot of `ccexpert report`)
+#   docs/images/map.png     the demo scene's output opened as it is (its own stored style) over the after raster,
+#                           rendered by QGIS (scripts/render_map.py, QgsMapRendererParallelJob)
 # The scene is the demo's (2048 px, seed 7), captioned in-process by the shipped demo model.
 # Needs the project venv (bash scripts/setup.sh) and Debian's chromium (installed here when missing).
 set -euo pipefail
@@ -25,4 +27,11 @@ import sys
 from PIL import Image
 Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
 PY
-echo "render_pictures: wrote docs/images/report.png"
+QT_QPA_PLATFORM=offscreen /usr/bin/python3 scripts/render_map.py "$work/changes.gpkg" "$work/scene/after.tif" \
+  "$work/map.png" --width 1100 | grep "render_map: layer style"
+.venv/bin/python - "$work/map.png" docs/images/map.png <<'PY'
+import sys
+from PIL import Image
+Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
+PY
+echo "render_pictures: wrote docs/images/report.png and docs/images/map.png"

@@ -1,6 +1,13 @@
 """Python client of the captioning service (requests): timeouts, retries with backoff, idempotent ids.
 
-Retries cover what a resend can fix: connection errors, timeouts, 429 (honouring Retry-After) and 5xx.
+Retries cover what a resend can fix: connection errors, timeouts, 429 and 5xx. They are bounded by a budget in
+seconds (``retry_budget``, 5 minutes by default), not by a count: a backend that sheds load for a minute is
+outlasted, one that is down for good is given up on in a known time. The wait before each retry is a capped
+exponential backoff (``backoff`` * 2^n, at most ``max_backoff``) with jitter (x 0.5 to 1, so clients that were
+refused together do not come back together), and never shorter than the server's ``Retry-After`` (a floor);
+a wait that would end past the budget is not started. ``retries`` optionally caps the count as well. A model
+that fails (500, ``engine_error``/``internal_error``) is not load: it is retried ``SERVER_ERROR_RETRIES`` times only.
+
 A resend is safe because pair ids are idempotency keys: the server answers a known id from its cache
 instead of computing it twice. Other 4xx are the caller's mistake and raise :class:`ServiceError` at once.
 """
@@ -25,6 +32,10 @@ from . import __version__
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_RETRY_BUDGET = 300.0  # seconds of retrying a request before giving up
+DEFAULT_PROBE_BUDGET = 10.0  # the same for /v1/info and /v1/auth/check: a wrong URL is reported in seconds
+SERVER_ERROR_RETRIES = 2  # a failing model (500, engine_error) will most likely fail again: a few retries only
+SERVER_ERROR_CODES = frozenset({"engine_error", "internal_error"})
 
 
 class ServiceError(Exception):
@@ -64,16 +75,20 @@ class CCExpertClient:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
-        retries: int = 5,
+        retries: int | None = None,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
+        probe_budget: float = DEFAULT_PROBE_BUDGET,
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self.retries = retries
+        self.retries = retries  # None: only the budget bounds the retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.retry_budget = float(retry_budget)
+        self.probe_budget = float(probe_budget)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"ccexpert-client/{__version__}"
         if api_key:
@@ -81,7 +96,18 @@ class CCExpertClient:
 
     # -- endpoints --------------------------------------------------------------------------------------
     def info(self) -> dict:
-        return self._request("GET", "/v1/info").json()
+        return self._request("GET", "/v1/info", budget=min(self.retry_budget, self.probe_budget)).json()
+
+    def check_key(self) -> dict | None:
+        """``GET /v1/auth/check``: ``{"status": "ok", "label": ...}`` when the backend accepts this client's key
+        (label None when it has no keys); None when the backend predates the endpoint (404/405), so the key is
+        only checked by the first real request. A missing or wrong key raises :class:`ServiceError` (401/403)."""
+        try:
+            return self._request("GET", "/v1/auth/check", budget=min(self.retry_budget, self.probe_budget)).json()
+        except ServiceError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
 
     def healthy(self) -> bool:
         try:
@@ -124,30 +150,49 @@ class CCExpertClient:
         return results
 
     # -- transport --------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def _request(self, method: str, path: str, budget: float | None = None, **kwargs) -> requests.Response:
         url = self.base_url + path
-        last: str = ""
-        for attempt in range(self.retries + 1):
+        budget = self.retry_budget if budget is None else budget
+        deadline = time.monotonic() + budget
+        last, status, code = "", None, None
+        attempt = 0
+        while True:
+            attempt += 1
             retry_after: float | None = None
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last, status, code = f"{type(exc).__name__}: {exc}", None, None
             else:
                 if response.status_code < 400:
                     return response
                 code, message, pair_id = _error_of(response)
-                last = f"HTTP {response.status_code} {code}: {message}"
-                if response.status_code not in RETRY_STATUSES or code == "model_failed":  # it will not recover
-                    raise ServiceError(f"{method} {path}: {last}", response.status_code, code, pair_id)
+                status = response.status_code
+                last = f"HTTP {status} {code}: {message}"
+                if status not in RETRY_STATUSES or code == "model_failed":  # it will not recover
+                    raise ServiceError(f"{method} {path}: {last}", status, code, pair_id)
                 retry_after = _seconds(response.headers.get("Retry-After"))
-            if attempt == self.retries:
+            if self.retries is not None and attempt > self.retries:
+                why = f"no retries left of {self.retries}"
                 break
-            delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
-            delay = min(self.max_backoff, delay) * (1.0 + 0.1 * random.random())  # jitter spreads retrying clients
-            log.info("%s %s failed (%s); retry %d/%d in %.1f s", method, path, last, attempt + 1, self.retries, delay)
+            if (status == 500 or code in SERVER_ERROR_CODES) and attempt > SERVER_ERROR_RETRIES:
+                why = f"the server kept failing, {SERVER_ERROR_RETRIES} retries"
+                break
+            delay = self.backoff_delay(attempt, retry_after)
+            if time.monotonic() + delay > deadline:
+                why = f"retry budget of {budget:g} s spent"
+                break
+            log.info("%s %s failed (%s); retry %d in %.2f s (%.0f s of the retry budget left)", method, path, last,
+                     attempt, delay, deadline - time.monotonic())
             time.sleep(delay)
-        raise ServiceError(f"{method} {path} failed after {self.retries + 1} attempts: {last}")
+        raise ServiceError(f"{method} {path} failed after {attempt} attempts: {last} ({why})", status, code)
+
+    def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): ``backoff * 2^(attempt-1)`` capped at
+        ``max_backoff``, times a random 0.5-1 (jitter), never less than the server's ``Retry-After``."""
+        jitter = random.uniform(0.5, 1.0)  # nosec B311 - spreading retries, not security
+        delay = min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 60)) * jitter
+        return max(delay, retry_after) if retry_after is not None else delay
 
 
 def _b64(data: bytes) -> str:

@@ -4,11 +4,20 @@ Same grid, fields, alignment, nodata rule and shared 8-bit stretch as the QGIS p
 ``ccexpert_changes.core``). Chips are streamed: the grid is iterated lazily, each chip is one windowed read
 per date, and results are appended batch by batch, so memory stays flat whatever the raster size and an
 interrupted run resumes where it stopped.
+
+Order of a run (issue 16): options and the output path are checked first (nothing is opened, nothing contacted),
+then the rasters are opened and sampled for readability, then the backend is asked for its info and to accept the
+API key (``GET /v1/auth/check``), then the grid, AOI and stretch are laid out and, for ``--resume``, the
+output's fingerprint (run metadata) compared. Only then is anything written: a fresh or ``--overwrite`` run is
+staged in a temporary file that replaces the output at its first captioned batch (see ``gpkg_output``), so an
+input or a previous output is never lost to a run that fails. Nodata rows ride in the transaction of the next
+batch (at most ``SKIP_ROWS_PER_TRANSACTION`` wait), not one transaction each.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +26,14 @@ from typing import Any
 
 import numpy as np
 import shapely
-from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, run_metadata
+from ccexpert_changes.core.fields import (
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SKIPPED_NODATA,
+    make_record,
+    run_metadata,
+    source_identity,
+)
 from ccexpert_changes.core.grid import Chip, ChipGrid
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
@@ -27,20 +43,26 @@ from shapely import prepared
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
-from .gpkg_output import TileWriter
-from .raster_io import RasterPair, crs_string
+from .gpkg_output import TileWriter, check_output_path
+from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
 
+MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 8192  # grid chip sizes in raster pixels (chips are resized to the model's input)
+SKIP_ROWS_PER_TRANSACTION = 512  # nodata / unreadable rows held back for the next batch's transaction at most
+WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(ENOSPC) or GDAL's RuntimeError
+
 
 class DescribeError(Exception):
-    """The run cannot go on (backend unreachable, wrong key...); finished tiles are kept for --resume.
+    """The run cannot go on (backend unreachable, wrong key, disk full...); finished tiles are kept for --resume.
 
-    ``summary`` holds the counts up to that point (None when the run stopped before its first chip)."""
+    ``summary`` holds the counts up to that point (None when the run stopped before its first chip).
+    ``refused_key``: the backend refused the API key (401/403)."""
 
-    def __init__(self, message: str, summary: DescribeSummary | None = None):
+    def __init__(self, message: str, summary: DescribeSummary | None = None, refused_key: bool = False):
         super().__init__(message)
         self.summary = summary
+        self.refused_key = refused_key
 
 
 @dataclass
@@ -60,6 +82,7 @@ class DescribeOptions:
     max_chips: int = 100_000
     resume: bool = False
     overwrite: bool = False
+    force: bool = False  # with resume: append even when the output's fingerprint differs
     progress: bool = True
 
 
@@ -72,6 +95,7 @@ class DescribeSummary:
     resampled: bool = False
     run_id: str = ""
     first_error: str | None = None  # the message of the first tile that failed in this run
+    left_as_it_was: bool = False  # an --overwrite run that captioned nothing: the previous output was kept
 
     @property
     def not_attempted(self) -> int:
@@ -94,6 +118,9 @@ class Captioner:
 
     def info(self) -> dict:
         raise NotImplementedError
+
+    def check_access(self) -> None:
+        """Before the first chip: DescribeError(refused_key=True) when the backend will refuse every request."""
 
     def caption(self, ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndarray]],
                 max_new_tokens: int | None) -> list[dict | Exception]:
@@ -143,7 +170,30 @@ class ServiceCaptioner(Captioner):
         try:
             return self.client.info()
         except ServiceError as exc:
+            if exc.status in (401, 403):
+                raise DescribeError(self._refused(exc), refused_key=True) from None
             raise DescribeError(f"backend {self.client.base_url} unreachable or incompatible: {exc}") from None
+
+    def check_access(self) -> None:
+        """``GET /v1/auth/check``; an older backend without it (404) leaves the check to the first batch."""
+        from .client import ServiceError
+
+        try:
+            answer = self.client.check_key()
+        except ServiceError as exc:
+            if exc.status in (401, 403):
+                raise DescribeError(self._refused(exc), refused_key=True) from None
+            raise DescribeError(f"backend {self.client.base_url}: cannot check the API key: {exc}") from None
+        if answer is None:
+            log.info("backend %s has no /v1/auth/check (older version): the first batch checks the key",
+                     self.client.base_url)
+        else:
+            log.info("backend %s accepts the API key%s", self.client.base_url,
+                     f" ({answer['label']})" if answer.get("label") else "")
+
+    def _refused(self, exc) -> str:
+        return (f"backend {self.client.base_url} refused the API key ({exc}): check --api-key-file or "
+                "CCEXPERT_API_KEY")
 
     def caption(self, ids, pairs, max_new_tokens):
         from .client import ServiceError
@@ -156,6 +206,8 @@ class ServiceCaptioner(Captioner):
                     out[r["id"]] = r
                 items = []
             except ServiceError as exc:
+                if exc.status in (401, 403):
+                    raise DescribeError(self._refused(exc), refused_key=True) from None
                 if exc.status is not None and 400 <= exc.status < 500 and exc.pair_id in {p.id for p in items}:
                     out[exc.pair_id] = exc  # this chip was refused: record it, send the others again
                     items = [p for p in items if p.id != exc.pair_id]
@@ -201,18 +253,35 @@ def _to_rgb(array: np.ndarray, size: int) -> np.ndarray:
     return rgb
 
 
-def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
-    """Run the whole job; returns counts. Raises ValueError for bad inputs (before any tile is written) and
-    DescribeError when the backend fails mid-run (finished tiles are kept)."""
+def check_options(options: DescribeOptions) -> None:
+    """ValueError for options that cannot work, before anything is opened."""
     if not 0.0 <= options.max_nodata <= 1.0:
         raise ValueError(f"--max-nodata must be in [0, 1], got {options.max_nodata}")
     if options.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
+    if options.chip_size is not None and not MIN_CHIP_SIZE <= options.chip_size <= MAX_CHIP_SIZE:
+        raise ValueError(f"--chip-size must be from {MIN_CHIP_SIZE} to {MAX_CHIP_SIZE} pixels (chips are resized to "
+                         f"the model's input; leave it out for the model's own chip size), got {options.chip_size}")
+    if options.overlap < 0:
+        raise ValueError(f"--overlap must be >= 0, got {options.overlap}")
+    if options.force and not options.resume:
+        raise ValueError("--force only goes with --resume (append to an output made from other inputs)")
+
+
+def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
+    """Run the whole job; returns counts. Raises ValueError for bad inputs (before any tile is written) and
+    DescribeError when the backend fails, refuses the key or the output cannot be written (finished tiles are
+    kept)."""
+    check_options(options)
+    check_output_path(options.output, {"before raster": options.before, "after raster": options.after,
+                                       "AOI": options.aoi}, resume=options.resume, overwrite=options.overwrite)
     summary = DescribeSummary(run_id=uuid.uuid4().hex[:12])
     with RasterPair(options.before, options.after, bands=options.bands, nodata=options.nodata) as rasters:
+        rasters.check_readable()
         info = captioner.info()  # after the rasters are known to be usable
+        captioner.check_access()
         model_chip = int(info.get("chip_size", 384))
-        chip_size = options.chip_size or model_chip
+        chip_size = options.chip_size if options.chip_size is not None else model_chip
         summary.resampled = rasters.resampled
         grid = ChipGrid(rasters.grid, chip_size, options.overlap)
         area = box(*rasters.overlap)
@@ -234,78 +303,151 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         stretch = rasters.stretch(bounds)
         log.info("%d chips of %d px (stride %d) in %s; stretch %s", summary.total, chip_size, grid.stride,
                  crs_string(rasters.before.crs), "uint8 passthrough" if stretch.passthrough else stretch.to_dict())
+        model_id = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
         metadata = run_metadata(str(Path(options.before).resolve()), str(Path(options.after).resolve()),
                                 options.bands or "1,2,3", options.nodata, chip_size, options.overlap, grid.grid_hash,
-                                stretch.to_dict())
-        writer = TileWriter(options.output, rasters.before.crs.to_wkt(), grid.grid_hash, metadata,
-                            resume=options.resume, overwrite=options.overwrite)
+                                stretch.to_dict(), model=model_id, before_source=source_identity(options.before),
+                                after_source=source_identity(options.after))
+        try:
+            writer = TileWriter(options.output, rasters.before.crs.to_wkt(), grid.grid_hash, metadata,
+                                resume=options.resume, overwrite=options.overwrite, staged=True, force=options.force)
+        except WRITE_ERRORS as exc:
+            raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
+        if writer.fingerprint_differences:
+            log.warning("--force: resuming %s although it was made by another run: %s", options.output,
+                        "; ".join(writer.fingerprint_differences))
         if writer.redone:
             log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
         common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
-
-        progress = _progress(summary.total, options.progress)
+        run = _Run(captioner, writer, options, common, summary, _progress(summary.total, options.progress))
+        completed = refused = False
         try:
-            pending: list[tuple[Chip, float, float, tuple[np.ndarray, np.ndarray]]] = []
-            for chip in grid.chips(bounds, keep):
-                if chip.tile_id in writer.done:
-                    summary.skipped_done += 1
-                    progress(1)
-                    continue
-                b = rasters.before_reader.read(chip)
-                a = rasters.after_reader.read(chip)
-                nb, na = nodata_fraction(b.valid), nodata_fraction(a.valid)
-                if max(nb, na) > options.max_nodata:
-                    record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col,
-                                         status=STATUS_SKIPPED_NODATA, nodata_before=nb, nodata_after=na,
-                                         error=f"nodata {max(nb, na):.0%} over max {options.max_nodata:.0%}",
-                                         **common)
-                    writer.write([(record, chip.bounds)])
-                    summary.counts[STATUS_SKIPPED_NODATA] += 1
-                    progress(1)
-                    continue
-                pair = (_to_rgb(stretch.apply(b.array, b.valid), model_chip),
-                        _to_rgb(stretch.apply(a.array, a.valid), model_chip))
-                pending.append((chip, nb, na, pair))
-                if len(pending) >= options.batch_size:
-                    _flush(pending, captioner, writer, options, common, summary, progress)
-                    pending = []
-            _flush(pending, captioner, writer, options, common, summary, progress)
+            run.execute(grid.chips(bounds, keep), rasters, stretch, model_chip)
+            completed = True
+        except DescribeError as exc:
+            refused = exc.refused_key
+            raise
         finally:
-            progress(None)
+            run.progress(None)
+            keep_output = not refused and (not writer.replaces or (completed and summary.failed == 0))
+            held = writer.finish(keep_output)
+            if not held and writer.replaces:
+                summary.left_as_it_was = True
+                log.warning("the run captioned nothing: %s was left as it was", options.output)
+            if held:
+                _write_style(options.output)
     return summary
 
 
-def _flush(pending, captioner: Captioner, writer: TileWriter, options: DescribeOptions, common: dict,
-           summary: DescribeSummary, progress) -> None:
-    if not pending:
-        return
-    ids = [chip.tile_id for chip, *_ in pending]
+def _write_style(output: str) -> None:
+    """The layer's style travels with it (``layer_styles``): the output opens styled in QGIS wherever it is opened.
+    A failure here costs the styling only, never the captions."""
+    from ccexpert_changes.core.fields import LAYER_NAME
+    from ccexpert_changes.core.style_table import write_shipped_style
+
     try:
-        results = captioner.caption(ids, [p for *_, p in pending], options.max_new_tokens)
-    except DescribeError as exc:
-        # keep the reason on these tiles (the analyst sees it); --resume does them again
-        writer.write([(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
-                                   error=str(exc), nodata_before=nb, nodata_after=na, **common), chip.bounds)
-                      for chip, nb, na, _ in pending])
-        summary.counts[STATUS_ERROR] += len(pending)
-        summary.note_error(str(exc))
-        exc.summary = summary
-        raise
-    rows = []
-    for (chip, nb, na, _), result in zip(pending, results, strict=True):
-        if isinstance(result, Exception):
-            record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
-                                 error=str(result), nodata_before=nb, nodata_after=na, **common)
-            summary.note_error(f"tile {chip.tile_id}: {result}")
-        else:
-            record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
-                                 caption=result["caption"], confidence=result["confidence"],
-                                 changed=result["changed"], nodata_before=nb, nodata_after=na, **common)
-            summary.changed += int(bool(result["changed"]))
-        summary.counts[record["status"]] += 1
-        rows.append((record, chip.bounds))
-    writer.write(rows)
-    progress(len(rows))
+        write_shipped_style(output, LAYER_NAME)
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        log.warning("%s: the layer style could not be stored (%s); the captions are complete", output, exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _Run:
+    """The chip loop: batches pairs for the captioner, and holds finished rows (nodata, unreadable) back for the
+    next batch's transaction. ``summary`` counts a row once it is written."""
+
+    def __init__(self, captioner: Captioner, writer: TileWriter, options: DescribeOptions, common: dict,
+                 summary: DescribeSummary, progress: Callable[[int | None], None]):
+        self.captioner, self.writer, self.options = captioner, writer, options
+        self.common, self.summary, self.progress = common, summary, progress
+        self.rows: list[tuple[dict, Any]] = []  # finished, not yet written
+
+    def execute(self, chips, rasters: RasterPair, stretch, model_chip: int) -> None:
+        summary, options = self.summary, self.options
+        pending: list[tuple[Chip, float, float, tuple[np.ndarray, np.ndarray]]] = []
+        for chip in chips:
+            if chip.tile_id in self.writer.done:
+                summary.skipped_done += 1
+                self.progress(1)
+                continue
+            try:
+                b = rasters.before_reader.read(chip)
+                a = rasters.after_reader.read(chip)
+            except RasterReadError as exc:
+                summary.note_error(f"tile {chip.tile_id}: {exc}")
+                self._hold(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
+                                       error=str(exc), **self.common), chip.bounds)
+                continue
+            nb, na = nodata_fraction(b.valid), nodata_fraction(a.valid)
+            if max(nb, na) > options.max_nodata:
+                self._hold(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col,
+                                       status=STATUS_SKIPPED_NODATA, nodata_before=nb, nodata_after=na,
+                                       error=f"nodata {max(nb, na):.0%} over max {options.max_nodata:.0%}",
+                                       **self.common), chip.bounds)
+                continue
+            pair = (_to_rgb(stretch.apply(b.array, b.valid), model_chip),
+                    _to_rgb(stretch.apply(a.array, a.valid), model_chip))
+            pending.append((chip, nb, na, pair))
+            if len(pending) >= options.batch_size:
+                self.flush(pending)
+                pending = []
+        self.flush(pending)
+
+    def _hold(self, record: dict, bounds) -> None:
+        self.rows.append((record, bounds))
+        self.progress(1)
+        if len(self.rows) >= SKIP_ROWS_PER_TRANSACTION:
+            self.write()
+
+    def write(self) -> None:
+        """Write the held rows in one transaction, then count them."""
+        if not self.rows:
+            return
+        rows, self.rows = self.rows, []
+        try:
+            self.writer.write(rows)
+        except WRITE_ERRORS as exc:
+            message = f"cannot write to {self.writer.target}: {_reason(exc)}"
+            self.summary.note_error(message)
+            raise DescribeError(f"{message} (the tiles written before are kept; fix it and run again with --resume)",
+                                self.summary) from None
+        for record, _ in rows:
+            self.summary.counts[record["status"]] += 1
+            self.summary.changed += int(bool(record["changed"]))
+
+    def flush(self, pending) -> None:
+        """Caption ``pending`` and write its rows with the held ones, in one transaction."""
+        summary, common = self.summary, self.common
+        if pending:
+            ids = [chip.tile_id for chip, *_ in pending]
+            try:
+                results = self.captioner.caption(ids, [p for *_, p in pending], self.options.max_new_tokens)
+            except DescribeError as exc:
+                exc.summary = summary
+                if exc.refused_key:  # nothing to keep from this batch: the reason is on stderr
+                    raise
+                # keep the reason on these tiles (the analyst sees it); --resume does them again
+                self.rows += [(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
+                                           error=str(exc), nodata_before=nb, nodata_after=na, **common), chip.bounds)
+                              for chip, nb, na, _ in pending]
+                summary.note_error(str(exc))
+                self.write()
+                raise
+            for (chip, nb, na, _), result in zip(pending, results, strict=True):
+                if isinstance(result, Exception):
+                    record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
+                                         error=str(result), nodata_before=nb, nodata_after=na, **common)
+                    summary.note_error(f"tile {chip.tile_id}: {result}")
+                else:
+                    record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
+                                         caption=result["caption"], confidence=result["confidence"],
+                                         changed=result["changed"], nodata_before=nb, nodata_after=na, **common)
+                self.rows.append((record, chip.bounds))
+        self.write()
+        self.progress(len(pending))
 
 
 def _progress(total: int, enabled: bool) -> Callable[[int | None], None]:

@@ -24,6 +24,31 @@ from rasterio.windows import Window
 
 log = logging.getLogger(__name__)
 
+
+class RasterReadError(Exception):
+    """A raster read failed (truncated or corrupt file, I/O error); the message names raster, pixels and reason."""
+
+    def __init__(self, message: str, where: str = "", reason: str = ""):
+        super().__init__(message)
+        self.where, self.reason = where, reason
+
+
+def _reason(exc: BaseException) -> str:
+    """GDAL's own message: rasterio puts it in the cause of a generic "Read failed" error."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(cause) if cause is not None and str(cause) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _read(src, label: str, path: str, indexes, window: Window, **kwargs) -> np.ndarray:
+    try:
+        return src.read(indexes, window=window, **kwargs)
+    except (rasterio.errors.RasterioError, RuntimeError, OSError) as exc:
+        col0, row0 = int(window.col_off), int(window.row_off)
+        where = f"pixels x {col0}-{col0 + int(window.width)}, y {row0}-{row0 + int(window.height)}"
+        reason = _reason(exc)
+        raise RasterReadError(f"cannot read the {label} raster {path} at {where}: {reason}", where, reason) from None
+
 STRETCH_SAMPLE_PIXELS = 1024  # longest side of the decimated read used for the stretch percentiles
 
 
@@ -63,8 +88,11 @@ class DateReader:
     """Reads chips of one date on the before grid (directly, shifted, or through a WarpedVRT)."""
 
     def __init__(self, src, bands: list[int], nodata: float | None, grid: RasterGrid, *, warp: bool,
-                 offset: tuple[int, int] = (0, 0), alpha_band: int | None = None):
+                 offset: tuple[int, int] = (0, 0), alpha_band: int | None = None, label: str = "",
+                 path: str = ""):
         self.src = src  # a DatasetReader or a WarpedVRT aligned to the before grid
+        self.label = label  # "before" / "after", for error messages
+        self.path = path
         self.bands = bands
         self.nodata = nodata
         self.grid = grid
@@ -85,7 +113,7 @@ class DateReader:
             return ChipRead(array, valid)
         window = Window(cx0, cy0, cx1 - cx0, cy1 - cy0)
         indexes = list(self.bands) + ([self.alpha_band] if self.alpha_band else [])
-        data = self.src.read(indexes, window=window)
+        data = _read(self.src, self.label, self.path, indexes, window)
         inner = data[:3]
         inner_valid = valid_mask(inner, self.nodata)
         if self.alpha_band:
@@ -107,8 +135,8 @@ class DateReader:
         scale = max(1.0, max(w, h) / STRETCH_SAMPLE_PIXELS)
         shape = (max(1, int(h / scale)), max(1, int(w / scale)))
         indexes = list(self.bands) + ([self.alpha_band] if self.alpha_band else [])
-        data = self.src.read(indexes, window=Window(cx0, cy0, w, h), out_shape=(len(indexes), *shape),
-                             resampling=Resampling.nearest)
+        data = _read(self.src, self.label, self.path, indexes, Window(cx0, cy0, w, h),
+                     out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
         ok = valid_mask(data[:3], self.nodata)
         if self.alpha_band:
             ok &= data[3] > 0
@@ -135,7 +163,8 @@ class RasterPair:
             self.overlap = self._overlap()
             self.resampled = False
             self.resample_reason: str | None = None
-            self.before_reader = DateReader(self.before, self.bands_before, self.nodata_before, self.grid, warp=False)
+            self.before_reader = DateReader(self.before, self.bands_before, self.nodata_before, self.grid, warp=False,
+                                            label="before", path=self.before_path)
             self.after_reader = self._after_reader(resampling)
         except Exception:
             self.close()
@@ -172,7 +201,8 @@ class RasterPair:
     def _after_reader(self, resampling: Resampling) -> DateReader:
         offset = self._same_grid_offset()
         if offset is not None:
-            return DateReader(self.after, self.bands_after, self.nodata_after, self.grid, warp=False, offset=offset)
+            return DateReader(self.after, self.bands_after, self.nodata_after, self.grid, warp=False, offset=offset,
+                              label="after", path=self.after_path)
         self.resampled = True
         reasons = []
         if self.before.crs != self.after.crs:
@@ -188,9 +218,11 @@ class RasterPair:
                    "height": self.before.height, "resampling": resampling}
         if self.nodata_after is not None:
             vrt = WarpedVRT(self.after, src_nodata=self.nodata_after, nodata=self.nodata_after, **options)
-            return DateReader(self._keep(vrt), self.bands_after, self.nodata_after, self.grid, warp=True)
+            return DateReader(self._keep(vrt), self.bands_after, self.nodata_after, self.grid, warp=True,
+                              label="after", path=self.after_path)
         vrt = WarpedVRT(self.after, add_alpha=True, **options)  # alpha marks where the after raster has data
-        return DateReader(self._keep(vrt), self.bands_after, None, self.grid, warp=True, alpha_band=vrt.count)
+        return DateReader(self._keep(vrt), self.bands_after, None, self.grid, warp=True, alpha_band=vrt.count,
+                          label="after", path=self.after_path)
 
     def window_of(self, bounds: Bounds) -> Window:
         """Before-pixel window (whole pixels) covering ``bounds``."""
@@ -200,8 +232,24 @@ class RasterPair:
         c1, r1 = min(self.before.width, math.ceil(max(xs))), min(self.before.height, math.ceil(max(ys)))
         return Window(c0, r0, max(0, c1 - c0), max(0, r1 - r0))
 
+    def check_readable(self) -> None:
+        """Read a few pixels at the corners and the centre of both rasters (every band used): a truncated or
+        corrupt file is refused with ValueError before anything is written, instead of failing chips later. Cheap
+        (a handful of blocks); a file damaged elsewhere still fails only the chips over the damage."""
+        for label, path, src, bands in (("before", self.before_path, self.before, self.bands_before),
+                                        ("after", self.after_path, self.after, self.bands_after)):
+            w, h = src.width, src.height
+            spots = {(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, h // 2)}
+            for x, y in sorted(spots):
+                try:
+                    _read(src, label, path, sorted(set(bands)), Window(x, y, 1, 1))
+                except RasterReadError as exc:
+                    raise ValueError(f"{label} raster {path} cannot be read at {exc.where} (truncated or corrupt?): "
+                                     f"{exc.reason}") from None
+
     def stretch(self, bounds: Bounds) -> Stretch:
-        """The one 8-bit stretch for both dates, from decimated reads of both over ``bounds``."""
+        """The one 8-bit stretch for both dates, from decimated reads of both over ``bounds``; ValueError when a
+        raster cannot be read there."""
         dtypes = {self.before.dtypes[b - 1] for b in self.bands_before} | {
             self.after.dtypes[b - 1] for b in self.bands_after
         }
@@ -210,7 +258,10 @@ class RasterPair:
         window = self.window_of(bounds)
         samples = []
         for reader in (self.before_reader, self.after_reader):
-            data, ok = reader.sample(window)
+            try:
+                data, ok = reader.sample(window)
+            except RasterReadError as exc:
+                raise ValueError(f"{exc} (truncated or corrupt?)") from None
             data = data.astype(np.float64)
             data[:, ~ok] = np.nan  # validity decided here (alpha band included); NaN is nodata for the stretch
             samples.append((data, None))

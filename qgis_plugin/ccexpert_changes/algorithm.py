@@ -2,8 +2,11 @@
 model designer, ``processing.run`` and ``qgis_process``.
 
 Plan (no network, cheap): open both rasters with GDAL, check they overlap, transform the AOI into the before
-CRS, lay the chip grid and count the chips. Run: fetch ``/v1/info``, compute the shared stretch, then stream
-chips in batches to the backend and append each batch to the GeoPackage in one transaction.
+CRS, lay the chip grid and count the chips. Run: check OUTPUT (a .gpkg that is none of the inputs), fetch
+``/v1/info``, check the API key (``/v1/auth/check``), compute the shared stretch, then stream chips in batches to
+the backend and append each batch to the GeoPackage in one transaction. Nothing is written before every check
+passed; an existing OUTPUT is replaced only once the run captions its first tile (``output.TileWriter``), and
+RESUME refuses an OUTPUT made from other inputs unless RESUME_FORCE.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import base64
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qgis.core import (
     Qgis,
@@ -44,9 +47,17 @@ from qgis.PyQt.QtGui import QIcon
 from . import settings
 from .about import LOG_TAG, icon_path, tr
 from .client import BackendClient, BackendError
-from .core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, run_metadata, utc_now_iso
+from .core.fields import (
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SKIPPED_NODATA,
+    make_record,
+    run_metadata,
+    source_identity,
+    utc_now_iso,
+)
 from .core.grid import Bounds, Chip, ChipGrid
-from .output import OutputError, TileWriter
+from .output import OutputError, TileWriter, check_output
 from .prefetch import Prefetcher
 from .reader import PairReader, RasterInputError, default_bands, encode_png, open_raster, raster_grid
 
@@ -78,6 +89,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     AUTHCFG = "AUTHCFG"
     BATCH_SIZE = "BATCH_SIZE"
     RESUME = "RESUME"
+    RESUME_FORCE = "RESUME_FORCE"
     MAX_CHIPS = "MAX_CHIPS"
     OUTPUT = "OUTPUT"
 
@@ -94,8 +106,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             "sends each chip pair to a CCExpert backend and writes one polygon per chip with a caption of what "
             "changed (fields tile_id, caption, confidence, changed, status, ...). Chips with more nodata than "
             "MAX_NODATA are not sent (status skipped_nodata). With RESUME, tiles already captioned in OUTPUT are "
-            "skipped, so a canceled or failed run continues where it stopped. CHIP_SIZE 0 and BATCH_SIZE 0 take the "
-            "backend's values. Needs a running backend: ccexpert serve --model DIR --port 8000."
+            "skipped, so a canceled or failed run continues where it stopped; RESUME refuses an OUTPUT made from "
+            "other rasters, bands, grid or model unless RESUME_FORCE is ticked. Without RESUME an existing OUTPUT is "
+            "replaced once the run captions its first tile. CHIP_SIZE 0 and BATCH_SIZE 0 take the backend's "
+            "values. Needs a running backend: ccexpert serve --model DIR --port 8000."
         )
 
     def icon(self) -> QIcon:
@@ -164,6 +178,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterBoolean(self.RESUME, tr("Resume: keep tiles already captioned in the output"), False)
         )
+        force = QgsProcessingParameterBoolean(
+            self.RESUME_FORCE, tr("Resume even if the output was made from other inputs (bands, stretch, model)"),
+            False)
+        force.setFlags(force.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(force)
         limit = QgsProcessingParameterNumber(
             self.MAX_CHIPS, tr("Refuse runs of more chips than"), QgsProcessingParameterNumber.Type.Integer,
             settings.max_chips(), minValue=1,
@@ -244,14 +263,36 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt())
 
     # -- run ----------------------------------------------------------------------------------------------
+    def _check_output(self, parameters, context: QgsProcessingContext) -> str:
+        """OUTPUT, refused before anything else when it is not a .gpkg or is one of the inputs."""
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        inputs = {}
+        for label, name in (("BEFORE raster", self.BEFORE), ("AFTER raster", self.AFTER)):
+            layer = self.parameterAsRasterLayer(parameters, name, context)
+            inputs[label] = layer.source() if layer is not None else None
+        try:
+            aoi = self.parameterAsVectorLayer(parameters, self.AOI, context)
+            inputs["AOI"] = aoi.source() if aoi is not None else None
+        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
+            inputs["AOI"] = None
+        try:
+            check_output(output, inputs)
+        except OutputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        return output
+
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback):
+        output = self._check_output(parameters, context)
         url = self.parameterAsString(parameters, self.BACKEND_URL, context) or settings.backend_url()
         authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
         try:
             client = BackendClient(url, authcfg, feedback=feedback)
             info = client.info()
+            access = client.check_key()  # a refused key stops here, before any output
         except BackendError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        if access is None:
+            feedback.pushInfo(tr("The backend has no /v1/auth/check (older version): the first batch checks the key"))
         out_size = int(info["chip_size"])
         feedback.pushInfo(
             tr("Backend {0}: model {1} {2}, chips {3} px, device {4}{5}").format(
@@ -273,18 +314,21 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(tr("8-bit stretch shared by both dates (2-98 %): low {0}, high {1}").format(
                 [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]))
 
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not output.lower().endswith(".gpkg"):
-            raise QgsProcessingException(tr("OUTPUT must be a GeoPackage (.gpkg) file, got {0}").format(output))
         resume = self.parameterAsBoolean(parameters, self.RESUME, context)
+        force = self.parameterAsBoolean(parameters, self.RESUME_FORCE, context)
+        before_path, after_path = plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription()
         try:
             metadata = run_metadata(
-                plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription(),
-                ",".join(str(b) for b in plan.reader.bands), None,
-                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict())
-            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, resume, metadata)
-        except OutputError as exc:
+                before_path, after_path, ",".join(str(b) for b in plan.reader.bands), None,
+                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict(),
+                model=" ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip(),
+                before_source=source_identity(before_path), after_source=source_identity(after_path))
+            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, resume, metadata, force=force)
+        except (OutputError, OSError) as exc:
             raise QgsProcessingException(str(exc)) from exc
+        if writer.differences:
+            feedback.reportError(tr("RESUME_FORCE: resuming {0} although it was made by another run: {1}").format(
+                output, "; ".join(writer.differences)))
         if resume:
             feedback.pushInfo(tr("Resuming: {0} tile(s) already captioned in {1}").format(len(writer.done), output))
 
@@ -297,10 +341,21 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             run_id=uuid.uuid4().hex[:12], backend=client.base_url,
             max_body=int(info.get("max_body_bytes") or 0), model=str(info.get("model_name") or ""),
         )
+        completed = False
         try:
             stats = run.execute(plan, batch_size)
+            completed = True
         finally:
-            writer.close()
+            if run.refused_key:
+                writer.discard()  # a refused key: no output at all (or the previous one as it was)
+            # a run that captioned nothing keeps a previous OUTPUT unless it ended with no error
+            kept = writer.close(keep=completed and run.stats.get("ERRORS", 0) == 0)
+        if not kept:
+            raise QgsProcessingException(
+                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "
+                   "problem and run again.").format(stats["ERRORS"], run.first_error, output)
+            )
+        _store_style(output, feedback)
         _style_on_load(context, output)
         feedback.pushInfo(
             tr("Done: {0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before; "
@@ -346,6 +401,8 @@ class _Run:
     model: str
     batch_size: int = DEFAULT_BATCH
     first_error: str | None = None  # the first tile error of this run, for the summary and the exception
+    refused_key: bool = False  # the backend refused the API key before anything was captioned
+    stats: dict = field(default_factory=dict)
 
     def _note_error(self, message: str) -> None:
         if self.first_error is None:
@@ -373,7 +430,7 @@ class _Run:
 
     def execute(self, plan: Plan, batch_size: int) -> dict[str, int]:
         self.batch_size = batch_size
-        stats = {"CAPTIONED": 0, "CHANGED_RUN": 0, "ERRORS": 0, "SKIPPED_NODATA": 0, "RESUMED": 0}
+        stats = self.stats = {"CAPTIONED": 0, "CHANGED_RUN": 0, "ERRORS": 0, "SKIPPED_NODATA": 0, "RESUMED": 0}
         pending: list[tuple[Chip, dict, float, float]] = []  # chip, pair, nodata fractions
         finished: list[tuple[dict, Bounds]] = []  # records written with the next batch
         seen = 0
@@ -442,6 +499,11 @@ class _Run:
             model, results = self.client.captions([p for _, p, _, _ in pending])
         except BackendError as exc:
             if exc.fatal:
+                if exc.kind == "auth" and stats["CAPTIONED"] == 0:  # an older backend without /v1/auth/check
+                    self.refused_key = True
+                    raise QgsProcessingException(
+                        tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
+                    ) from exc
                 if exc.kind != "canceled":
                     records = [(self._record(c, STATUS_ERROR, nb, na, error=str(exc), model=self.model), c.bounds)
                                for c, _, nb, na in pending]
@@ -507,6 +569,19 @@ def _touches(aoi: QgsGeometry):
 
 
 _POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors
+
+
+def _store_style(output: str, feedback: QgsProcessingFeedback) -> None:
+    """The style travels with the layer (GeoPackage ``layer_styles``): it opens styled wherever it is opened."""
+    import sqlite3
+
+    from .core.fields import LAYER_NAME
+    from .core.style_table import write_shipped_style
+
+    try:
+        write_shipped_style(output, LAYER_NAME)
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        feedback.pushWarning(tr("The layer style could not be stored in {0}: {1}").format(output, exc))
 
 
 def _style_on_load(context: QgsProcessingContext, output: str) -> None:

@@ -1,14 +1,20 @@
 """HTTP client for the CCExpert backend (``GET /v1/info``, ``POST /v1/captions``) on QGIS networking.
 
 ``QgsBlockingNetworkRequest`` is safe in a worker thread, honours the QGIS proxy settings and auth configs
-and is cancelled through the ``QgsFeedback`` of the running task. 429 and 5xx answers and dropped
-connections are retried with exponential backoff; everything else becomes a :class:`BackendError` whose
-message tells the user what to do.
+and is cancelled through the ``QgsFeedback`` of the running task. 429 and 5xx answers, timeouts and dropped
+connections are retried for at most ``retry_budget_s`` seconds (5 minutes; 10 s for ``/v1/info`` and
+``/v1/auth/check``, so a wrong URL is reported quickly), waiting a capped exponential backoff with jitter
+(``backoff_s`` * 2^n, at most ``max_backoff_s``, times 0.5-1) that is never shorter than the server's
+``Retry-After``; ``retries`` optionally caps the count too. A failing model (500, ``engine_error``) is not load:
+it is retried ``SERVER_ERROR_RETRIES`` times only. Everything else becomes a :class:`BackendError` whose
+message tells the user what to do. :meth:`BackendClient.check_key` asks the backend whether it accepts the key
+before a run writes anything.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from typing import Any
 
@@ -21,6 +27,10 @@ from .settings import request_headers
 
 API_VERSION = "1"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+RETRY_BUDGET_S = 300.0
+PROBE_BUDGET_S = 10.0
+SERVER_ERROR_RETRIES = 2
+SERVER_ERROR_CODES = {"engine_error", "internal_error"}
 _TRANSIENT_ERRORS = {
     QNetworkReply.NetworkError.ConnectionRefusedError,
     QNetworkReply.NetworkError.RemoteHostClosedError,
@@ -84,8 +94,11 @@ class BackendClient:
         feedback: QgsFeedback | None = None,
         timeout_s: float = 60.0,
         per_pair_timeout_s: float = 30.0,
-        retries: int = 3,
+        retries: int | None = None,
         backoff_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        retry_budget_s: float = RETRY_BUDGET_S,
+        probe_budget_s: float = PROBE_BUDGET_S,
     ):
         url = (base_url or "").strip().rstrip("/")
         if not url.lower().startswith(("http://", "https://")):
@@ -95,8 +108,11 @@ class BackendClient:
         self.feedback = feedback
         self.timeout_s = timeout_s
         self.per_pair_timeout_s = per_pair_timeout_s
-        self.retries = retries
+        self.retries = retries  # None: only the budget bounds the retries
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.retry_budget_s = retry_budget_s
+        self.probe_budget_s = probe_budget_s
         try:
             self._headers, self._authcfg = request_headers(authcfg)
         except RuntimeError as exc:
@@ -105,7 +121,8 @@ class BackendClient:
     # -- public API ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """``/v1/info``, checked for the fields and API version this plugin speaks."""
-        status, body = self._request("GET", "/v1/info", None, timeout_s=min(self.timeout_s, 30.0))
+        status, body = self._request("GET", "/v1/info", None, timeout_s=min(self.timeout_s, 30.0),
+                                     budget_s=min(self.retry_budget_s, self.probe_budget_s))
         try:
             info = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -126,6 +143,23 @@ class BackendClient:
                 status,
             )
         return info
+
+    def check_key(self) -> dict[str, Any] | None:
+        """``GET /v1/auth/check`` before a run: ``{"status": "ok", "label": ...}`` when the backend accepts the key,
+        None when it predates the endpoint (404/405: the first batch checks the key). A refused key raises
+        BackendError kind ``auth``."""
+        try:
+            status, body = self._request("GET", "/v1/auth/check", None, timeout_s=min(self.timeout_s, 30.0),
+                                         budget_s=min(self.retry_budget_s, self.probe_budget_s))
+        except BackendError as exc:
+            if exc.kind == "incompatible" and exc.status in (404, 405):
+                return None
+            raise
+        try:
+            answer = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            answer = None
+        return answer if isinstance(answer, dict) else {"status": "ok", "label": None}
 
     def captions(self, pairs: list[dict[str, str]], max_new_tokens: int = 64) -> tuple[str, list[dict[str, Any]]]:
         """Caption ``pairs`` (``{"id", "before", "after"}`` with base64 PNGs) -> (model, results in request
@@ -165,24 +199,41 @@ class BackendClient:
                 raise BackendError("canceled", tr("Canceled."))
             time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
-    def _request(self, method: str, path: str, data: bytes | None, timeout_s: float | None = None) -> tuple[int, bytes]:
-        last: BackendError | None = None
-        for attempt in range(self.retries + 1):
+    def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): capped exponential backoff with jitter,
+        never less than the server's ``Retry-After``."""
+        jitter = random.uniform(0.5, 1.0)  # nosec B311 - spreading retries, not security
+        delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 60)) * jitter
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def _request(self, method: str, path: str, data: bytes | None, timeout_s: float | None = None,
+                 budget_s: float | None = None) -> tuple[int, bytes]:
+        budget_s = self.retry_budget_s if budget_s is None else budget_s
+        deadline = time.monotonic() + budget_s
+        attempt = 0
+        while True:
+            attempt += 1
             if self._canceled():
                 raise BackendError("canceled", tr("Canceled."))
             try:
                 return self._once(method, path, data, timeout_s or self.timeout_s)
             except _Retry as retry:
                 last = retry.error
-                if attempt == self.retries:
-                    break
-                delay = retry.retry_after if retry.retry_after is not None else self.backoff_s * (2**attempt)
+                if self.retries is not None and attempt > self.retries:
+                    raise last from None
+                if retry.server_error and attempt > SERVER_ERROR_RETRIES:
+                    raise last from None
+                delay = self.backoff_delay(attempt, retry.retry_after)
+                if time.monotonic() + delay > deadline:
+                    last.args = (tr("{0} (gave up after {1} attempts: retry budget of {2:g} s spent)").format(
+                        last, attempt, budget_s),)
+                    raise last from None
                 if self.feedback is not None:
                     self.feedback.pushInfo(
-                        tr("{0}; retrying in {1:.1f} s ({2}/{3})").format(last, delay, attempt + 1, self.retries)
+                        tr("{0}; retrying in {1:.1f} s (attempt {2}, {3:.0f} s of the retry budget left)").format(
+                            last, delay, attempt + 1, deadline - time.monotonic())
                     )
-                self._sleep(min(delay, 60.0))
-        raise last if last is not None else BackendError("unreachable", tr("No request was made."))
+                self._sleep(delay)
 
     def _once(self, method: str, path: str, data: bytes | None, timeout_s: float) -> tuple[int, bytes]:
         url = self.base_url + path
@@ -241,6 +292,7 @@ class BackendClient:
                 BackendError("server", tr("The backend answered HTTP {0}: {1}").format(status, message), status,
                              chip_id),
                 _retry_after(reply),
+                server_error=status == 500 or _error_code(body) in SERVER_ERROR_CODES,
             )
         if status in (401, 403):
             raise BackendError(
@@ -263,10 +315,11 @@ class BackendClient:
 
 
 class _Retry(Exception):
-    def __init__(self, error: BackendError, retry_after: float | None):
+    def __init__(self, error: BackendError, retry_after: float | None, server_error: bool = False):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.server_error = server_error  # the model failed (500, engine_error): retried a few times only
 
 
 def _error_code(body: bytes) -> str | None:

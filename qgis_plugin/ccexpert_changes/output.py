@@ -2,21 +2,33 @@
 
 Each batch of tiles is one SQLite transaction, so a cancel or a crash keeps every finished batch and the
 file stays valid. RESUME reads the tile ids already ``ok`` and skips them; any other row of a tile that is
-redone is deleted first, so a tile is never in the layer twice.
+redone is deleted first, so a tile is never in the layer twice. RESUME also compares the output's run metadata
+(its fingerprint: rasters, bands, grid, stretch, model) with the run's and refuses another run's output unless
+forced.
+
+Without RESUME the run is staged (issue 16): it writes to a hidden temporary GeoPackage next to OUTPUT that
+replaces OUTPUT (``os.replace``, between transactions, with the connection closed) with the first batch holding a
+captioned tile; from then on it appends to OUTPUT in place, so a crash keeps what was done for RESUME. A run that
+fails or is canceled before captioning anything leaves a previous OUTPUT as it was (:meth:`TileWriter.close`).
+:func:`check_output` refuses an OUTPUT that is one of the inputs before anything is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from osgeo import ogr, osr
 
 from .about import tr
-from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK
+from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK, fingerprint_differences
 from .core.grid import Bounds, parse_tile_id
+
+PARTIAL_SUFFIX = ".partial.gpkg"
 
 _OGR_TYPES = {"str": ogr.OFTString, "int": ogr.OFTInteger, "real": ogr.OFTReal}
 
@@ -25,44 +37,107 @@ class OutputError(ValueError):
     """The OUTPUT file cannot be used; the message says why and what to do."""
 
 
+def check_output(path: str, inputs: Mapping[str, str | None]) -> None:
+    """OutputError when OUTPUT is not a GeoPackage file or is one of ``inputs`` (label -> path) under any name
+    (symlink, hard link). Reads and changes nothing."""
+    for label, other in inputs.items():
+        if other and _same_file(path, other):
+            raise OutputError(tr("OUTPUT {0} is the {1} ({2}); an input is never overwritten. Choose another "
+                                 "OUTPUT file.").format(path, label, other))
+    if os.path.isdir(path):
+        raise OutputError(tr("OUTPUT {0} is a directory; give the path of a .gpkg file").format(path))
+    if not path.lower().endswith(".gpkg"):
+        raise OutputError(tr("OUTPUT must be a GeoPackage (.gpkg) file, got {0}").format(path))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b.split("|", 1)[0])
+    except (OSError, ValueError):
+        return False
+
+
+def _remove(path: str) -> None:
+    for name in (path, path + "-journal", path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
+def _remove_stale_partials(folder: str, name: str) -> None:
+    """Temporary files of runs on the same OUTPUT whose process is gone (killed before captioning anything)."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(PARTIAL_SUFFIX)):
+            continue
+        try:
+            pid = int(entry[len(prefix):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            _remove(os.path.join(folder, entry))
+        except OSError:
+            pass  # alive, someone else's
+
+
 class TileWriter:
-    """``change_captions`` layer of a GeoPackage at ``path`` (created, overwritten or resumed)."""
+    """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed).
+
+    ``metadata`` (``core.fields.run_metadata``) is stored with a new layer and, on resume, compared with the stored
+    one: OutputError naming what differs unless ``force``. ``differences`` keeps what ``force`` let through."""
 
     def __init__(self, path: str, srs_wkt: str, grid_hash: str, resume: bool,
-                 metadata: Mapping[str, Any] | None = None):
-        self.path = path
+                 metadata: Mapping[str, Any] | None = None, force: bool = False):
+        self.path = path  # OUTPUT
         self.done: set[str] = set()
+        self.differences: list[str] = []
         self._stale: dict[str, list[int]] = {}  # tile id -> fids of rows not ok, replaced when the tile is redone
+        self._partial: str | None = None  # the staged file, until it replaces OUTPUT
+        self.replaces = False  # a staged run that would replace an existing OUTPUT
+        self.ds = None
+        if os.path.exists(path) and resume:
+            self._open(path)
+            if self.layer is None:
+                raise OutputError(tr("RESUME: {0} has no layer {1}; choose another OUTPUT").format(path, LAYER_NAME))
+            self._check_resumable(grid_hash, metadata, force)
+            return
         srs = osr.SpatialReference()
         srs.ImportFromWkt(srs_wkt)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        driver = ogr.GetDriverByName("GPKG")
-        self.ds = None
-        if os.path.exists(path):
-            if resume:
-                self.ds = ogr.Open(path, 1)
-                if self.ds is None:
-                    raise OutputError(tr("RESUME: {0} is not a GeoPackage that can be opened for writing").format(path))
-            else:
-                driver.DeleteDataSource(path)
-                if os.path.exists(path):
-                    os.remove(path)
+        self.replaces = os.path.exists(path)
+        folder, name = os.path.split(os.path.abspath(path))
+        _remove_stale_partials(folder, name)
+        self._partial = os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        self.ds = ogr.GetDriverByName("GPKG").CreateDataSource(self._partial)
         if self.ds is None:
-            self.ds = driver.CreateDataSource(path)
-            if self.ds is None:
-                raise OutputError(tr("Cannot create the GeoPackage {0}").format(path))
-        self.layer = self.ds.GetLayerByName(LAYER_NAME)
-        if self.layer is None:
-            self.layer = self.ds.CreateLayer(LAYER_NAME, srs, ogr.wkbPolygon, options=["SPATIAL_INDEX=YES"])
-            for name, kind in FIELDS:
-                self.layer.CreateField(ogr.FieldDefn(name, _OGR_TYPES[kind]))
-            if metadata is not None:  # the run's parameters, for `ccexpert report` (core.fields.run_metadata)
-                self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
-        else:
-            self._check_resumable(grid_hash)
+            raise OutputError(tr("Cannot create the GeoPackage {0} (next to {1})").format(self._partial, path))
+        self.layer = self.ds.CreateLayer(LAYER_NAME, srs, ogr.wkbPolygon, options=["SPATIAL_INDEX=YES"])
+        for field_name, kind in FIELDS:
+            self.layer.CreateField(ogr.FieldDefn(field_name, _OGR_TYPES[kind]))
+        if metadata is not None:  # the run's parameters, for `ccexpert report` (core.fields.run_metadata)
+            self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
         self._defn = self.layer.GetLayerDefn()
 
-    def _check_resumable(self, grid_hash: str) -> None:
+    def _open(self, path: str) -> None:
+        self.ds = ogr.Open(path, 1)
+        if self.ds is None:
+            raise OutputError(tr("RESUME: {0} is not a GeoPackage that can be opened for writing").format(path))
+        self.layer = self.ds.GetLayerByName(LAYER_NAME)
+        self._defn = self.layer.GetLayerDefn() if self.layer is not None else None
+
+    @property
+    def staged(self) -> bool:
+        """Still writing to the temporary file (nothing captioned yet)."""
+        return self._partial is not None
+
+    def _check_resumable(self, grid_hash: str, metadata: Mapping[str, Any] | None, force: bool) -> None:
         defn = self.layer.GetLayerDefn()
         names = {defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())}
         missing = [n for n in FIELD_NAMES if n not in names]
@@ -88,6 +163,19 @@ class TileWriter:
             else:
                 self._stale.setdefault(tile_id, []).append(feature.GetFID())
         self.layer.ResetReading()
+        if metadata is None:
+            return
+        try:
+            stored = json.loads(self.layer.GetMetadataItem(RUN_METADATA_TAG) or "{}")
+        except ValueError:
+            stored = {}
+        self.differences = fingerprint_differences(stored, metadata)
+        if self.differences and not force:
+            raise OutputError(
+                tr("RESUME: {0} was made by another run: {1}. Choose a new OUTPUT or switch RESUME off; tick "
+                   "RESUME_FORCE only when the tiles done so far still hold (e.g. the same pixels "
+                   "re-exported).").format(self.path, "; ".join(self.differences))
+            )
 
     def write(self, records: Iterable[tuple[Mapping[str, Any], Bounds]]) -> int:
         """Write one batch in one transaction; rows of the same tiles that are not ``ok`` are replaced."""
@@ -113,17 +201,50 @@ class TileWriter:
         except Exception:
             self.ds.RollbackTransaction()
             raise
+        captioned = False
         for record, _ in records:
             self._stale.pop(record["tile_id"], None)
             if record["status"] == STATUS_OK:
                 self.done.add(record["tile_id"])
+                captioned = True
+        if captioned and self.staged:
+            self.promote()
         return len(records)
 
-    def close(self) -> None:
+    def promote(self) -> None:
+        """The staged file replaces OUTPUT (connection closed, atomic rename, reopened in place)."""
+        if not self.staged:
+            return
+        self._close_ds()
+        os.replace(self._partial, self.path)
+        self._partial = None
+        self._open(self.path)
+
+    def _close_ds(self) -> None:
         if self.ds is not None:
+            self._defn = None
             self.layer = None
             self.ds.FlushCache()
             self.ds = None
+
+    def close(self, keep: bool = True) -> bool:
+        """Close; a run still staged is promoted when ``keep`` (or when there is no OUTPUT to protect), else its
+        file is dropped and a previous OUTPUT stays as it was. Returns whether OUTPUT holds this run's tiles."""
+        if self.staged and (keep or not self.replaces):
+            self.promote()
+        self._close_ds()
+        if self.staged:
+            _remove(self._partial)
+            self._partial = None
+            return False
+        return True
+
+    def discard(self) -> None:
+        """Drop a staged run whatever it wrote (a refused API key): OUTPUT is not created or stays as it was."""
+        if self.staged:
+            self._close_ds()
+            _remove(self._partial)
+            self._partial = None
 
 
 def _polygon(bounds: Bounds) -> ogr.Geometry:

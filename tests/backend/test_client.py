@@ -149,3 +149,127 @@ def test_against_the_real_service_with_key():
         results = client.caption(pairs, max_new_tokens=4)
         assert [r["caption"] for r in results] == [echo_caption(i, i + 1) for i in range(5)]
         assert client.session.headers["User-Agent"].startswith("ccexpert-client/")
+
+
+# -- issue 16: a retry budget in seconds, growing backoff with jitter, Retry-After as a floor, the key check ---------
+
+class Busy:
+    """Answers 429 (``Retry-After``) to every request for ``busy_for`` seconds, then serves; GET /v1/auth/check
+    answers ``check`` (404 when None). Records when each request came."""
+
+    def __init__(self, busy_for: float, retry_after: str | None = "0", check=None):
+        self.times: list[float] = []
+        self.start = time.monotonic()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/v1/auth/check":
+                    status, body = check or (404, {"detail": "Not Found"})
+                    return self._send(status, body)
+                return self._send(404, {"detail": "Not Found"})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.times.append(time.monotonic())
+                if time.monotonic() - outer.start < busy_for:
+                    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+                    return self._send(429, {"error": {"code": "overloaded", "message": "busy", "id": None}}, headers)
+                return self._send(200, {"model": "m", "results": [
+                    {"id": p["id"], "caption": "c", "confidence": 1.0, "changed": False, "status": "ok",
+                     "error": None, "timing_ms": 1} for p in body["pairs"]]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def busy():
+    servers = []
+
+    def make(*args, **kwargs):
+        servers.append(Busy(*args, **kwargs))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_sustained_429_is_outlasted_within_the_budget(busy):
+    """Busy for 1.5 s: more than the old 6 attempts, fine within a budget; the waits grow (capped) with jitter."""
+    server = busy(1.5)
+    client = CCExpertClient(server.url, backoff=0.02, max_backoff=0.4, retry_budget=10)
+    assert [r["id"] for r in client.caption(PAIRS)] == ["t1", "t2"]
+    gaps = server.gaps()
+    assert len(server.times) > 6
+    assert gaps[3] > gaps[0] * 2  # exponential: 0.02, 0.04, 0.08, 0.16 (x 0.5-1 jitter)
+    assert max(gaps) < 0.4 + 0.2  # capped at max_backoff
+    assert len({round(g, 3) for g in gaps}) > 2  # jittered, not a fixed rhythm
+
+
+def test_retry_after_is_a_floor_not_the_whole_wait(busy):
+    server = busy(0.9, retry_after="0.3")
+    CCExpertClient(server.url, backoff=0.001, max_backoff=5, retry_budget=10).caption(PAIRS)
+    assert min(server.gaps()) >= 0.29  # never sooner than the server asked, though the backoff says 1 ms
+
+
+def test_retry_budget_spent_gives_up_with_the_reason(busy):
+    server = busy(60)
+    client = CCExpertClient(server.url, backoff=0.02, max_backoff=0.1, retry_budget=0.8)
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match=r"HTTP 429 overloaded: busy \(retry budget of 0.8 s spent\)") as info:
+        client.caption(PAIRS)
+    assert info.value.status == 429
+    assert 0.5 < time.monotonic() - start < 2.0 and len(server.times) > 4
+    # a Retry-After beyond the budget is not waited for
+    server = busy(60, retry_after="30")
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match="retry budget of 0.8 s"):
+        CCExpertClient(server.url, backoff=0.01, retry_budget=0.8).caption(PAIRS)
+    assert time.monotonic() - start < 1.0 and len(server.times) == 1
+
+
+def test_default_budget_is_minutes_and_retries_is_optional():
+    client = CCExpertClient("http://127.0.0.1:1")
+    assert client.retry_budget == 300.0 and client.retries is None
+
+
+def test_check_key_ok_refused_or_not_available(busy):
+    ok = busy(0, check=(200, {"status": "ok", "label": "analyst"}))
+    assert CCExpertClient(ok.url, api_key="k").check_key() == {"status": "ok", "label": "analyst"}
+    older = busy(0)
+    assert CCExpertClient(older.url, api_key="k").check_key() is None  # 404: the server predates the endpoint
+    refused = busy(0, check=(401, {"error": {"code": "unauthorized", "message": "wrong API key", "id": None}}))
+    with pytest.raises(ServiceError, match="401 unauthorized: wrong API key") as info:
+        CCExpertClient(refused.url, api_key="bad").check_key()
+    assert info.value.status == 401
+
+
+def test_a_failing_model_is_not_retried_for_the_whole_budget(scripted):
+    """500 engine_error is not load: a few retries, not five minutes of them."""
+    server = scripted([err(500, "engine_error")] * 10)
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match=r"failed after 3 attempts: HTTP 500 engine_error.*kept failing"):
+        CCExpertClient(server.url, backoff=0.01).caption(PAIRS)
+    assert len(server.bodies) == 3 and time.monotonic() - start < 2

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from ccexpert.cli import main
 from ccexpert.gpkg_output import read_tiles
@@ -93,3 +95,114 @@ def test_all_done_or_skipped_exits_0(tmp_path, capsys):
         assert _describe((empty, empty), out, url) == 0
     line = capsys.readouterr().out
     assert "0 captioned" in line and "1 skipped (nodata)" in line and "0 errors" in line
+
+
+# -- issue 16: the key is checked first, the key file guarded, the options and the output path checked early ------
+
+class AuthStub:
+    """A backend with ``/v1/info``, ``/v1/auth/check`` answering ``check`` (status, body) and ``/v1/captions``;
+    records the paths it was asked for."""
+
+    def __init__(self, check: tuple[int, dict] | None):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.paths: list[str] = []
+        outer = self
+        info = {**EchoEngine().info(), "api_version": "1", "max_body_bytes": 1 << 26}
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                outer.paths.append(self.path)
+                if self.path == "/v1/info":
+                    return self._send(200, info)
+                if self.path == "/v1/auth/check" and check is not None:
+                    return self._send(*check)
+                return self._send(404, {"detail": "Not Found"})
+
+            def do_POST(self):
+                outer.paths.append(self.path)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                return self._send(200, {"model": "echo", "results": [
+                    {"id": p["id"], "caption": "no change", "confidence": 1.0, "changed": False, "status": "ok",
+                     "error": None, "timing_ms": 1} for p in body["pairs"]]})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+UNAUTHORIZED = (401, {"error": {"code": "unauthorized", "message": "wrong API key", "id": None}})
+
+
+def _key_file(tmp_path, key="some-key", mode=0o600):
+    path = tmp_path / "key.txt"
+    path.write_text(key + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_refused_key_stops_before_the_first_chip_with_exit_2_and_no_output(rasters, tmp_path, capsys):
+    out = tmp_path / "o.gpkg"
+    key = _key_file(tmp_path)
+    with AuthStub(UNAUTHORIZED) as stub:
+        assert _describe(rasters, out, stub.url, "--api-key-file", str(key)) == 2
+    err = capsys.readouterr().err
+    assert "refused the API key" in err and "wrong API key" in err and "--resume" not in err
+    assert "/v1/captions" not in stub.paths and "/v1/auth/check" in stub.paths
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.suffix == ".gpkg"]
+    for check in ((200, {"status": "ok", "label": "analyst"}), None):  # a good key; an older server (404)
+        with AuthStub(check) as stub:
+            assert _describe(rasters, out, stub.url, "--api-key-file", str(key), "--overwrite") == 0
+        assert stub.paths.count("/v1/captions") == 5
+
+
+def test_api_key_file_open_to_others_is_refused(rasters, tmp_path, capsys):
+    out = tmp_path / "o.gpkg"
+    with AuthStub((200, {"status": "ok", "label": None})) as stub:
+        for mode in (0o644, 0o660, 0o602):
+            key = _key_file(tmp_path, mode=mode)
+            assert _describe(rasters, out, stub.url, "--api-key-file", str(key)) == 2
+            err = capsys.readouterr().err
+            assert f"{mode:04o}" in err and "too open" in err and f"chmod 600 {key}" in err
+        assert stub.paths == [] and not out.exists()  # refused before the backend is asked anything
+        key = _key_file(tmp_path, mode=0o400)
+        assert _describe(rasters, out, stub.url, "--api-key-file", str(key)) == 0
+
+
+@pytest.mark.parametrize("size", ["0", "-384", "8"])
+def test_chip_size_out_of_range_is_refused(rasters, tmp_path, capsys, size):
+    out = tmp_path / "o.gpkg"
+    before, after = rasters
+    assert main(["describe", str(before), str(after), "-o", str(out), "-q", "--chip-size", size]) == 2
+    err = capsys.readouterr().err
+    assert "--chip-size" in err and "16" in err and "8192" in err and not out.exists()
+
+
+def test_existing_output_is_reported_before_the_backend_is_contacted(rasters, tmp_path, capsys):
+    out = tmp_path / "o.gpkg"
+    out.write_bytes(b"an earlier run")
+    start = time.monotonic()
+    assert _describe(rasters, out, f"http://127.0.0.1:{free_port()}") == 2
+    err = capsys.readouterr().err
+    assert "exists: use --resume" in err and "unreachable" not in err
+    assert time.monotonic() - start < 5 and out.read_bytes() == b"an earlier run"

@@ -36,3 +36,45 @@ def test_make_record_refuses_bad_values():
         fields.make_record(tile_id="t", row=0, col=0, status="ok")
     with pytest.raises(ValueError, match="unexpected \\['extra'\\]"):
         fields.check_record({**fields.make_record(tile_id="t", row=0, col=0, status="error"), "extra": 1})
+
+
+def _meta(**kw):
+    base = dict(before="/a/b.tif", after="/a/a.tif", bands="1,2,3", nodata=None, chip_size=384, overlap=0,
+                grid_hash="ab12cd34", stretch={"passthrough": True}, model="echo 1",
+                before_source={"path": "/a/b.tif", "size": 10, "content": "aa"},
+                after_source={"path": "/a/a.tif", "size": 10, "content": "bb"})
+    base.update(kw)
+    return fields.run_metadata(**base)
+
+
+def test_source_identity_tells_scenes_apart_but_not_copies(tmp_path):
+    a, b, copy = tmp_path / "a.tif", tmp_path / "b.tif", tmp_path / "sub" / "copy.tif"
+    a.write_bytes(b"II*\x00" + bytes(range(256)) * 5000)
+    b.write_bytes(b"II*\x00" + bytes(range(255, -1, -1)) * 5000)  # same size, other pixels
+    copy.parent.mkdir()
+    copy.write_bytes(a.read_bytes())
+    ia, ib, ic = (fields.source_identity(str(p)) for p in (a, b, copy))
+    assert ia["size"] == ib["size"] and ia["content"] != ib["content"]
+    assert ic["content"] == ia["content"] and ic["path"] != ia["path"]
+    assert ia["mtime"].endswith("Z")
+    remote = "/vsicurl/https://example.org/x.tif"
+    assert fields.source_identity(remote) == {"path": remote}  # not a local file: kept, never compared
+
+
+def test_fingerprint_differences_name_what_changed():
+    stored = _meta()
+    assert fields.fingerprint_differences(stored, _meta()) == []
+    # a moved raster with the same content is the same scene
+    moved = _meta(before_source={"path": "/elsewhere/b.tif", "size": 10, "content": "aa"}, before="/elsewhere/b.tif")
+    assert fields.fingerprint_differences(stored, moved) == []
+    other = _meta(before_source={"path": "/a/b.tif", "size": 10, "content": "cc"}, bands="3,2,1",
+                  stretch={"passthrough": False, "lo": [1.0], "hi": [2.0]}, model="echo 2")
+    diffs = fields.fingerprint_differences(stored, other)
+    assert [d.split(":")[0] for d in diffs] == ["before raster", "bands", "8-bit stretch", "model"]
+    assert "/a/b.tif (10 bytes, content aa) then" in diffs[0]
+    # an output from an older version (no sources, no model) is compared on what it has
+    old = {k: v for k, v in stored.items() if k not in ("before_source", "after_source", "model")}
+    assert fields.fingerprint_differences(old, other) == [d for d in diffs if d.startswith(("bands", "8-bit"))]
+    # float noise from the JSON round trip is not a difference
+    a = _meta(stretch={"lo": [0.1 + 0.2], "hi": [1.0]})
+    assert fields.fingerprint_differences(a, _meta(stretch={"lo": [0.3], "hi": [1]})) == []

@@ -21,16 +21,21 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
     assert (grid.n_rows, grid.n_cols) == (2, 3)  # 700-64 -> 2 strides; 1000-64 -> 3 strides
     assert [(c.row, c.col) for c in chips] == list(itertools.product(range(2), range(3)))  # row-major
     for c in chips:
-        assert (c.xoff, c.yoff, c.size) == (c.col * 320, c.row * 320, 384)
+        # every stride, except the last row/column: moved back to end at the raster's edge
+        assert c.xoff == (c.col * 320 if c.col < 2 else 1000 - 384)
+        assert c.yoff == (c.row * 320 if c.row < 1 else 700 - 384) and c.size == 384
         xmin, ymin, xmax, ymax = c.bounds
         assert xmin == pytest.approx(500000.0 + c.xoff * 0.5)
         assert ymax == pytest.approx(4100000.0 - c.yoff * 0.5)
         assert xmax - xmin == pytest.approx(384 * 0.5) and ymax - ymin == pytest.approx(384 * 0.5)
-    # every raster pixel is inside some chip; edge chips extend past the raster (padding)
+    # every raster pixel is inside some chip, and every chip inside the raster: no padding, no polygon outside it
+    for x, y in itertools.product([*range(0, 1000, 7), 999], [*range(0, 700, 7), 699]):
+        assert any(c.xoff <= x < c.xoff + c.size and c.yoff <= y < c.yoff + c.size for c in chips), (x, y)
     last = chips[-1]
-    assert last.xoff + last.size > 1000 and last.yoff + last.size > 700
-    assert grid.valid_shape(last) == (700 - 320, 1000 - 640)
-    assert grid.valid_shape(chips[0]) == (384, 384)
+    assert (last.xoff + last.size, last.yoff + last.size) == (1000, 700)
+    assert all(grid.valid_shape(c) == (384, 384) for c in chips)
+    assert last.bounds[2] == pytest.approx(grid.raster.bounds[2]) and last.bounds[1] == pytest.approx(
+        grid.raster.bounds[1])
 
 
 def test_no_redundant_chip_when_raster_fits_exactly():
@@ -92,7 +97,7 @@ def test_count_is_constant_time_and_chips_stream_for_huge_rasters():
 def test_south_up_raster_bounds_are_ordered():
     grid = make(gt=(0.0, 1.0, 0.0, 0.0, 0.0, 1.0), width=500, height=500)
     chip = grid.chip(1, 0)
-    assert chip.bounds == (0.0, 384.0, 384.0, 768.0)
+    assert chip.bounds == (0.0, 116.0, 384.0, 500.0)  # the last row ends at the raster edge (row 500)
     assert grid.count((0.0, 390.0, 10.0, 400.0)) == 1
 
 
@@ -126,10 +131,11 @@ def test_refuses_bad_chip_index_and_tile_id():
 
 def _contract_hash(origin_x, origin_y, pixel_w, pixel_h, chip, stride, crs) -> str:
     """docs/ARCHITECTURE.md "Chip grid", restated independently of grid.py: sha1 over the 12-significant-digit
-    origin and pixel size, chip size, stride and CRS joined by "|", first 8 hex characters."""
+    origin and pixel size, chip size, stride, CRS and the grid version joined by "|", first 8 hex characters."""
     import hashlib
 
     parts = [format(float(v), ".12g") for v in (origin_x, origin_y, pixel_w, pixel_h)] + [str(chip), str(stride), crs]
+    parts.append("edge-inward")  # the grid version: chips of the last row/column end at the raster's edge
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 
@@ -140,3 +146,22 @@ def test_grid_hash_is_the_documented_one(chip, overlap):
     grid = make(chip=chip, overlap=overlap)
     assert grid.grid_hash == _contract_hash(500000.0, 4100000.0, 0.5, -0.5, chip, chip - overlap, "EPSG:32615")
     assert grid.tile_id(3, 7) == f"r00003_c00007_{grid.grid_hash}"
+
+
+def test_the_last_chips_end_at_the_edge_and_are_found_by_bounds():
+    grid = make(width=2048, height=2048)  # 5 x 384 + 128: the 6th chip of each row starts at 2048 - 384
+    assert (grid.n_rows, grid.n_cols) == (6, 6)
+    assert [grid.chip(0, col).xoff for col in range(6)] == [0, 384, 768, 1152, 1536, 1664]
+    strip = (500000.0 + 2000 * 0.5, 4100000.0 - 10 * 0.5, 500000.0 + 2048 * 0.5, 4100000.0)  # the last 48 pixels
+    assert [(c.row, c.col) for c in grid.chips(strip)] == [(0, 5)]
+    just_before = (500000.0 + 1670 * 0.5, 4100000.0 - 10 * 0.5, 500000.0 + 1680 * 0.5, 4100000.0)
+    assert [(c.row, c.col) for c in grid.chips(just_before)] == [(0, 4), (0, 5)]  # both chips hold those pixels
+    assert grid.count() == 36
+
+
+def test_the_old_overhanging_grid_has_another_hash():
+    """Outputs made with the earlier grid (edge chips past the raster) must not be resumed with this one."""
+    import hashlib
+
+    old = [format(float(v), ".12g") for v in (500000.0, 4100000.0, 0.5, -0.5)] + ["384", "384", "EPSG:32615"]
+    assert make().grid_hash != hashlib.sha1("|".join(old).encode()).hexdigest()[:8]

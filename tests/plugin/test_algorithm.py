@@ -33,6 +33,7 @@ FIELDS = ["tile_id", "row", "col", "caption", "confidence", "changed", "status",
 def expected_hash(origin_x, origin_y, px_w, px_h, chip, stride, crs) -> str:
     """Independent re-statement of the contract in docs/ARCHITECTURE.md (not the plugin's code)."""
     parts = [format(float(v), ".12g") for v in (origin_x, origin_y, px_w, px_h)] + [str(chip), str(stride), crs]
+    parts.append("edge-inward")  # the grid version
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 
@@ -60,12 +61,12 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
     for row in range(n_rows):
         for col in range(n_cols):
             r = by_id[f"r{row:05d}_c{col:05d}_{h}"]
-            x0, y1 = ORIGIN[0] + col * stride * 0.5, ORIGIN[1] - row * stride * 0.5
+            # every stride; the last row/column moved inward to end at the raster's edge (no polygon outside it)
+            xoff, yoff = min(col * stride, 1000 - CHIP), min(row * stride, 900 - CHIP)
+            x0, y1 = ORIGIN[0] + xoff * 0.5, ORIGIN[1] - yoff * 0.5
             assert r["bbox"] == pytest.approx((x0, y1 - CHIP * 0.5, x0 + CHIP * 0.5, y1), abs=1e-6)
             assert r["vertices"] == 5 and (r["row"], r["col"]) == (row, col)
-            valid = min(CHIP, 900 - row * stride) * min(CHIP, 1000 - col * stride)
-            assert r["nodata_before"] == pytest.approx(1 - valid / CHIP**2)
-            assert r["nodata_after"] == pytest.approx(r["nodata_before"])
+            assert r["nodata_before"] == 0 and r["nodata_after"] == 0  # the whole scene is read, nothing padded
             if r["nodata_before"] > 0.9:
                 assert r["status"] == "skipped_nodata" and r["changed"] is None and r["caption"] is None
             else:
@@ -86,17 +87,18 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
     report = subprocess.run([str(BACKEND_BIN / "ccexpert"), "report", str(out), "-o", str(tmp_path / "r.html")],
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-2000:]
-    assert "thumbnails unavailable" not in report.stderr + report.stdout
+    assert "imagery unavailable" not in report.stderr + report.stdout
     assert "<svg" in (tmp_path / "r.html").read_text()  # the overview map of the tiles
 
 
 def test_aoi_in_another_crs_keeps_only_chips_it_touches(run_describe, scene, tmp_path):
     before, after = scene
-    # a small polygon in WGS 84 inside chip (1, 1) of the 3 x 3 grid (chips are 192 m wide)
+    # a small polygon in WGS 84 inside chip (1, 1) only of the 3 x 3 grid (chips are 192 m wide; the last row and
+    # column start at 258 m and 308 m, where they end at the raster's edge)
     utm, wgs = QgsCoordinateReferenceSystem("EPSG:32615"), QgsCoordinateReferenceSystem("EPSG:4326")
     to_wgs = QgsCoordinateTransform(utm, wgs, QgsProject.instance())
-    x, y = ORIGIN[0] + 192 + 50, ORIGIN[1] - 192 - 50
-    ring = [to_wgs.transform(QgsPointXY(px, py)) for px, py in ((x, y), (x + 60, y), (x + 60, y - 60), (x, y - 60))]
+    x, y = ORIGIN[0] + 200, ORIGIN[1] - 200
+    ring = [to_wgs.transform(QgsPointXY(px, py)) for px, py in ((x, y), (x + 50, y), (x + 50, y - 50), (x, y - 50))]
     far = [to_wgs.transform(QgsPointXY(ORIGIN[0] + 20, ORIGIN[1] - 20 - d)) for d in (0, 10)]
     aoi = QgsVectorLayer("Polygon?crs=EPSG:4326", "aoi", "memory")
     features = []
@@ -126,7 +128,7 @@ def test_crs_and_pixel_size_mismatch_are_resampled_and_logged(run_describe, tmp_
     src = write_tif(tmp_path / "src.tif", data, gt)
     after_crs = tmp_path / "a_3857.tif"
     gdal.Warp(str(after_crs), str(src), dstSRS="EPSG:3857", xRes=1.7, yRes=1.7, resampleAlg="bilinear")
-    aoi = _rect_layer(ORIGIN[0] + 10, ORIGIN[1] - 300, ORIGIN[0] + 300, ORIGIN[1] - 10, "EPSG:32615")
+    aoi = _rect_layer(ORIGIN[0] + 10, ORIGIN[1] - 100, ORIGIN[0] + 100, ORIGIN[1] - 10, "EPSG:32615")  # chip (0, 0)
     out = tmp_path / "mismatch.gpkg"
     results, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after_crs), "OUTPUT": str(out),
                                       "AOI": aoi})
@@ -327,7 +329,9 @@ def test_backend_failing_every_batch_raises_with_the_first_error(provider, scene
     assert len([e for e in feedback.errors if FAILURE in e]) == 2
 
 
-def test_wrong_key_marks_tiles_error_and_says_so(provider, backend, authcfg, scene, tmp_path):
+def test_wrong_key_stops_before_any_output(provider, backend, authcfg, scene, tmp_path):
+    """A refused key (``/v1/auth/check``, or the first batch on a backend without it) stops the run before any
+    output is written; the right key then runs normally."""
     import processing
     from ccexpert_changes import settings
 
@@ -338,16 +342,126 @@ def test_wrong_key_marks_tiles_error_and_says_so(provider, backend, authcfg, sce
         processing.run("ccexpert:describe_changes", {
             "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": backend.url,
             "AUTHCFG": wrong, "BATCH_SIZE": 4}, feedback=RecordingFeedback.make())
-    rows = read_layer(out)
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"error"}
-    assert all("API key" in r["error"] for r in rows)
-    # with the right key, RESUME redoes the failed tiles in place: every tile once, none left in error
+    assert not out.exists() and list(tmp_path.iterdir()) == []
     processing.run("ccexpert:describe_changes", {
         "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": backend.url,
-        "AUTHCFG": authcfg, "RESUME": True}, feedback=RecordingFeedback.make())
+        "AUTHCFG": authcfg}, feedback=RecordingFeedback.make())
     rows = read_layer(out)
     assert len(rows) == len({r["tile_id"] for r in rows}) == 9
     assert "error" not in {r["status"] for r in rows}
+
+
+class _AuthStub:
+    """Thread server: ``/v1/info`` from the stub backend, ``/v1/auth/check`` answering 401, captions recorded."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from stub_backend import INFO
+
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                outer.paths.append(self.path)
+                if self.path == "/v1/info":
+                    return self._send(200, INFO)
+                return self._send(401, {"error": {"code": "unauthorized", "message": "wrong API key", "id": None}})
+
+            def do_POST(self):
+                outer.paths.append(self.path)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                return self._send(500, {"error": {"code": "engine_error", "message": "never here", "id": None}})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_key_is_checked_before_the_first_chip(provider, scene, tmp_path):
+    import processing
+
+    before, after = scene
+    out = tmp_path / "auth.gpkg"
+    with _AuthStub() as stub, pytest.raises(QgsProcessingException, match="refused the API key.*wrong API key"):
+        processing.run("ccexpert:describe_changes", {
+            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": stub.url},
+            feedback=RecordingFeedback.make())
+    assert stub.paths == ["/v1/info", "/v1/auth/check"]  # no chip was sent
+    assert not out.exists()
+
+
+def test_output_that_is_an_input_is_refused_and_left_intact(run_describe, scene, tmp_path):
+    before, after = scene
+    aoi_path = tmp_path / "aoi.gpkg"
+    aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
+    from qgis.core import QgsVectorFileWriter
+
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    QgsVectorFileWriter.writeAsVectorFormatV2(aoi, str(aoi_path), QgsProject.instance().transformContext(), options)
+    aoi_bytes = aoi_path.read_bytes()
+    with pytest.raises(QgsProcessingException, match="is the AOI"):
+        run_describe({"BEFORE": str(before), "AFTER": str(after), "AOI": str(aoi_path), "OUTPUT": str(aoi_path)})
+    assert aoi_path.read_bytes() == aoi_bytes
+    link = tmp_path / "link.gpkg"  # a .gpkg name for the BEFORE raster: only the file identity tells
+    link.symlink_to(before)
+    image = Path(before).read_bytes()
+    with pytest.raises(QgsProcessingException, match="is the BEFORE raster"):
+        run_describe({"BEFORE": str(before), "AFTER": str(after), "AOI": aoi, "OUTPUT": str(link)})
+    assert link.is_symlink() and Path(before).read_bytes() == image
+
+
+def test_resume_refuses_the_output_of_another_scene_unless_forced(run_describe, scene, tmp_path):
+    before, after = scene
+    other_before, _ = pair(tmp_path, h=900, w=1000, pixel=0.5, seed=5, name="other")  # same grid, other pixels
+    aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
+    out = tmp_path / "fp.gpkg"
+    first, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
+    params = {"BEFORE": str(other_before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "RESUME": True}
+    with pytest.raises(QgsProcessingException, match="made by another run: before raster") as raised:
+        run_describe(params)
+    assert str(other_before) in str(raised.value) and "RESUME_FORCE" in str(raised.value)
+    assert [r["run_id"] for r in read_layer(out)] == [first["RUN_ID"]]
+    forced, feedback = run_describe({**params, "RESUME_FORCE": True})
+    assert forced["RESUMED"] == 1 and any("RESUME_FORCE" in e for e in feedback.errors)
+
+
+def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, provider, scene, tmp_path):
+    import processing
+    from stub_backend import failing_backend
+
+    before, after = scene
+    aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 300, ORIGIN[1] - 1, "EPSG:32615")  # 2 chips
+    out = tmp_path / "keep.gpkg"
+    first, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
+    old = read_layer(out)
+    with failing_backend() as (url, _), pytest.raises(QgsProcessingException, match="left as it was"):
+        processing.run("ccexpert:describe_changes", {
+            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
+            feedback=RecordingFeedback.make())
+    assert read_layer(out) == old and {r["run_id"] for r in old} == {first["RUN_ID"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gpkg"]  # no temporary file left
 
 
 def test_result_loads_styled_in_a_named_group(run_describe, scene, tmp_path, qgis_new_project):

@@ -119,3 +119,119 @@ def test_wrong_and_right_key_against_the_real_service(backend, master_password, 
     with pytest.raises(BackendError) as err:
         BackendClient(backend.url, right).captions([pair])
     assert err.value.kind == "rejected" and err.value.chip_id == pair["id"]
+
+
+# -- issue 16: retry budget, growing jittered backoff, Retry-After as a floor, the key check -------------------------
+
+class _Busy:
+    """Thread server: GET /v1/info answers 429 (Retry-After) for ``busy_for`` s, then the info; GET /v1/auth/check
+    answers ``check`` (404 when None). Records when each /v1/info request came."""
+
+    def __init__(self, busy_for: float, retry_after: str = "0", check=None):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from stub_backend import INFO
+
+        self.times: list[float] = []
+        self.auth_headers: list[str] = []
+        start = time.monotonic()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/v1/auth/check":
+                    outer.auth_headers.append(self.headers.get("Authorization", ""))
+                    return self._send(*(check or (404, {"detail": "Not Found"})))
+                outer.times.append(time.monotonic())
+                if time.monotonic() - start < busy_for:
+                    return self._send(429, {"error": {"code": "overloaded", "message": "busy", "id": None}},
+                                      {"Retry-After": retry_after})
+                return self._send(200, INFO)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def gaps(self):
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sustained_429_is_outlasted_with_growing_jittered_waits(qgis_app):
+    with _Busy(1.2) as busy:
+        client = BackendClient(busy.url, backoff_s=0.02, max_backoff_s=0.3, retry_budget_s=10)
+        assert client.info()["model_name"] == "stub"
+    gaps = busy.gaps()
+    assert len(busy.times) > 4  # more than the old 3 retries
+    assert gaps[3] > 2 * gaps[0] and max(gaps) < 0.3 + 0.2
+
+
+def test_retry_after_is_a_floor_and_the_budget_bounds_the_retries(qgis_app):
+    with _Busy(0.7, retry_after="0.25") as busy:
+        BackendClient(busy.url, backoff_s=0.001, retry_budget_s=10).info()
+        assert min(busy.gaps()) >= 0.24
+    with _Busy(60) as busy:
+        start = time.monotonic()
+        with pytest.raises(BackendError, match=r"retry budget of 0.6 s spent") as err:
+            BackendClient(busy.url, backoff_s=0.02, max_backoff_s=0.1, retry_budget_s=0.6).info()
+        assert err.value.kind == "server" and err.value.status == 429
+        assert 0.4 < time.monotonic() - start < 2.0 and len(busy.times) > 3
+    assert BackendClient("http://127.0.0.1:1").retry_budget_s == 300.0
+
+
+def test_check_key_ok_refused_or_not_available(qgis_app):
+    with _Busy(0, check=(200, {"status": "ok", "label": "analyst"})) as ok:
+        assert BackendClient(ok.url).check_key() == {"status": "ok", "label": "analyst"}
+    with _Busy(0) as older:
+        assert BackendClient(older.url).check_key() is None  # 404: the backend predates the endpoint
+    refused = (401, {"error": {"code": "unauthorized", "message": "wrong API key", "id": None}})
+    with _Busy(0, check=refused) as stub, pytest.raises(BackendError, match="refused the API key") as err:
+        BackendClient(stub.url).check_key()
+    assert err.value.kind == "auth" and err.value.status == 401 and err.value.fatal
+
+
+def test_check_key_against_the_real_service(backend, master_password, qgis_app):
+    from ccexpert_changes import settings
+
+    right = settings.store_api_key(backend.key)
+    wrong = settings.store_api_key("certainly-wrong")
+    answer = BackendClient(backend.url, right).check_key()
+    if answer is None:
+        pytest.skip("this ccexpert serve has no /v1/auth/check yet")
+    assert answer["status"] == "ok"
+    with pytest.raises(BackendError, match="refused the API key") as err:
+        BackendClient(backend.url, wrong).check_key()
+    assert err.value.status == 401
+
+
+def test_a_failing_model_is_retried_a_few_times_only(qgis_app):
+    """503/500 engine_error is not load: 3 attempts, not the 5-minute budget (issue 16)."""
+    from stub_backend import FAILURE, failing_backend
+
+    with failing_backend() as (url, hits):
+        first = hits()
+        start = time.monotonic()
+        with pytest.raises(BackendError, match=FAILURE.split(":")[0]):
+            BackendClient(url, backoff_s=0.01).captions([{"id": "a", "before": "", "after": ""}])
+        assert hits() - first == 3 and time.monotonic() - start < 10

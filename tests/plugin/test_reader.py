@@ -15,19 +15,28 @@ def _reader(before, after, out=128, bands=(1, 2, 3), log=None):
                       log=log or (lambda m: None))
 
 
-def test_edge_chip_is_padded_and_padding_counts_as_nodata(tmp_path):
+def test_edge_chip_ends_at_the_raster_edge_without_padding(tmp_path):
     before, after = pair(tmp_path, h=300, w=200, changes=())
     reader = _reader(before, after, out=128)
     grid = ChipGrid(reader.grid, 128, 0)
-    edge = grid.chip(2, 1)  # rows 256..384 of 300, cols 128..256 of 200
+    edge = grid.chip(2, 1)  # the last row and column moved inward: rows 172..300, cols 72..200
+    assert (edge.yoff, edge.xoff) == (300 - 128, 200 - 128)
     images = reader.read_chip(edge)
-    valid_px = (300 - 256) * (200 - 128)
-    assert images.nodata_before == pytest.approx(1 - valid_px / 128**2)
+    assert images.nodata_before == 0 and images.nodata_after == 0
+    src = gdal.Open(str(before)).ReadAsArray(72, 172, 128, 128)
+    np.testing.assert_array_equal(images.before, src)  # uint8 passes through unchanged
+
+
+def test_raster_smaller_than_a_chip_is_padded_and_padding_counts_as_nodata(tmp_path):
+    before, after = pair(tmp_path, h=100, w=90, changes=(), name="small")
+    reader = _reader(before, after, out=128)
+    chip = ChipGrid(reader.grid, 128, 0).chip(0, 0)
+    images = reader.read_chip(chip)
+    assert images.nodata_before == pytest.approx(1 - 100 * 90 / 128**2)
     assert images.nodata_after == pytest.approx(images.nodata_before)
     assert images.before.shape == (3, 128, 128) and images.before.dtype == np.uint8
-    assert not images.before[:, 44:, :].any() and not images.before[:, :, 72:].any()  # padding is black
-    src = gdal.Open(str(before)).ReadAsArray(128, 256, 72, 44)
-    np.testing.assert_array_equal(images.before[:, :44, :72], src)  # uint8 passes through unchanged
+    assert not images.before[:, 100:, :].any() and not images.before[:, :, 90:].any()  # padding is black
+    np.testing.assert_array_equal(images.before[:, :100, :90], gdal.Open(str(before)).ReadAsArray())
 
 
 def test_declared_nodata_is_counted_per_date(tmp_path):

@@ -12,15 +12,10 @@ _spec.loader.exec_module(demo_summary)
 
 
 def rows(size: int = 1000, chip: int = 384) -> list[dict]:
-    """A good output: chips wholly inside captioned, the padded edge chips skipped for nodata."""
-    n, inside = -(-size // chip), size // chip
-    out = []
-    for r in range(n):
-        for c in range(n):
-            edge = r >= inside or c >= inside
-            out.append({"row": r, "col": c, "status": "skipped_nodata" if edge else "ok", "error": None,
-                        "nodata_before": 0.6 if edge else 0.0, "nodata_after": 0.6 if edge else 0.0})
-    return out
+    """A good output: every chip captioned (they all lie inside the scene, which has no nodata)."""
+    n = -(-size // chip)
+    return [{"row": r, "col": c, "status": "ok", "error": None, "nodata_before": 0.0, "nodata_after": 0.0}
+            for r in range(n) for c in range(n)]
 
 
 def test_good_output_passes():
@@ -44,6 +39,12 @@ def test_a_skip_the_nodata_rule_does_not_excuse_fails():
     out = rows()
     out[0].update(status="skipped_nodata")
     assert any("not captioned although under the nodata limit" in p for p in demo_summary.problems(out, 1000, 384))
+
+
+def test_a_skip_the_nodata_rule_excuses_still_leaves_too_few_captioned():
+    out = rows()
+    out[0].update(status="skipped_nodata", nodata_before=0.8)
+    assert demo_summary.problems(out, 1000, 384) == ["8 tiles captioned, fewer than the 9 chips of the scene"]
 
 
 def test_missing_tiles_fail():

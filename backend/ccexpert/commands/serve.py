@@ -8,6 +8,9 @@ Before it reports ready, the service captions a built-in sample pair with the mo
 loaded or could not caption the sample pair.
 
 Put a TLS reverse proxy in front of a server that others reach (see docs/SERVING.md, "Limits and threat model").
+
+``--ray`` serves the same API on Ray Serve: ``--replicas N`` model replicas (one engine each; a GPU each on CUDA) or
+``--autoscale MIN:MAX``, on a local Ray or an existing cluster (``--ray-address``); see docs/SCALEOUT.md.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
     p.add_argument("--log-level", help="debug, info, warning")
     p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")
+    ray = p.add_argument_group("scale-out on Ray Serve (pip extra ccexpert[ray])")
+    ray.add_argument("--ray", action="store_true", help="serve on Ray Serve replicas instead of one process")
+    scale = ray.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=int, help="model replicas (default 1)")
+    scale.add_argument("--autoscale", metavar="MIN:MAX", help="autoscale the model replicas on ongoing requests")
+    ray.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto, or HEAD:6379); default: start one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
+    if (args.replicas is not None or args.autoscale or args.ray_address) and not args.ray:
+        print("ccexpert serve: --replicas, --autoscale and --ray-address go with --ray", file=sys.stderr)
+        return 2
+    if args.ray:
+        return _run_ray(args, overrides)
     try:
         settings = load_settings(args.config, overrides)
         app = create_app(settings, on_failure=stop)
@@ -85,3 +99,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"ccexpert serve: the model cannot serve captions, stopping: {failures[0]}", file=sys.stderr)
         return 3
     return 0
+
+
+def _run_ray(args: argparse.Namespace, overrides: dict) -> int:
+    """The same service on Ray Serve; exit codes as without --ray (2 bad options, 3 the model cannot serve)."""
+    from ccexpert.service.settings import load_settings
+
+    try:
+        from ccexpert.ray_serve import parse_autoscale
+        from ccexpert.ray_serve import run as ray_run
+    except ImportError as exc:
+        print(f"ccexpert serve: --ray needs Ray Serve (pip install 'ccexpert[ray]'): {exc}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config, overrides)
+        logging.basicConfig(level=settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return ray_run(settings, replicas=args.replicas,
+                       autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
+                       address=args.ray_address, blocking=True)
+    except ValueError as exc:
+        print(f"ccexpert serve: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"ccexpert serve: the model cannot serve captions, stopping: {exc}", file=sys.stderr)
+        return 3

@@ -79,6 +79,7 @@ class ServiceState:
                 max_wait_s=self.settings.max_wait_ms / 1000.0,
                 max_pending=self.settings.max_concurrency * self.settings.max_batch,
                 on_batch=self.metrics.observe_batch,
+                workers=int(getattr(self.engine, "parallelism", 1)),
             ).start()
             self.ready = True
             self.metrics.ready.set(1)

@@ -63,7 +63,10 @@ class DynamicBatcher:
         max_pending: int = 1024,
         cache_size: int = 4096,
         on_batch: Callable[[int, float], None] | None = None,
+        workers: int = 1,
     ):
+        """`workers` threads take batches (one engine call each): 1 for one device; one per model replica when the
+        engine fans out to several (Ray Serve), so that every replica has a batch in flight."""
         if max_batch < 1 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be >= 1")
         self.engine = engine
@@ -78,7 +81,8 @@ class DynamicBatcher:
         self._done: OrderedDict[Hashable, Future] = OrderedDict()
         self._cache_size = cache_size
         self._running = False
-        self._thread: threading.Thread | None = None
+        self.workers = max(1, int(workers))
+        self._threads: list[threading.Thread] = []
         self._batch_seconds = 0.0  # moving estimate, for Retry-After
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -87,8 +91,10 @@ class DynamicBatcher:
             if self._running:
                 return self
             self._running = True
-        self._thread = threading.Thread(target=self._loop, name="ccexpert-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"ccexpert-batcher-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -96,8 +102,8 @@ class DynamicBatcher:
         with self._cond:
             self._running = False
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
         with self._cond:
             for queue in self._queues.values():
                 for item in queue:

@@ -105,7 +105,8 @@ ERROR_RESPONSES = {
         429: "overloaded; see Retry-After",
         431: "Authorization header over 8 KiB or headers over 64 KiB",
         500: "engine_error (the model failed on a pair) or internal_error",
-        503: "model not loaded yet, model failed, or the results took longer than request_timeout_s",
+        503: "model not loaded yet, model failed, a replica is being replaced (unavailable: resend), or the results "
+             "took longer than request_timeout_s",
     }.items()
 }
 

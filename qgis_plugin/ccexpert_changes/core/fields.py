@@ -5,6 +5,9 @@ One polygon per chip in the before raster's CRS; GeoPackage layer ``change_capti
 
 from __future__ import annotations
 
+import hashlib
+import math
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -97,7 +100,103 @@ def check_record(record: Mapping[str, Any]) -> None:
 
 
 def run_metadata(before: str, after: str, bands: str, nodata: float | None, chip_size: int, overlap: int,
-                 grid_hash: str, stretch: Mapping[str, Any]) -> dict[str, Any]:
-    """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared)."""
-    return {"before": before, "after": after, "bands": bands, "nodata": nodata, "chip_size": chip_size,
-            "overlap": overlap, "grid_hash": grid_hash, "stretch": dict(stretch)}
+                 grid_hash: str, stretch: Mapping[str, Any], *, model: str | None = None,
+                 before_source: Mapping[str, Any] | None = None,
+                 after_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared).
+
+    They are also the output's fingerprint: a resume compares them with the run about to append to the file
+    (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
+    ``before_source``/``after_source`` are :func:`source_identity` of the two rasters."""
+    meta: dict[str, Any] = {"before": before, "after": after, "bands": bands, "nodata": nodata, "chip_size": chip_size,
+                            "overlap": overlap, "grid_hash": grid_hash, "stretch": dict(stretch)}
+    if model is not None:
+        meta["model"] = model
+    if before_source is not None:
+        meta["before_source"] = dict(before_source)
+    if after_source is not None:
+        meta["after_source"] = dict(after_source)
+    return meta
+
+
+IDENTITY_BYTES = 1 << 20  # the first and the last MiB of a raster file are hashed (headers, offsets, first/last tiles)
+
+
+def source_identity(path: str) -> dict[str, Any]:
+    """What identifies a raster file without reading it all: resolved path, size, mtime (UTC, informative) and
+    the sha1 of its first and last MiB (``content``). A path that is not a local file (a GDAL virtual path, a
+    database) gets ``{"path": ...}`` only, and is then not compared."""
+    if not path or not os.path.isfile(path):
+        return {"path": path}
+    resolved = os.path.realpath(path)
+    try:
+        stat = os.stat(resolved)
+        digest = hashlib.sha1(usedforsecurity=False)
+        with open(resolved, "rb") as f:
+            digest.update(f.read(IDENTITY_BYTES))
+            if stat.st_size > IDENTITY_BYTES:
+                f.seek(max(IDENTITY_BYTES, stat.st_size - IDENTITY_BYTES))
+                digest.update(f.read(IDENTITY_BYTES))
+    except OSError:
+        return {"path": resolved}
+    mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc).replace(microsecond=0).isoformat()
+    return {"path": resolved, "size": stat.st_size, "mtime": mtime.replace("+00:00", "Z"),
+            "content": digest.hexdigest()}
+
+
+# (key, what it is for the user) compared by a resume; the grid hash is checked on its own (tile ids carry it)
+_FINGERPRINT = (
+    ("before_source", "before raster"),
+    ("after_source", "after raster"),
+    ("bands", "bands"),
+    ("nodata", "nodata value"),
+    ("chip_size", "chip size"),
+    ("overlap", "overlap"),
+    ("grid_hash", "chip grid"),
+    ("stretch", "8-bit stretch"),
+    ("model", "model"),
+)
+
+
+def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between the run that made an output (``stored``, its run metadata) and the run about to
+    resume it (``current``), one readable line per item; empty when they match. Items missing on either side
+    (an output from an older version) are not compared. Raster files are compared by size and content hash,
+    not by path: a moved or copied raster is the same scene, a regenerated one at the same path is not."""
+    out = []
+    for key, label in _FINGERPRINT:
+        if key not in stored or key not in current:
+            continue
+        then, now = stored[key], current[key]
+        if key.endswith("_source"):
+            if not isinstance(then, Mapping) or not isinstance(now, Mapping):
+                continue
+            if "content" not in then or "content" not in now:
+                continue
+            if (then.get("size"), then.get("content")) != (now.get("size"), now.get("content")):
+                out.append(f"{label}: {_describe_source(then)} then, {_describe_source(now)} now")
+        elif not _same(then, now):
+            out.append(f"{label}: {_short(then)} then, {_short(now)} now")
+    return out
+
+
+def _describe_source(source: Mapping[str, Any]) -> str:
+    return f"{source.get('path')} ({source.get('size')} bytes, content {str(source.get('content'))[:10]})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality after a JSON round trip: floats within 1e-9, lists and tuples alike."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b

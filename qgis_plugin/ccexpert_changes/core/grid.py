@@ -107,8 +107,13 @@ class Chip:
     bounds: Bounds
 
 
+GRID_VERSION = "edge-inward"  # part of the hash: outputs of the earlier grid (edge chips overhanging) are not resumed
+
+
 class ChipGrid:
-    """Chips of ``chip_size`` pixels every ``chip_size - overlap`` pixels over a :class:`RasterGrid`."""
+    """Chips of ``chip_size`` pixels every ``chip_size - overlap`` pixels over a :class:`RasterGrid`; the last chip
+    of each row and column is shifted inward to end at the raster's edge (it overlaps its neighbour more), so the
+    whole raster is covered by chips that lie inside it. Only a raster smaller than one chip is padded."""
 
     def __init__(self, raster: RasterGrid, chip_size: int, overlap: int = 0):
         if int(chip_size) != chip_size or chip_size <= 0:
@@ -135,17 +140,23 @@ class ChipGrid:
             str(self.chip_size),
             str(self.stride),
             r.crs,
+            GRID_VERSION,
         )
         return hashlib.sha1("|".join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
 
     def tile_id(self, row: int, col: int) -> str:
         return f"r{row:05d}_c{col:05d}_{self.grid_hash}"
 
+    def offset(self, index: int, extent: int) -> int:
+        """First pixel of chip `index` along an axis of `extent` pixels: every `stride`, the last one moved back to
+        end at the edge (never before 0)."""
+        return min(index * self.stride, max(0, extent - self.chip_size))
+
     def chip(self, row: int, col: int) -> Chip:
-        """The chip at (row, col); rows/cols start inside the raster (edge chips may extend past it)."""
+        """The chip at (row, col), inside the raster (the last row/column shifted inward to end at its edge)."""
         if not (0 <= row < self.n_rows and 0 <= col < self.n_cols):
             raise ValueError(f"chip (row {row}, col {col}) is outside the grid of {self.n_rows}x{self.n_cols} chips")
-        xoff, yoff = col * self.stride, row * self.stride
+        xoff, yoff = self.offset(col, self.raster.width), self.offset(row, self.raster.height)
         bounds = self.raster.pixel_box(xoff, yoff, xoff + self.chip_size, yoff + self.chip_size)
         return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds)
 
@@ -170,12 +181,17 @@ class ChipGrid:
         cb, rb = r.to_pixel(xmax, ymax)
         col_lo, col_hi = _clip_pixels(min(ca, cb), max(ca, cb), r.width)
         row_lo, row_hi = _clip_pixels(min(ra, rb), max(ra, rb), r.height)
-        return self._span(row_lo, row_hi, self.n_rows), self._span(col_lo, col_hi, self.n_cols)
+        return (self._span(row_lo, row_hi, self.n_rows, r.height), self._span(col_lo, col_hi, self.n_cols, r.width))
 
-    def _span(self, lo: float, hi: float, n: int) -> range:
-        # chip i covers [i*stride, i*stride + chip); it overlaps (lo, hi) iff i*stride < hi and i*stride+chip > lo
+    def _span(self, lo: float, hi: float, n: int, extent: int) -> range:
+        # chip i < n-1 covers [i*stride, i*stride + chip); it overlaps (lo, hi) iff i*stride < hi and
+        # i*stride + chip > lo. The last chip starts earlier (at the edge minus a chip) and reaches the edge, so it
+        # overlaps (lo, hi) iff it starts before hi (lo < extent always holds here).
         first = max(0, math.floor((lo - self.chip_size) / self.stride) + 1)
-        last = min(n - 1, math.ceil(hi / self.stride) - 1)
+        last = min(n - 2, math.ceil(hi / self.stride) - 1)
+        if self.offset(n - 1, extent) < hi:
+            last = n - 1
+        first = min(first, n - 1)
         return range(first, last + 1) if last >= first else range(0)
 
     def count(self, bounds: Bounds | None = None, keep: Callable[[Chip], bool] | None = None) -> int:

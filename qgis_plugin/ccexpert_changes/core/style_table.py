@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 STYLE_NAME = "ccexpert change captions"
+_PLUGIN_DIR = Path(__file__).resolve().parents[1]
 DESCRIPTION = "Changed tiles outlined, caption as label and map tip (written by CCExpert)"
 
 _CREATE = """CREATE TABLE IF NOT EXISTS layer_styles (
@@ -41,6 +42,20 @@ def write_default_style(gpkg: str | Path, layer: str, qml: str, name: str = STYL
             (layer, found[0], name, qml, DESCRIPTION))
 
 
+def shipped_style() -> str:
+    """The QML the plugin ships: in the plugin folder once installed from its zip, else the repository's."""
+    for path in (_PLUGIN_DIR / "styles" / "change_captions.qml",
+                 _PLUGIN_DIR.parents[1] / "resources" / "styles" / "change_captions.qml"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise FileNotFoundError("the change_captions.qml style is not installed")
+
+
+def write_shipped_style(gpkg: str | Path, layer: str) -> None:
+    """Store the shipped QML as `layer`'s default style in `gpkg`."""
+    write_default_style(gpkg, layer, shipped_style())
+
+
 def default_style(gpkg: str | Path, layer: str) -> str | None:
     """The QML of `layer`'s default style in `gpkg`, or None."""
     with sqlite3.connect(str(gpkg)) as db:
@@ -52,4 +67,4 @@ def default_style(gpkg: str | Path, layer: str) -> str | None:
     return row[0] if row else None
 
 
-__all__ = ["STYLE_NAME", "default_style", "write_default_style"]
+__all__ = ["STYLE_NAME", "default_style", "shipped_style", "write_default_style", "write_shipped_style"]

@@ -93,6 +93,10 @@ async def post_captions(request: Request, caller: Caller = Depends(require_key))
         failures = [future.exception() for future in waiting if future.exception() is not None]  # all retrieved
         if failures:
             service.metrics.pairs.labels("error").inc(len(ids))
+            retry_after = getattr(failures[0], "retry_after", None)
+            if retry_after is not None:  # the engine is between replicas (one died): the same ids will work again
+                raise ApiError(503, "unavailable", f"captioning is unavailable: {failures[0]}; resend the same ids",
+                               headers={"Retry-After": str(math.ceil(retry_after))}) from failures[0]
             raise ApiError(500, "engine_error", f"captioning failed: {failures[0]}") from failures[0]
         outcomes = [future.result() for future in waiting]
     service.metrics.pairs.labels("ok").inc(len(ids))

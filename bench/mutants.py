@@ -1,0 +1,256 @@
+"""Hand-written mutation testing (issue 20): plant realistic bugs one at a time, run the tests that should catch them.
+
+Each mutant is (name, file, exact old snippet, new snippet, test node ids). The checkout is copied (without .venv and
+.git) to a temporary folder; every mutant is applied there, its tests run with the copy first on PYTHONPATH (the
+.venv's editable install points at the real checkout), and the file is restored before the next one. The real
+checkout is never touched.
+
+    .venv/bin/python bench/mutants.py                 # every mutant (a baseline run of all selected tests first)
+    .venv/bin/python bench/mutants.py --only dim      # mutants whose name contains "dim" (repeatable)
+    .venv/bin/python bench/mutants.py --list
+
+A mutant is *killed* when its tests fail (or time out), *survived* when they pass. Exit status 1 when any mutant
+survived or could not be applied. Survivors and what was done about them: docs/DEVELOPING.md, "Mutation testing".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "backend/ccexpert/modeling_ccexpert.py"
+CKPT = "backend/ccexpert/convert_ccexpert.py"
+ENGINE = "backend/ccexpert/engine.py"
+PROC = "backend/ccexpert/processing.py"
+GRID = "qgis_plugin/ccexpert_changes/core/grid.py"
+GPKG = "backend/ccexpert/gpkg_output.py"
+METRICS = "training/ccexpert_training/metrics.py"
+
+T_DIM = "tests/backend/test_dim.py"
+T_MOD = "tests/backend/test_modeling.py"
+T_CK = "tests/backend/test_checkpoints.py"
+T_ENG = "tests/backend/test_engine.py"
+DIM_TESTS = [f"{T_DIM}::test_dim_matches_a_literal_restatement_of_the_reference",
+             f"{T_DIM}::test_sine_position_encoding_matches_the_formula",
+             f"{T_DIM}::test_before_and_after_are_not_interchangeable"]
+ORDER_TESTS = [f"{T_MOD}::test_dim_before_output_is_image_0_and_after_output_is_image_1"]
+DEFAULT_TESTS = [f"{T_CK}::test_converter_defaults_give_the_official_dim",
+                 f"{T_CK}::test_convert_without_a_head_count_uses_width_over_128"]
+CONVERT_TESTS = [f"{T_CK}::test_official_key_mapping_examples", f"{T_CK}::test_convert_round_trip"]
+GRID_TESTS = ["tests/core/test_grid.py"]
+RESUME_TESTS = ["tests/backend/test_gpkg_output.py"]
+METRIC_TESTS = ["tests/training/test_metrics.py::test_normalisation_is_lower_and_drop_periods_only",
+                "tests/training/test_metrics.py::test_report_dedups_scores_subsets_and_accuracy",
+                "tests/training/test_metrics.py::test_no_change_truth_needs_one_no_change_reference"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+def M(name, file, old, new, tests) -> Mutant:  # noqa: N802 (a table constructor)
+    return Mutant(name, file, old, new, tuple(tests))
+
+
+MUTANTS: list[Mutant] = [
+    # -- the model: DIM order, gate, residual, scale fusion ------------------------------------------------------
+    M("model: before/after swapped before the projector", MODEL,
+      "torch.stack((features_a, features_b), dim=1)", "torch.stack((features_b, features_a), dim=1)", ORDER_TESTS),
+    M("model: DIM fed (after, before)", MODEL,
+      "self.dim(scales[:, :, 0], scales[:, :, 1])", "self.dim(scales[:, :, 1], scales[:, :, 0])", ORDER_TESTS),
+    M("dim: gate ignored (equal weights)", MODEL,
+      "weights = self.scale_gate(pooled)[..., None]",
+      "weights = torch.ones_like(self.scale_gate(pooled))[..., None]", DIM_TESTS),
+    M("dim: residual on the shallowest scale", MODEL,
+      "return fused_a + scales_a[-1], fused_b + scales_b[-1], fused_change",
+      "return fused_a + scales_a[0], fused_b + scales_b[0], fused_change", DIM_TESTS),
+    M("dim: gate pools by max instead of mean", MODEL,
+      "pooled = torch.cat((image_a, image_b, queries), dim=-1).mean(dim=2)",
+      "pooled = torch.cat((image_a, image_b, queries), dim=-1).amax(dim=2)", DIM_TESTS),
+    M("dim: image residual without position/flag", MODEL,
+      "refined = image_queries + self.image_cross_attn(",
+      "refined = torch.cat((image_a, image_b), dim=0) + self.image_cross_attn(", DIM_TESTS),
+    M("dim: CFE difference B - A", MODEL, "gated_a - gated_b), dim=-1)", "gated_b - gated_a), dim=-1)", DIM_TESTS),
+    M("dim: fusion normalised by the mean weight", MODEL,
+      "norm = weights.sum(dim=0) + 1e-6", "norm = weights.mean(dim=0) + 1e-6", DIM_TESTS),
+    M("dim: position encoding without the -0.5 offset", MODEL,
+      "steps = (steps - 0.5) / (grid + 1e-6)", "steps = steps / (grid + 1e-6)", DIM_TESTS),
+    M("model: attention mask not given to the LLM", MODEL,
+      "self.language_model(attention_mask=attention_mask,", "self.language_model(attention_mask=None,",
+      [f"{T_ENG}::test_batch_of_prompts_of_different_lengths_equals_one_by_one"]),
+    # -- engine / processor ------------------------------------------------------------------------------------------
+    M("engine: confidence from processed scores", ENGINE,
+      "compute_transition_scores(out.sequences, out.logits,", "compute_transition_scores(out.sequences, out.scores,",
+      [f"{T_ENG}::test_confidence_uses_raw_logits_when_min_new_tokens_suppresses_im_end"]),
+    M("processor: generation batches padded right", PROC,
+      'span = slice(length - len(ids), length) if side == "left" else slice(0, len(ids))',
+      "span = slice(0, len(ids))",
+      [f"{T_ENG}::test_batch_of_prompts_of_different_lengths_equals_one_by_one"]),
+    # -- converter: key map and defaults -----------------------------------------------------------------------------
+    M("convert: default heads width // 64", CKPT, 'vision["hidden_size"] // 128', 'vision["hidden_size"] // 64',
+      DEFAULT_TESTS),
+    M("convert: default depth 1", CKPT, 'args.get("per_expert_depth", 2)', 'args.get("per_expert_depth", 1)',
+      DEFAULT_TESTS),
+    M("convert: default MLP 2x", CKPT, 'args.get("mlp_dim", 4 * vision', 'args.get("mlp_dim", 2 * vision',
+      DEFAULT_TESTS),
+    M("convert: select layers off by one", CKPT,
+      "dim_layers = [i % states if i < 0 else i for i in select]",
+      "dim_layers = [i % (states - 1) if i < 0 else i for i in select]", DEFAULT_TESTS + CONVERT_TESTS),
+    M("convert: the two DIM cross-attentions swapped", CKPT,
+      r'(r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_change_to_imageABC\." + _ATTN,',
+      r'(r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_imageAB_to_change\." + _ATTN,', CONVERT_TESTS),
+    M("convert: drops SigLIP layer 26 instead of 27", CKPT, "int(layer.group(1)) == last_vision_layer:",
+      "int(layer.group(1)) == last_vision_layer - 1:", CONVERT_TESTS),
+    # -- grid: stride, tile ids, hash --------------------------------------------------------------------------------
+    M("grid: stride ignores the overlap", GRID, "self.stride = self.chip_size - self.overlap",
+      "self.stride = self.chip_size", GRID_TESTS),
+    M("grid: tile id row/col swapped", GRID, 'return f"r{row:05d}_c{col:05d}_{self.grid_hash}"',
+      'return f"r{col:05d}_c{row:05d}_{self.grid_hash}"', GRID_TESTS),
+    M("grid: hash of the overlap instead of the stride", GRID, "str(self.stride),", "str(self.overlap),",
+      GRID_TESTS),
+    M("grid: hash with 6 significant digits", GRID, 'format(float(value), ".12g")', 'format(float(value), ".6g")',
+      GRID_TESTS),
+    M("grid: AOI span rounds the last chip down", GRID, "last = min(n - 1, math.ceil(hi / self.stride) - 1)",
+      "last = min(n - 1, math.floor(hi / self.stride))", GRID_TESTS),
+    # -- resume (gpkg_output) ----------------------------------------------------------------------------------------
+    M("resume: error tiles counted as done", GPKG,
+      "self.done = {tile_id for tile_id, status in rows if status == STATUS_OK}",
+      "self.done = {tile_id for tile_id, status in rows}", RESUME_TESTS),
+    M("resume: deletes the ok tiles", GPKG, "WHERE status IS NOT ?", "WHERE status = ?", RESUME_TESTS),
+    M("resume: accepts a file that has the grid among others", GPKG, "if hashes and hashes != {grid_hash}:",
+      "if hashes and grid_hash not in hashes:", RESUME_TESTS),
+    M("resume: written error tiles counted as done", GPKG,
+      'ok = {f.properties["tile_id"] for f in features if f.properties["status"] == STATUS_OK}',
+      'ok = {f.properties["tile_id"] for f in features}', RESUME_TESTS),
+    # -- eval metrics ------------------------------------------------------------------------------------------------
+    M("metrics: S*m over 3", METRICS, 'raw["ROUGE-L"] + raw["CIDEr-D"]) / 4', 'raw["ROUGE-L"] + raw["CIDEr-D"]) / 3',
+      METRIC_TESTS),
+    M("metrics: S*m with BLEU-1", METRICS, '(raw["BLEU-4"] + raw["METEOR"]', '(raw["BLEU-1"] + raw["METEOR"]',
+      METRIC_TESTS),
+    M("metrics: change accuracy counts only no-change hits", METRICS,
+      "correct = sum(t == p for t, p in", "correct = sum(t and p for t, p in", METRIC_TESTS),
+    M("metrics: no-change truth needs every reference", METRICS,
+      "return any(is_no_change(ref) for ref in refs)", "return all(is_no_change(ref) for ref in refs)",
+      METRIC_TESTS),
+]
+
+IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
+
+
+def copy_checkout(target: Path) -> None:
+    shutil.copytree(ROOT, target, ignore=IGNORE, symlinks=True)
+
+
+def environment(work: Path) -> dict:
+    env = dict(os.environ)
+    paths = [str(work / "backend"), str(work / "training"), str(work / "qgis_plugin")]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def check_imports(work: Path, python: str, env: dict) -> None:
+    code = "import ccexpert, ccexpert_training, ccexpert_changes as c; print(ccexpert.__file__, c.__file__)"
+    out = subprocess.run([python, "-c", code], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    if not all(Path(p).resolve().is_relative_to(work.resolve()) for p in out.split()):
+        raise SystemExit(f"the copy's code is not what gets imported: {out.strip()}")
+
+
+def run_tests(work: Path, python: str, env: dict, tests, timeout: float) -> tuple[str, float, str]:
+    cmd = [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--no-header", *tests]
+    start = time.monotonic()
+    try:
+        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed (timeout)", time.monotonic() - start, ""
+    seconds = time.monotonic() - start
+    tail = (done.stdout + done.stderr).strip().splitlines()
+    failure = next((line for line in tail if line.startswith("E ")), tail[-1] if tail else "")
+    if done.returncode == 0:
+        return "survived", seconds, tail[-1] if tail else ""
+    if done.returncode == 1:
+        return "killed", seconds, failure
+    if done.returncode == 5:
+        return "error (no tests collected)", seconds, failure
+    return f"killed (pytest exit {done.returncode})", seconds, failure
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="run the mutants whose name contains this text (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per mutant (default 300)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of all selected tests")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    args = parser.parse_args(argv)
+
+    mutants = [m for m in MUTANTS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:55s} {m.file}  [{', '.join(t.rsplit('::', 1)[-1] for t in m.tests)}]")
+        return 0
+    if not mutants:
+        print("no mutant matches", file=sys.stderr)
+        return 2
+
+    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+    work = Path(tempfile.mkdtemp(prefix="ccexpert-mutants-")) / "checkout"
+    copy_checkout(work)
+    env = environment(work)
+    try:
+        check_imports(work, python, env)
+        if not args.no_baseline:
+            selected = list(dict.fromkeys(t for m in mutants for t in m.tests))
+            status, seconds, detail = run_tests(work, python, env, selected, args.timeout * 3)
+            print(f"baseline ({len(selected)} selections, {seconds:.0f} s): {'ok' if status == 'survived' else status}")
+            if status != "survived":
+                print(f"  the unmutated tests do not pass: {detail}", file=sys.stderr)
+                return 2
+        results = []
+        for number, mutant in enumerate(mutants, 1):
+            path = work / mutant.file
+            original = path.read_text()
+            count = original.count(mutant.old)
+            if count != 1:
+                results.append((mutant, f"error (snippet found {count} times)", 0.0, ""))
+            else:
+                path.write_text(original.replace(mutant.old, mutant.new))
+                try:
+                    results.append((mutant, *run_tests(work, python, env, mutant.tests, args.timeout)))
+                finally:
+                    path.write_text(original)
+            _, status, seconds, detail = results[-1]
+            print(f"[{number:2d}/{len(mutants)}] {status:22s} {seconds:5.0f} s  {mutant.name}", flush=True)
+            if status.startswith("killed") and detail:
+                print(f"        {detail[:150]}")
+    finally:
+        if args.keep:
+            print(f"copy kept at {work}")
+        else:
+            shutil.rmtree(work.parent, ignore_errors=True)
+
+    killed = [r for r in results if r[1].startswith("killed")]
+    survived = [r for r in results if r[1] == "survived"]
+    errors = [r for r in results if r[1].startswith("error")]
+    print(f"\nmutants: {len(results)}  killed: {len(killed)}  survived: {len(survived)}  errors: {len(errors)}")
+    for mutant, status, _, _ in survived + errors:
+        print(f"  {status}: {mutant.name} ({mutant.file})")
+    return 1 if survived or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
