@@ -127,6 +127,15 @@ def _reliability(outputs):
     return rows
 
 
+def _scaleout(outputs):
+    d = _last_json(outputs[0])
+    rows = [(f"{name}: pairs/s; p50 / p95 latency under load", f"{r['pairs_per_s']}; {r['p50_ms']} / {r['p95_ms']} ms")
+            for name, r in d["results"].items()]
+    rows += [(key.replace("_", " "), str(value)) for key, value in d["summary"].items()
+             if isinstance(value, int | float | str) and key not in ("note", "setup")]
+    return rows
+
+
 def _published_file() -> str | None:
     path = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
     return None if path and Path(path).is_file() else (
@@ -167,6 +176,10 @@ def sections() -> list[Section]:
                 [["/usr/bin/python3", "bench/bench_plugin_read.py", "--rounds", "5"]],
                 "goal: >= 70 % of a raw GDAL read; memory flat in the raster size", _plugin_read,
                 env={"QT_QPA_PLATFORM": "offscreen"}, available=_qgis_python),
+        Section("scaleout", "Scale-out: `ccexpert serve` vs Ray Serve with 1 and 2 replicas (tiny model, CPU)",
+                [[PY, "bench/bench_scaleout.py", "--json"]],
+                "Ray's overhead per request and the 2-replica speed-up (on 2 cores well under 2x: the replicas, the "
+                "ingress, Serve's proxy and the clients share them)", _scaleout, env=single),
         Section("reliability", "Reliability: bad inputs, fuzzing, load, faults",
                 [[PY, "bench/bench_reliability.py", "--json"], [PY, "bench/bench_load.py", "--json"],
                  [PY, "bench/bench_faults.py", "--json"]],
