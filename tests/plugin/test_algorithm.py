@@ -563,3 +563,11 @@ def test_slow_batches_shrink_the_batch_size(qgis_app):
     for _ in range(5):
         run._adapt_batch(run.batch_size, 59.0)
     assert run.batch_size == 1
+
+
+def test_algorithm_output_opens_styled_without_the_plugin(run_describe, tmp_path):
+    before, after = pair(tmp_path, h=400, w=400, changes=((50, 50, 200, 200),))
+    out = tmp_path / "styled.gpkg"
+    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
+    layer = QgsVectorLayer(f"{out}|layername=change_captions", "as opened from the browser", "ogr")
+    assert layer.isValid() and layer.renderer().type() == "RuleRenderer" and layer.labelsEnabled()

@@ -41,14 +41,3 @@ def test_written_default_style_is_what_qgis_opens(qgis_app, tmp_path):
     assert changed_labels.scaleVisibility and changed_labels.minimumScale > changed_labels.maximumScale
     assert layer.featureCount() == 1
 
-
-def test_algorithm_output_opens_styled_without_the_plugin(run_describe, tmp_path):
-    from conftest import REPO
-    from plugin_rasters import pair
-
-    before, after = pair(tmp_path, h=400, w=400, changes=((50, 50, 200, 200),))
-    out = tmp_path / "styled.gpkg"
-    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
-    layer = QgsVectorLayer(f"{out}|layername=change_captions", "as opened from the browser", "ogr")
-    assert layer.isValid() and layer.renderer().type() == "RuleRenderer" and layer.labelsEnabled()
-    assert (REPO / "resources" / "styles" / "change_captions.qml").is_file()
