@@ -56,7 +56,7 @@ def main(gpkg: str, changes_json: str) -> int:
               f"{p['caption'] or p['error'] or ''}{ref}")
     captioned = sum(p["status"] == "ok" for p in rows)
     print(f"{len(rows)} tiles, {len(changed_chips)} changed by the generator, {captioned} captioned "
-          f"({len(rows) - captioned} not: mostly nodata at the scene's edge); change/no-change agreement on the "
+          f"({len(rows) - captioned} not captioned); change/no-change agreement on the "
           f"captioned tiles {agree}/{captioned} ({100 * agree / max(captioned, 1):.0f}%)")
     found = problems(rows, int(truth["size"]), int(truth["chip_size"]))
     for problem in found:

@@ -22,16 +22,14 @@ mkdir -p docs/images
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
   --disable-component-update --disable-sync --user-data-dir="$work/chrome" --hide-scrollbars \
   --window-size=1100,2300 --screenshot="$work/report.png" "file://$work/report.html" > /dev/null 2>&1
-.venv/bin/python - "$work/report.png" docs/images/report.png <<'PY'
-import sys
-from PIL import Image
-Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
-PY
 QT_QPA_PLATFORM=offscreen /usr/bin/python3 scripts/render_map.py "$work/changes.gpkg" "$work/scene/after.tif" \
   "$work/map.png" --width 1100 | grep "render_map: layer style"
-.venv/bin/python - "$work/map.png" docs/images/map.png <<'PY'
+# 256-colour PNGs keep the repository small
+.venv/bin/python - "$work" docs/images <<'PY'
 import sys
+from pathlib import Path
 from PIL import Image
-Image.open(sys.argv[1]).convert("RGB").quantize(256).save(sys.argv[2], optimize=True)
+for name in ("report.png", "map.png"):
+    Image.open(Path(sys.argv[1]) / name).convert("RGB").quantize(256).save(Path(sys.argv[2]) / name, optimize=True)
 PY
 echo "render_pictures: wrote docs/images/report.png and docs/images/map.png"

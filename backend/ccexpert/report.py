@@ -156,13 +156,19 @@ class _Rasters:
             self.pair = None
 
 
+def shown_bounds(tiles: list[dict], extent: tuple[float, float, float, float] | None = None) -> tuple:
+    """What the map shows: the tiles' union, clipped to the rasters' common extent when it is known."""
+    union = (min(t["bounds"][0] for t in tiles), min(t["bounds"][1] for t in tiles),
+             max(t["bounds"][2] for t in tiles), max(t["bounds"][3] for t in tiles))
+    if extent is None:
+        return union
+    return (max(union[0], extent[0]), max(union[1], extent[1]), min(union[2], extent[2]), min(union[3], extent[3]))
+
+
 def overview_svg(tiles: list[dict], extent: tuple[float, float, float, float] | None = None,
                  mosaic: tuple[Image.Image, Image.Image] | None = None, projected: bool = True) -> str:
     """The map: mosaic (before/after toggled by the page's radio buttons), grid, marks, scale bar (map units)."""
-    union = (min(t["bounds"][0] for t in tiles), min(t["bounds"][1] for t in tiles),
-             max(t["bounds"][2] for t in tiles), max(t["bounds"][3] for t in tiles))
-    xmin, ymin, xmax, ymax = union if extent is None else (
-        max(union[0], extent[0]), max(union[1], extent[1]), min(union[2], extent[2]), min(union[3], extent[3]))
+    xmin, ymin, xmax, ymax = shown_bounds(tiles, extent)
     scale = MAP_WIDTH / max(xmax - xmin, 1e-9)
     height = max(1.0, (ymax - ymin) * scale)
     bar_room = 34
@@ -256,11 +262,8 @@ def build_report(gpkg: str | Path, output: str | Path, *, before: str | None = N
     rasters = _Rasters(meta, before, after)
     try:
         extent = rasters.extent
-        union = (min(t["bounds"][0] for t in tiles), min(t["bounds"][1] for t in tiles),
-                 max(t["bounds"][2] for t in tiles), max(t["bounds"][3] for t in tiles))
-        shown_bounds = union if extent is None else (max(union[0], extent[0]), max(union[1], extent[1]),
-                                                     min(union[2], extent[2]), min(union[3], extent[3]))
-        mosaic = rasters.mosaic(shown_bounds, MAP_WIDTH)
+        shown = shown_bounds(tiles, extent)
+        mosaic = rasters.mosaic(shown, MAP_WIDTH)
         overview = overview_svg(tiles, extent, mosaic, projected=crs is None or crs.is_projected)
         cards = [_card(t, rasters.chips(t), show_confidence) for t in changed[:max_tiles]]
     finally:
@@ -270,8 +273,7 @@ def build_report(gpkg: str | Path, output: str | Path, *, before: str | None = N
             if len(changed) > max_tiles else "")
     problem = f'<p class="warn">{html.escape(rasters.problem)}</p>' if rasters.problem else ""
     crs_name = html.escape(crs.to_string() if crs is not None else "unknown CRS")
-    coords = (f"Extent x {shown_bounds[0]:.1f} – {shown_bounds[2]:.1f}, y {shown_bounds[1]:.1f} – "
-              f"{shown_bounds[3]:.1f} ({crs_name}); north up.")
+    coords = f"Extent x {shown[0]:.1f} – {shown[2]:.1f}, y {shown[1]:.1f} – {shown[3]:.1f} ({crs_name}); north up."
     if not show_confidence and confidences:
         conf_note = (f"<p class=\"meta\">Confidence is {min(confidences):.2f}–{max(confidences):.2f} on every "
                      "captioned tile, so it is not shown per tile.</p>")

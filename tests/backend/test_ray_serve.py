@@ -31,7 +31,7 @@ from ccexpert.ray_serve import APP_NAME, INGRESS_DEPLOYMENT, MODEL_DEPLOYMENT, b
 from ccexpert.service import Settings, create_app  # noqa: E402
 from ccexpert.service.auth import key_line  # noqa: E402
 from PIL import Image  # noqa: E402
-from service_helpers import REPO, free_port, thread_server  # noqa: E402
+from service_helpers import REPO, free_port, thread_server, wait_ready  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -61,18 +61,6 @@ def body(ids: list[str], chip_of: list[int]) -> dict:
     return {"pairs": [{"id": i, "before": CHIPS[c][0], "after": CHIPS[c][1]} for i, c in zip(ids, chip_of,
                                                                                                 strict=True)],
             "max_new_tokens": TOKENS}
-
-
-def wait_until_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +99,7 @@ def tiny_app(cluster, tiny_settings) -> str:
     """The tiny model on 2 replicas behind the service app; yields the URL."""
     serve.run(build_app(tiny_settings, replicas=2), name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://127.0.0.1:{cluster}"
-    wait_until_ready(url)
+    wait_ready(url, timeout=90)
     return url
 
 
@@ -280,7 +268,7 @@ def catalogue_app(cluster, tmp_path_factory) -> str:
     serve.delete(APP_NAME)  # else /readyz answers from the tiny app while this one deploys
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://127.0.0.1:{cluster}"
-    wait_until_ready(url)
+    wait_ready(url, timeout=90)
     return url
 
 
