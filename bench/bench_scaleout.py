@@ -5,6 +5,10 @@ Each configuration gets the same two phases from threads in this process, over H
   difference to ``ccexpert serve``'s: proxy actor -> ingress replica -> model replica, objects through Ray);
 - load: ``--clients`` keyless clients, each ``--requests`` requests of ``--pairs`` pairs (fresh ids, distinct chips):
   pairs/s over the wall time, p50/p95 request latency.
+- one analyst: ``ccexpert describe`` of a generated scene (``--scene`` px, 0.5 m) through the run loop, batches of
+  ``--describe-batch`` pairs, with one request at a time vs the ``max_in_flight`` the backend advertises (two per
+  replica): what a single user gains from the replicas without any setting (a fresh grid origin per run, so the
+  server's idempotency cache never answers);
 Configurations: ``serve`` (``python -m ccexpert.cli serve --model M`` as a subprocess), ``ray1`` and ``ray2`` (the
 Ray app with 1 and 2 model replicas, ``batching="serve"``, the default: each pair of the service's batch is its own
 call, spread over the replicas and merged by ``@serve.batch`` in each), and ``ray2-ingress-batch`` (2 replicas,
@@ -134,6 +138,42 @@ def measure(url: str, chips: list[tuple[str, str]], args: argparse.Namespace, ta
     }
 
 
+def one_analyst(url: str, args: argparse.Namespace, tag: str) -> dict:
+    """``describe`` (in this process, through HTTP) with ``in_flight`` 1 and then the backend's default."""
+    import rasterio
+    from ccexpert.client import CCExpertClient
+    from ccexpert.describe import DescribeOptions, ServiceCaptioner, describe
+    from rasterio.transform import from_origin
+
+    def write_tif(path: Path, seed: int, transform) -> Path:
+        pixels = np.random.default_rng(seed).integers(0, 256, (3, args.scene, args.scene), dtype=np.uint8)
+        with rasterio.open(path, "w", driver="GTiff", width=args.scene, height=args.scene, count=3, dtype="uint8",
+                           crs="EPSG:32631", transform=transform) as dst:
+            dst.write(pixels)
+        return path
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, (key, in_flight) in enumerate((("one_at_a_time", 1), ("advertised", None))):
+            transform = from_origin(500_000.0 + 10_000 * n + 1_000 * len(tag), 4_000_000.0, 0.5, 0.5)
+            before = write_tif(Path(tmp) / f"{key}_b.tif", 0, transform)
+            after = write_tif(Path(tmp) / f"{key}_a.tif", 1, transform)
+            captioner = ServiceCaptioner(CCExpertClient(url))
+            options = DescribeOptions(str(before), str(after), str(Path(tmp) / f"{key}.gpkg"),
+                                      batch_size=args.describe_batch, in_flight=in_flight,
+                                      max_new_tokens=args.max_new_tokens, progress=False)
+            t0 = time.perf_counter()
+            summary = describe(options, captioner)
+            wall = time.perf_counter() - t0
+            if summary.failed or summary.counts["ok"] != summary.total:
+                raise RuntimeError(f"{tag} one analyst: {summary}")
+            out[f"{key}_pairs_per_s"] = round(summary.total / wall, 2)
+            if in_flight is None:
+                out["in_flight"] = captioner.max_in_flight(captioner.client.info())
+    out["speedup"] = round(out["advertised_pairs_per_s"] / out["one_at_a_time_pairs_per_s"], 2)
+    return out
+
+
 def run_serve(model: str, chips, args) -> dict:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
@@ -144,7 +184,7 @@ def run_serve(model: str, chips, args) -> dict:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, 180, proc)
-        return measure(url, chips, args, "serve")
+        return {**measure(url, chips, args, "serve"), "analyst": one_analyst(url, args, "serve")}
     finally:
         proc.terminate()
         try:
@@ -172,6 +212,8 @@ def run_ray(model: str, chips, args) -> dict[str, dict]:
                       blocking=False)
             wait_ready(url, 180)
             results[tag] = measure(url, chips, args, tag)
+            if batching == "serve":
+                results[tag]["analyst"] = one_analyst(url, args, tag)
             serve.delete(APP_NAME)
     finally:
         try:
@@ -190,6 +232,8 @@ def main() -> int:
     p.add_argument("--sequential", type=int, default=10, help="1-pair requests in the sequential phase")
     p.add_argument("--max-new-tokens", type=int, default=6)
     p.add_argument("--ray-cpus", type=int, default=3, help="CPUs of the local Ray (ingress 1 + 1 per replica)")
+    p.add_argument("--scene", type=int, default=1536, help="one-analyst scene size in px (1536: 16 chips)")
+    p.add_argument("--describe-batch", type=int, default=2, help="pairs per describe request")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -210,6 +254,9 @@ def main() -> int:
         "ray2_vs_ray1_speedup": round(r2["pairs_per_s"] / r1["pairs_per_s"], 2),
         "ray2_vs_serve_throughput": round(r2["pairs_per_s"] / base["pairs_per_s"], 2),
         "serve_batch_vs_ingress_batch": round(r2["pairs_per_s"] / r2i["pairs_per_s"], 2),
+        "one_analyst_in_flight_speedup_serve": base["analyst"]["speedup"],
+        "one_analyst_in_flight_speedup_ray2": r2["analyst"]["speedup"],
+        "one_analyst_ray2_in_flight": r2["analyst"]["in_flight"],
         "cpu_count": os.cpu_count(),
         "note": ("on a 2-core machine two CPU replicas share the cores with the ingress, the proxy, the Ray "
                  "controller and these client threads, and one replica's batch already uses more than one core "
@@ -226,6 +273,8 @@ def main() -> int:
     print(f"{'':18}" + "".join(f"{c:>20}" for c in cols))
     for key in ("seq_p50_ms", "pairs_per_s", "p50_ms", "p95_ms", "pairs", "errors"):
         print(f"{key:18}" + "".join(f"{results[c][key]!s:>20}" for c in cols))
+    for key in ("one_at_a_time_pairs_per_s", "advertised_pairs_per_s", "in_flight", "speedup"):
+        print(f"{key[:18]:18}" + "".join(f"{results[c].get('analyst', {}).get(key, '-')!s:>20}" for c in cols))
     print()
     for key, value in summary.items():
         if key not in ("note", "setup"):

@@ -19,6 +19,11 @@ echo "== lock matches pyproject.toml (pins within their ranges)"
 echo "== ruff"
 .venv/bin/ruff check backend training qgis_plugin tests bench scripts || status=1
 
+echo "== mypy ([tool.mypy] in pyproject.toml)"
+typed=(qgis_plugin/ccexpert_changes/core backend/ccexpert/service)
+[ -d training/ccexpert_training/stage ] && typed+=(training/ccexpert_training/stage)
+.venv/bin/python -m mypy "${typed[@]}" || status=1
+
 echo "== backend, training, core and tooling tests (.venv)"
 .venv/bin/python -m pytest tests/backend tests/training tests/core tests/tooling -q -rs || status=1
 

@@ -1,23 +1,27 @@
 """Python client of the captioning service (requests): timeouts, retries with backoff, idempotent ids.
 
-Retries cover what a resend can fix: connection errors, timeouts, 429 and 5xx. They are bounded by a budget in
-seconds (``retry_budget``, 5 minutes by default), not by a count: a backend that sheds load for a minute is
-outlasted, one that is down for good is given up on in a known time. The wait before each retry is a capped
-exponential backoff (``backoff`` * 2^n, at most ``max_backoff``) with jitter (x 0.5 to 1, so clients that were
-refused together do not come back together), and never shorter than the server's ``Retry-After`` (a floor);
-a wait that would end past the budget is not started. ``retries`` optionally caps the count as well. A model
-that fails (500, ``engine_error``/``internal_error``) is not load: it is retried ``SERVER_ERROR_RETRIES`` times only.
+Retries cover what a resend can fix: dropped connections, timeouts, 429 and 5xx; a refused connection or a host
+name that does not resolve is reported at once (nothing listens there: waiting does not start a backend). They are
+bounded by a budget in seconds (``retry_budget``, 5 minutes by default), not by a count: a backend that sheds
+load for a minute is outlasted, one that is down for good is given up on in a known time. The wait before each
+retry is a capped exponential backoff (``backoff`` * 2^n, at most ``max_backoff``) with jitter (x 0.5 to 1, so
+clients that were refused together do not come back together), and never shorter than the server's
+``Retry-After`` (a floor); a wait that would end past the budget is not started. ``retries`` optionally caps the
+count as well. A model that fails (500, ``engine_error``/``internal_error``) is not load: it is retried
+``SERVER_ERROR_RETRIES`` times only.
 
 A resend is safe because pair ids are idempotency keys: the server answers a known id from its cache
 instead of computing it twice. Other 4xx are the caller's mistake and raise :class:`ServiceError` at once.
+The policy (what is retried, the backoff, the budget) is ``ccexpert_changes.core.retry``, shared with the plugin.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import logging
-import random
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,17 +29,18 @@ from typing import Any
 
 import numpy as np
 import requests
+from ccexpert_changes.core import retry as policy
 from PIL import Image
 
 from . import __version__
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-DEFAULT_RETRY_BUDGET = 300.0  # seconds of retrying a request before giving up
-DEFAULT_PROBE_BUDGET = 10.0  # the same for /v1/info and /v1/auth/check: a wrong URL is reported in seconds
-SERVER_ERROR_RETRIES = 2  # a failing model (500, engine_error) will most likely fail again: a few retries only
-SERVER_ERROR_CODES = frozenset({"engine_error", "internal_error"})
+RETRY_STATUSES = policy.RETRY_STATUSES
+DEFAULT_RETRY_BUDGET = policy.RETRY_BUDGET_S  # seconds of retrying a request before giving up
+DEFAULT_PROBE_BUDGET = policy.PROBE_BUDGET_S  # the same for /v1/info and /v1/auth/check
+SERVER_ERROR_RETRIES = policy.SERVER_ERROR_RETRIES
+SERVER_ERROR_CODES = policy.SERVER_ERROR_CODES
 
 
 class ServiceError(Exception):
@@ -83,6 +88,7 @@ class CCExpertClient:
         session: requests.Session | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.answered = False  # this backend answered once: a refused connection later is a restart, retried
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries  # None: only the budget bounds the retries
         self.backoff = backoff
@@ -161,26 +167,31 @@ class CCExpertClient:
             retry_after: float | None = None
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.ConnectionError as exc:
+                why_not = _unreachable_reason(exc)
+                if why_not is not None and policy.refusal_is_final(why_not, self.answered):
+                    # nothing listens there or the name is wrong: retrying cannot help
+                    raise ServiceError(policy.unreachable_message(self.base_url, why_not), None, "unreachable") from exc
+                last, status, code = f"{type(exc).__name__}: {exc}", None, None
+            except requests.Timeout as exc:
                 last, status, code = f"{type(exc).__name__}: {exc}", None, None
             else:
+                self.answered = True
                 if response.status_code < 400:
                     return response
                 code, message, pair_id = _error_of(response)
                 status = response.status_code
                 last = f"HTTP {status} {code}: {message}"
-                if status not in RETRY_STATUSES or code == "model_failed":  # it will not recover
+                if not policy.retryable_status(status, code):  # it will not recover
                     raise ServiceError(f"{method} {path}: {last}", status, code, pair_id)
                 retry_after = _seconds(response.headers.get("Retry-After"))
-            if self.retries is not None and attempt > self.retries:
-                why = f"no retries left of {self.retries}"
-                break
-            if (status == 500 or code in SERVER_ERROR_CODES) and attempt > SERVER_ERROR_RETRIES:
-                why = f"the server kept failing, {SERVER_ERROR_RETRIES} retries"
-                break
             delay = self.backoff_delay(attempt, retry_after)
-            if time.monotonic() + delay > deadline:
-                why = f"retry budget of {budget:g} s spent"
+            stop = policy.give_up(attempt, retries=self.retries, server_error=policy.is_server_error(status, code),
+                                  now=time.monotonic(), delay=delay, deadline=deadline)
+            if stop is not None:
+                why = {"retries": f"no retries left of {self.retries}",
+                       "server_error": f"the server kept failing, {SERVER_ERROR_RETRIES} retries",
+                       "budget": f"retry budget of {budget:g} s spent"}[stop]
                 break
             log.info("%s %s failed (%s); retry %d in %.2f s (%.0f s of the retry budget left)", method, path, last,
                      attempt, delay, deadline - time.monotonic())
@@ -190,9 +201,28 @@ class CCExpertClient:
     def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): ``backoff * 2^(attempt-1)`` capped at
         ``max_backoff``, times a random 0.5-1 (jitter), never less than the server's ``Retry-After``."""
-        jitter = random.uniform(0.5, 1.0)  # nosec B311 - spreading retries, not security
-        delay = min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 60)) * jitter
-        return max(delay, retry_after) if retry_after is not None else delay
+        return policy.backoff_delay(attempt, self.backoff, self.max_backoff, retry_after)
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """``policy.REFUSED`` or ``policy.HOST_NOT_FOUND`` when a requests ConnectionError is a refused connection or
+    a name that does not resolve (found anywhere in its chain of causes and urllib3 reasons), else None (a dropped
+    or reset connection, which a resend can fix)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ConnectionRefusedError) or getattr(item, "errno", None) == errno.ECONNREFUSED:
+            return policy.REFUSED
+        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
+            return policy.HOST_NOT_FOUND
+        if isinstance(item, BaseException):
+            todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+            todo.extend(a for a in item.args if isinstance(a, BaseException))
+    return None
 
 
 def _b64(data: bytes) -> str:

@@ -10,8 +10,11 @@ then the rasters are opened and sampled for readability, then the backend is ask
 API key (``GET /v1/auth/check``), then the grid, AOI and stretch are laid out and, for ``--resume``, the
 output's fingerprint (run metadata) compared. Only then is anything written: a fresh or ``--overwrite`` run is
 staged in a temporary file that replaces the output at its first captioned batch (see ``gpkg_output``), so an
-input or a previous output is never lost to a run that fails. Nodata rows ride in the transaction of the next
-batch (at most ``SKIP_ROWS_PER_TRANSACTION`` wait), not one transaction each.
+input or a previous output is never lost to a run that fails.
+
+The chips go through ``ccexpert_changes.core.run_loop`` (the same loop as the QGIS plugin): batches, up to
+``in_flight`` requests at once (default: the capacity ``/v1/info`` advertises), rows written in grid order, exactly
+once, pair-by-pair retry of a refused batch, smaller batches when requests get slow.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from ccexpert_changes.core.fields import (
     STATUS_ERROR,
     STATUS_OK,
     STATUS_SKIPPED_NODATA,
-    make_record,
     run_metadata,
+    same_imagery,
     source_identity,
 )
 from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.gsd import gsd_warning
+from ccexpert_changes.core.run_loop import SEND, CaptionError, Item, RunAborted, RunLoop, RunSettings, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
 from pyproj import CRS as ProjCRS
@@ -48,8 +53,8 @@ from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
 MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 8192  # grid chip sizes in raster pixels (chips are resized to the model's input)
-SKIP_ROWS_PER_TRANSACTION = 512  # nodata / unreadable rows held back for the next batch's transaction at most
 WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(ENOSPC) or GDAL's RuntimeError
 
 
@@ -78,6 +83,7 @@ class DescribeOptions:
     max_nodata: float = 0.5
     nodata: float | None = None  # used for a raster that declares none
     batch_size: int = 8
+    in_flight: int | None = None  # requests at the backend at once; None: what /v1/info advertises (1 in-process)
     max_new_tokens: int | None = None
     max_chips: int = 100_000
     resume: bool = False
@@ -125,6 +131,14 @@ class Captioner:
     def caption(self, ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndarray]],
                 max_new_tokens: int | None) -> list[dict | Exception]:
         raise NotImplementedError
+
+    def slow_after_s(self, pairs: int) -> float | None:
+        """Seconds after which a request of ``pairs`` pairs is slow enough to halve the batch (None: never)."""
+        return None
+
+    def max_in_flight(self, info: dict) -> int:
+        """Requests worth keeping at the backend at once (one engine in this process: 1)."""
+        return 1
 
 
 class EngineCaptioner(Captioner):
@@ -190,6 +204,16 @@ class ServiceCaptioner(Captioner):
         else:
             log.info("backend %s accepts the API key%s", self.client.base_url,
                      f" ({answer['label']})" if answer.get("label") else "")
+
+    def slow_after_s(self, pairs: int) -> float | None:
+        return float(self.client.timeout[1])
+
+    def max_in_flight(self, info: dict) -> int:
+        """The capacity the backend advertises (replicas x requests each), at most ``MAX_IN_FLIGHT``."""
+        try:
+            return max(1, min(MAX_IN_FLIGHT, int(info.get("max_in_flight") or 1)))
+        except (TypeError, ValueError):
+            return 1
 
     def _refused(self, exc) -> str:
         return (f"backend {self.client.base_url} refused the API key ({exc}): check --api-key-file or "
@@ -262,6 +286,8 @@ def check_options(options: DescribeOptions) -> None:
     if options.chip_size is not None and not MIN_CHIP_SIZE <= options.chip_size <= MAX_CHIP_SIZE:
         raise ValueError(f"--chip-size must be from {MIN_CHIP_SIZE} to {MAX_CHIP_SIZE} pixels (chips are resized to "
                          f"the model's input; leave it out for the model's own chip size), got {options.chip_size}")
+    if options.in_flight is not None and not 1 <= options.in_flight <= MAX_IN_FLIGHT:
+        raise ValueError(f"--in-flight must be from 1 to {MAX_IN_FLIGHT}, got {options.in_flight}")
     if options.overlap < 0:
         raise ValueError(f"--overlap must be >= 0, got {options.overlap}")
     if options.force and not options.resume:
@@ -273,6 +299,9 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
     DescribeError when the backend fails, refuses the key or the output cannot be written (finished tiles are
     kept)."""
     check_options(options)
+    if same_imagery(options.before, options.after):
+        raise ValueError(f"before and after are the same raster ({options.before}): nothing can have changed; give "
+                         "the earlier image first and the later one second")
     check_output_path(options.output, {"before raster": options.before, "after raster": options.after,
                                        "AOI": options.aoi}, resume=options.resume, overwrite=options.overwrite)
     summary = DescribeSummary(run_id=uuid.uuid4().hex[:12])
@@ -284,6 +313,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         chip_size = options.chip_size if options.chip_size is not None else model_chip
         summary.resampled = rasters.resampled
         grid = ChipGrid(rasters.grid, chip_size, options.overlap)
+        _warn_gsd(rasters, chip_size, model_chip, info)
         area = box(*rasters.overlap)
         if options.aoi:
             area = load_aoi(options.aoi, options.aoi_layer, rasters.before.crs).intersection(area)
@@ -319,147 +349,139 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         if writer.redone:
             log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
         common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
-        run = _Run(captioner, writer, options, common, summary, _progress(summary.total, options.progress))
+        in_flight = options.in_flight or captioner.max_in_flight(info)
+        if in_flight > 1:
+            log.info("%d requests in flight at once (%s)", in_flight,
+                     "--in-flight" if options.in_flight else "the backend's advertised capacity")
+        progress = _progress(summary.total, options.progress)
+        run = RunLoop(_chip_reader(rasters, stretch, model_chip, options.max_nodata),
+                      _LoopCaptioner(captioner, options.max_new_tokens), writer,
+                      RunSettings(batch_size=options.batch_size, in_flight=in_flight, common=common),
+                      on_progress=progress, on_notice=log.warning,
+                      on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message))
         completed = refused = False
         try:
-            run.execute(grid.chips(bounds, keep), rasters, stretch, model_chip)
+            _run_chips(run, grid.chips(bounds, keep), summary)
             completed = True
         except DescribeError as exc:
             refused = exc.refused_key
             raise
         finally:
-            run.progress(None)
+            progress(None)
             keep_output = not refused and (not writer.replaces or (completed and summary.failed == 0))
             held = writer.finish(keep_output)
             if not held and writer.replaces:
                 summary.left_as_it_was = True
                 log.warning("the run captioned nothing: %s was left as it was", options.output)
             if held:
-                _write_style(options.output)
+                _finish_layer(options, info, summary, captioner.name)
     return summary
 
 
-def _write_style(output: str) -> None:
-    """The layer's style travels with it (``layer_styles``): the output opens styled in QGIS wherever it is opened.
-    A failure here costs the styling only, never the captions."""
+def _warn_gsd(rasters: RasterPair, chip_size: int, model_chip: int, info: dict) -> None:
+    """A warning when the chips give the model a very different pixel size than its model card's ``gsd_m``."""
+    crs = rasters.before.crs
+    if crs is None or not crs.is_projected:
+        return
+    pixel_m = abs(rasters.before.transform.a) * (crs.linear_units_factor[1] if crs.linear_units_factor else 1.0)
+    text = gsd_warning(pixel_m, chip_size, model_chip, info.get("gsd_m"))
+    if text:
+        log.warning("%s", text)
+
+
+def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary, backend: str) -> None:
+    """The layer's style and abstract travel with it (``layer_styles``, ``gpkg_contents``): the output opens styled
+    in QGIS wherever it is opened and says which model made it (the demo model flagged). A failure here costs the
+    styling only, never the captions."""
     from ccexpert_changes.core.fields import LAYER_NAME
+    from ccexpert_changes.core.layer_metadata import run_abstract, run_title, write_abstract
     from ccexpert_changes.core.style_table import write_shipped_style
 
+    counts = {"captioned": summary.counts[STATUS_OK], "changed": summary.changed,
+              "errors": summary.counts[STATUS_ERROR], "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA]}
     try:
-        write_shipped_style(output, LAYER_NAME)
+        write_shipped_style(options.output, LAYER_NAME)
+        write_abstract(options.output, LAYER_NAME, run_title(info), run_abstract(
+            info, counts, before=str(Path(options.before).resolve()), after=str(Path(options.after).resolve()),
+            backend=backend))
     except (OSError, ValueError, sqlite3.Error) as exc:
-        log.warning("%s: the layer style could not be stored (%s); the captions are complete", output, exc)
+        log.warning("%s: the layer style or abstract could not be stored (%s); the captions are complete",
+                    options.output, exc)
 
 
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-class _Run:
-    """The chip loop: batches pairs for the captioner, and holds finished rows (nodata, unreadable) back for the
-    next batch's transaction. ``summary`` counts a row once it is written."""
+class _LoopCaptioner:
+    """A describe :class:`Captioner` as the run loop's captioner (``ccexpert_changes.core.run_loop``)."""
 
-    def __init__(self, captioner: Captioner, writer: TileWriter, options: DescribeOptions, common: dict,
-                 summary: DescribeSummary, progress: Callable[[int | None], None]):
-        self.captioner, self.writer, self.options = captioner, writer, options
-        self.common, self.summary, self.progress = common, summary, progress
-        self.rows: list[tuple[dict, Any]] = []  # finished, not yet written
+    def __init__(self, captioner: Captioner, max_new_tokens: int | None):
+        self.captioner, self.max_new_tokens = captioner, max_new_tokens
 
-    def execute(self, chips, rasters: RasterPair, stretch, model_chip: int) -> None:
-        summary, options = self.summary, self.options
-        pending: list[tuple[Chip, float, float, tuple[np.ndarray, np.ndarray]]] = []
-        for chip in chips:
-            if chip.tile_id in self.writer.done:
-                summary.skipped_done += 1
-                self.progress(1)
-                continue
-            try:
-                b = rasters.before_reader.read(chip)
-                a = rasters.after_reader.read(chip)
-            except RasterReadError as exc:
-                summary.note_error(f"tile {chip.tile_id}: {exc}")
-                self._hold(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
-                                       error=str(exc), **self.common), chip.bounds)
-                continue
-            nb, na = nodata_fraction(b.valid), nodata_fraction(a.valid)
-            if max(nb, na) > options.max_nodata:
-                self._hold(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col,
-                                       status=STATUS_SKIPPED_NODATA, nodata_before=nb, nodata_after=na,
-                                       error=f"nodata {max(nb, na):.0%} over max {options.max_nodata:.0%}",
-                                       **self.common), chip.bounds)
-                continue
-            pair = (_to_rgb(stretch.apply(b.array, b.valid), model_chip),
-                    _to_rgb(stretch.apply(a.array, a.valid), model_chip))
-            pending.append((chip, nb, na, pair))
-            if len(pending) >= options.batch_size:
-                self.flush(pending)
-                pending = []
-        self.flush(pending)
-
-    def _hold(self, record: dict, bounds) -> None:
-        self.rows.append((record, bounds))
-        self.progress(1)
-        if len(self.rows) >= SKIP_ROWS_PER_TRANSACTION:
-            self.write()
-
-    def write(self) -> None:
-        """Write the held rows in one transaction, then count them."""
-        if not self.rows:
-            return
-        rows, self.rows = self.rows, []
+    def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
         try:
-            self.writer.write(rows)
-        except WRITE_ERRORS as exc:
-            message = f"cannot write to {self.writer.target}: {_reason(exc)}"
-            self.summary.note_error(message)
-            raise DescribeError(f"{message} (the tiles written before are kept; fix it and run again with --resume)",
-                                self.summary) from None
-        for record, _ in rows:
-            self.summary.counts[record["status"]] += 1
-            self.summary.changed += int(bool(record["changed"]))
+            return self.captioner.caption([i.chip.tile_id for i in items], [i.payload for i in items],
+                                          self.max_new_tokens)
+        except DescribeError as exc:
+            raise CaptionError(str(exc), "refused_key" if exc.refused_key else "fatal") from None
 
-    def flush(self, pending) -> None:
-        """Caption ``pending`` and write its rows with the held ones, in one transaction."""
-        summary, common = self.summary, self.common
-        if pending:
-            ids = [chip.tile_id for chip, *_ in pending]
-            try:
-                results = self.captioner.caption(ids, [p for *_, p in pending], self.options.max_new_tokens)
-            except DescribeError as exc:
-                exc.summary = summary
-                if exc.refused_key:  # nothing to keep from this batch: the reason is on stderr
-                    raise
-                # keep the reason on these tiles (the analyst sees it); --resume does them again
-                self.rows += [(make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
-                                           error=str(exc), nodata_before=nb, nodata_after=na, **common), chip.bounds)
-                              for chip, nb, na, _ in pending]
-                summary.note_error(str(exc))
-                self.write()
-                raise
-            for (chip, nb, na, _), result in zip(pending, results, strict=True):
-                if isinstance(result, Exception):
-                    record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR,
-                                         error=str(result), nodata_before=nb, nodata_after=na, **common)
-                    summary.note_error(f"tile {chip.tile_id}: {result}")
-                else:
-                    record = make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
-                                         caption=result["caption"], confidence=result["confidence"],
-                                         changed=result["changed"], nodata_before=nb, nodata_after=na, **common)
-                self.rows.append((record, chip.bounds))
-        self.write()
-        self.progress(len(pending))
+    def slow_after_s(self, pairs: int) -> float | None:
+        return self.captioner.slow_after_s(pairs)
 
 
-def _progress(total: int, enabled: bool) -> Callable[[int | None], None]:
+def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: float) -> Callable[[Chip], Item]:
+    """``prepare(chip)`` for the run loop: one windowed read per date, the nodata rule, the shared stretch."""
+
+    def prepare(chip: Chip) -> Item:
+        try:
+            b = rasters.before_reader.read(chip)
+            a = rasters.after_reader.read(chip)
+        except RasterReadError as exc:
+            return Item(chip, STATUS_ERROR, error=str(exc))
+        nb, na = nodata_fraction(b.valid), nodata_fraction(a.valid)
+        if max(nb, na) > max_nodata:
+            return Item(chip, STATUS_SKIPPED_NODATA, nodata_before=nb, nodata_after=na,
+                        error=f"nodata {max(nb, na):.0%} over max {max_nodata:.0%}")
+        pair = (_to_rgb(stretch.apply(b.array, b.valid), model_chip),
+                _to_rgb(stretch.apply(a.array, a.valid), model_chip))
+        return Item(chip, SEND, payload=pair, nodata_before=nb, nodata_after=na)
+
+    return prepare
+
+
+def _run_chips(run: RunLoop, chips, summary: DescribeSummary) -> None:
+    """Run the loop; its counts go into ``summary`` whatever happens."""
+    try:
+        run.run(chips, summary.total)
+    except RunAborted as exc:
+        if exc.kind == "canceled":
+            raise KeyboardInterrupt from None
+        message = str(exc)
+        if exc.kind == "write":
+            message += " (the tiles written before are kept; fix it and run again with --resume)"
+        raise DescribeError(message, summary, refused_key=exc.kind == "refused_key") from None
+    finally:
+        stats = run.stats
+        summary.skipped_done = stats.resumed
+        summary.counts = {STATUS_OK: stats.captioned, STATUS_ERROR: stats.errors,
+                          STATUS_SKIPPED_NODATA: stats.skipped_nodata}
+        summary.changed = stats.changed
+        if stats.first_error:
+            summary.note_error(stats.first_error)
+
+
+def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:
+    """A tqdm bar fed by the run loop: chips done of total, pairs/s and time left."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="chip", desc="describe", disable=not enabled)
 
-    def step(n: int | None) -> None:
-        if n is None:
+    def step(stats: RunStats | None) -> None:
+        if stats is None:
             bar.close()
-        else:
-            bar.update(n)
+            return
+        bar.update(stats.done - bar.n)
+        bar.set_postfix_str(f"{stats.rate():.1f} pairs/s", refresh=False)
 
     return step
-

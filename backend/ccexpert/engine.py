@@ -38,8 +38,10 @@ class CaptionEngine:
         demo: bool = False,
         max_batch: int = DEFAULT_MAX_BATCH,
         chip_size: int | None = None,
+        gsd_m: float | None = None,
     ):
         self.model = model.eval()
+        self.gsd_m = gsd_m  # the training imagery's metres per pixel (model card), for the clients' pixel-size check
         self.processor = processor
         self.model_name = model_name
         self.model_version = model_version
@@ -92,6 +94,7 @@ class CaptionEngine:
             demo=bool(card.get("demo", False)),
             max_batch=max_batch,
             chip_size=card.get("chip_size"),
+            gsd_m=card.get("gsd_m"),
         )
 
     @property
@@ -110,6 +113,7 @@ class CaptionEngine:
             "demo": self.demo,
             "family": "ccexpert",
             "change_expert": True,
+            "gsd_m": self.gsd_m,
         }
 
     def caption(

@@ -154,7 +154,7 @@ class GeneralVLMEngine:
             "model_name": self.model_name, "model_version": self.model_version, "chip_size": self.chip_size,
             "bands": 3, "device": str(self.device), "dtype": str(self.model.dtype).removeprefix("torch."),
             "max_batch": self.max_batch, "demo": False, "family": self.family, "change_expert": False,
-            "prompt": DEFAULT_PROMPT,
+            "prompt": DEFAULT_PROMPT, "gsd_m": None,  # a general model names no imagery it was made for
         }
 
     def caption(self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *,

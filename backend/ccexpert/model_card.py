@@ -19,13 +19,20 @@ def read_model_card(source: str | Path) -> dict:
 
 
 def write_model_card(
-    directory: str | Path, model_name: str, model_version: str, demo: bool = False, chip_size: int | None = None
+    directory: str | Path, model_name: str, model_version: str, demo: bool = False, chip_size: int | None = None,
+    gsd_m: float | None = None,
 ) -> None:
     """``chip_size``: the chip the model was trained to read when it differs from its input size (the demo model
-    reads 384-px chips at 128 px); clients cut chips of this size (``/v1/info``)."""
-    card = {"model_name": model_name, "model_version": model_version, "demo": demo}
+    reads 384-px chips at 128 px); clients cut chips of this size (``/v1/info``). ``gsd_m``: the ground sample
+    distance of the training imagery in metres per pixel (LEVIR-CC: 0.5); clients warn when a raster is far
+    from it."""
+    card: dict = {"model_name": model_name, "model_version": model_version, "demo": demo}
     if chip_size is not None:
         card["chip_size"] = int(chip_size)
+    if gsd_m is not None:
+        if not float(gsd_m) > 0:
+            raise ValueError(f"gsd_m must be a positive number of metres per pixel, got {gsd_m!r}")
+        card["gsd_m"] = float(gsd_m)
     (Path(directory) / MODEL_CARD).write_text(json.dumps(card, indent=2) + "\n")
 
 

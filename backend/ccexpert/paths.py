@@ -1,12 +1,13 @@
-"""Where the default model lives: `$CCEXPERT_MODEL`, else the shipped demo model `<repo>/resources/demo_model`."""
+"""Where the default model lives: `$CCEXPERT_MODEL`, else the shipped demo model, package data of `ccexpert`
+(`backend/ccexpert/demo_model` in a checkout, `site-packages/ccexpert/demo_model` once the wheel is installed)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_MODEL_DIR = REPO_ROOT / "resources" / "demo_model"
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEMO_MODEL_DIR = PACKAGE_DIR / "demo_model"
 
 
 def default_model_dir() -> Path:
@@ -15,4 +16,4 @@ def default_model_dir() -> Path:
     return Path(env).expanduser() if env else DEMO_MODEL_DIR
 
 
-__all__ = ["DEMO_MODEL_DIR", "REPO_ROOT", "default_model_dir"]
+__all__ = ["DEMO_MODEL_DIR", "PACKAGE_DIR", "default_model_dir"]

@@ -1,9 +1,11 @@
-"""Model presets (tiny / 0.5b / 7b) and the locally trained tiny tokenizer.
+"""Model presets (tiny / demo / 0.5b / 7b) and the locally trained tiny tokenizer.
 
 `tiny` is for tests and the CPU demo: the real architecture (SigLIP at 384 px with patch 14, so still 729 tokens per
 image; the full DIM algorithm; Qwen2) at toy widths, with a byte-level BPE tokenizer trained here from a corpus built
 in code (no downloads). `0.5b` and `7b` are the shapes of llava-hf/llava-onevision-qwen2-{0.5b,7b}-ov-hf plus the DIM;
-build them on the meta device to count parameters, or with random weights to benchmark.
+build them on the meta device to count parameters, or with random weights to benchmark. `demo` is the architecture of
+the shipped demo model (`ccexpert train-demo`): the tiny preset with :data:`DEMO_ARCHITECTURE` on top, at a
+CPU-trainable size.
 """
 
 from __future__ import annotations
@@ -107,6 +109,33 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+# The demo model's architecture, as overrides of the tiny preset: SigLIP -> DIM -> projector -> Qwen2 at a size that
+# trains on 2 CPU cores (`ccexpert train-demo`; the demo stage configs start from a checkpoint built with these).
+DEMO_ARCHITECTURE: dict = {
+    # 128 px images with 16 px patches: 64 tokens per image instead of 729. The DIM's attention is O(N^2) and the
+    # decoder reads 2N image tokens, so a pair costs ~50x less CPU and the model sees ~50k pairs within the budget.
+    "vision_config": {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "image_size": 128,
+        "patch_size": 16,
+        "vision_use_head": False,
+    },
+    "image_seq_length": 64,
+    "dim_layers": [2, 4],  # two scales keep the multi-scale gated fusion at half the DIM's CPU time
+    # From scratch, the caption loss alone teaches the caption prior and the images are ignored (measured: every
+    # recipe without it answered "there is no difference" for all pairs). The per-token change-mask loss on the DIM's
+    # change stream and on the projected image tokens makes the tokens the decoder reads carry where the scene
+    # changed (docs/TRAINING.md, "The demo model").
+    "change_mask_loss_weight": 1.0,
+}
+PRESETS["demo"] = {**PRESETS["tiny"], **DEMO_ARCHITECTURE}
+# presets whose vocabulary is the locally trained tiny tokenizer's
+TINY_TOKENIZER_PRESETS = ("tiny", "demo")
+
 
 def preset_config(name: str, tokenizer: PreTrainedTokenizerFast | None = None, **overrides) -> CCExpertConfig:
     """The config of a preset. With a tokenizer, the vocabulary and special-token ids are taken from it."""
@@ -115,12 +144,12 @@ def preset_config(name: str, tokenizer: PreTrainedTokenizerFast | None = None, *
     spec = json.loads(json.dumps(PRESETS[name]))  # deep copy
     text = spec["text_config"]
     if tokenizer is not None:
-        # the full presets keep the checkpoint's padded vocabulary; tiny uses exactly the tokenizer's
+        # the full presets keep the checkpoint's padded vocabulary; tiny (and demo) use exactly the tokenizer's
         text["vocab_size"] = max(text.get("vocab_size", 0), len(tokenizer))
         spec["image_token_index"] = tokenizer.convert_tokens_to_ids("<image>")
         text["eos_token_id"] = tokenizer.convert_tokens_to_ids("<|im_end|>")
         text["pad_token_id"] = tokenizer.pad_token_id
-    elif name == "tiny":
+    elif name in TINY_TOKENIZER_PRESETS:
         text["vocab_size"] = TINY_VOCAB_SIZE
         spec["image_token_index"] = SPECIAL_TOKENS.index("<image>")
     else:
@@ -218,6 +247,7 @@ def save_tiny_model(directory: str | Path, seed: int = 0, **overrides) -> Path:
 
 
 __all__ = [
+    "DEMO_ARCHITECTURE",
     "PRESETS",
     "SPECIAL_TOKENS",
     "build_model",

@@ -11,9 +11,9 @@ Two deployments in one Serve application (``APP_NAME``):
   as its own call so that a batch is spread over every idle replica.
 - ``CaptionModel`` (``replicas`` fixed, or autoscaled on ongoing requests): one engine per replica
   (``num_gpus=1`` when the device is a GPU). The constructor loads the model and captions the built-in sample pair
-  with the service's own start-up check (``ServiceState.check_captions``); a replica that cannot caption raises
-  there and is never routed to. ``@serve.batch`` merges the pair calls a replica gets into engine batches of up to
-  ``device_batch``. Serve health-checks replicas and replaces a dead one.
+  with the service's own start-up check (``ccexpert.service.state.check_captions``); a replica that cannot caption
+  raises there and is never routed to. ``@serve.batch`` merges the pair calls a replica gets into engine batches of
+  up to ``device_batch``. Serve health-checks replicas and replaces a dead one.
 
 A replica that dies with a batch in flight: :class:`ReplicaEngine` resends the batch (captioning is idempotent) to
 another replica, or to the replacement, within ``retry_budget_s``; past it the pairs fail and the request is answered
@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 try:
@@ -51,8 +50,9 @@ try:  # a replica that is starting, restarting or unreachable; older Rays have o
 except ImportError:  # pragma: no cover
     ActorUnavailableError = RayActorError
 
-from .service.app import ServiceState, create_app
+from .service import create_app
 from .service.settings import Settings, load_settings
+from .service.state import check_captions
 
 log = logging.getLogger("ccexpert.ray_serve")
 
@@ -114,8 +114,7 @@ class CaptionModel:
         self.engine = _load_engine(model, device, dtype, device_batch, engine_factory, engine_kwargs)
         self._info = dict(self.engine.info())
         # readiness = the warm-up caption, with the very check `ccexpert serve` runs before it reports ready
-        ServiceState.check_captions(SimpleNamespace(engine=self.engine, engine_info=self._info,
-                                                    settings=SimpleNamespace(max_new_tokens=max_new_tokens)))
+        check_captions(self.engine, self._info, max_new_tokens)
         self._lock = threading.Lock()  # one forward pass at a time on this replica's device
         self.batches: list[int] = []
         self._batched.set_max_batch_size(device_batch)

@@ -9,8 +9,6 @@ import os
 from qgis.PyQt.QtCore import QCoreApplication
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-# in a source checkout the icons and styles live in <repo>/resources; the packaged zip carries them inside
-_REPO_RESOURCES = os.path.normpath(os.path.join(PLUGIN_DIR, os.pardir, os.pardir, "resources"))
 LOG_TAG = "CCExpert"
 SETTINGS_PREFIX = "ccexpert_changes/"
 
@@ -38,12 +36,9 @@ def user_agent() -> str:
 
 
 def resource_path(kind: str, name: str) -> str:
-    """Path of a shipped resource (``kind`` = "icons" or "styles"): inside the plugin folder when installed
-    from the zip, else from the repository's ``resources/`` folder."""
-    packaged = os.path.join(PLUGIN_DIR, name if kind == "icons" else os.path.join(kind, name))
-    if os.path.exists(packaged):
-        return packaged
-    return os.path.join(_REPO_RESOURCES, kind, name)
+    """Path of a shipped resource (``kind`` = "icons" or "styles"): in the plugin folder (the icon at its top,
+    styles in ``styles/``), in a checkout as in the zip and the wheel."""
+    return os.path.join(PLUGIN_DIR, name if kind == "icons" else os.path.join(kind, name))
 
 
 def icon_path() -> str:

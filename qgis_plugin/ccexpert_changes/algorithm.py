@@ -1,21 +1,20 @@
 """Processing algorithm ``ccexpert:describe_changes``: the one code path behind the toolbox, batch mode, the
 model designer, ``processing.run`` and ``qgis_process``.
 
-Plan (no network, cheap): open both rasters with GDAL, check they overlap, transform the AOI into the before
-CRS, lay the chip grid and count the chips. Run: check OUTPUT (a .gpkg that is none of the inputs), fetch
-``/v1/info``, check the API key (``/v1/auth/check``), compute the shared stretch, then stream chips in batches to
-the backend and append each batch to the GeoPackage in one transaction. Nothing is written before every check
-passed; an existing OUTPUT is replaced only once the run captions its first tile (``output.TileWriter``), and
-RESUME refuses an OUTPUT made from other inputs unless RESUME_FORCE.
+Plan (no network, cheap): open both rasters with GDAL, refuse Before = After, check they overlap, transform the
+area of interest (a polygon layer and/or an extent such as the map canvas) into the before CRS, lay the chip grid
+and count the chips. Run: check OUTPUT (a .gpkg that is none of the inputs), fetch ``/v1/info``, check the API key
+(``/v1/auth/check``), compute the shared stretch, then hand the chips to the run loop shared with ``ccexpert
+describe`` (``core.run_loop``: batches, several requests in flight, rows written in grid order). Nothing is
+written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
+(``output.TileWriter``), and RESUME refuses an OUTPUT made from other inputs unless RESUME_FORCE.
 """
 
 from __future__ import annotations
 
-import base64
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qgis.core import (
     Qgis,
@@ -35,6 +34,7 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -46,23 +46,18 @@ from qgis.PyQt.QtGui import QIcon
 
 from . import settings
 from .about import LOG_TAG, icon_path, tr
+from .chips import BackendCaptioner, ChipEncoder
 from .client import BackendClient, BackendError
-from .core.fields import (
-    STATUS_ERROR,
-    STATUS_OK,
-    STATUS_SKIPPED_NODATA,
-    make_record,
-    run_metadata,
-    source_identity,
-    utc_now_iso,
-)
+from .core.fields import run_metadata, same_imagery, source_identity
 from .core.grid import Bounds, Chip, ChipGrid
+from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
-from .prefetch import Prefetcher
-from .reader import PairReader, RasterInputError, default_bands, encode_png, open_raster, raster_grid
+from .reader import PairReader, RasterInputError, default_bands, open_raster, raster_grid
+from .run_feedback import RunProgress, finish_layer, warn_gsd
 
 DEFAULT_BATCH = 8
-JSON_OVERHEAD_BYTES = 256  # per pair: id, keys, quotes
+MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
+DEFAULT_BANDS = [1, 2, 3]
 
 
 @dataclass
@@ -81,6 +76,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     BEFORE = "BEFORE"
     AFTER = "AFTER"
     AOI = "AOI"
+    EXTENT = "EXTENT"
     BANDS = "BANDS"
     CHIP_SIZE = "CHIP_SIZE"
     OVERLAP = "OVERLAP"
@@ -88,6 +84,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     BACKEND_URL = "BACKEND_URL"
     AUTHCFG = "AUTHCFG"
     BATCH_SIZE = "BATCH_SIZE"
+    IN_FLIGHT = "IN_FLIGHT"
     RESUME = "RESUME"
     RESUME_FORCE = "RESUME_FORCE"
     MAX_CHIPS = "MAX_CHIPS"
@@ -102,14 +99,19 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:
         return tr(
-            "Cuts a before/after raster pair into chips on the before raster's pixel grid over the area of interest, "
-            "sends each chip pair to a CCExpert backend and writes one polygon per chip with a caption of what "
-            "changed (fields tile_id, caption, confidence, changed, status, ...). Chips with more nodata than "
-            "MAX_NODATA are not sent (status skipped_nodata). With RESUME, tiles already captioned in OUTPUT are "
-            "skipped, so a canceled or failed run continues where it stopped; RESUME refuses an OUTPUT made from "
-            "other rasters, bands, grid or model unless RESUME_FORCE is ticked. Without RESUME an existing OUTPUT is "
-            "replaced once the run captions its first tile. CHIP_SIZE 0 and BATCH_SIZE 0 take the backend's "
-            "values. Needs a running backend: ccexpert serve --model DIR --port 8000."
+            "<p>Describes what changed between two co-registered rasters of the same place. The area of interest is "
+            "cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a "
+            "CCExpert backend, and the output gets one square per chip with a caption such as \"two buildings are "
+            "built on the bareland at the top\", its confidence and whether anything changed.</p>"
+            "<p><b>Area of interest</b>: a polygon layer (selected features only, if ticked) and/or an extent, such "
+            "as the current map canvas extent; left empty, the whole area where both rasters overlap.</p>"
+            "<p>Chips with more nodata than the largest nodata share are not sent; they are kept as "
+            "\"skipped_nodata\". <b>Resume</b> keeps the tiles an earlier run into the same output captioned, so a "
+            "canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, "
+            "grid or model unless you tick \"Resume even if the output was made from other inputs\". Without Resume "
+            "an existing output is replaced once the run captions its first tile.</p>"
+            "<p>Needs a running backend (<i>ccexpert serve</i>); set its URL and API key in the CCExpert settings. "
+            "Chip size 0 and the advanced request settings 0 take the backend's own values.</p>"
         )
 
     def icon(self) -> QIcon:
@@ -140,14 +142,19 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             )
         )
         self.addParameter(
+            QgsProcessingParameterExtent(
+                self.EXTENT, tr("Area of interest as an extent (e.g. the current map canvas extent)"), optional=True)
+        )
+        self.addParameter(
             QgsProcessingParameterBand(
-                self.BANDS, tr("Bands used as R, G, B (default 1, 2, 3; one band = grey)"), None, self.BEFORE,
-                optional=True, allowMultiple=True,
+                self.BANDS, tr("Bands shown as red, green, blue (a one-band raster is read as grey)"), DEFAULT_BANDS,
+                self.BEFORE, optional=True, allowMultiple=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.CHIP_SIZE, tr("Chip size in before-raster pixels (0 = the backend's chip size)"),
+                self.CHIP_SIZE, tr("Chip size in Before-raster pixels (0 = the model's chip size, asked from the "
+                                   "backend)"),
                 QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=8192,
             )
         )
@@ -159,7 +166,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.MAX_NODATA, tr("Largest nodata fraction of a chip that is still captioned"),
+                self.MAX_NODATA, tr("Largest nodata share (0-1) of a chip that is still captioned"),
                 QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0,
             )
         )
@@ -171,10 +178,16 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                                              settings.authcfg(), optional=True)
         )
         batch = QgsProcessingParameterNumber(
-            self.BATCH_SIZE, tr("Chip pairs per request (0 = backend's limit, at most 8)"),
+            self.BATCH_SIZE, tr("Chip pairs per request (0 = the backend's limit, at most 8)"),
             QgsProcessingParameterNumber.Type.Integer, 0, minValue=0,
         )
         self.addParameter(batch)
+        in_flight = QgsProcessingParameterNumber(
+            self.IN_FLIGHT, tr("Requests at the backend at once (0 = the capacity the backend advertises)"),
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=MAX_IN_FLIGHT,
+        )
+        in_flight.setFlags(in_flight.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(in_flight)
         self.addParameter(
             QgsProcessingParameterBoolean(self.RESUME, tr("Resume: keep tiles already captioned in the output"), False)
         )
@@ -184,7 +197,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         force.setFlags(force.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(force)
         limit = QgsProcessingParameterNumber(
-            self.MAX_CHIPS, tr("Refuse runs of more chips than"), QgsProcessingParameterNumber.Type.Integer,
+            self.MAX_CHIPS, tr("Ask before runs of more chips than"), QgsProcessingParameterNumber.Type.Integer,
             settings.max_chips(), minValue=1,
         )
         limit.setFlags(limit.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
@@ -205,6 +218,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             ("RESUMED", tr("Tiles kept from an earlier run")),
         ):
             self.addOutput(QgsProcessingOutputNumber(name, text))
+        self.addOutput(QgsProcessingOutputNumber("DEMO", tr("1 when the captions come from the demo model")))
+        self.addOutput(QgsProcessingOutputString("MODEL", tr("Model that made the captions")))
         self.addOutput(QgsProcessingOutputString("RUN_ID", tr("Run id")))
 
     # -- planning (shared with the dialog's confirmation) -------------------------------------------------
@@ -219,10 +234,16 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(
                     tr("{0} raster must be a GDAL-readable file, not a {1} layer").format(label, layer.providerType())
                 )
+        if same_imagery(before_layer.source(), after_layer.source()):
+            raise QgsProcessingException(
+                tr("Before and After are the same raster ({0}): nothing can have changed. Pick the earlier image "
+                   "as Before and the later one as After.").format(before_layer.source().split("|")[0]))
         try:
             before_ds = open_raster(before_layer.source(), "BEFORE")
             after_ds = open_raster(after_layer.source(), "AFTER")
             bands = self.parameterAsInts(parameters, self.BANDS, context) or default_bands(before_ds)
+            if bands == DEFAULT_BANDS and before_ds.RasterCount < 3:  # the shown default on a one-band raster
+                bands = default_bands(before_ds)
             chip_size = self.parameterAsInt(parameters, self.CHIP_SIZE, context) or out_size
             overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
             reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
@@ -245,10 +266,18 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             )
         keep_chip = None
         area = overlap_rect
+        if parameters.get(self.EXTENT) not in (None, ""):
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, before_crs)
+            if not extent.isNull() and not extent.isEmpty():
+                area = area.intersect(extent)
+                if area.isEmpty() or area.width() <= 0 or area.height() <= 0:
+                    raise QgsProcessingException(
+                        tr("The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)")
+                        .format(extent.toString(3), overlap_rect.toString(3)))
         source = self.parameterAsSource(parameters, self.AOI, context)
         if source is not None:
             aoi = _aoi_geometry(source, before_crs, context, feedback)
-            aoi = aoi.intersection(QgsGeometry.fromRect(overlap_rect))
+            aoi = aoi.intersection(QgsGeometry.fromRect(area))
             if aoi.isEmpty() or aoi.area() <= 0:
                 raise QgsProcessingException(
                     tr("The area of interest does not intersect the area where BEFORE and AFTER overlap")
@@ -283,6 +312,54 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback):
         output = self._check_output(parameters, context)
+        client, info = self._connect(parameters, context, feedback)
+        out_size = int(info["chip_size"])
+        plan = self.plan(parameters, context, feedback, out_size)
+        warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
+        feedback.pushInfo(tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
+            plan.count, plan.grid.chip_size, plan.grid.stride))
+        stretch = plan.reader.compute_stretch(plan.bounds)
+        if not stretch.passthrough:
+            feedback.pushInfo(tr("8-bit stretch shared by both dates (2-98 %): low {0}, high {1}").format(
+                [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]))
+        model = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
+        writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
+        self._check_limit(parameters, context, plan, writer)
+        run_id = uuid.uuid4().hex[:12]
+        common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
+        loop = RunLoop(ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
+                       BackendCaptioner(client), writer, self._settings(parameters, context, feedback, info, common),
+                       on_progress=RunProgress(feedback, plan.count), is_canceled=feedback.isCanceled,
+                       on_notice=feedback.pushInfo, on_tile_error=_tile_error_reporter(feedback))
+        stats = self._run(loop, plan, writer, output)
+        finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
+        _style_on_load(context, output)
+        summary = tr("{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before")\
+            .format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
+        feedback.pushInfo(tr("Done: {0}; output {1}").format(summary, output))
+        QgsMessageLog.logMessage(tr("describe_changes run {0}: {1}; {2}").format(run_id, summary, output), LOG_TAG,
+                                 Qgis.MessageLevel.Warning if stats.errors else Qgis.MessageLevel.Info)
+        if stats.errors and stats.captioned + stats.resumed == 0:
+            raise QgsProcessingException(
+                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\nThe failed tiles are saved in {2} "
+                   "with their error; fix the problem and run again with Resume.").format(
+                    stats.errors, stats.first_error, output)
+            )
+        if stats.errors:
+            feedback.reportError(tr("{0} tile(s) failed (first error: {1}); see the error field, and run again with "
+                                    "Resume to retry them").format(stats.errors, stats.first_error))
+        if info.get("demo"):
+            feedback.pushWarning(tr("These captions come from the DEMO model, trained on synthetic scenes only: they "
+                                    "are not meaningful on real imagery. Serve a real CCExpert checkpoint for real "
+                                    "work."))
+        return {
+            self.OUTPUT: output, "TILES": plan.count, "CAPTIONED": stats.captioned, "CHANGED": stats.changed,
+            "ERRORS": stats.errors, "SKIPPED_NODATA": stats.skipped_nodata, "RESUMED": stats.resumed,
+            "DEMO": int(bool(info.get("demo"))), "MODEL": model, "RUN_ID": run_id,
+        }
+
+    def _connect(self, parameters, context, feedback) -> tuple[BackendClient, dict]:
+        """The backend's info, and its verdict on the API key, before anything is written."""
         url = self.parameterAsString(parameters, self.BACKEND_URL, context) or settings.backend_url()
         authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
         try:
@@ -293,252 +370,105 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from exc
         if access is None:
             feedback.pushInfo(tr("The backend has no /v1/auth/check (older version): the first batch checks the key"))
-        out_size = int(info["chip_size"])
         feedback.pushInfo(
             tr("Backend {0}: model {1} {2}, chips {3} px, device {4}{5}").format(
-                client.base_url, info.get("model_name"), info.get("model_version", ""), out_size, info.get("device"),
-                tr(" (demo model)") if info.get("demo") else "",
+                client.base_url, info.get("model_name"), info.get("model_version", ""), info["chip_size"],
+                info.get("device"), tr(" (DEMO model: synthetic scenes only)") if info.get("demo") else "",
             )
         )
-        plan = self.plan(parameters, context, feedback, out_size)
-        limit = self.parameterAsInt(parameters, self.MAX_CHIPS, context)
-        feedback.pushInfo(tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
-            plan.count, plan.grid.chip_size, plan.grid.stride))
-        if plan.count > limit:
-            raise QgsProcessingException(
-                tr("This run needs {0} chips, more than MAX_CHIPS = {1}. Choose a smaller area of interest or a "
-                   "larger chip size, or raise MAX_CHIPS.").format(plan.count, limit)
-            )
-        stretch = plan.reader.compute_stretch(plan.bounds)
-        if not stretch.passthrough:
-            feedback.pushInfo(tr("8-bit stretch shared by both dates (2-98 %): low {0}, high {1}").format(
-                [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]))
+        return client, info
 
+    def _writer(self, parameters, context, feedback, output: str, plan: Plan, stretch, model: str) -> TileWriter:
         resume = self.parameterAsBoolean(parameters, self.RESUME, context)
         force = self.parameterAsBoolean(parameters, self.RESUME_FORCE, context)
         before_path, after_path = plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription()
         try:
             metadata = run_metadata(
                 before_path, after_path, ",".join(str(b) for b in plan.reader.bands), None,
-                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict(),
-                model=" ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip(),
+                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict(), model=model,
                 before_source=source_identity(before_path), after_source=source_identity(after_path))
-            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, resume, metadata, force=force)
+            writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, metadata, resume=resume, force=force)
         except (OutputError, OSError) as exc:
             raise QgsProcessingException(str(exc)) from exc
         if writer.differences:
-            feedback.reportError(tr("RESUME_FORCE: resuming {0} although it was made by another run: {1}").format(
+            feedback.reportError(tr("Resuming {0} although it was made by another run: {1}").format(
                 output, "; ".join(writer.differences)))
         if resume:
             feedback.pushInfo(tr("Resuming: {0} tile(s) already captioned in {1}").format(len(writer.done), output))
+        return writer
 
-        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
+    def _check_limit(self, parameters, context, plan: Plan, writer: TileWriter) -> None:
+        """Scripts and qgis_process stop above the limit (the dialog asks instead); tiles a resume keeps are not
+        sent, so they do not count."""
+        limit = self.parameterAsInt(parameters, self.MAX_CHIPS, context)
+        to_send = plan.count
+        if writer.done:
+            to_send = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in writer.done)
+        if to_send > limit:
+            writer.discard()
+            writer.finish(keep=False)
+            raise QgsProcessingException(
+                tr("This run needs {0} chips, more than the {1} of \"Ask before runs of more chips than\". Choose a "
+                   "smaller area of interest or a larger chip size, or raise that limit.").format(to_send, limit)
+            )
+
+    def _settings(self, parameters, context, feedback, info: dict, common: dict) -> RunSettings:
+        """Pairs per request and requests in flight: what the user set, else what the backend advertises."""
         max_batch = max(1, int(info.get("max_batch") or DEFAULT_BATCH))
+        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
         batch_size = min(batch_size or min(DEFAULT_BATCH, max_batch), max_batch)
-        run = _Run(
-            client=client, writer=writer, feedback=feedback, max_nodata=self.parameterAsDouble(
-                parameters, self.MAX_NODATA, context),
-            run_id=uuid.uuid4().hex[:12], backend=client.base_url,
-            max_body=int(info.get("max_body_bytes") or 0), model=str(info.get("model_name") or ""),
-        )
-        completed = False
+        in_flight = self.parameterAsInt(parameters, self.IN_FLIGHT, context)
+        if not in_flight:
+            try:
+                in_flight = int(info.get("max_in_flight") or 1)
+            except (TypeError, ValueError):
+                in_flight = 1
+        in_flight = max(1, min(MAX_IN_FLIGHT, in_flight))
+        if in_flight > 1:
+            feedback.pushInfo(tr("{0} requests of up to {1} chip pairs at the backend at once").format(
+                in_flight, batch_size))
+        return RunSettings(batch_size=batch_size, max_request_bytes=int(info.get("max_body_bytes") or 0),
+                           in_flight=in_flight, common=common)
+
+    def _run(self, loop: RunLoop, plan: Plan, writer: TileWriter, output: str) -> RunStats:
+        """Run the loop; every way it can stop becomes one message that says what is kept and what to do."""
+        completed = refused = False
         try:
-            stats = run.execute(plan, batch_size)
+            stats = loop.run(plan.grid.chips(plan.bounds, plan.keep), plan.count)
             completed = True
+        except RunAborted as exc:
+            refused = exc.kind == "refused_key"
+            if refused:  # a refused key: no output at all (or the previous one as it was)
+                writer.discard()
+                raise QgsProcessingException(
+                    tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
+                ) from exc
+            if exc.kind == "canceled":
+                raise QgsProcessingException(
+                    tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
+                        len(writer.done), output)) from exc
+            raise QgsProcessingException(
+                tr("{0}\n{1} tile(s) are saved in {2}; fix the problem and run again with Resume.").format(
+                    exc, len(writer.done), output)) from exc
+        except RasterInputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
         finally:
-            if run.refused_key:
-                writer.discard()  # a refused key: no output at all (or the previous one as it was)
-            # a run that captioned nothing keeps a previous OUTPUT unless it ended with no error
-            kept = writer.close(keep=completed and run.stats.get("ERRORS", 0) == 0)
+            if not refused:
+                # a run that captioned nothing keeps a previous OUTPUT unless it ended with no error
+                kept = writer.finish(keep=completed and loop.stats.errors == 0)
         if not kept:
             raise QgsProcessingException(
                 tr("No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "
-                   "problem and run again.").format(stats["ERRORS"], run.first_error, output)
-            )
-        _store_style(output, feedback)
-        _style_on_load(context, output)
-        feedback.pushInfo(
-            tr("Done: {0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before; "
-               "output {5}").format(stats["CAPTIONED"], stats["CHANGED_RUN"], stats["ERRORS"],
-                                    stats["SKIPPED_NODATA"], stats["RESUMED"], output)
-        )
-        QgsMessageLog.logMessage(
-            tr("describe_changes run {0}: {1} captioned, {2} changed, {3} errors, {4} skipped (nodata), {5} resumed; "
-               "{6}").format(run.run_id, stats["CAPTIONED"], stats["CHANGED_RUN"], stats["ERRORS"],
-                             stats["SKIPPED_NODATA"], stats["RESUMED"], output),
-            LOG_TAG, Qgis.MessageLevel.Warning if stats["ERRORS"] else Qgis.MessageLevel.Info,
-        )
-        if stats["ERRORS"] and stats["CAPTIONED"] + stats["RESUMED"] == 0:
-            raise QgsProcessingException(
-                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\nThe failed tiles are saved in {2} "
-                   "with their error; fix the problem and run again with RESUME.").format(
-                    stats["ERRORS"], run.first_error, output)
-            )
-        if stats["ERRORS"]:
-            feedback.reportError(tr("{0} tile(s) failed (first error: {1}); see the error field, and rerun with "
-                                    "RESUME to retry them").format(stats["ERRORS"], run.first_error))
-        return {
-            self.OUTPUT: output,
-            "TILES": plan.count,
-            "CAPTIONED": stats["CAPTIONED"],
-            "CHANGED": stats["CHANGED_RUN"],
-            "ERRORS": stats["ERRORS"],
-            "SKIPPED_NODATA": stats["SKIPPED_NODATA"],
-            "RESUMED": stats["RESUMED"],
-            "RUN_ID": run.run_id,
-        }
-
-
-@dataclass
-class _Run:
-    client: BackendClient
-    writer: TileWriter
-    feedback: QgsProcessingFeedback
-    max_nodata: float
-    run_id: str
-    backend: str
-    max_body: int
-    model: str
-    batch_size: int = DEFAULT_BATCH
-    first_error: str | None = None  # the first tile error of this run, for the summary and the exception
-    refused_key: bool = False  # the backend refused the API key before anything was captioned
-    stats: dict = field(default_factory=dict)
-
-    def _note_error(self, message: str) -> None:
-        if self.first_error is None:
-            self.first_error = message
-
-    def _prepare(self, plan: Plan, resumed: frozenset[str]):
-        """(kind, chip, payload) for every chip, in grid order; runs in the prefetch thread."""
-        for chip in plan.grid.chips(plan.bounds, plan.keep):
-            if chip.tile_id in resumed:
-                yield "resumed", chip, None
-                continue
-            if self.feedback.isCanceled():
-                return
-            images = plan.reader.read_chip(chip)
-            nodata = (images.nodata_before, images.nodata_after)
-            if max(nodata) > self.max_nodata:
-                yield "skipped", chip, nodata
-                continue
-            pair = {
-                "id": chip.tile_id,
-                "before": base64.b64encode(encode_png(images.before)).decode("ascii"),
-                "after": base64.b64encode(encode_png(images.after)).decode("ascii"),
-            }
-            yield "pair", chip, (pair, *nodata)
-
-    def execute(self, plan: Plan, batch_size: int) -> dict[str, int]:
-        self.batch_size = batch_size
-        stats = self.stats = {"CAPTIONED": 0, "CHANGED_RUN": 0, "ERRORS": 0, "SKIPPED_NODATA": 0, "RESUMED": 0}
-        pending: list[tuple[Chip, dict, float, float]] = []  # chip, pair, nodata fractions
-        finished: list[tuple[dict, Bounds]] = []  # records written with the next batch
-        seen = 0
-        pending_bytes = 0
-        resumed = frozenset(self.writer.done)
-        with Prefetcher(lambda: self._prepare(plan, resumed), depth=2 * self.batch_size) as prepared:
-            for kind, chip, payload in prepared:
-                seen += 1
-                if kind == "resumed":
-                    stats["RESUMED"] += 1
-                    continue
-                if self.feedback.isCanceled():
-                    break
-                if kind == "skipped":
-                    finished.append((self._record(chip, STATUS_SKIPPED_NODATA, *payload), chip.bounds))
-                    stats["SKIPPED_NODATA"] += 1
-                else:
-                    pair, nb, na = payload
-                    size = len(pair["before"]) + len(pair["after"]) + JSON_OVERHEAD_BYTES
-                    if pending and self.max_body and pending_bytes + size > self.max_body:
-                        self._flush(pending, finished, stats)
-                        pending, finished, pending_bytes = [], [], 0
-                    pending.append((chip, pair, nb, na))
-                    pending_bytes += size
-                if len(pending) >= self.batch_size or len(finished) >= 64:
-                    self._flush(pending, finished, stats)
-                    pending, finished, pending_bytes = [], [], 0
-                    self.feedback.setProgress(100.0 * seen / plan.count)
-        if not self.feedback.isCanceled():
-            self._flush(pending, finished, stats)
-        else:
-            self.writer.write(finished)  # skipped tiles cost nothing to keep
-        self.feedback.setProgress(100.0)
-        if self.feedback.isCanceled():
-            raise QgsProcessingException(
-                tr("Canceled: {0} tile(s) are saved in {1}; run again with RESUME to continue").format(
-                    len(self.writer.done), self.writer.path)
+                   "problem and run again.").format(stats.errors, stats.first_error, output)
             )
         return stats
 
-    def _record(self, chip: Chip, status: str, nb: float, na: float, **kw) -> dict:
-        return make_record(
-            tile_id=chip.tile_id, row=chip.row, col=chip.col, status=status, nodata_before=nb, nodata_after=na,
-            backend=self.backend, run_id=self.run_id, created_utc=utc_now_iso(), **kw,
-        )
 
-    def _flush(self, pending, finished, stats) -> None:
-        if pending:
-            start = time.monotonic()
-            finished = finished + self._caption(pending, stats)
-            self._adapt_batch(len(pending), time.monotonic() - start)
-        self.writer.write(finished)
+def _tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str], None]:
+    def report(tile_id: str, message: str) -> None:
+        feedback.reportError(tr("Tile {0}: {1}").format(tile_id, message))
 
-    def _adapt_batch(self, sent: int, seconds: float) -> None:
-        """Halve the batch when a request took more than a third of the timeout (a slow device), so later
-        requests do not time out."""
-        limit = self.client.effective_timeout_s(self.client.timeout_s + self.client.per_pair_timeout_s * sent)
-        if self.batch_size > 1 and seconds > limit / 3:
-            self.batch_size = max(1, self.batch_size // 2)
-            self.feedback.pushInfo(tr("A batch of {0} took {1:.0f} s; sending {2} chip pairs per request from now on")
-                                   .format(sent, seconds, self.batch_size))
-
-    def _caption(self, pending, stats) -> list[tuple[dict, Bounds]]:
-        """Records for ``pending``; a refused batch is retried pair by pair so one bad chip fails alone."""
-        try:
-            model, results = self.client.captions([p for _, p, _, _ in pending])
-        except BackendError as exc:
-            if exc.fatal:
-                if exc.kind == "auth" and stats["CAPTIONED"] == 0:  # an older backend without /v1/auth/check
-                    self.refused_key = True
-                    raise QgsProcessingException(
-                        tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
-                    ) from exc
-                if exc.kind != "canceled":
-                    records = [(self._record(c, STATUS_ERROR, nb, na, error=str(exc), model=self.model), c.bounds)
-                               for c, _, nb, na in pending]
-                    stats["ERRORS"] += len(records)
-                    self.writer.write(records)
-                raise QgsProcessingException(
-                    tr("{0}\n{1} tile(s) are saved in {2}; fix the problem and run again with RESUME.").format(
-                        exc, len(self.writer.done), self.writer.path)
-                ) from exc
-            if len(pending) > 1:
-                out = []
-                for one in pending:
-                    out += self._caption([one], stats)
-                return out
-            chip, _, nb, na = pending[0]
-            self.feedback.reportError(tr("Tile {0}: {1}").format(chip.tile_id, exc))
-            self._note_error(tr("tile {0}: {1}").format(chip.tile_id, exc))
-            stats["ERRORS"] += 1
-            return [(self._record(chip, STATUS_ERROR, nb, na, error=str(exc), model=self.model), chip.bounds)]
-        out = []
-        for (chip, _, nb, na), result in zip(pending, results, strict=True):
-            if result.get("status", STATUS_OK) == STATUS_OK and result.get("caption") is not None:
-                changed = bool(result.get("changed"))
-                record = self._record(chip, STATUS_OK, nb, na, caption=str(result["caption"]),
-                                      confidence=result.get("confidence"), changed=changed, model=model or self.model)
-                stats["CAPTIONED"] += 1
-                stats["CHANGED_RUN"] += int(changed)
-            else:
-                reason = str(result.get("error") or tr("the backend returned no caption"))
-                self.feedback.reportError(tr("Tile {0}: {1}").format(chip.tile_id, reason))
-                self._note_error(tr("tile {0}: {1}").format(chip.tile_id, reason))
-                record = self._record(chip, STATUS_ERROR, nb, na, error=reason, model=model or self.model)
-                stats["ERRORS"] += 1
-            out.append((record, chip.bounds))
-        return out
+    return report
 
 
 def _aoi_geometry(source, target_crs, context, feedback) -> QgsGeometry:
@@ -569,19 +499,6 @@ def _touches(aoi: QgsGeometry):
 
 
 _POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors
-
-
-def _store_style(output: str, feedback: QgsProcessingFeedback) -> None:
-    """The style travels with the layer (GeoPackage ``layer_styles``): it opens styled wherever it is opened."""
-    import sqlite3
-
-    from .core.fields import LAYER_NAME
-    from .core.style_table import write_shipped_style
-
-    try:
-        write_shipped_style(output, LAYER_NAME)
-    except (OSError, ValueError, sqlite3.Error) as exc:
-        feedback.pushWarning(tr("The layer style could not be stored in {0}: {1}").format(output, exc))
 
 
 def _style_on_load(context: QgsProcessingContext, output: str) -> None:

@@ -6,7 +6,9 @@ connections are retried for at most ``retry_budget_s`` seconds (5 minutes; 10 s 
 ``/v1/auth/check``, so a wrong URL is reported quickly), waiting a capped exponential backoff with jitter
 (``backoff_s`` * 2^n, at most ``max_backoff_s``, times 0.5-1) that is never shorter than the server's
 ``Retry-After``; ``retries`` optionally caps the count too. A failing model (500, ``engine_error``) is not load:
-it is retried ``SERVER_ERROR_RETRIES`` times only. Everything else becomes a :class:`BackendError` whose
+it is retried ``SERVER_ERROR_RETRIES`` times only. A refused connection or a host name that does not resolve is
+not retried at all: the user reads at once that nothing listens there and what to do. (The policy is
+``core.retry``, shared with ``ccexpert.client``.) Everything else becomes a :class:`BackendError` whose
 message tells the user what to do. :meth:`BackendClient.check_key` asks the backend whether it accepts the key
 before a run writes anything.
 """
@@ -14,7 +16,6 @@ before a run writes anything.
 from __future__ import annotations
 
 import json
-import random
 import time
 from typing import Any
 
@@ -23,16 +24,21 @@ from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtNetwork import QNetworkReply, QNetworkRequest
 
 from .about import tr, user_agent
+from .core import retry as policy
 from .settings import request_headers
 
 API_VERSION = "1"
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-RETRY_BUDGET_S = 300.0
-PROBE_BUDGET_S = 10.0
-SERVER_ERROR_RETRIES = 2
-SERVER_ERROR_CODES = {"engine_error", "internal_error"}
+RETRY_STATUSES = policy.RETRY_STATUSES
+RETRY_BUDGET_S = policy.RETRY_BUDGET_S
+PROBE_BUDGET_S = policy.PROBE_BUDGET_S
+SERVER_ERROR_RETRIES = policy.SERVER_ERROR_RETRIES
+SERVER_ERROR_CODES = policy.SERVER_ERROR_CODES
+# nothing listens there, or the name is wrong: not retried (waiting does not start a backend)
+_NOT_LISTENING = {
+    QNetworkReply.NetworkError.ConnectionRefusedError: policy.REFUSED,
+    QNetworkReply.NetworkError.HostNotFoundError: policy.HOST_NOT_FOUND,
+}
 _TRANSIENT_ERRORS = {
-    QNetworkReply.NetworkError.ConnectionRefusedError,
     QNetworkReply.NetworkError.RemoteHostClosedError,
     QNetworkReply.NetworkError.TemporaryNetworkFailureError,
     QNetworkReply.NetworkError.NetworkSessionFailedError,
@@ -105,6 +111,7 @@ class BackendClient:
             raise BackendError("unreachable",
                                tr("Backend URL must start with http:// or https://, got {0!r}").format(url))
         self.base_url = url
+        self.answered = False  # this backend answered once: a refused connection later is a restart, retried
         self.feedback = feedback
         self.timeout_s = timeout_s
         self.per_pair_timeout_s = per_pair_timeout_s
@@ -202,9 +209,7 @@ class BackendClient:
     def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): capped exponential backoff with jitter,
         never less than the server's ``Retry-After``."""
-        jitter = random.uniform(0.5, 1.0)  # nosec B311 - spreading retries, not security
-        delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 60)) * jitter
-        return max(delay, retry_after) if retry_after is not None else delay
+        return policy.backoff_delay(attempt, self.backoff_s, self.max_backoff_s, retry_after)
 
     def _request(self, method: str, path: str, data: bytes | None, timeout_s: float | None = None,
                  budget_s: float | None = None) -> tuple[int, bytes]:
@@ -219,12 +224,12 @@ class BackendClient:
                 return self._once(method, path, data, timeout_s or self.timeout_s)
             except _Retry as retry:
                 last = retry.error
-                if self.retries is not None and attempt > self.retries:
-                    raise last from None
-                if retry.server_error and attempt > SERVER_ERROR_RETRIES:
-                    raise last from None
                 delay = self.backoff_delay(attempt, retry.retry_after)
-                if time.monotonic() + delay > deadline:
+                stop = policy.give_up(attempt, retries=self.retries, server_error=retry.server_error,
+                                      now=time.monotonic(), delay=delay, deadline=deadline)
+                if stop in ("retries", "server_error"):
+                    raise last from None
+                if stop == "budget":
                     last.args = (tr("{0} (gave up after {1} attempts: retry budget of {2:g} s spent)").format(
                         last, attempt, budget_s),)
                     raise last from None
@@ -259,6 +264,7 @@ class BackendClient:
         status_attr = reply.attribute(QNetworkRequest.Attribute.HttpStatusCodeAttribute)
         status = int(status_attr) if status_attr not in (None, "") else 0
         body = bytes(reply.content())
+        self.answered = self.answered or status > 0
         if code == QgsBlockingNetworkRequest.ErrorCode.NoError and 200 <= status < 300:
             return status, body
         timed_out = code == QgsBlockingNetworkRequest.ErrorCode.TimeoutError or reply.error() in (
@@ -269,14 +275,15 @@ class BackendClient:
                 tr("The backend at {0} did not answer {1} within {2:.0f} s; it may be overloaded or the batch too "
                    "large for its device.").format(self.base_url, path, self.effective_timeout_s(timeout_s))), None)
         if status == 0:
+            reason = _NOT_LISTENING.get(reply.error())
+            if reason is not None and policy.refusal_is_final(reason, self.answered):
+                # nothing listens there: say what to do, at once (a backend that answered before is restarting)
+                raise BackendError("unreachable", policy.unreachable_message(self.base_url, reason))
             error = BackendError(
                 "unreachable",
-                tr("Cannot reach the CCExpert backend at {0} ({1}). Start it with \"ccexpert serve --model DIR "
-                   "--port PORT\" or fix the backend URL in the CCExpert settings.").format(
-                    self.base_url, blocking.errorMessage() or reply.errorString()
-                ),
+                policy.unreachable_message(self.base_url, blocking.errorMessage() or reply.errorString()),
             )
-            if reply.error() in _TRANSIENT_ERRORS:
+            if reply.error() in _TRANSIENT_ERRORS or reason is not None:
                 raise _Retry(error, None)
             raise error
         message, chip_id = _error_message(body)

@@ -1,11 +1,13 @@
-"""Loading the result: the shipped QML style (changed tiles highlighted, caption as label and map tip) and a
-named layer group. Runs in the main thread (Processing's post-processing step)."""
+"""Loading the result: the shipped QML style (changed tiles outlined, caption as label sized in map units, map tip,
+readable field aliases) and a named layer group; map tips are switched on in the main window so that hovering a tile
+shows its caption. Runs in the main thread (Processing's post-processing step)."""
 
 from __future__ import annotations
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingLayerPostProcessorInterface, QgsProject, QgsVectorLayer
 
 from .about import LOG_TAG, style_path, tr
+from .core.fields import FIELD_ALIASES
 
 GROUP_NAME = "CCExpert changes"
 
@@ -15,8 +17,41 @@ def apply_style(layer: QgsVectorLayer) -> bool:
     if not ok:
         QgsMessageLog.logMessage(tr("Could not apply the change caption style: {0}").format(message), LOG_TAG,
                                  Qgis.MessageLevel.Warning)
+    ensure_identification(layer)
     layer.triggerRepaint()
     return bool(ok)
+
+
+def ensure_identification(layer: QgsVectorLayer) -> None:
+    """What identify results, map tips and the attribute table show, whatever style the layer carries: the
+    caption as display expression and map tip, and readable field aliases where the style sets none."""
+    fields = layer.fields()
+    if fields.indexOf("caption") < 0:
+        return
+    layer.setDisplayExpression('"caption"')  # QGIS would guess the first text field, the tile id
+    if not layer.mapTipTemplate():
+        layer.setMapTipTemplate('<b>[% "caption" %]</b><br/>[% "status" %]')
+    for name, alias in FIELD_ALIASES.items():
+        index = fields.indexOf(name)
+        if index >= 0 and not layer.attributeAlias(index):
+            layer.setFieldAlias(index, alias)
+
+
+def enable_map_tips() -> None:
+    """Switch the main window's "Show Map Tips" on (QGIS shows a layer's map tip only then)."""
+    try:
+        from qgis.utils import iface
+    except ImportError:  # no GUI (qgis_process)
+        return
+    action = getattr(iface, "actionMapTips", None) if iface is not None else None
+    if action is None:
+        return
+    try:
+        action = action()
+    except TypeError:
+        return
+    if action is not None and action.isCheckable() and not action.isChecked():
+        action.trigger()
 
 
 def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = GROUP_NAME) -> None:
@@ -38,3 +73,4 @@ class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         apply_style(layer)
         move_to_group(layer, context.project() or QgsProject.instance())
+        enable_map_tips()

@@ -88,14 +88,15 @@ def _remove_stale_partials(folder: str, name: str) -> None:
 
 
 class TileWriter:
-    """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed).
+    """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed): the plugin's
+    ``core.run_loop.OutputWriter`` (the GDAL twin of ``ccexpert.gpkg_output.TileWriter``, same arguments).
 
     ``metadata`` (``core.fields.run_metadata``) is stored with a new layer and, on resume, compared with the stored
     one: OutputError naming what differs unless ``force``. ``differences`` keeps what ``force`` let through."""
 
-    def __init__(self, path: str, srs_wkt: str, grid_hash: str, resume: bool,
-                 metadata: Mapping[str, Any] | None = None, force: bool = False):
-        self.path = path  # OUTPUT
+    def __init__(self, path: str, crs_wkt: str, grid_hash: str, metadata: Mapping[str, Any] | None = None, *,
+                 resume: bool = False, force: bool = False):
+        self.path = self.target = path  # OUTPUT
         self.done: set[str] = set()
         self.differences: list[str] = []
         self._stale: dict[str, list[int]] = {}  # tile id -> fids of rows not ok, replaced when the tile is redone
@@ -105,11 +106,12 @@ class TileWriter:
         if os.path.exists(path) and resume:
             self._open(path)
             if self.layer is None:
-                raise OutputError(tr("RESUME: {0} has no layer {1}; choose another OUTPUT").format(path, LAYER_NAME))
+                raise OutputError(
+                    tr("Resume: {0} has no layer {1}; choose another output file").format(path, LAYER_NAME))
             self._check_resumable(grid_hash, metadata, force)
             return
         srs = osr.SpatialReference()
-        srs.ImportFromWkt(srs_wkt)
+        srs.ImportFromWkt(crs_wkt)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         self.replaces = os.path.exists(path)
         folder, name = os.path.split(os.path.abspath(path))
@@ -128,7 +130,7 @@ class TileWriter:
     def _open(self, path: str) -> None:
         self.ds = ogr.Open(path, 1)
         if self.ds is None:
-            raise OutputError(tr("RESUME: {0} is not a GeoPackage that can be opened for writing").format(path))
+            raise OutputError(tr("Resume: {0} is not a GeoPackage that can be opened for writing").format(path))
         self.layer = self.ds.GetLayerByName(LAYER_NAME)
         self._defn = self.layer.GetLayerDefn() if self.layer is not None else None
 
@@ -143,7 +145,7 @@ class TileWriter:
         missing = [n for n in FIELD_NAMES if n not in names]
         if missing:
             raise OutputError(
-                tr("RESUME: layer {0} in {1} lacks the fields {2}; choose another OUTPUT").format(
+                tr("Resume: layer {0} in {1} lacks the fields {2}; choose another output file").format(
                     LAYER_NAME, self.path, ", ".join(missing))
             )
         self.layer.SetAttributeFilter(None)
@@ -155,8 +157,8 @@ class TileWriter:
                 continue
             if other_hash != grid_hash:
                 raise OutputError(
-                    tr("RESUME: {0} holds tiles of another chip grid (tile {1}); the rasters, CHIP_SIZE or OVERLAP "
-                       "changed. Choose a new OUTPUT or switch RESUME off.").format(self.path, tile_id)
+                    tr("Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap "
+                       "changed. Choose a new output file or switch Resume off.").format(self.path, tile_id)
                 )
             if feature.GetField("status") == STATUS_OK:
                 self.done.add(tile_id)
@@ -172,9 +174,9 @@ class TileWriter:
         self.differences = fingerprint_differences(stored, metadata)
         if self.differences and not force:
             raise OutputError(
-                tr("RESUME: {0} was made by another run: {1}. Choose a new OUTPUT or switch RESUME off; tick "
-                   "RESUME_FORCE only when the tiles done so far still hold (e.g. the same pixels "
-                   "re-exported).").format(self.path, "; ".join(self.differences))
+                tr("Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
+                   "\"Resume even if the output was made from other inputs\" only when the tiles done so far still "
+                   "hold (e.g. the same pixels re-exported).").format(self.path, "; ".join(self.differences))
             )
 
     def write(self, records: Iterable[tuple[Mapping[str, Any], Bounds]]) -> int:
@@ -227,7 +229,7 @@ class TileWriter:
             self.ds.FlushCache()
             self.ds = None
 
-    def close(self, keep: bool = True) -> bool:
+    def finish(self, keep: bool = True) -> bool:
         """Close; a run still staged is promoted when ``keep`` (or when there is no OUTPUT to protect), else its
         file is dropped and a previous OUTPUT stays as it was. Returns whether OUTPUT holds this run's tiles."""
         if self.staged and (keep or not self.replaces):

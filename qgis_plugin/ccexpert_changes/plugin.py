@@ -1,5 +1,6 @@
-"""QGIS GUI glue: the Processing provider, a toolbar/menu action "Describe changes" that opens the algorithm,
-and the settings dialog. No network and no heavy import here (the algorithm loads on first use)."""
+"""QGIS GUI glue: the Processing provider, a toolbar/menu action "Describe changes" that opens the algorithm (two
+different rasters preselected, the older as Before), and the settings dialog. No network and no heavy import here
+(the algorithm loads on first use)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,12 @@ class CCExpertPlugin:
         remove_user_agent_hook()
 
     def open_algorithm(self) -> None:
+        """The algorithm dialog with two different rasters of the project preselected, the older as Before."""
         import processing
 
-        processing.execAlgorithmDialog(ALGORITHM_ID, {})
+        from .dialog import preselect_rasters
+
+        processing.execAlgorithmDialog(ALGORITHM_ID, preselect_rasters())
 
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog

@@ -58,6 +58,16 @@ def test_inspect_counts_per_component(capsys):
     assert main(["inspect", "--preset", "tiny", "--no-dim"]) == 0
     tiny = json.loads(capsys.readouterr().out)
     assert tiny["dim"] == 0 and tiny["total"] < 5e6
+    assert main(["inspect", "--preset", "demo"]) == 0  # the shipped demo model's architecture, a preset too
+    demo = json.loads(capsys.readouterr().out)
+    assert demo["change_mask_heads"] > 0
+    assert demo["total"] == sum(v for k, v in demo.items() if k not in ("total", "preset", "use_dim"))
+    from ccexpert.paths import DEMO_MODEL_DIR
+
+    shipped = json.loads((DEMO_MODEL_DIR / "config.json").read_text())  # the shipped weights are that preset
+    for section, key in (("text_config", "hidden_size"), ("text_config", "num_hidden_layers"),
+                         ("vision_config", "hidden_size"), ("vision_config", "num_hidden_layers")):
+        assert shipped[section][key] == PRESETS["demo"][section][key], (section, key)
 
 
 def test_convert_command(tmp_path, capsys):

@@ -114,11 +114,57 @@ def test_read_timeout_is_retried(scripted):
     assert len(server.bodies) == 2
 
 
-def test_connection_refused_is_retried_then_reported():
-    client = CCExpertClient(f"http://127.0.0.1:{free_port()}", connect_timeout=0.5, retries=2, backoff=0.01)
-    with pytest.raises(ServiceError, match="failed after 3 attempts: ConnectionError"):
+def test_connection_refused_is_not_retried_and_says_what_to_do():
+    """Nothing listens on the port: one attempt, at once, and a message naming the URL and the fix."""
+    url = f"http://127.0.0.1:{free_port()}"
+    client = CCExpertClient(url, connect_timeout=0.5, retries=5, backoff=0.5)
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as info:
         client.info()
+    assert time.monotonic() - start < 2.0  # no backoff waits
+    assert str(info.value) == (f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
+                               "`ccexpert serve` or check the backend URL in the CCExpert settings.")
+    assert info.value.code == "unreachable" and info.value.status is None
+    with pytest.raises(ServiceError, match="connection refused"):
+        client.caption(PAIRS)
     assert client.healthy() is False and client.ready() is False
+
+
+def test_a_name_that_does_not_resolve_is_not_retried():
+    client = CCExpertClient("http://ccexpert-backend.invalid:8000", connect_timeout=1, retries=5, backoff=0.5)
+    start = time.monotonic()
+    with pytest.raises(ServiceError, match=r"Cannot reach the CCExpert backend at "
+                                           r"http://ccexpert-backend\.invalid:8000 \(host not found\)"):
+        client.info()
+    assert time.monotonic() - start < 5.0
+
+
+def test_a_dropped_connection_is_still_retried():
+    """A server that accepts and closes without answering (a restart, a proxy): retried, unlike a refusal."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        client = CCExpertClient(f"http://127.0.0.1:{listener.getsockname()[1]}", retries=2, backoff=0.01)
+        with pytest.raises(ServiceError, match="failed after 3 attempts: ConnectionError"):
+            client.info()
+        assert len(accepted) == 3
+    finally:
+        listener.close()
 
 
 def test_mixed_up_answer_is_refused(scripted):

@@ -203,8 +203,16 @@ def test_bad_inputs_are_refused_with_clear_messages(tmp_path, capsys):
     echo_run(one_band, before, tmp_path / "one.gpkg", bands="1,1,1")
     with pytest.raises(ValueError, match="cannot open"):
         echo_run(tmp_path / "missing.tif", before, tmp_path / "o.gpkg")
+    after = write_tif(tmp_path / "a.tif", blocks(400), transform)
     with pytest.raises(ValueError, match="over --max-chips 1"):
-        echo_run(before, before, tmp_path / "o.gpkg", max_chips=1)
+        echo_run(before, after, tmp_path / "o.gpkg", max_chips=1)
+    # Before = After (the same file, or a link to it): refused before anything is opened or sent
+    link = tmp_path / "link.tif"
+    link.symlink_to(before)
+    for same in (before, link):
+        with pytest.raises(ValueError, match="before and after are the same raster"):
+            echo_run(before, same, tmp_path / "o.gpkg")
+    assert not (tmp_path / "o.gpkg").exists()
     # the command turns them into exit code 2 and one line on stderr
     assert main(["describe", str(before), str(elsewhere), "-o", str(tmp_path / "x.gpkg"), "-q"]) == 2
     assert "before and after rasters do not overlap" in capsys.readouterr().err
@@ -306,7 +314,8 @@ def test_backend_down_keeps_finished_tiles_then_resume(tmp_path):
 
     before, after = scene(tmp_path, size=1152)
     out = tmp_path / "o.gpkg"
-    options = DescribeOptions(str(before), str(after), str(out), batch_size=2, progress=False)
+    # one request at a time: the server goes away between two known requests (in flight: test_describe_in_flight)
+    options = DescribeOptions(str(before), str(after), str(out), batch_size=2, in_flight=1, progress=False)
     engine = EchoEngine()
     with thread_server(create_app(Settings(), engine)) as first_url:
         captioner = ServiceCaptioner(CCExpertClient(first_url, retries=1, backoff=0.01, connect_timeout=1))
@@ -320,7 +329,7 @@ def test_backend_down_keeps_finished_tiles_then_resume(tmp_path):
             return real(items, max_new_tokens=max_new_tokens)
 
         captioner.client.caption = stop_after_two
-        with pytest.raises(DescribeError, match="failed after 2 attempts"):
+        with pytest.raises(DescribeError, match="failed after 2 attempts"):  # it answered before: a restart?
             describe(options, captioner)
     rows = rows_of(out)
     assert [r["status"] for r in rows].count("ok") == 4 and [r["status"] for r in rows].count("error") == 2
@@ -449,13 +458,15 @@ def test_wrong_key_stops_with_the_reason_on_the_tiles(tmp_path, capsys):
     wrong.write_text("wrong-key\n")
     wrong.chmod(0o600)
     before = write_tif(tmp_path / "b.tif", blocks(768), from_origin(*ORIGIN, 0.5, 0.5))
+    after = write_tif(tmp_path / "a.tif", blocks(768), from_origin(*ORIGIN, 0.5, 0.5))
     out = tmp_path / "o.gpkg"
     with thread_server(create_app(Settings(api_keys_file=keys), EchoEngine())) as url:
-        args = ["describe", str(before), str(before), "-o", str(out), "--backend", url, "-q", "--batch-size", "2"]
+        args = ["describe", str(before), str(after), "-o", str(out), "--backend", url, "-q", "--batch-size", "2"]
         assert main([*args, "--api-key-file", str(wrong)]) == 2  # refused key: nothing written
         err = capsys.readouterr().err
         assert "refused the API key" in err and "401" in err and "--resume" not in err
-        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["b.tif", "keys.txt", "wrong.txt"]
+        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif", "keys.txt",
+                                                                                     "wrong.txt"]
         right = tmp_path / "right.txt"
         right.write_text("right-key\n")
         right.chmod(0o600)
@@ -493,7 +504,8 @@ def test_skipped_chips_share_transactions(tmp_path, monkeypatch):
 
 def test_grid_chip_size_other_than_the_models_is_resized(tmp_path):
     before = write_tif(tmp_path / "b.tif", blocks(768, chip=192), from_origin(*ORIGIN, 0.5, 0.5))
-    summary, engine = echo_run(before, before, tmp_path / "o.gpkg", chip_size=192)
+    after = write_tif(tmp_path / "a.tif", blocks(768, chip=192), from_origin(*ORIGIN, 0.5, 0.5))
+    summary, engine = echo_run(before, after, tmp_path / "o.gpkg", chip_size=192)
     assert summary.total == 16 and engine.pairs_seen == 16
     rows = rows_of(tmp_path / "o.gpkg")
     assert rows[5]["caption"] == "before 60 after 60"  # chip (1, 1) = block 6, resized from 192 to 384 px

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -36,10 +37,11 @@ def rasters(tmp_path):
             write_tif(tmp_path / "after.tif", blocks(1152) + 3, transform))
 
 
-def _describe(rasters, out, url, *extra) -> int:
+def _describe(rasters, out, url, *extra, in_flight: int = 1) -> int:
+    """One request at a time unless asked: the counts below follow from the order of known requests."""
     before, after = rasters
     return main(["describe", str(before), str(after), "-o", str(out), "--backend", url, "-q", "--batch-size", "2",
-                 "--retries", "0", *extra])
+                 "--retries", "0", "--in-flight", str(in_flight), *extra])
 
 
 def _statuses(out) -> dict[str, dict]:
@@ -49,9 +51,11 @@ def _statuses(out) -> dict[str, dict]:
 
 def test_closed_port_exits_4_and_writes_nothing(rasters, tmp_path, capsys):
     out = tmp_path / "o.gpkg"
+    start = time.monotonic()
     assert _describe(rasters, out, f"http://127.0.0.1:{free_port()}") == 4
     err = capsys.readouterr().err
-    assert "unreachable" in err and "nothing captioned" in err and "ConnectionError" in err
+    assert "nothing captioned" in err and "connection refused" in err and "Start it with `ccexpert serve`" in err
+    assert time.monotonic() - start < 5  # said at once: nothing listens there, waiting would not help
     assert not out.exists()
 
 
@@ -67,6 +71,26 @@ def test_server_failing_every_batch_exits_4_with_counts_and_first_error(rasters,
     assert "--resume" in captured.err and captured.out == ""
     tiles = _statuses(out)
     assert len(tiles) == 2 and {t["status"] for t in tiles.values()} == {"error"}
+
+
+def test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_exit_code(rasters, tmp_path,
+                                                                                         capsys):
+    """Four requests at once against a model that fails after two batches: whatever finished is kept in grid
+    order, the counts add up, the exit code says some failed, and a resume finishes every tile once."""
+    out = tmp_path / "o.gpkg"
+    with thread_server(create_app(Settings(), FailsAfter(ok_calls=3))) as url:
+        assert _describe(rasters, out, url, in_flight=4) in (3, 4)
+    err = capsys.readouterr().err
+    counts = next(line for line in err.splitlines() if line.startswith("9 chips:"))
+    numbers = dict(re.findall(r"(\d+) (captioned|errors|not reached)", counts)[i][::-1] for i in range(3))
+    assert sum(int(v) for v in numbers.values()) == 9 and "illegal memory" in err
+    kept = sorted(_statuses(out).values(), key=lambda t: (t["row"], t["col"]))
+    ok = [(t["row"], t["col"]) for t in kept if t["status"] == "ok"]
+    assert len(ok) == int(numbers["captioned"]) and ok == sorted(ok)
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        assert _describe(rasters, out, url, "--resume", in_flight=4) == 0
+    final = _statuses(out)
+    assert len(final) == 9 and {t["status"] for t in final.values()} == {"ok"}
 
 
 def test_some_tiles_failed_exits_3_then_resume_keeps_them_and_exits_0(rasters, tmp_path, capsys):
@@ -90,9 +114,10 @@ def test_some_tiles_failed_exits_3_then_resume_keeps_them_and_exits_0(rasters, t
 def test_all_done_or_skipped_exits_0(tmp_path, capsys):
     transform = from_origin(*ORIGIN, 0.5, 0.5)
     empty = write_tif(tmp_path / "empty.tif", blocks(384) * 0, transform, nodata=0)
+    also_empty = write_tif(tmp_path / "also_empty.tif", blocks(384) * 0, transform, nodata=0)
     out = tmp_path / "o.gpkg"
     with thread_server(create_app(Settings(), EchoEngine())) as url:
-        assert _describe((empty, empty), out, url) == 0
+        assert _describe((empty, also_empty), out, url) == 0
     line = capsys.readouterr().out
     assert "0 captioned" in line and "1 skipped (nodata)" in line and "0 errors" in line
 

@@ -130,7 +130,20 @@ def test_info(engine):
         "demo": True,
         "family": "ccexpert",
         "change_expert": True,
+        "gsd_m": None,  # the tiny random model's card names no imagery
     }
+
+
+def test_the_model_cards_ground_sample_distance_reaches_info(engine, tmp_path):
+    from ccexpert.model_card import read_model_card, write_model_card
+
+    write_model_card(tmp_path, "m", "1", chip_size=384, gsd_m=0.5)
+    assert read_model_card(tmp_path)["gsd_m"] == 0.5
+    with pytest.raises(ValueError, match="gsd_m must be a positive"):
+        write_model_card(tmp_path, "m", "1", gsd_m=0)
+    from ccexpert.paths import DEMO_MODEL_DIR
+
+    assert read_model_card(DEMO_MODEL_DIR)["gsd_m"] == 0.5  # the synthetic scenes: 0.5 m pixels, like LEVIR-CC
 
 
 def test_default_model_comes_from_the_environment(tiny_model_dir, monkeypatch, tmp_path):

@@ -142,6 +142,8 @@ def test_same_captions_ids_and_fields_as_ccexpert_serve(tiny_app, reference):
             (w["id"], w["caption"], w["changed"], w["status"], w["error"])
         assert g["confidence"] == pytest.approx(w["confidence"], abs=1e-5)
     info, ref_info = (requests.get(u + "/v1/info", timeout=10).json() for u in (tiny_app, reference))
+    # the capacity clients default to: two requests per model replica (describe and the plugin keep that many)
+    assert (info.pop("max_in_flight"), ref_info.pop("max_in_flight")) == (4, 2)
     assert info == ref_info
     for path in ("/openapi.json",):  # the same schema: the same code builds it
         assert requests.get(tiny_app + path, timeout=10).json() == requests.get(reference + path, timeout=10).json()

@@ -60,7 +60,7 @@ def test_health_ready_info_metrics_openapi(echo):
     info = requests.get(url + "/v1/info").json()
     assert info == {"api_version": "1", "model_name": "echo", "model_version": "1", "chip_size": CHIP, "bands": 3,
                     "max_batch": 8, "max_body_bytes": LIMIT, "device": "cpu", "dtype": "float32", "demo": True,
-                    "family": "ccexpert", "change_expert": True}
+                    "family": "ccexpert", "change_expert": True, "max_in_flight": 2, "gsd_m": None}
     requests.post(url + "/v1/captions", json=body(good_pair()))
     requests.post(url + "/v1/captions", json=body())
     metrics = requests.get(url + "/metrics").text

@@ -78,3 +78,32 @@ def test_fingerprint_differences_name_what_changed():
     # float noise from the JSON round trip is not a difference
     a = _meta(stretch={"lo": [0.1 + 0.2], "hi": [1.0]})
     assert fields.fingerprint_differences(a, _meta(stretch={"lo": [0.3], "hi": [1]})) == []
+
+
+# -- issue 17: what an analyst reads in the attribute table ------------------------------------------------------------
+
+def test_confidence_is_rounded_to_three_decimals_and_none_stays_none():
+    record = fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="a road", confidence=0.123456789,
+                                changed=True)
+    assert record["confidence"] == 0.123
+    assert fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="c", confidence=0.9996,
+                              changed=False)["confidence"] == 1.0
+    assert fields.make_record(tile_id="t", row=0, col=0, status="error", error="x")["confidence"] is None
+
+
+def test_every_field_has_a_readable_alias():
+    assert list(fields.FIELD_ALIASES) == list(fields.FIELD_NAMES)
+    assert fields.FIELD_ALIASES["caption"] == "What changed"
+    assert fields.FIELD_ALIASES["confidence"] == "Confidence (0-1)"
+    assert all(alias and alias != name for name, alias in fields.FIELD_ALIASES.items())
+    assert len(set(fields.FIELD_ALIASES.values())) == len(fields.FIELD_ALIASES)
+
+
+def test_shipped_style_carries_the_same_aliases():
+    import xml.etree.ElementTree as ET  # nosec B405 - our own shipped file
+
+    from ccexpert_changes.core.style_table import shipped_style
+
+    root = ET.fromstring(shipped_style())  # nosec B314 - our own shipped file
+    aliases = {a.get("field"): a.get("name") for a in root.find("aliases")}
+    assert aliases == fields.FIELD_ALIASES

@@ -1,7 +1,7 @@
 """Plugin tests: real QGIS 3.22 headless (pytest-qgis) against a real ``ccexpert serve`` on 127.0.0.1.
 
 The service runs from the backend venv (``.venv``, torch) in a subprocess; the model is the shipped demo
-model when ``resources/demo_model`` holds one, else the tiny random-weight preset built by the backend.
+model when ``backend/ccexpert/demo_model`` holds one, else the tiny random-weight preset built by the backend.
 """
 
 from __future__ import annotations
@@ -33,14 +33,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+_PROVIDERS: list = []  # the registry owns them; keep the Python side alive too
+
+
+@pytest.fixture
 def provider(qgis_app, qgis_processing):
+    """The ccexpert provider, registered again when a test unloaded the plugin (test_plugin.py does)."""
     from ccexpert_changes.provider import CCExpertProvider
     from qgis.core import QgsApplication
 
     registry = QgsApplication.processingRegistry()
     if registry.providerById("ccexpert") is None:
         p = CCExpertProvider()
+        _PROVIDERS.append(p)
         assert registry.addProvider(p)
     return registry.providerById("ccexpert")
 
@@ -57,7 +62,7 @@ def master_password(qgis_app):
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    demo = REPO / "resources" / "demo_model"
+    demo = REPO / "backend" / "ccexpert" / "demo_model"
     if (demo / "config.json").exists() and (demo / "model.safetensors").exists():
         return demo
     python = BACKEND_BIN / "python"

@@ -50,6 +50,21 @@ dlg2.url_edit.setText("http://127.0.0.1:9")
 report["down_ok"] = dlg2.test_connection()
 report["down_text"] = dlg2.result_view.toPlainText()
 
+# toolbar: two different rasters preselected, the older ("before (2019)", added first) as Before
+from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402
+
+project = QgsProject.instance()
+for path, name in ((before, "before (2019)"), (after, "after")):
+    project.addMapLayer(QgsRasterLayer(path, name, "gdal"))
+alg0 = QgsApplication.processingRegistry().createAlgorithmById("ccexpert:describe_changes")
+dlg0 = alg0.createCustomParametersWidget(None)
+dlg0.setParameters(dialog_module.preselect_rasters(project))
+chosen = dlg0.createProcessingParameters()
+names = {layer.id(): layer.name() for layer in project.mapLayers().values()}
+names.update({layer.source(): layer.name() for layer in project.mapLayers().values()})
+report["preselected"] = [names.get(str(chosen.get("BEFORE"))), names.get(str(chosen.get("AFTER")))]
+project.removeAllMapLayers()
+
 # algorithm dialog: 9 chips over MAX_CHIPS 4 -> asks; "No" runs nothing, "Yes" runs with MAX_CHIPS raised
 alg = QgsApplication.processingRegistry().createAlgorithmById("ccexpert:describe_changes")
 answers, asked = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes], []

@@ -192,7 +192,7 @@ def test_uint16_pair_gets_one_shared_stretch(run_describe, tmp_path):
 
 def test_too_many_chips_fail_with_the_number(run_describe, scene, tmp_path):
     before, after = scene
-    with pytest.raises(QgsProcessingException, match=r"needs 9 chips, more than MAX_CHIPS = 4"):
+    with pytest.raises(QgsProcessingException, match=r"needs 9 chips, more than the 4 of \"Ask before runs"):
         run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(tmp_path / "x.gpkg"),
                       "MAX_CHIPS": 4})
     assert not (tmp_path / "x.gpkg").exists()
@@ -203,7 +203,7 @@ def test_cancel_then_resume_writes_every_tile_exactly_once(run_describe, tmp_pat
     out = tmp_path / "resume.gpkg"
     params = {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BATCH_SIZE": 2}
     feedback = RecordingFeedback.make(cancel_at=30)
-    with pytest.raises(QgsProcessingException, match="RESUME"):
+    with pytest.raises(QgsProcessingException, match="run again with Resume"):
         run_describe(params, feedback=feedback)
     first = read_layer(out)
     assert 0 < len(first) < 9, "the cancel should stop the run part-way and keep what was finished"
@@ -273,7 +273,7 @@ def test_resume_refuses_an_output_from_another_grid(run_describe, scene, tmp_pat
 
 
 def test_rejected_chip_becomes_an_error_tile_and_the_rest_succeed(run_describe, scene, tmp_path, monkeypatch):
-    from ccexpert_changes import algorithm
+    from ccexpert_changes import chips as algorithm
 
     real = algorithm.encode_png
     calls = {"n": 0}
@@ -322,7 +322,7 @@ def test_backend_failing_every_batch_raises_with_the_first_error(provider, scene
             "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
             feedback=feedback)
     message = str(raised.value)
-    assert "No tile was captioned: 2 tile(s) failed" in message and FAILURE in message and "RESUME" in message
+    assert "No tile was captioned: 2 tile(s) failed" in message and FAILURE in message and "Resume" in message
     assert hits() >= 2  # the batch, then each chip on its own
     rows = read_layer(out)
     assert len(rows) == 2 and {r["status"] for r in rows} == {"error"} and all(FAILURE in r["error"] for r in rows)
@@ -441,10 +441,10 @@ def test_resume_refuses_the_output_of_another_scene_unless_forced(run_describe, 
     params = {"BEFORE": str(other_before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "RESUME": True}
     with pytest.raises(QgsProcessingException, match="made by another run: before raster") as raised:
         run_describe(params)
-    assert str(other_before) in str(raised.value) and "RESUME_FORCE" in str(raised.value)
+    assert str(other_before) in str(raised.value) and "Resume even if the output" in str(raised.value)
     assert [r["run_id"] for r in read_layer(out)] == [first["RUN_ID"]]
     forced, feedback = run_describe({**params, "RESUME_FORCE": True})
-    assert forced["RESUMED"] == 1 and any("RESUME_FORCE" in e for e in feedback.errors)
+    assert forced["RESUMED"] == 1 and any("although it was made by another run" in e for e in feedback.errors)
 
 
 def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, provider, scene, tmp_path):
@@ -499,7 +499,7 @@ def test_generated_scene_changes_are_found(run_describe, tmp_path, backend):
                                            x0 + (r["col"] + 1) * 192, y0 - r["row"] * 192))
     if not backend.demo:
         pytest.skip("grid and structure checked; caption correctness needs the trained demo model "
-                    "(resources/demo_model)")
+                    "(backend/ccexpert/demo_model)")
     changed_truth = {tuple(rc) for rc in truth["changed_chips"]}
     got = {(r["row"], r["col"]) for r in rows if r["changed"] == 1}
     captions = {(r["row"], r["col"]): r["caption"] for r in rows}
@@ -547,22 +547,17 @@ def _synth_scene(tmp_path: Path):
 
 
 def test_slow_batches_shrink_the_batch_size(qgis_app):
-    """A request taking over a third of the effective timeout halves the batch (QGIS caps timeouts at 60 s)."""
+    """A request taking over a third of the effective timeout halves the batch (QGIS caps timeouts at 60 s): the
+    plugin's captioner tells the run loop what "slow" is."""
     from types import SimpleNamespace
 
-    from ccexpert_changes.algorithm import _Run
-    from qgis.core import QgsProcessingFeedback
+    from ccexpert_changes.chips import BackendCaptioner
 
     client = SimpleNamespace(timeout_s=60.0, per_pair_timeout_s=30.0, effective_timeout_s=lambda t: min(t, 60.0))
-    run = _Run(client=client, writer=None, feedback=QgsProcessingFeedback(), max_nodata=0.5, run_id="r",
-               backend="b", max_body=0, model="m", batch_size=8)
-    run._adapt_batch(8, 25.0)
-    assert run.batch_size == 4
-    run._adapt_batch(4, 10.0)
-    assert run.batch_size == 4
-    for _ in range(5):
-        run._adapt_batch(run.batch_size, 59.0)
-    assert run.batch_size == 1
+    captioner = BackendCaptioner(client)
+    assert captioner.slow_after_s(8) == 60.0 and captioner.slow_after_s(1) == 60.0
+    client.effective_timeout_s = lambda t: t
+    assert captioner.slow_after_s(2) == 120.0
 
 
 def test_algorithm_output_opens_styled_without_the_plugin(run_describe, tmp_path):

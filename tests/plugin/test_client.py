@@ -76,13 +76,39 @@ def test_incompatible_and_foreign_servers_are_named(stub, qgis_app):
         BackendClient(stub + "/ok/nothing/here").info()
 
 
-def test_unreachable_backend_after_retries(qgis_app):
+def test_backend_down_is_not_retried_and_says_what_to_do(qgis_app):
+    """Nothing listens on the port (the analyst forgot `ccexpert serve`): one attempt, no retry messages, at once."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos = []
+
+        def pushInfo(self, info):  # noqa: N802 - QGIS API name
+            self.infos.append(info)
+
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(BackendError, match="Cannot reach the CCExpert backend") as err:
-        BackendClient(url, retries=1, backoff_s=0.01).info()
+    feedback = Recorder()
+    start = time.monotonic()
+    with pytest.raises(BackendError) as err:
+        BackendClient(url, feedback=feedback, retries=5, backoff_s=0.5).info()
+    assert time.monotonic() - start < 2.0
+    assert str(err.value) == (f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
+                              "`ccexpert serve` or check the backend URL in the CCExpert settings.")
     assert err.value.kind == "unreachable" and err.value.fatal
+    assert feedback.infos == []  # no "retrying in ..." lines
+    with pytest.raises(BackendError, match="connection refused"):
+        BackendClient(url, backoff_s=0.5).captions([{"id": "a", "before": "", "after": ""}])
     with pytest.raises(BackendError, match="must start with http"):
         BackendClient("ftp://example.org")
+
+
+def test_unknown_host_is_not_retried(qgis_app):
+    start = time.monotonic()
+    with pytest.raises(BackendError, match=r"at http://ccexpert-backend\.invalid:8000 \(host not found\)") as err:
+        BackendClient("http://ccexpert-backend.invalid:8000", retries=5, backoff_s=0.5).info()
+    assert err.value.kind == "unreachable" and time.monotonic() - start < 5.0
 
 
 def test_silent_backend_times_out_with_a_clear_message(stub, qgis_app):

@@ -28,7 +28,10 @@ def test_settings_dialog_and_chip_count_confirmation(backend, tmp_path):
     assert report["default_url"] == backend.url and report["default_authcfg"] == report["saved_authcfg"]
     assert report["default_max_chips"] == 1234
     assert not report["down_ok"] and "Cannot reach the CCExpert backend" in report["down_text"]
-    assert len(report["asked"]) == 2 and "9 chips" in report["asked"][0] and "limit 4" in report["asked"][0]
+    assert len(report["asked"]) == 2 and report["asked"][0] == (
+        "This run will send 9 chips to the backend (more than the limit of 4 you set in 'Ask before runs of more "
+        "chips than'). Continue?")
+    assert report["preselected"] == ["before (2019)", "after"]  # toolbar: two different rasters, older first
     assert report["ran_after_no"] is False
     assert report["finished"] == [[True, {"TILES": 9, "CAPTIONED": 9, "ERRORS": 0}]]
     assert out.exists()

@@ -1,4 +1,4 @@
-"""The shipped demo model (resources/demo_model): it loads as the default model, says it is a demo, and tells
+"""The shipped demo model (backend/ccexpert/demo_model): it loads as the default model, says it is a demo, and tells
 generated changed pairs from unchanged ones (pairs of a seed it was never trained or selected on)."""
 
 from __future__ import annotations

@@ -232,10 +232,12 @@ def test_stage4_config_validation(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CCEXPERT_WORK", str(tmp_path))
     monkeypatch.setenv("CCEXPERT_TINY_DATA", str(tmp_path))
     cfg = load_stage_config("tiny_stage4_dnpo.yaml")
-    assert cfg["dnpo"]["preferences"] == str(tmp_path / "tiny_preferences.jsonl") and cfg["data"]["train"] is None
-    for override, message in [({"dnpo.beta": 0}, "dnpo.beta"), ({"dnpo.kl_lambda": -0.1}, "dnpo.kl_lambda"),
-                              ({"dnpo.beta": "high"}, "dnpo.beta"), ({"dnpo.preferences": None}, "data.train"),
-                              ({"dnpo.gamma": 1.0}, "unknown keys in 'dnpo'")]:
+    assert cfg.dnpo.preferences == str(tmp_path / "tiny_preferences.jsonl") and cfg.data.train is None
+    for override, message in [({"dnpo.beta": 0}, "overrides: dnpo.beta: expected a positive number, got 0"),
+                              ({"dnpo.kl_lambda": -0.1}, "overrides: dnpo.kl_lambda: expected a number >= 0, got -0.1"),
+                              ({"dnpo.beta": "high"}, "overrides: dnpo.beta: expected a positive number, got 'high'"),
+                              ({"dnpo.preferences": None}, "configs/tiny_stage4_dnpo.yaml: data.train: required"),
+                              ({"dnpo.gamma": 1.0}, "overrides: dnpo.gamma: unknown key; allowed in 'dnpo'")]:
         with pytest.raises(ConfigError, match=message):
             load_stage_config("tiny_stage4_dnpo.yaml", override)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from ccexpert_training import train
+from ccexpert_training.stage import evaluate
+from ccexpert_training.stage.schema import ModelSection
 from ccexpert_training.train import (
     ConfigError,
     apply_trainable,
@@ -37,7 +39,7 @@ def _names(model, *prefixes):
 
 
 def test_stage1_trains_exactly_dim_and_projector(tiny):
-    names = apply_trainable(tiny, load_stage_config("stage1.yaml", _dummy_paths())["trainable"])
+    names = apply_trainable(tiny, load_stage_config("stage1.yaml", _dummy_paths()).trainable)
     assert names == _names(tiny, "model.dim.", "model.multi_modal_projector.")
     modules = (tiny.model.dim, tiny.model.multi_modal_projector)
     assert sum(p.numel() for p in tiny.parameters() if p.requires_grad) == sum(
@@ -49,7 +51,7 @@ def test_stage1_trains_exactly_dim_and_projector(tiny):
 
 def test_stage2_and_3_train_everything_used(tiny):
     for stage in ("stage2.yaml", "stage3.yaml"):
-        names = apply_trainable(tiny, load_stage_config(stage, _dummy_paths())["trainable"])
+        names = apply_trainable(tiny, load_stage_config(stage, _dummy_paths()).trainable)
         everything = _names(tiny, "")
         unused = [n for n in everything if n == "model.image_newline" or ".post_layernorm." in n]
         assert len(unused) == 3  # image_newline + SigLIP post-layernorm weight and bias
@@ -79,8 +81,8 @@ def test_baseline_has_no_dim_and_trains_vision_projector_llm():
 
     model = build_model("tiny", build_tiny_tokenizer(), use_dim=False)
     cfg = load_stage_config("baseline_ov.yaml", _dummy_paths())
-    assert cfg["model"]["use_dim"] is False
-    names = apply_trainable(model, cfg["trainable"])
+    assert cfg.model.use_dim is False
+    names = apply_trainable(model, cfg.trainable)
     assert not _names(model, "model.dim.")
     expected = [n for n in _names(model, "model.vision_tower.", "model.multi_modal_projector.",
                                       "model.language_model.", "lm_head.") if ".post_layernorm." not in n]
@@ -91,8 +93,8 @@ def test_baseline_has_no_dim_and_trains_vision_projector_llm():
 
 def test_param_groups_vision_at_0_2x(tiny):
     cfg = load_stage_config("stage2.yaml", _dummy_paths())
-    apply_trainable(tiny, cfg["trainable"])
-    groups = param_groups(tiny, cfg["optim"]["learning_rate"], cfg["optim"]["lr_scale"], 0.0)
+    apply_trainable(tiny, cfg.trainable)
+    groups = param_groups(tiny, cfg.optim.learning_rate, cfg.optim.lr_scale, 0.0)
     assert [(g["name"], g["lr"]) for g in groups] == [
         ("dim+language_model+projector", 1e-5),
         ("vision_tower@x0.2", pytest.approx(2e-6)),
@@ -111,17 +113,17 @@ def _dummy_paths(tmp: Path | None = None) -> dict:
 
 def test_paper_values_in_stage_configs():
     s1, s2, s3 = (load_stage_config(f"stage{i}.yaml", _dummy_paths()) for i in (1, 2, 3))
-    assert (s1["batch"]["global_batch_size"], s2["batch"]["global_batch_size"], s3["batch"]["global_batch_size"]) == (
+    assert (s1.batch.global_batch_size, s2.batch.global_batch_size, s3.batch.global_batch_size) == (
         64, 256, 256)
-    assert s1["optim"]["learning_rate"] == s2["optim"]["learning_rate"] == 1e-5
-    assert s1["optim"]["lr_scale"] == {} and s2["optim"]["lr_scale"] == {"vision_tower": 0.2}
-    assert (s1["data"]["caption_mode"], s2["data"]["caption_mode"], s3["data"]["caption_mode"]) == (
+    assert s1.optim.learning_rate == s2.optim.learning_rate == 1e-5
+    assert s1.optim.lr_scale == {} and s2.optim.lr_scale == {"vision_tower": 0.2}
+    assert (s1.data.caption_mode, s2.data.caption_mode, s3.data.caption_mode) == (
         "flatten", "flatten", "random_choice")
-    assert s3["training"]["num_train_epochs"] == 50 and s3["training"]["eval_steps"] == "epoch"
+    assert s3.training.num_train_epochs == 50 and s3.training.eval_steps == "epoch"
     for cfg in (s1, s2, s3):
-        assert cfg["optim"]["warmup_ratio"] == 0.03 and cfg["optim"]["weight_decay"] == 0.0
-        assert cfg["optim"]["max_grad_norm"] == 1.0 and cfg["optim"]["lr_scheduler_type"] == "cosine"
-        assert Path(cfg["training"]["deepspeed"]).name == "ds_zero2.json"
+        assert cfg.optim.warmup_ratio == 0.03 and cfg.optim.weight_decay == 0.0
+        assert cfg.optim.max_grad_norm == 1.0 and cfg.optim.lr_scheduler_type == "cosine"
+        assert Path(cfg.training.deepspeed).name == "ds_zero2.json"
     assert load_deepspeed_config(train.CONFIG_DIR / "ds_zero3.json")["zero_optimization"]["stage"] == 3
 
 
@@ -132,11 +134,11 @@ def test_stage_configs_chain_through_environment(monkeypatch, tmp_path):
     s1 = load_stage_config("stage1.yaml")
     s2 = load_stage_config("stage2.yaml")
     s3 = load_stage_config("stage3.yaml")
-    assert s1["model"]["init_from"] == "lmms-lab/some-ov-hf"  # hub ids stay as they are
-    assert s2["model"]["init_from"] == str(tmp_path / "work" / "stage1")
-    assert s3["model"]["init_from"] == str(tmp_path / "work" / "stage2")
-    assert s3["data"]["val"] == str(tmp_path / "data" / "levircc" / "val.jsonl")
-    assert s3["data"]["test"] == str(tmp_path / "data" / "levircc" / "test.jsonl")
+    assert s1.model.init_from == "lmms-lab/some-ov-hf"  # hub ids stay as they are
+    assert s2.model.init_from == str(tmp_path / "work" / "stage1")
+    assert s3.model.init_from == str(tmp_path / "work" / "stage2")
+    assert s3.data.val == str(tmp_path / "data" / "levircc" / "val.jsonl")
+    assert s3.data.test == str(tmp_path / "data" / "levircc" / "test.jsonl")
     monkeypatch.delenv("CCEXPERT_DATA")
     with pytest.raises(ConfigError, match="CCEXPERT_DATA"):
         load_stage_config("stage3.yaml")
@@ -145,15 +147,16 @@ def test_stage_configs_chain_through_environment(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"data.val": None}, "data.val is required"),
-        ({"model.preset": "tiny"}, "exactly one of model.init_from"),
-        ({"trainable": ["vision"]}, "'trainable' must be a non-empty list"),
-        ({"optim.lr_scale": {"vit": 0.2}}, "unknown part 'vit'"),
-        ({"optim.learning_rate": "fast"}, "optim.learning_rate must be a number"),
-        ({"training.eval_stepz": 3}, "unknown keys in 'training'"),
-        ({"data.caption_mode": "all"}, "caption_mode must be flatten or random_choice"),
-        ({"batch.global_batch_size": 0}, "global_batch_size must be a positive integer"),
-        ({"data.cache_images": "yes"}, "data.cache_images must be true or false"),
+        ({"data.val": None}, "overrides: data.val: required"),
+        ({"model.preset": "tiny"}, "overrides: model.init_from: set exactly one of model.init_from"),
+        ({"trainable": ["vision"]},
+         r"overrides: trainable: expected a non-empty list of parts from \[.*\], got \['vision'\]"),
+        ({"optim.lr_scale": {"vit": 0.2}}, "overrides: optim.lr_scale.vit: unknown part 'vit'"),
+        ({"optim.learning_rate": "fast"}, "overrides: optim.learning_rate: expected a positive number, got 'fast'"),
+        ({"training.eval_stepz": 3}, "overrides: training.eval_stepz: unknown key; allowed in 'training'"),
+        ({"data.caption_mode": "all"}, "overrides: data.caption_mode: expected flatten or random_choice, got 'all'"),
+        ({"batch.global_batch_size": 0}, "overrides: batch.global_batch_size: expected a positive integer, got 0"),
+        ({"data.cache_images": "yes"}, "overrides: data.cache_images: expected true or false, got 'yes'"),
     ],
 )
 def test_bad_configs(overrides, message):
@@ -200,7 +203,7 @@ class _FakeGeneration:
 def test_selection_on_validation_best_exported_test_scored_once(tmp_path, monkeypatch):
     data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2)
     fake = _FakeGeneration()
-    monkeypatch.setattr(train, "generate_predictions", fake)
+    monkeypatch.setattr(evaluate, "generate_predictions", fake)  # looked up at call time by the trainer and the test
     out = tmp_path / "s1"
     overrides = {"model.init_from": None, "model.preset": "tiny", "data.train": str(data / "train.jsonl"),
                  "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
@@ -237,7 +240,7 @@ def test_train_cli_reports_config_errors(tmp_path, capsys):
     code = main(["train", "--config", "tiny_stage1.yaml", "--set", f"training.output_dir={tmp_path}",
                  "--set", "data.val=null", "--set", f"data.train={tmp_path / 't.jsonl'}"])
     assert code == 2
-    assert "data.val is required" in capsys.readouterr().err
+    assert "overrides: data.val: required" in capsys.readouterr().err
     code = main(["train", "--config", "tiny_stage1.yaml", "--set", "optim.learning_rate"])
     assert code == 2 and "--set expects KEY=VALUE" in capsys.readouterr().err
 
@@ -295,7 +298,8 @@ def test_change_mask_loss_trains_the_head_from_record_masks(tmp_path):
     with pytest.raises(ConfigError, match="change_mask_loss_weight > 0 needs change masks"):
         run_stage("tiny_stage1.yaml", {**overrides, "data.train": str(plain / "train.jsonl"),
                                        "training.output_dir": str(tmp_path / "s2")})
-    with pytest.raises(ConfigError, match="change_mask_loss_weight must be a number >= 0"):
+    with pytest.raises(ConfigError,
+                       match="overrides: model.change_mask_loss_weight: expected a number >= 0 or null, got 'yes'"):
         load_stage_config("stage1.yaml", {**_dummy_paths(), "model.change_mask_loss_weight": "yes"})
 
 
@@ -305,8 +309,8 @@ def test_every_shipped_stage_config_validates(name, monkeypatch, tmp_path):
                 "CCEXPERT_DEMO_TEST", "CCEXPERT_DEMO_WORK"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     config = load_stage_config(name)
-    assert config["training"]["output_dir"] and config["data"]["val"]
-    assert set(config["trainable"]) <= set(train.PARTS) and "change_mask_head" not in config["trainable"]
+    assert config.training.output_dir and config.data.val
+    assert set(config.trainable) <= set(train.PARTS) and "change_mask_head" not in config.trainable
 
 
 def test_init_from_a_hub_id_missing_offline_is_a_config_error(monkeypatch):
@@ -314,4 +318,4 @@ def test_init_from_a_hub_id_missing_offline_is_a_config_error(monkeypatch):
 
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError, match="model.init_from: hub model acme/absent is not in the local Hugging Face"):
-        train.load_model_and_processor({"init_from": "acme/absent", "preset": None, "use_dim": True})
+        train.load_model_and_processor(ModelSection(init_from="acme/absent", preset=None, use_dim=True))

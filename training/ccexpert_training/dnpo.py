@@ -26,6 +26,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -35,6 +36,9 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from ccexpert_training.preferences import PreferenceError, PreferencePair
+
+if TYPE_CHECKING:
+    from ccexpert_training.stage.schema import DnpoSection
 
 IGNORE_INDEX = -100
 
@@ -159,7 +163,7 @@ def dnpo_loss(policy_logits: torch.Tensor, reference_logits: torch.Tensor, batch
 
 class DNPOTrainer(Trainer):
     """HF Trainer with the DNPO loss and a frozen reference model (a deep copy of the policy unless given; under
-    ZeRO-3 pass a separately loaded one, as ``train.run_stage`` does, since a partitioned model cannot be copied).
+    ZeRO-3 pass a separately loaded one, as ``stage.run.run_stage`` does, since a partitioned model cannot be copied).
 
     The reference is prepared like the policy: under DeepSpeed ZeRO-3 it is sharded by its own inference-only
     engine; under ZeRO-0/1/2 (whose sharding concerns optimizer state and gradients only) and without DeepSpeed it
@@ -237,12 +241,12 @@ class DNPOTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def dnpo_stage_trainer(base_class: type, section: dict, processor, reference: nn.Module | None = None):
-    """For ``train.run_stage``: (trainer class, collator, extra trainer kwargs) of a DNPO stage.
+def dnpo_stage_trainer(base_class: type, section: DnpoSection, processor, reference: nn.Module | None = None):
+    """For ``stage.run.run_stage``: (trainer class, collator, extra trainer kwargs) of a DNPO stage.
 
     The class combines the DNPO loss with ``base_class`` (the SFT stages' trainer: per-part AdamW groups and
     generation-based validation, so the best DNPO checkpoint is selected on validation S*m like every stage).
     """
     trainer_class = type("DNPOCaptionTrainer", (DNPOTrainer, base_class), {})
-    dnpo = DNPOConfig(beta=float(section["beta"]), kl_lambda=float(section["kl_lambda"]))
+    dnpo = DNPOConfig(beta=float(section.beta), kl_lambda=float(section.kl_lambda))
     return trainer_class, PreferenceCollator(processor), {"ref_model": reference, "dnpo": dnpo}

@@ -47,6 +47,9 @@ def add_parser(subparsers) -> None:
                    help="chips with a larger nodata share (either date, padding included) are skipped (default 0.5)")
     p.add_argument("--nodata", type=float, help="nodata value for a raster that declares none (e.g. 0)")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per request / engine call (default 8)")
+    p.add_argument("--in-flight", type=int, metavar="N",
+                   help="requests kept at the backend at once, 1 to 16 (default: the capacity the backend "
+                        "advertises in /v1/info, e.g. its Ray Serve replicas; 1 for the model in this process)")
     p.add_argument("--max-new-tokens", type=int, help="caption length limit (default: the model's)")
     p.add_argument("--max-chips", type=int, default=100_000, help="refuse runs over this many chips")
     p.add_argument("--model", help="checkpoint folder for the in-process model (default: the demo model)")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     options = DescribeOptions(
         before=args.before, after=args.after, output=args.output, aoi=args.aoi, aoi_layer=args.aoi_layer,
         bands=args.bands, chip_size=args.chip_size, overlap=args.overlap, max_nodata=args.max_nodata,
-        nodata=args.nodata, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+        nodata=args.nodata, batch_size=args.batch_size, in_flight=args.in_flight, max_new_tokens=args.max_new_tokens,
         max_chips=args.max_chips, resume=args.resume, overwrite=args.overwrite, force=args.force,
         progress=not args.quiet,
     )

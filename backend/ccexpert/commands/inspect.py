@@ -1,4 +1,4 @@
-"""``ccexpert inspect --preset 0.5b|7b|tiny``: parameter count per component, as JSON, built on the meta device.
+"""``ccexpert inspect --preset 0.5b|7b|tiny|demo``: parameter count per component, as JSON, built on the meta device.
 
 Components: ``vision`` (SigLIP), ``dim`` (the Difference-aware Integration Module), ``projector`` (mlp2x_gelu),
 ``llm`` (Qwen2 incl. embeddings and lm_head, tied weights counted once), ``unused`` (OV's image_newline, kept so OV
@@ -18,13 +18,15 @@ COMPONENTS = {
     "model.language_model.": "llm",
     "lm_head.": "llm",
     "model.image_newline": "unused",
+    "change_mask_": "change_mask_heads",  # training-only auxiliary heads (change_mask_loss_weight > 0)
 }
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("inspect", help="parameter count per component of a preset", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=["tiny", "0.5b", "7b"], default="0.5b")
+    parser.add_argument("--preset", choices=["tiny", "demo", "0.5b", "7b"], default="0.5b",
+                        help="architecture preset (demo: the shipped demo model's, see docs/DEMO_MODEL.md)")
     parser.add_argument("--no-dim", action="store_true", help="the plain LLaVA-OneVision baseline")
 
 

@@ -2,24 +2,22 @@
 plugins.qgis.org validator does (one lowercase top-level folder with ``__init__.py``, ``metadata.txt`` with
 the required keys, ``LICENSE``, the icon; no compiled files, hidden entries or binaries; under 25 MB).
 
-The zip holds ``qgis_plugin/ccexpert_changes`` plus the shipped icon (``resources/icons``) and QML styles
-(``resources/styles``), which the plugin finds next to itself once installed.
+The zip holds the plugin package ``ccexpert_changes`` as Python imports it: ``qgis_plugin/ccexpert_changes`` in a
+source checkout, ``site-packages/ccexpert_changes`` once the ``ccexpert`` wheel is installed (its ``metadata.txt``,
+``LICENSE``, ``icon.svg`` and ``styles/*.qml`` are package data). Those files exist once, in the plugin folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import configparser
+import importlib.util
 import io
 import sys
 import zipfile
 from pathlib import Path
 
-from ccexpert.paths import REPO_ROOT
-
 PLUGIN_NAME = "ccexpert_changes"
-PLUGIN_DIR = REPO_ROOT / "qgis_plugin" / PLUGIN_NAME
-RESOURCES = REPO_ROOT / "resources"
 MAX_BYTES = 25 * 1024 * 1024
 REQUIRED_KEYS = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker",
                  "repository")
@@ -34,20 +32,25 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("dist"), help="folder for the zip (default dist/)")
 
 
-def _files() -> list[tuple[str, Path]]:
+def plugin_dir() -> Path:
+    """The folder of the importable ``ccexpert_changes`` package (found without importing it: it needs QGIS)."""
+    spec = importlib.util.find_spec(PLUGIN_NAME)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise FileNotFoundError(f"the QGIS plugin package {PLUGIN_NAME} is not installed with ccexpert")
+    return Path(locations[0])
+
+
+def _files(folder: Path) -> list[tuple[str, Path]]:
     """(path inside the zip, source file), sorted, without caches or hidden entries."""
     out: list[tuple[str, Path]] = []
-    for path in sorted(PLUGIN_DIR.rglob("*")):
-        rel = path.relative_to(PLUGIN_DIR)
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
         if not path.is_file() or any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
             continue
         if path.suffix in (".pyc", ".pyo"):
             continue
         out.append((f"{PLUGIN_NAME}/{rel.as_posix()}", path))
-    icon = read_metadata_text((PLUGIN_DIR / "metadata.txt").read_text(encoding="utf-8")).get("icon", "icon.svg")
-    out.append((f"{PLUGIN_NAME}/{icon}", RESOURCES / "icons" / icon))
-    for style in sorted((RESOURCES / "styles").glob("*.qml")):
-        out.append((f"{PLUGIN_NAME}/styles/{style.name}", style))
     return out
 
 
@@ -102,12 +105,14 @@ def validate_zip(data: bytes) -> list[str]:
 
 
 def build(output_dir: Path) -> Path:
-    meta = read_metadata_text((PLUGIN_DIR / "metadata.txt").read_text(encoding="utf-8"))
+    folder = plugin_dir()
+    metadata = folder / "metadata.txt"
+    if not metadata.is_file():
+        raise FileNotFoundError(f"plugin file {metadata} is missing")
+    meta = read_metadata_text(metadata.read_text(encoding="utf-8"))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for arcname, source in _files():
-            if not source.is_file():
-                raise FileNotFoundError(f"plugin file {source} is missing")
+        for arcname, source in _files(folder):
             info = zipfile.ZipInfo(arcname, date_time=(2024, 1, 1, 0, 0, 0))  # reproducible zip
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

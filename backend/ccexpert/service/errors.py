@@ -6,6 +6,17 @@ name the field, pair and image at fault; they never carry exception class names 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("ccexpert.service")
+
 ERROR_CODES: dict[str, tuple[int, str]] = {
     "not_png": (400, "a chip is not a PNG (chips must be lossless PNG)"),
     "truncated_png": (400, "a chip is a broken or truncated PNG"),
@@ -43,19 +54,19 @@ class ApiError(Exception):
     """Raised anywhere in a request; the app turns it into the JSON error body (and counts it by code)."""
 
     def __init__(self, status: int, code: str, message: str, pair_id: str | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.pair_id = pair_id
-        self.headers = headers or {}
+        self.headers: dict[str, str] = dict(headers or {})
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "id": self.pair_id}}
 
 
-def format_validation(errors: list[dict]) -> str:
+def format_validation(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic errors as one line naming each bad field: ``pairs.0.colour: Extra inputs are not permitted``."""
     parts = []
     for e in errors[:5]:
@@ -63,3 +74,29 @@ def format_validation(errors: list[dict]) -> str:
         parts.append(f"{loc or 'body'}: {e.get('msg')}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI, metrics: Any) -> None:
+    """Every error leaves as the one error shape, counted by code (``metrics.errors``): ``ApiError``, Starlette's
+    HTTP errors (404, 405, ...), request validation (422 ``invalid_request``) and any other exception (500
+    ``internal_error``, its traceback in the log only)."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        metrics.errors.labels(exc.code).inc()
+        request.state.error_code = exc.code
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return await api_error(request, ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await api_error(request, ApiError(422, "invalid_request", format_validation(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)  # a bug: the traceback is in the log only
+        return await api_error(request, ApiError(500, "internal_error", "internal error; see the server log"))

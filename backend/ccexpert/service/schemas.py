@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 PAIR_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
@@ -65,6 +66,10 @@ class InfoResponse(Strict):
     demo: bool
     family: str = Field(..., description="model family: ccexpert, llava_onevision, qwen2_vl, qwen2_5_vl")
     change_expert: bool = Field(..., description="a change-captioning expert (CCExpert), or a general VLM prompted")
+    max_in_flight: int = Field(..., description="requests a client should keep here at once (clients' default: "
+                               "two per model replica)")
+    gsd_m: float | None = Field(..., description="metres per pixel of the imagery the model was trained on (model "
+                                "card); clients warn when a raster is far from it; null when unknown")
 
 
 class StatusResponse(Strict):
@@ -93,7 +98,7 @@ MULTIPART_SCHEMA = {
     "additionalProperties": False,
 }
 
-ERROR_RESPONSES = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
         400: "a chip is not a valid PNG of the expected size and bands (error.id names the pair); body not JSON",
@@ -123,3 +128,41 @@ def common_responses(path: str, method: str, metrics_protected: bool) -> dict[st
     if path == "/v1/auth/check" or (path == "/metrics" and metrics_protected):
         out["401"] = _error_response(401)
     return out
+
+
+# POST /v1/captions reads its body itself (JSON or multipart): both are documented here
+CAPTIONS_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CaptionRequest"}},
+            "multipart/form-data": {"schema": MULTIPART_SCHEMA},
+        },
+    }
+}
+MULTIPART_FIELDS = frozenset({"id", "before", "after", "max_new_tokens"})  # MULTIPART_SCHEMA's properties
+
+
+def openapi_schema(app: Any, max_batch: int, keys_enabled: bool, metrics_protected: bool) -> dict:
+    """The service's OpenAPI document: FastAPI's, plus the request models of the hand-read caption body, the batch
+    bounds of these settings, the responses every route can give and, with API keys, the bearer scheme."""
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (PairIn, CaptionRequest):
+        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    # the batch bounds are settings: 1..max_batch pairs (JSON array, and each multipart field)
+    components["CaptionRequest"]["properties"]["pairs"].update(minItems=1, maxItems=max_batch)
+    post = schema["paths"]["/v1/captions"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    for name in ("id", "before", "after"):
+        form[name] = {**form[name], "minItems": 1, "maxItems": max_batch}
+    keyed = {"/v1/captions", "/v1/auth/check"} | ({"/metrics"} if metrics_protected else set())
+    if keys_enabled:
+        schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            for status, response in common_responses(path, method, metrics_protected).items():
+                operation.setdefault("responses", {}).setdefault(status, response)
+            if keys_enabled and path in keyed:
+                operation["security"] = [{"bearer": []}]
+    return schema

@@ -42,6 +42,26 @@ FIELDS: tuple[tuple[str, str], ...] = (
 FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in FIELDS)
 FIELD_TYPES: dict[str, str] = dict(FIELDS)
 
+# What an analyst reads in the attribute table, identify results and forms (the shipped QML's <aliases> holds the
+# same, checked by a test); the field names themselves stay the contract.
+FIELD_ALIASES: dict[str, str] = {
+    "tile_id": "Tile",
+    "row": "Row",
+    "col": "Column",
+    "caption": "What changed",
+    "confidence": "Confidence (0-1)",
+    "changed": "Changed",
+    "status": "Status",
+    "error": "Error",
+    "nodata_before": "Nodata before (fraction)",
+    "nodata_after": "Nodata after (fraction)",
+    "model": "Model",
+    "backend": "Backend",
+    "run_id": "Run",
+    "created_utc": "Created (UTC)",
+}
+CONFIDENCE_DECIMALS = 3  # the model's confidence is no finer than this; more digits only look precise
+
 
 def utc_now_iso() -> str:
     """``created_utc`` value: ISO 8601 in UTC with a ``Z`` suffix, second precision."""
@@ -66,7 +86,8 @@ def make_record(
     created_utc: str | None = None,
 ) -> dict[str, Any]:
     """One attribute row with every field in layer order; ``changed`` becomes 0/1, or None (NULL) when the
-    tile was not captioned. Refuses unknown statuses and an ``ok`` tile without a caption."""
+    tile was not captioned; ``confidence`` is rounded to CONFIDENCE_DECIMALS. Refuses unknown statuses and an
+    ``ok`` tile without a caption."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
     if status == STATUS_OK and (caption is None or changed is None):
@@ -78,7 +99,7 @@ def make_record(
         "row": int(row),
         "col": int(col),
         "caption": caption,
-        "confidence": None if confidence is None else float(confidence),
+        "confidence": None if confidence is None else round(float(confidence), CONFIDENCE_DECIMALS),
         "changed": None if changed is None else int(bool(changed)),
         "status": status,
         "error": error,
@@ -142,6 +163,29 @@ def source_identity(path: str) -> dict[str, Any]:
     mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc).replace(microsecond=0).isoformat()
     return {"path": resolved, "size": stat.st_size, "mtime": mtime.replace("+00:00", "Z"),
             "content": digest.hexdigest()}
+
+
+def _file_part(source: str) -> str:
+    """The file of a GDAL/QGIS data source: "/x.tif|layername=a" -> "/x.tif" (options after "|" dropped)."""
+    return str(source or "").split("|", 1)[0].strip()
+
+
+def same_imagery(a: str, b: str) -> bool:
+    """Whether two raster sources are the same file: the Before = After mistake a run must refuse.
+
+    Compares the file parts of GDAL-style sources ("/path/x.tif|layername=..."). When both exist, the file system
+    decides (``os.path.samefile``: a symlink or a hard link to the same file is the same file); otherwise the
+    normalised absolute paths are compared (case-folded where the file system is, e.g. Windows)."""
+    fa, fb = _file_part(a), _file_part(b)
+    if not fa or not fb:
+        return False
+    if os.path.exists(fa) and os.path.exists(fb):
+        try:
+            return os.path.samefile(fa, fb)
+        except OSError:
+            pass
+    return os.path.normcase(os.path.abspath(os.path.expanduser(fa))) == os.path.normcase(
+        os.path.abspath(os.path.expanduser(fb)))
 
 
 # (key, what it is for the user) compared by a resume; the grid hash is checked on its own (tile ids carry it)

@@ -43,12 +43,11 @@ def write_default_style(gpkg: str | Path, layer: str, qml: str, name: str = STYL
 
 
 def shipped_style() -> str:
-    """The QML the plugin ships: in the plugin folder once installed from its zip, else the repository's."""
-    for path in (_PLUGIN_DIR / "styles" / "change_captions.qml",
-                 _PLUGIN_DIR.parents[1] / "resources" / "styles" / "change_captions.qml"):
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    raise FileNotFoundError("the change_captions.qml style is not installed")
+    """The QML the plugin ships, in its ``styles`` folder (source tree, plugin zip and wheel alike)."""
+    path = _PLUGIN_DIR / "styles" / "change_captions.qml"
+    if not path.is_file():
+        raise FileNotFoundError(f"the change_captions.qml style is not installed ({path})")
+    return path.read_text(encoding="utf-8")
 
 
 def write_shipped_style(gpkg: str | Path, layer: str) -> None:

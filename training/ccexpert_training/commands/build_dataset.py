@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+HELP = "change-detection set (A/B/label) -> records"
+
 
 def add_parser(subparsers) -> None:
     from ..maskcaption.facts import CHANGE_CLASSES, KINDS

@@ -8,6 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
+HELP = "score predictions with the LEVIR-CC protocol"
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "write predictions for a dataset of pairs"
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(

@@ -14,6 +14,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+HELP = "build DNPO chosen/rejected preference pairs"
+
+
 DEFAULTS = {"k": 8, "m": 2, "tau1": 0.3, "tau2": 0.8, "replacement_fraction": 0.5, "temperature": 1.0, "top_p": 0.95}
 
 

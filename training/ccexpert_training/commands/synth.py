@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "generate the synthetic bi-temporal benchmark and GeoTIFF scenes"
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(

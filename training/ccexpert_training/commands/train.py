@@ -1,8 +1,9 @@
 """``ccexpert train --config STAGE.yaml [--set KEY=VALUE ...] [--resume [CHECKPOINT]] [--nproc N]``.
 
-Under a launcher (``torchrun`` / ``deepspeed``; see docs/TRAINING.md) every process runs this command. ``--nproc N``
-starts N local processes itself through torchrun (gloo on CPU, NCCL on GPU), each running
-``python -m ccexpert_training.commands.train`` (:func:`main`).
+Under a launcher (``torchrun`` / ``deepspeed``; see docs/TRAINING.md) every process runs this command
+(``torchrun -m ccexpert_training.commands.train``: :func:`main`). ``--nproc N`` starts N local processes itself through
+torchrun (gloo on CPU, NCCL on GPU), each running ``python -m ccexpert_training.stage.launch`` with the resolved
+config (:func:`ccexpert_training.stage.launch.main`), so the stage package never imports this command.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+HELP = "train a stage from a YAML config (HF Trainer + DeepSpeed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a stage from a YAML config (HF Trainer + DeepSpeed)",
+        help=HELP,
         description="Train one CCExpert stage. Selects the best checkpoint on the validation split, exports it to "
         "<output_dir>/best and scores it once on data.test when set.",
     )

@@ -1,1 +1,2 @@
-"""API routers: health (liveness/readiness), info, auth check, captions, metrics."""
+"""API routers (thin: parse via ``schemas``, call ``CaptionServing``, return): health (liveness/readiness), info,
+auth check, captions, metrics, and the ``/docs`` page."""

@@ -194,7 +194,7 @@
     <rules key="{0d353584-9399-42fb-b98c-f418d7d168d8}">
       <rule description="Changed" key="{6a9db623-e073-43c1-b498-7998c3e5ec6c}" filter="&quot;status&quot; = 'ok' AND &quot;changed&quot; = 1">
         <settings calloutType="simple">
-          <text-style fontSizeMapUnitScale="3x:0,0,0,0,0,0" fontKerning="1" fontWordSpacing="0" capitalization="0" fieldName="caption" useSubstitutions="0" fontItalic="0" textOrientation="horizontal" blendMode="0" isExpression="0" multilineHeight="1" fontStrikeout="0" legendString="Aa" textColor="20,20,20,255" previewBkgrdColor="255,255,255,255" textOpacity="1" fontLetterSpacing="0" fontSizeUnit="Point" fontWeight="50" allowHtml="0" fontFamily="DejaVu LGC Sans" fontSize="8" fontUnderline="0" namedStyle="">
+          <text-style fontSizeMapUnitScale="3x:0,0,0,0,0,0" fontKerning="1" fontWordSpacing="0" capitalization="0" fieldName="caption" useSubstitutions="0" fontItalic="0" textOrientation="horizontal" blendMode="0" isExpression="0" multilineHeight="1" fontStrikeout="0" legendString="Aa" textColor="20,20,20,255" previewBkgrdColor="255,255,255,255" textOpacity="1" fontLetterSpacing="0" fontSizeUnit="MapUnit" fontWeight="50" allowHtml="0" fontFamily="DejaVu LGC Sans" fontSize="12" fontUnderline="0" namedStyle="">
             <families/>
             <text-buffer bufferColor="255,255,255,255" bufferOpacity="1" bufferDraw="1" bufferSizeUnits="MM" bufferSize="0.80000000000000004" bufferBlendMode="0" bufferSizeMapUnitScale="3x:0,0,0,0,0,0" bufferJoinStyle="128" bufferNoFill="1"/>
             <text-mask maskedSymbolLayers="" maskSize="1.5" maskJoinStyle="128" maskEnabled="0" maskType="0" maskSizeUnits="MM" maskOpacity="1" maskSizeMapUnitScale="3x:0,0,0,0,0,0"/>
@@ -254,7 +254,7 @@
           </text-style>
           <text-format placeDirectionSymbol="0" rightDirectionSymbol=">" formatNumbers="0" leftDirectionSymbol="&lt;" reverseDirectionSymbol="0" addDirectionSymbol="0" multilineAlign="3" decimals="3" autoWrapLength="24" wrapChar="" useMaxLineLengthForAutoWrap="1" plussign="0"/>
           <placement repeatDistanceMapUnitScale="3x:0,0,0,0,0,0" polygonPlacementFlags="2" labelOffsetMapUnitScale="3x:0,0,0,0,0,0" geometryGenerator="" centroidInside="0" lineAnchorType="0" lineAnchorClipping="0" overrunDistanceMapUnitScale="3x:0,0,0,0,0,0" rotationAngle="0" repeatDistanceUnits="MM" lineAnchorPercent="0.5" quadOffset="4" offsetType="0" geometryGeneratorType="PointGeometry" maxCurvedCharAngleOut="-25" distUnits="MM" dist="0" rotationUnit="AngleDegrees" xOffset="0" overrunDistance="0" offsetUnits="MM" preserveRotation="1" geometryGeneratorEnabled="0" fitInPolygonOnly="0" placementFlags="10" priority="5" repeatDistance="0" maxCurvedCharAngleIn="25" placement="1" yOffset="0" centroidWhole="0" layerType="UnknownGeometry" overrunDistanceUnit="MM" predefinedPositionOrder="TR,TL,BR,BL,R,L,TSR,BSR" distMapUnitScale="3x:0,0,0,0,0,0"/>
-          <rendering obstacleType="1" scaleMin="1" fontMaxPixelSize="10000" displayAll="0" scaleMax="40000" scaleVisibility="1" drawLabels="1" unplacedVisibility="0" fontMinPixelSize="0" labelPerPart="0" upsidedownLabels="0" maxNumLabels="2000" zIndex="0" obstacle="1" mergeLines="0" limitNumLabels="0" fontLimitPixelSize="0" minFeatureSize="0" obstacleFactor="1"/>
+          <rendering obstacleType="1" scaleMin="1" fontMaxPixelSize="40" displayAll="0" scaleMax="25000" scaleVisibility="1" drawLabels="1" unplacedVisibility="0" fontMinPixelSize="7" labelPerPart="0" upsidedownLabels="0" maxNumLabels="2000" zIndex="0" obstacle="1" mergeLines="0" limitNumLabels="0" fontLimitPixelSize="1" minFeatureSize="0" obstacleFactor="1"/>
           <dd_properties>
             <Option type="Map">
               <Option name="name" value="" type="QString"/>
@@ -349,12 +349,20 @@
     </field>
   </fieldConfiguration>
   <aliases>
-    <alias name="" index="0" field="tile_id"/>
-    <alias name="" index="1" field="caption"/>
-    <alias name="" index="2" field="confidence"/>
-    <alias name="" index="3" field="changed"/>
-    <alias name="" index="4" field="status"/>
-    <alias name="" index="5" field="error"/>
+    <alias name="Tile" index="0" field="tile_id"/>
+    <alias name="Row" index="1" field="row"/>
+    <alias name="Column" index="2" field="col"/>
+    <alias name="What changed" index="3" field="caption"/>
+    <alias name="Confidence (0-1)" index="4" field="confidence"/>
+    <alias name="Changed" index="5" field="changed"/>
+    <alias name="Status" index="6" field="status"/>
+    <alias name="Error" index="7" field="error"/>
+    <alias name="Nodata before (fraction)" index="8" field="nodata_before"/>
+    <alias name="Nodata after (fraction)" index="9" field="nodata_after"/>
+    <alias name="Model" index="10" field="model"/>
+    <alias name="Backend" index="11" field="backend"/>
+    <alias name="Run" index="12" field="run_id"/>
+    <alias name="Created (UTC)" index="13" field="created_utc"/>
   </aliases>
   <defaults>
     <default expression="" applyOnUpdate="0" field="tile_id"/>
@@ -403,6 +411,6 @@
   <dataDefinedFieldProperties/>
   <widgets/>
   <previewExpression>"caption"</previewExpression>
-  <mapTip>&lt;b>[% "caption" %]&lt;/b>&lt;br/>confidence [% round("confidence", 2) %] · [% "status" %][% CASE WHEN "error" IS NOT NULL THEN ' · ' || "error" END %]&lt;br/>&lt;small>[% "tile_id" %]&lt;/small></mapTip>
+  <mapTip>&lt;b&gt;[% coalesce("caption", CASE WHEN "status" = 'skipped_nodata' THEN 'not captioned: too much nodata' ELSE 'not captioned' END) %]&lt;/b&gt;&lt;br/&gt;Confidence [% coalesce(to_string(round("confidence", 2)), '-') %] · Status [% "status" %][% CASE WHEN "error" IS NOT NULL THEN ' · ' || "error" END %]&lt;br/&gt;&lt;small&gt;Tile [% "tile_id" %]&lt;/small&gt;</mapTip>
   <layerGeometryType>2</layerGeometryType>
 </qgis>

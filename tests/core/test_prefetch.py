@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from ccexpert_changes.prefetch import Prefetcher
+from ccexpert_changes.core.prefetch import Prefetcher
 
 
 def test_items_arrive_in_order_and_the_producer_stays_bounded():

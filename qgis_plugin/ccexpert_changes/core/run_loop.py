@@ -1,0 +1,392 @@
+"""The one chip loop behind the QGIS plugin and ``ccexpert describe`` (Qt-free, stdlib only).
+
+chips (grid order) -> prepared items (read, nodata check, encode; in a prefetch thread) -> batches (by pair count
+and request bytes) -> captioner (up to ``in_flight`` requests at once) -> records -> writer, batch by batch
+**in grid order**, so every tile is written exactly once, the output's rows follow the grid, and a run that
+stops keeps a clean prefix that a resume continues.
+
+What the loop does for every caller, so no caller does it differently:
+- tiles already in the writer (resume) are counted and never read or sent;
+- a batch the backend refuses as a whole is retried pair by pair, so one bad chip fails alone;
+- a request slower than a third of its timeout halves the batch size for the requests after it;
+- nodata and unreadable chips ride in the next batch's transaction (at most ``hold_rows`` wait);
+- a fatal error (backend gone, model broken) marks the batch's tiles as errors, lets the requests already in
+  flight finish and be written, then stops with :class:`RunAborted`; a refused API key or a cancel writes none
+  of the unanswered tiles;
+- progress after each written batch: chips done of total, pairs per second, time left.
+
+The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster reader), a :class:`Captioner`
+(their HTTP client or the in-process engine) and a :class:`Writer` (their GeoPackage writer).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, utc_now_iso
+from .grid import Bounds, Chip
+from .prefetch import Prefetcher
+
+SEND = "send"  # Item.status of a chip that goes to the captioner
+HOLD_ROWS = 512  # rows without a request (nodata, unreadable) held back for the next transaction at most
+
+
+@dataclass
+class Item:
+    """One chip, prepared: ``status`` is SEND (``payload`` goes to the captioner, ``size`` bytes on the wire),
+    ``skipped_nodata`` or ``error`` (with ``error``)."""
+
+    chip: Chip
+    status: str
+    payload: Any = None
+    size: int = 0
+    nodata_before: float | None = None
+    nodata_after: float | None = None
+    error: str | None = None
+
+
+class CaptionError(Exception):
+    """A request failed. ``kind``: ``rejected`` (the backend refused this batch or pair: retried pair by pair, a
+    lone pair becomes an error tile), ``fatal`` (stop the run; the batch's tiles keep the message),
+    ``refused_key`` (stop; nothing of the batch is written) or ``canceled`` (the user stopped the run)."""
+
+    def __init__(self, message: str, kind: str = "fatal"):
+        super().__init__(message)
+        self.kind = kind
+
+
+class RunAborted(Exception):
+    """The run stopped early; everything written before stays (resume continues). ``kind`` as in CaptionError,
+    or ``write`` when the output could not be written."""
+
+    def __init__(self, message: str, kind: str, stats: RunStats):
+        super().__init__(message)
+        self.kind = kind
+        self.stats = stats
+
+
+class Captioner(Protocol):
+    def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
+        """One result per item, in order: ``{"caption", "confidence", "changed"[, "model"]}`` or the exception
+        that failed this pair alone. Raises :class:`CaptionError` when the whole request failed."""
+        ...
+
+    def slow_after_s(self, pairs: int) -> float | None:
+        """Seconds after which a request of ``pairs`` pairs counts as slow (None: never)."""
+        ...
+
+
+class Writer(Protocol):
+    done: set[str]  # tile ids already captioned (resume)
+
+    def write(self, rows: Sequence[tuple[dict, Bounds]]) -> int:
+        """Append the rows in one transaction."""
+        ...
+
+
+class OutputWriter(Writer, Protocol):
+    """The one writer interface of both front ends: ``TileWriter(path, crs_wkt, grid_hash, metadata, *, resume,
+    force, ...)`` in ``ccexpert_changes.output`` (GDAL, inside QGIS) and ``ccexpert.gpkg_output`` (fiona)."""
+
+    replaces: bool  # a fresh run that will replace an existing output once it captions its first tile
+
+    def finish(self, keep: bool) -> bool:
+        """End the run: a staged output replaces the old one when ``keep``; returns whether it holds this run."""
+        ...
+
+    def discard(self) -> None:
+        """Drop a staged output (a refused key): the old one stays as it was."""
+        ...
+
+
+@dataclass
+class RunSettings:
+    batch_size: int = 8
+    max_request_bytes: int = 0  # 0: no byte limit
+    in_flight: int = 1  # requests at the backend at once; 1 = one after the other, in this thread
+    hold_rows: int = HOLD_ROWS
+    common: dict[str, Any] = field(default_factory=dict)  # fields of every record: model, backend, run_id
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    resumed: int = 0
+    captioned: int = 0
+    changed: int = 0
+    errors: int = 0
+    skipped_nodata: int = 0
+    first_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def written(self) -> int:
+        return self.captioned + self.errors + self.skipped_nodata
+
+    @property
+    def done(self) -> int:
+        return self.resumed + self.written
+
+    @property
+    def not_attempted(self) -> int:
+        return max(0, self.total - self.done)
+
+    def rate(self) -> float:
+        """Chip pairs answered per second in this run."""
+        elapsed = time.monotonic() - self.started
+        return (self.captioned + self.errors) / elapsed if elapsed > 0 else 0.0
+
+    def eta_s(self) -> float | None:
+        """Seconds left at this run's pace (None before the first answer)."""
+        elapsed = time.monotonic() - self.started
+        if self.written == 0 or elapsed <= 0:
+            return None
+        return self.not_attempted * elapsed / self.written
+
+    def note_error(self, message: str) -> None:
+        if self.first_error is None:
+            self.first_error = message
+
+
+def progress_text(stats: RunStats) -> str:
+    """``"120/400 chips · 3.4 pairs/s · 1 min 22 s left"``: what both front ends show after each batch."""
+    text = f"{stats.done}/{stats.total} chips"
+    rate = stats.rate()
+    if rate > 0:
+        text += f" · {rate:.1f} pairs/s"
+    eta = stats.eta_s()
+    if eta is not None and stats.not_attempted:
+        minutes, seconds = divmod(int(round(eta)), 60)
+        text += f" · {minutes} min {seconds:02d} s left" if minutes else f" · {seconds} s left"
+    return text
+
+
+class _Answer:
+    """A finished request: its outcomes, or the exception that failed it (``result()`` re-raises)."""
+
+    def __init__(self, outcomes: list | None = None, error: BaseException | None = None, seconds: float = 0.0):
+        self.outcomes, self.error, self.seconds = outcomes, error, seconds
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+@dataclass
+class _Batch:
+    items: list[Item] = field(default_factory=list)  # in grid order, SEND and rows without request
+    sending: list[Item] = field(default_factory=list)
+    bytes: int = 0
+    answer: Future | _Answer | None = None
+
+
+class RunLoop:
+    """``RunLoop(prepare, captioner, writer, settings).run(chips, total)`` -> :class:`RunStats`; see the module
+    docstring. ``on_progress(stats)`` after every written batch, ``on_tile_error(tile_id, message)`` for each
+    failed tile, ``on_notice(text)`` for changes of plan (a smaller batch); ``is_canceled()`` is polled."""
+
+    def __init__(self, prepare: Callable[[Chip], Item], captioner: Captioner, writer: Writer,
+                 settings: RunSettings, *, on_progress: Callable[[RunStats], None] | None = None,
+                 on_tile_error: Callable[[str, str], None] | None = None,
+                 on_notice: Callable[[str], None] | None = None,
+                 is_canceled: Callable[[], bool] | None = None, prefetch: int | None = None):
+        self.prepare, self.captioner, self.writer, self.settings = prepare, captioner, writer, settings
+        self.batch_size = max(1, settings.batch_size)
+        self.in_flight = max(1, settings.in_flight)
+        self.on_progress = on_progress or (lambda stats: None)
+        self.on_tile_error = on_tile_error or (lambda tile_id, message: None)
+        self.on_notice = on_notice or (lambda text: None)
+        self.is_canceled = is_canceled or (lambda: False)
+        self.prefetch = prefetch or 2 * self.batch_size * self.in_flight
+        self.stats = RunStats()
+        self._queue: collections.deque[_Batch] = collections.deque()
+        self._abort: RunAborted | None = None
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run(self, chips: Iterable[Chip], total: int) -> RunStats:
+        self.stats = RunStats(total=total)
+        done = frozenset(self.writer.done)
+        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="ccexpert-request") \
+            if self.in_flight > 1 else None
+        try:
+            with Prefetcher(lambda: self._items(chips, done), depth=self.prefetch) as items:
+                batch = _Batch()
+                for item in items:
+                    if item is None:  # resumed
+                        self.stats.resumed += 1
+                        continue
+                    if self._abort or self.is_canceled():
+                        break
+                    if item.status == SEND and batch.sending and self._too_big(batch, item):
+                        batch = self._submit(batch, pool)
+                    batch.items.append(item)
+                    if item.status == SEND:
+                        batch.sending.append(item)
+                        batch.bytes += item.size
+                    if len(batch.sending) >= self.batch_size or len(batch.items) - len(batch.sending) >= \
+                            self.settings.hold_rows:
+                        batch = self._submit(batch, pool)
+                if batch.items and not self._abort and not self.is_canceled():
+                    self._submit(batch, pool)
+                elif batch.items:  # rows without request cost nothing to keep
+                    batch.items = [i for i in batch.items if i.status != SEND]
+                    batch.sending = []
+                    self._queue.append(batch)
+                while self._queue:
+                    self._write_oldest()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        if self._abort:
+            raise self._abort
+        if self.is_canceled():
+            raise RunAborted("canceled", "canceled", self.stats)
+        self.on_progress(self.stats)
+        return self.stats
+
+    def _items(self, chips: Iterable[Chip], done: frozenset[str]):
+        """Runs in the prefetch thread: resumed tiles (None) are never read."""
+        for chip in chips:
+            if chip.tile_id in done:
+                yield None
+                continue
+            if self.is_canceled() or self._abort:
+                return
+            yield self.prepare(chip)
+
+    def _too_big(self, batch: _Batch, item: Item) -> bool:
+        limit = self.settings.max_request_bytes
+        return bool(limit) and batch.bytes + item.size > limit
+
+    def _submit(self, batch: _Batch, pool: ThreadPoolExecutor | None) -> _Batch:
+        if batch.sending:
+            if pool is None:
+                batch.answer = self._request(batch.sending)
+            else:
+                batch.answer = pool.submit(self._request, batch.sending)
+        self._queue.append(batch)
+        while sum(1 for b in self._queue if b.answer is not None) >= self.in_flight or \
+                (self._queue and self._ready(self._queue[0])):
+            self._write_oldest()
+        return _Batch()
+
+    @staticmethod
+    def _ready(batch: _Batch) -> bool:
+        return batch.answer is None or isinstance(batch.answer, _Answer) or batch.answer.done()
+
+    # -- one request (in a worker thread when in_flight > 1) ------------------------------------------------
+    def _request(self, items: list[Item]) -> _Answer:
+        start = time.monotonic()
+        try:
+            outcomes = self._caption(items)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in order by _write_oldest (Ctrl-C included)
+            return _Answer(error=exc, seconds=time.monotonic() - start)
+        return _Answer(outcomes, seconds=time.monotonic() - start)
+
+    def _caption(self, items: list[Item]) -> list[dict | Exception]:
+        try:
+            outcomes = self.captioner.caption(items)
+        except CaptionError as exc:
+            if exc.kind != "rejected":
+                raise
+            if len(items) == 1:
+                return [exc]
+            return [outcome for item in items for outcome in self._caption([item])]
+        if len(outcomes) != len(items):
+            raise CaptionError(f"the backend answered {len(outcomes)} results for {len(items)} pairs")
+        return outcomes
+
+    # -- writing, in grid order ----------------------------------------------------------------------------
+    def _write_oldest(self) -> None:
+        batch = self._queue.popleft()
+        outcomes: list[dict | Exception] = []
+        if batch.answer is not None:
+            answer = batch.answer.result() if isinstance(batch.answer, Future) else batch.answer
+            try:
+                outcomes = answer.result().outcomes
+            except CaptionError as exc:
+                outcomes = self._failed(batch, exc)
+            else:
+                self._adapt(len(batch.sending), answer.seconds)
+        results = iter(outcomes)
+        rows = []
+        for item in batch.items:
+            outcome = next(results) if item.status == SEND else None
+            if item.status == SEND and outcome is None:  # not written: refused key or canceled
+                continue
+            rows.append((self._record(item, outcome), item.chip.bounds))
+        self._write(rows)
+
+    def _failed(self, batch: _Batch, exc: CaptionError) -> list:
+        """A whole request failed for good: stop after what is in flight; the tiles keep the reason unless the
+        key was refused or the user canceled (then they are simply not done)."""
+        if self._abort is None:
+            self._abort = RunAborted(str(exc), exc.kind, self.stats)
+        if exc.kind in ("refused_key", "canceled"):
+            return [None] * len(batch.sending)
+        self.stats.note_error(str(exc))
+        return [exc] * len(batch.sending)
+
+    def _record(self, item: Item, outcome: dict | Exception | None) -> dict:
+        chip, common = item.chip, dict(self.settings.common)
+        fields: dict[str, Any] = {"nodata_before": item.nodata_before, "nodata_after": item.nodata_after,
+                                  "created_utc": utc_now_iso()}
+        if item.status != SEND:
+            if item.status == STATUS_ERROR:
+                self.on_tile_error(chip.tile_id, str(item.error))
+            return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=item.status,
+                               error=item.error, **fields, **common)
+        if isinstance(outcome, dict) and outcome.get("caption") is not None and \
+                outcome.get("status", STATUS_OK) == STATUS_OK:
+            if outcome.get("model"):
+                common["model"] = outcome["model"]
+            return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
+                               caption=str(outcome["caption"]), confidence=outcome.get("confidence"),
+                               changed=bool(outcome.get("changed")), **fields, **common)
+        if isinstance(outcome, dict):
+            reason = str(outcome.get("error") or "the backend returned no caption")
+        else:
+            reason = str(outcome)
+        if not isinstance(outcome, CaptionError) or outcome.kind == "rejected":  # a fatal one is told once
+            self.on_tile_error(chip.tile_id, reason)
+        return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR, error=reason,
+                           **fields, **common)
+
+    def _write(self, rows: list[tuple[dict, Bounds]]) -> None:
+        if rows:
+            try:
+                self.writer.write(rows)
+            except Exception as exc:  # noqa: BLE001 - any failure to write ends the run, with its reason
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                target = getattr(self.writer, "target", None) or getattr(self.writer, "path", None) or "the output"
+                message = f"cannot write to {target}: {reason}"
+                self.stats.note_error(message)
+                raise RunAborted(message, "write", self.stats) from exc
+        for record, _ in rows:
+            status = record["status"]
+            if status == STATUS_OK:
+                self.stats.captioned += 1
+                self.stats.changed += int(bool(record["changed"]))
+            elif status == STATUS_SKIPPED_NODATA:
+                self.stats.skipped_nodata += 1
+            else:
+                self.stats.errors += 1
+                if record["error"]:
+                    self.stats.note_error(f"tile {record['tile_id']}: {record['error']}")
+        if rows:
+            self.on_progress(self.stats)
+
+    def _adapt(self, sent: int, seconds: float) -> None:
+        """Halve the batch when a request took more than a third of its timeout (a slow device), so later
+        requests do not time out."""
+        limit = self.captioner.slow_after_s(sent)
+        if limit is not None and self.batch_size > 1 and seconds > limit / 3:
+            self.batch_size = max(1, self.batch_size // 2)
+            self.on_notice(f"a batch of {sent} took {seconds:.0f} s; sending {self.batch_size} chip pairs per "
+                           "request from now on")
