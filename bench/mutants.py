@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = "backend/ccexpert/modeling_ccexpert.py"
 CKPT = "backend/ccexpert/convert_ccexpert.py"
 ENGINE = "backend/ccexpert/engine.py"
-PROC = "backend/ccexpert/processing.py"
+PROC = "backend/ccexpert/processing_ccexpert.py"
 GRID = "qgis_plugin/ccexpert_changes/core/grid.py"
 GPKG = "backend/ccexpert/gpkg_output.py"
-METRICS = "training/ccexpert_training/metrics.py"
+METRICS = "training/ccexpert_training/caption_metrics.py"
 
 T_DIM = "tests/backend/test_dim.py"
 T_MOD = "tests/backend/test_modeling.py"
@@ -47,9 +47,9 @@ DEFAULT_TESTS = [f"{T_CK}::test_converter_defaults_give_the_official_dim",
 CONVERT_TESTS = [f"{T_CK}::test_official_key_mapping_examples", f"{T_CK}::test_convert_round_trip"]
 GRID_TESTS = ["tests/core/test_grid.py"]
 RESUME_TESTS = ["tests/backend/test_gpkg_output.py"]
-METRIC_TESTS = ["tests/training/test_metrics.py::test_normalisation_is_lower_and_drop_periods_only",
-                "tests/training/test_metrics.py::test_report_dedups_scores_subsets_and_accuracy",
-                "tests/training/test_metrics.py::test_no_change_truth_needs_one_no_change_reference"]
+METRIC_TESTS = ["tests/training/test_caption_metrics.py::test_normalisation_is_lower_and_drop_periods_only",
+                "tests/training/test_caption_metrics.py::test_report_dedups_scores_subsets_and_accuracy",
+                "tests/training/test_caption_metrics.py::test_no_change_truth_needs_one_no_change_reference"]
 
 
 @dataclass(frozen=True)

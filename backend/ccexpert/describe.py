@@ -37,7 +37,7 @@ from ccexpert_changes.core.fields import (
     same_imagery,
     source_identity,
 )
-from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
 from ccexpert_changes.core.run_loop import SEND, CaptionError, Item, RunAborted, RunLoop, RunSettings, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
@@ -309,7 +309,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         rasters.check_readable()
         info = captioner.info()  # after the rasters are known to be usable
         captioner.check_access()
-        model_chip = int(info.get("chip_size", 384))
+        model_chip = int(info.get("chip_size", DEFAULT_CHIP_SIZE))
         chip_size = options.chip_size if options.chip_size is not None else model_chip
         summary.resampled = rasters.resampled
         grid = ChipGrid(rasters.grid, chip_size, options.overlap)

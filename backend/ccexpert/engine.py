@@ -18,7 +18,7 @@ import torch
 
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
-from .processing import CCExpertProcessor
+from .processing_ccexpert import CCExpertProcessor
 from .results import CaptionResult, resolve_device, resolve_dtype
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH

@@ -46,8 +46,8 @@ from qgis.PyQt.QtGui import QIcon
 
 from . import settings
 from .about import LOG_TAG, icon_path, tr
+from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
-from .client import BackendClient, BackendError
 from .core.fields import run_metadata, same_imagery, source_identity
 from .core.grid import Bounds, Chip, ChipGrid
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
-from .client import BackendClient, BackendError
+from .backend_client import BackendClient, BackendError
 from .core.grid import Chip
 from .core.run_loop import SEND, CaptionError, Item
 from .reader import PairReader, RasterInputError, encode_png

@@ -14,11 +14,11 @@ from qgis.PyQt.QtWidgets import QMessageBox
 from qgis.utils import iface
 
 from .about import tr
-from .client import BackendClient, BackendError
+from .backend_client import BackendClient, BackendError
 from .core.dates import pick_pair
 from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
+from .core.grid import DEFAULT_CHIP_SIZE
 
-FALLBACK_CHIP_SIZE = 384
 LIMIT_LABEL = "Ask before runs of more chips than"  # the settings dialog's and the algorithm's wording
 DEMO_WARNING = ("Captions come from the demo model: it only knows synthetic scenes, so captions of real imagery are "
                 "not meaningful. Point the CCExpert settings at a backend with a real model for real imagery.")
@@ -130,7 +130,7 @@ class DescribeChangesDialog(AlgorithmDialog):
         """(chips of the area, chips that will be sent) without running: with RESUME, the tiles an existing OUTPUT
         already holds with status ok are not sent again. The chip size comes from the backend when CHIP_SIZE is 0.
         None when the run cannot be planned (the run reports why)."""
-        out_size = FALLBACK_CHIP_SIZE
+        out_size = DEFAULT_CHIP_SIZE
         try:
             client = BackendClient(str(parameters.get(alg.BACKEND_URL) or ""), str(parameters.get(alg.AUTHCFG) or ""),
                                    timeout_s=5.0, retries=0)

@@ -49,7 +49,7 @@ class CCExpertPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
-        from .client import remove_user_agent_hook
+        from .backend_client import remove_user_agent_hook
 
         remove_user_agent_hook()
 

@@ -17,7 +17,7 @@ from qgis.PyQt.QtWidgets import (
 
 from . import settings
 from .about import tr
-from .client import BackendClient, BackendError
+from .backend_client import BackendClient, BackendError
 from .core.backend_info import backend_summary
 
 

@@ -16,7 +16,7 @@ from ccexpert.convert_ccexpert import (
     map_official_key,
 )
 from ccexpert.presets import PRESETS, build_model, build_tiny_tokenizer
-from ccexpert.processing import CCExpertProcessor
+from ccexpert.processing_ccexpert import CCExpertProcessor
 from conftest import make_pair, official_config, official_state_dict, write_official_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration

@@ -11,7 +11,7 @@ from ccexpert.modeling_ccexpert import (
     texture_operators,
 )
 from ccexpert.presets import build_model
-from ccexpert.processing import CCExpertProcessor
+from ccexpert.processing_ccexpert import CCExpertProcessor
 from safetensors import safe_open
 
 

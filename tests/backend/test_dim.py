@@ -9,7 +9,7 @@ import torch
 from ccexpert.configuration_ccexpert import CCExpertConfig
 from ccexpert.modeling_ccexpert import CCExpertDifferenceIntegration, sine_position_encoding
 from ccexpert.presets import build_model, build_tiny_tokenizer, preset_config
-from ccexpert.processing import CCExpertProcessor
+from ccexpert.processing_ccexpert import CCExpertProcessor
 from conftest import make_pair
 from huggingface_hub.errors import StrictDataclassClassValidationError
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
 from ccexpert.presets import build_model, build_tiny_tokenizer
-from ccexpert.processing import CCExpertProcessor
+from ccexpert.processing_ccexpert import CCExpertProcessor
 from conftest import make_pair
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration

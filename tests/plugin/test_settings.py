@@ -41,7 +41,7 @@ def test_api_key_lives_in_the_auth_db_and_only_its_id_in_settings(master_passwor
 
 def test_unknown_authcfg_is_a_clear_error(master_password, qgis_app):
     import pytest
-    from ccexpert_changes.client import BackendClient, BackendError
+    from ccexpert_changes.backend_client import BackendClient, BackendError
 
     with pytest.raises(BackendError, match="zzzzzzz was not found"):
         BackendClient("http://127.0.0.1:9", "zzzzzzz")

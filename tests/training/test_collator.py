@@ -14,7 +14,7 @@ IGNORE = -100
 @pytest.fixture(scope="module")
 def processor():
     from ccexpert.presets import build_tiny_tokenizer
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
 
     processor = CCExpertProcessor(build_tiny_tokenizer())
     processor.padding_side = "right"

@@ -80,7 +80,7 @@ def test_shipped_scores_reproduce_and_meet_the_targets(engine, tmp_path):
     """Regenerate the card's test split (its seed, never trained or selected on), caption it with the shipped model
     and score it: the numbers in eval.json must come back, and they must meet the demo's targets (change/no-change
     accuracy >= 95 %, S*m >= 2x always answering "no change")."""
-    from ccexpert_training.metrics import evaluate_predictions
+    from ccexpert_training.caption_metrics import evaluate_predictions
     from ccexpert_training.records import Prediction, read_records
     from ccexpert_training.synth import write_benchmark
     from ccexpert_training.synth.baselines import always_no_change

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from ccexpert.presets import PRESETS, build_model, build_tiny_tokenizer
-from ccexpert.processing import CCExpertProcessor
+from ccexpert.processing_ccexpert import CCExpertProcessor
 from ccexpert_training.dnpo import (
     IGNORE_INDEX,
     DNPOConfig,

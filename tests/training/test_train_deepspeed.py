@@ -37,7 +37,7 @@ def _fixed_set_loss(model_dir: Path | None, data: Path) -> float:
     """Teacher-forced loss on the training pairs (first caption each), for a checkpoint or the tiny preset at init."""
     from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
     from ccexpert.presets import build_model, build_tiny_tokenizer
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
     from ccexpert_training.records import read_records
 
     if model_dir is None:

@@ -60,7 +60,7 @@ def test_stage2_and_3_train_everything_used(tiny):
 
 def test_trainable_parameters_all_receive_gradients(tiny):
     """The frozen 'unused' list is right: every trainable tensor gets a gradient, the unused ones none."""
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
 
     apply_trainable(tiny, ["vision_tower", "dim", "projector", "language_model"])
     from ccexpert.presets import build_tiny_tokenizer

@@ -1,4 +1,4 @@
-"""Batch collators around :class:`ccexpert.processing.CCExpertProcessor`.
+"""Batch collators around :class:`ccexpert.processing_ccexpert.CCExpertProcessor`.
 
 The processor owns the prompt, the 729-token image expansion and the label masking of ccexpert_model.md §3.4
 (system/user turns -100 except "\\n", ``<|im_start|>``, ``<|im_end|>``; the whole assistant turn supervised; image

@@ -91,7 +91,7 @@ def _write_train_file(data_dir: Path, captions: str) -> Path:
 
 
 def _scores(predictions) -> dict:
-    from .metrics import evaluate_predictions
+    from .caption_metrics import evaluate_predictions
 
     report = evaluate_predictions(predictions)
     return {key: round(float(report.overall[key]), 2) for key in SCORE_KEYS}

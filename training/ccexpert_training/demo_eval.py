@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .caption_metrics import evaluate_predictions
 from .maskcaption.render import MASS_CLASSES, NOUNS, quantity_word
-from .metrics import evaluate_predictions
 from .records import Prediction, read_records
 from .synth import write_benchmark
 from .synth.baselines import always_no_change

@@ -61,7 +61,7 @@ def measure(args) -> dict:
 
     from ccexpert.engine import CaptionEngine, resolve_device, resolve_dtype
     from ccexpert.presets import build_model, build_tiny_tokenizer
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

@@ -23,6 +23,7 @@ import math
 import re
 from typing import Any
 
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -61,7 +62,7 @@ class CaptionServing:
             "api_version": "1",
             "model_name": str(e.get("model_name", "unknown")),
             "model_version": str(e.get("model_version", "unknown")),
-            "chip_size": int(e.get("chip_size", 384)),
+            "chip_size": int(e.get("chip_size", DEFAULT_CHIP_SIZE)),
             "bands": int(e.get("bands", 3)),
             "max_batch": service.settings.max_batch,
             "max_body_bytes": service.settings.max_body_bytes,

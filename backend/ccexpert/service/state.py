@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
+
 from ..samples import sample_pair
 from .batching import DynamicBatcher
 from .limits import InflightLimiter
-from .metrics import Metrics
+from .prometheus import Metrics
 from .settings import Settings
 
 log = logging.getLogger("ccexpert.service")
@@ -29,7 +31,7 @@ log = logging.getLogger("ccexpert.service")
 def check_captions(engine: Any, engine_info: Mapping[str, Any], max_new_tokens: int) -> None:
     """Caption the built-in sample pair with the default caption length; raise unless it gives one caption
     with words and a confidence in [0, 1]. (Also the readiness check of the Ray Serve model replicas.)"""
-    size = int(engine_info.get("chip_size", 384))
+    size = int(engine_info.get("chip_size", DEFAULT_CHIP_SIZE))
     t0 = time.monotonic()
     results = engine.caption([sample_pair(size)], max_new_tokens=max_new_tokens)
     if len(results) != 1:

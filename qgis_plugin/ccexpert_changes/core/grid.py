@@ -107,6 +107,7 @@ class Chip:
     bounds: Bounds
 
 
+DEFAULT_CHIP_SIZE = 384  # CCExpert's input (LEVIR-CC chips): what a client assumes when a backend names no chip size
 GRID_VERSION = "edge-inward"  # part of the hash: outputs of the earlier grid (edge chips overhanging) are not resumed
 
 

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..metrics import MeteorUnavailable, evaluate_predictions, format_report
+    from ..caption_metrics import MeteorUnavailable, evaluate_predictions, format_report
     from ..records import RecordError, read_predictions
 
     try:

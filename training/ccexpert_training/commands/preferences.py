@@ -53,7 +53,7 @@ class ModelSampler:
         import torch
         from ccexpert.checkpoints import load_model, resolve_checkpoint
         from ccexpert.engine import resolve_device, resolve_dtype
-        from ccexpert.processing import CCExpertProcessor
+        from ccexpert.processing_ccexpert import CCExpertProcessor
 
         from ..train import resolve_init
 

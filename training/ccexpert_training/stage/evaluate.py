@@ -16,7 +16,7 @@ METRIC_FOR_BEST = "Sm"  # S*m; logged as eval_Sm ('*' is not a valid TensorBoard
 
 def metrics_from(predictions) -> dict:
     """The logged validation metrics: S*m (as ``Sm``) and its components."""
-    from ..metrics import evaluate_predictions
+    from ..caption_metrics import evaluate_predictions
 
     overall = evaluate_predictions(predictions).overall
     renamed = {"Sm": overall["S*m"]}
@@ -97,9 +97,9 @@ def evaluate_checkpoint(model_dir: Path, records_path, output_dir: Path, cfg: St
     """Score one checkpoint on one split (the single final test evaluation): predictions + metrics JSON."""
     import torch
     from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
 
-    from ..metrics import evaluate_predictions
+    from ..caption_metrics import evaluate_predictions
     from ..records import read_records, write_predictions
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -32,7 +32,7 @@ def load_model_and_processor(model_cfg: ModelSection):
     import torch
     from ccexpert.checkpoints import CheckpointError, is_local, resolve_checkpoint
     from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
-    from ccexpert.processing import CCExpertProcessor
+    from ccexpert.processing_ccexpert import CCExpertProcessor
 
     # diff_branch None keeps the checkpoint's setting; True adds the RSICCLLM difference branch (zero-gated)
     branch: dict = {} if model_cfg.diff_branch is None else {"diff_branch": bool(model_cfg.diff_branch)}

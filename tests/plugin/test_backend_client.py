@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from ccexpert_changes.about import plugin_version
-from ccexpert_changes.client import BackendClient, BackendError
+from ccexpert_changes.backend_client import BackendClient, BackendError
 from conftest import free_port
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ccexpert.presets import build_tiny_tokenizer
-from ccexpert.processing import IGNORE_INDEX, PROMPT, CCExpertProcessor
+from ccexpert.processing_ccexpert import IGNORE_INDEX, PROMPT, CCExpertProcessor
 from conftest import make_pair
 from PIL import Image
 

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ccexpert_training.metrics import JSON_KEYS, coco_scores, evaluate_predictions, normalise
+from ccexpert_training.caption_metrics import JSON_KEYS, coco_scores, evaluate_predictions, normalise
 from ccexpert_training.records import Prediction, RecordError, read_predictions
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="METEOR 1.5 needs Java")
@@ -208,7 +208,7 @@ def test_meteor_wrapper_matches_pycocoevalcap():
     """Our JVM wrapper (closes its pipes, restarts when dead) speaks the same protocol as pycocoevalcap's Meteor."""
     import warnings
 
-    from ccexpert_training.metrics import shared_meteor
+    from ccexpert_training.caption_metrics import shared_meteor
     from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
 
     gts = {"a": ["some houses are built along the road", "a row of villas appears"],
@@ -229,7 +229,7 @@ def test_no_change_truth_needs_one_no_change_reference():
     """Module contract: a pair is "no change" when ONE of its references is a no-change caption (issue 20: requiring
     all of them survived, since every LEVIR-CC no-change pair has five). A mixed pair answered "no change" is
     right; answered with a change caption it is wrong."""
-    from ccexpert_training.metrics import reference_is_no_change
+    from ccexpert_training.caption_metrics import reference_is_no_change
 
     mixed = ("There is no difference.", "A small shed appears.")
     assert reference_is_no_change(mixed)
