@@ -216,3 +216,26 @@ def test_ctrl_c_in_a_request_keeps_the_batches_before_it():
     with pytest.raises(KeyboardInterrupt):
         RunLoop(prepare, Interrupt(), writer, RunSettings(batch_size=4)).run(chips(), 256)
     assert len(writer.rows) == 8
+
+
+def test_cancel_does_not_wait_for_requests_still_out():
+    """A request that never comes back (a stuck connection) must not keep a canceled run waiting."""
+    release = threading.Event()
+    canceled = threading.Event()
+
+    class Stuck(FakeCaptioner):
+        def caption(self, items):
+            if len(self.calls) >= 3:
+                self.calls.append([i.chip.tile_id for i in items])
+                release.wait(30)  # stuck until the test ends
+            return super().caption(items)
+
+    writer = MemoryWriter()
+    loop = RunLoop(prepare, Stuck(), writer, RunSettings(batch_size=2, in_flight=3), is_canceled=canceled.is_set,
+                   on_progress=lambda s: canceled.set() if s.done >= 4 else None)
+    start = time.monotonic()
+    with pytest.raises(RunAborted) as caught:
+        loop.run(chips(), 256)
+    release.set()
+    assert caught.value.kind == "canceled" and time.monotonic() - start < 10
+    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in chips()[:len(writer.rows)]]

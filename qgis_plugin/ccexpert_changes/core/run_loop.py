@@ -11,8 +11,8 @@ What the loop does for every caller, so no caller does it differently:
 - a request slower than a third of its timeout halves the batch size for the requests after it;
 - nodata and unreadable chips ride in the next batch's transaction (at most ``hold_rows`` wait);
 - a fatal error (backend gone, model broken) marks the batch's tiles as errors, lets the requests already in
-  flight finish and be written, then stops with :class:`RunAborted`; a refused API key or a cancel writes none
-  of the unanswered tiles;
+  flight finish and be written, then stops with :class:`RunAborted`; a refused API key writes none of the
+  unanswered tiles; a cancel writes what is answered and abandons the requests still out, without waiting;
 - progress after each written batch: chips done of total, pairs per second, time left.
 
 The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster reader), a :class:`Captioner`
@@ -239,10 +239,13 @@ class RunLoop:
                     batch.sending = []
                     self._queue.append(batch)
                 while self._queue:
+                    if self.is_canceled() and not self._ready(self._queue[0]):
+                        break  # canceled: keep what is answered (in grid order), do not wait for the rest
                     self._write_oldest()
         finally:
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                # a cancel abandons the requests still out (their answers are dropped; a resume sends them again)
+                pool.shutdown(wait=not self.is_canceled(), cancel_futures=True)
         if self._abort:
             raise self._abort
         if self.is_canceled():
