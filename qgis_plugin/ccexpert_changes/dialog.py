@@ -55,6 +55,22 @@ def captioned_tiles(path: str, layer_name: str = LAYER_NAME) -> set[str]:
     return done
 
 
+def chips_to_send(plan, done: set[str], max_nodata: float) -> int:
+    """Chips a run will send: not kept by a resume, and under the nodata limit (estimated from a coarse read of
+    each chip, the way the run's nodata rule will see it)."""
+    count = 0
+    for chip in plan.grid.chips(plan.bounds, plan.keep):
+        if chip.tile_id in done:
+            continue
+        try:
+            if max(plan.reader.nodata_estimate(chip)) > max_nodata:
+                continue
+        except Exception:  # noqa: BLE001 - an unreadable chip is counted; the run reports it
+            pass
+        count += 1
+    return count
+
+
 def raster_date(layer) -> str | None:
     """The acquisition date a raster's metadata carries (TIFFTAG_DATETIME, ACQUISITIONDATETIME), or None."""
     from osgeo import gdal
@@ -141,16 +157,17 @@ class DescribeChangesDialog(AlgorithmDialog):
             plan = alg.plan(parameters, context, QgsProcessingFeedback(), out_size)
         except QgsProcessingException:
             return None  # the run reports it
-        to_send = plan.count
+        done: set[str] = set()
         if parameters.get(alg.RESUME):
             try:
                 output = alg.parameterAsOutputLayer(parameters, alg.OUTPUT, context)
             except QgsProcessingException:
                 output = ""
             done = captioned_tiles(output)
-            if done:
-                to_send = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in done)
-        return plan.count, to_send
+        not_done = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in done)
+        if not_done <= int(parameters.get(alg.MAX_CHIPS) or 0):
+            return plan.count, not_done  # under the limit anyway: no need to look at the pixels
+        return plan.count, chips_to_send(plan, done, float(parameters.get(alg.MAX_NODATA, 0.5)))
 
     def finish(self, successful, result, context, feedback, in_place=False):
         super().finish(successful, result, context, feedback, in_place=in_place)

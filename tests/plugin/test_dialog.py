@@ -139,3 +139,21 @@ def test_demo_run_gets_a_warning_bar(dialog_module):
     bar = _Bar()
     dialog_module.push_summary(bar, {"CAPTIONED": 3, "CHANGED": 1, "ERRORS": 1, "SKIPPED_NODATA": 0, "DEMO": 0})
     assert len(bar.messages) == 1 and bar.messages[0][1] == Qgis.MessageLevel.Warning
+
+
+def test_the_confirmation_leaves_out_chips_the_nodata_rule_will_skip(dialog_module, provider, tmp_path):
+    """A 1152 px pair whose left third is nodata on both dates: 9 chips, 3 of them all nodata, 6 will be sent."""
+    from conftest import free_port
+    from qgis.core import QgsProcessingContext
+
+    gt = (ORIGIN[0], 0.5, 0.0, ORIGIN[1], 0.0, -0.5)
+    pixels = textured(1152, 1152)
+    pixels[:, :, :384] = 0
+    before = write_tif(tmp_path / "b.tif", pixels, gt, nodata=0)
+    after = write_tif(tmp_path / "a.tif", pixels.copy(), gt, nodata=0)
+    alg = provider.algorithm("describe_changes").create()
+    params = {"BEFORE": str(before), "AFTER": str(after), "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
+              "AUTHCFG": "", "MAX_CHIPS": 4, "MAX_NODATA": 0.5, "OUTPUT": str(tmp_path / "o.gpkg")}
+    count = dialog_module.DescribeChangesDialog._count
+    assert count(None, alg, params, QgsProcessingContext()) == (9, 6)
+    assert count(None, alg, dict(params, MAX_CHIPS=100), QgsProcessingContext()) == (9, 9)  # no question asked
