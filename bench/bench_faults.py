@@ -78,9 +78,20 @@ def make_pair(folder: Path, size: int, chip: int) -> tuple[Path, Path]:
     for name, shift in (("before.tif", 0), ("after.tif", 2)):
         data = np.repeat((image + shift)[None], 3, axis=0).astype(np.uint8)
         path = folder / name
-        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
-                           crs="EPSG:32633", transform=from_origin(399_000.0, 5_700_000.0, 0.5, 0.5), tiled=True,
-                           blockxsize=256, blockysize=256) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=3,
+            dtype="uint8",
+            crs="EPSG:32633",
+            transform=from_origin(399_000.0, 5_700_000.0, 0.5, 0.5),
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+        ) as dst:
             dst.write(data)
         paths.append(path)
     return paths[0], paths[1]
@@ -97,8 +108,13 @@ class Server:
 
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port), str(self.delay), str(TESTS)],
-                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", SERVER, str(self.port), str(self.delay), str(TESTS)],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -167,9 +183,26 @@ def main(argv: list[str] | None = None) -> int:
         outputs = [folder / "out_1.gpkg"]
 
         def command(out: Path) -> list[str]:
-            return [sys.executable, "-m", "ccexpert.cli", "describe", str(before), str(after), "-o", str(out),
-                    "--backend", server.url, "--chip-size", str(args.chip), "--batch-size", "4", "--resume",
-                    "--retry-budget", "120", "-q"]
+            return [
+                sys.executable,
+                "-m",
+                "ccexpert.cli",
+                "describe",
+                str(before),
+                str(after),
+                "-o",
+                str(out),
+                "--backend",
+                server.url,
+                "--chip-size",
+                str(args.chip),
+                "--batch-size",
+                "4",
+                "--resume",
+                "--retry-budget",
+                "120",
+                "-q",
+            ]
 
         client: subprocess.Popen | None = None
         try:
@@ -177,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                 while True:  # run until the fault could be injected mid-run
                     out = outputs[-1]
                     if client is None:
-                        client = subprocess.Popen(command(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL)
+                        client = subprocess.Popen(
+                            command(out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                        )
                     target = rows(out) + rng.randint(1, 12)
                     while client.poll() is None and rows(out) < target:
                         time.sleep(0.005)
@@ -199,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             if client is not None:
                 exit_codes.append(client.wait(600))
             for out in outputs:  # finish every output
-                exit_codes.append(subprocess.run(command(out), cwd=REPO, env=env, capture_output=True,
-                                                 timeout=600).returncode)
+                exit_codes.append(
+                    subprocess.run(command(out), cwd=REPO, env=env, capture_output=True, timeout=600).returncode
+                )
             totals = {"lost": 0, "duplicated": 0, "wrong": 0}
             for out in outputs:
                 for key, value in check(out, n).items():
@@ -226,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"faults injected: {result['faults_injected']} ({result['client_kills']} client kills, "
-              f"{result['server_kills']} server kills and restarts), {result['outputs']} output(s) of {n * n} tiles")
+        print(
+            f"faults injected: {result['faults_injected']} ({result['client_kills']} client kills, "
+            f"{result['server_kills']} server kills and restarts), {result['outputs']} output(s) of {n * n} tiles"
+        )
         print(f"tiles lost: {result['tiles_lost']}")
         print(f"tiles duplicated: {result['tiles_duplicated']}")
         print(f"tiles wrong: {result['tiles_wrong']}")

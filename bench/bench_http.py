@@ -107,11 +107,30 @@ def main() -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "ccexpert.cli", "serve", "--model", model, "--device", args.device,
-             "--dtype", args.dtype, "--port", str(port), "--device-batch", str(args.batch_size),
-             "--max-batch", str(max(args.request_size, args.batch_size)), "--max-new-tokens",
-             str(args.max_new_tokens), "--log-level", "warning"],
-            cwd=REPO, env=dict(os.environ),
+            [
+                sys.executable,
+                "-m",
+                "ccexpert.cli",
+                "serve",
+                "--model",
+                model,
+                "--device",
+                args.device,
+                "--dtype",
+                args.dtype,
+                "--port",
+                str(port),
+                "--device-batch",
+                str(args.batch_size),
+                "--max-batch",
+                str(max(args.request_size, args.batch_size)),
+                "--max-new-tokens",
+                str(args.max_new_tokens),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=dict(os.environ),
         )
         try:
             deadline = time.monotonic() + 300
@@ -131,38 +150,59 @@ def main() -> int:
             engine_rates, service_rates, e2e_rates = [], [], []
             for r in range(args.rounds):
                 engine_rates.append(run_engine(engine, pairs, args.max_new_tokens))
-                service_rates.append(run_http(url, encoded, args.request_size, args.clients, args.max_new_tokens,
-                                              f"s{r}"))
+                service_rates.append(
+                    run_http(url, encoded, args.request_size, args.clients, args.max_new_tokens, f"s{r}")
+                )
                 e2e_rates.append(run_http(url, pairs, args.request_size, args.clients, args.max_new_tokens, f"e{r}"))
-                print(f"round {r + 1}: in-process {engine_rates[-1]:.3f}, HTTP service {service_rates[-1]:.3f}, "
-                      f"HTTP end to end {e2e_rates[-1]:.3f} pairs/s", flush=True)
+                print(
+                    f"round {r + 1}: in-process {engine_rates[-1]:.3f}, HTTP service {service_rates[-1]:.3f}, "
+                    f"HTTP end to end {e2e_rates[-1]:.3f} pairs/s",
+                    flush=True,
+                )
         finally:
             server.terminate()
             server.wait(30)
 
     best_engine, best_service, best_e2e = max(engine_rates), max(service_rates), max(e2e_rates)
-    print(f"model {info['model_name']} on {info['device']} ({info['dtype']}), {args.pairs} pairs of "
-          f"{info['chip_size']} px, device batch {args.batch_size}, {args.clients} clients x {args.request_size} "
-          f"pairs/request, max_new_tokens {args.max_new_tokens}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(
+        f"model {info['model_name']} on {info['device']} ({info['dtype']}), {args.pairs} pairs of "
+        f"{info['chip_size']} px, device batch {args.batch_size}, {args.clients} clients x {args.request_size} "
+        f"pairs/request, max_new_tokens {args.max_new_tokens}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
     print(f"client PNG encoding: {encode_ms:.1f} ms per pair (both chips)")
     print(f"in-process:        {best_engine:.3f} pairs/s")
     print(f"HTTP service:      {best_service:.3f} pairs/s")
     print(f"HTTP end to end:   {best_e2e:.3f} pairs/s")
-    print(f"ratio HTTP service / in-process = {best_service / best_engine:.3f} "
-          f"(overhead {1 - best_service / best_engine:.1%}; goal <= 15%)")
-    print(f"ratio HTTP end to end / in-process = {best_e2e / best_engine:.3f} "
-          f"(overhead {1 - best_e2e / best_engine:.1%}; client encoding on the same cores)")
+    print(
+        f"ratio HTTP service / in-process = {best_service / best_engine:.3f} "
+        f"(overhead {1 - best_service / best_engine:.1%}; goal <= 15%)"
+    )
+    print(
+        f"ratio HTTP end to end / in-process = {best_e2e / best_engine:.3f} "
+        f"(overhead {1 - best_e2e / best_engine:.1%}; client encoding on the same cores)"
+    )
     med = statistics.median
-    print(f"medians over {args.rounds} rounds: service/in-process {med(service_rates) / med(engine_rates):.3f}, "
-          f"end to end/in-process {med(e2e_rates) / med(engine_rates):.3f}")
+    print(
+        f"medians over {args.rounds} rounds: service/in-process {med(service_rates) / med(engine_rates):.3f}, "
+        f"end to end/in-process {med(e2e_rates) / med(engine_rates):.3f}"
+    )
     if args.json:
-        print(json.dumps({
-            "in_process_pairs_per_s": best_engine, "service_pairs_per_s": best_service, "e2e_pairs_per_s": best_e2e,
-            "ratio_service": best_service / best_engine, "ratio_e2e": best_e2e / best_engine,
-            "median_ratio_service": med(service_rates) / med(engine_rates),
-            "median_ratio_e2e": med(e2e_rates) / med(engine_rates), "encode_ms_per_pair": encode_ms,
-            "rounds": args.rounds, "pairs": args.pairs,
-        }))
+        print(
+            json.dumps(
+                {
+                    "in_process_pairs_per_s": best_engine,
+                    "service_pairs_per_s": best_service,
+                    "e2e_pairs_per_s": best_e2e,
+                    "ratio_service": best_service / best_engine,
+                    "ratio_e2e": best_e2e / best_engine,
+                    "median_ratio_service": med(service_rates) / med(engine_rates),
+                    "median_ratio_e2e": med(e2e_rates) / med(engine_rates),
+                    "encode_ms_per_pair": encode_ms,
+                    "rounds": args.rounds,
+                    "pairs": args.pairs,
+                }
+            )
+        )
     return 0
 
 

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # -- the echo server (run as a subprocess of this script) --------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _EchoResult:
     caption: str
@@ -55,8 +56,16 @@ class EchoEngine:
         self.chip_size, self.delay_s = chip_size, delay_s
 
     def info(self) -> dict:
-        return {"model_name": "echo", "model_version": "1", "chip_size": self.chip_size, "bands": 3, "device": "cpu",
-                "dtype": "float32", "max_batch": 8, "demo": True}
+        return {
+            "model_name": "echo",
+            "model_version": "1",
+            "chip_size": self.chip_size,
+            "bands": 3,
+            "device": "cpu",
+            "dtype": "float32",
+            "max_batch": 8,
+            "demo": True,
+        }
 
     def caption(self, pairs, max_new_tokens: int = 64):
         time.sleep(self.delay_s * len(pairs))
@@ -78,14 +87,20 @@ def serve_echo(args: argparse.Namespace) -> int:
     from ccexpert.service import Settings, create_app
 
     logging.basicConfig(level=logging.WARNING)
-    settings = Settings(api_keys_file=args.keys_file, max_batch=args.pairs, device_batch=args.device_batch,
-                        max_wait_ms=args.max_wait_ms, log_level="warning")
+    settings = Settings(
+        api_keys_file=args.keys_file,
+        max_batch=args.pairs,
+        device_batch=args.device_batch,
+        max_wait_ms=args.max_wait_ms,
+        log_level="warning",
+    )
     app = create_app(settings, EchoEngine(args.chip, args.delay_ms / 1000.0))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     return 0
 
 
 # -- the load ----------------------------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -139,7 +154,7 @@ class Kinds:
                 image = np.empty((chip, chip, 3), np.uint8)
                 image[:] = rng.integers(0, 256, 3)
                 y, x = rng.integers(0, chip // 2, 2)
-                image[y:y + chip // 4, x:x + chip // 4] = rng.integers(0, 256, 3)
+                image[y : y + chip // 4, x : x + chip // 4] = rng.integers(0, 256, 3)
                 pair.append(image)
             expected = engine.caption([tuple(pair)], max_new_tokens=tokens)[0]
             self.items.append((png_b64(pair[0]), png_b64(pair[1]), expected))
@@ -149,19 +164,24 @@ class Kinds:
             return self.items[n % len(self.items)]
         b, a = n % 251, (7 * n + 3) % 253
         if (b, a) not in cache:
-            cache[(b, a)] = (png_b64(np.full((chip, chip, 3), b, np.uint8)),
-                             png_b64(np.full((chip, chip, 3), a, np.uint8)), echo_caption(b, a))
+            cache[(b, a)] = (
+                png_b64(np.full((chip, chip, 3), b, np.uint8)),
+                png_b64(np.full((chip, chip, 3), a, np.uint8)),
+                echo_caption(b, a),
+            )
         return cache[(b, a)]
 
     def matches(self, expected: object, result: dict) -> bool:
         if not self.model:
             return result["caption"] == expected
-        return result["caption"] == expected.caption and \
-            abs(result["confidence"] - expected.confidence) <= 1e-3 * max(expected.confidence, 1e-6)
+        return result["caption"] == expected.caption and abs(result["confidence"] - expected.confidence) <= 1e-3 * max(
+            expected.confidence, 1e-6
+        )
 
 
-def client(index: int, url: str, key: str, kinds: Kinds, args: argparse.Namespace, stop_at: float,
-           tally: Tally) -> None:
+def client(
+    index: int, url: str, key: str, kinds: Kinds, args: argparse.Namespace, stop_at: float, tally: Tally
+) -> None:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {key}"
     cache: dict = {}
@@ -174,8 +194,10 @@ def client(index: int, url: str, key: str, kinds: Kinds, args: argparse.Namespac
             n = (index * 7919 + request_no * args.pairs + k) % 10_007
             before, after, expected = kinds.pair(args.chip, n, cache)
             sent.append((f"c{index:02d}_r{request_no:05d}_p{k}", before, after, expected))
-        body = {"pairs": [{"id": i, "before": b, "after": a} for i, b, a, _ in sent],
-                "max_new_tokens": args.max_new_tokens}
+        body = {
+            "pairs": [{"id": i, "before": b, "after": a} for i, b, a, _ in sent],
+            "max_new_tokens": args.max_new_tokens,
+        }
         t0 = time.perf_counter()
         try:
             response = session.post(url + "/v1/captions", json=body, timeout=(5, max(30.0, args.duration * 3)))
@@ -216,14 +238,52 @@ def client(index: int, url: str, key: str, kinds: Kinds, args: argparse.Namespac
 def start_server(args: argparse.Namespace, keys_file: Path, port: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if args.model:
-        command = [sys.executable, "-m", "ccexpert.cli", "serve", "--model", args.model, "--device", args.device,
-                   "--host", "127.0.0.1", "--port", str(port), "--api-keys-file", str(keys_file), "--max-batch",
-                   str(args.pairs), "--device-batch", str(args.device_batch), "--max-wait-ms", str(args.max_wait_ms),
-                   "--max-new-tokens", str(args.max_new_tokens), "--log-level", "warning"]
+        command = [
+            sys.executable,
+            "-m",
+            "ccexpert.cli",
+            "serve",
+            "--model",
+            args.model,
+            "--device",
+            args.device,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-keys-file",
+            str(keys_file),
+            "--max-batch",
+            str(args.pairs),
+            "--device-batch",
+            str(args.device_batch),
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--log-level",
+            "warning",
+        ]
     else:
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-echo", "--port", str(port), "--keys-file",
-                   str(keys_file), "--chip", str(args.chip), "--delay-ms", str(args.delay_ms), "--pairs",
-                   str(args.pairs), "--device-batch", str(args.device_batch), "--max-wait-ms", str(args.max_wait_ms)]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve-echo",
+            "--port",
+            str(port),
+            "--keys-file",
+            str(keys_file),
+            "--chip",
+            str(args.chip),
+            "--delay-ms",
+            str(args.delay_ms),
+            "--pairs",
+            str(args.pairs),
+            "--device-batch",
+            str(args.device_batch),
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+        ]
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -262,8 +322,10 @@ def run_load(args: argparse.Namespace) -> dict:
             tally = Tally()
             t0 = time.monotonic()
             stop_at = t0 + args.duration
-            threads = [threading.Thread(target=client, args=(i, url, keys[i], kinds, args, stop_at, tally),
-                                        daemon=True) for i in range(args.clients)]
+            threads = [
+                threading.Thread(target=client, args=(i, url, keys[i], kinds, args, stop_at, tally), daemon=True)
+                for i in range(args.clients)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -280,9 +342,13 @@ def run_load(args: argparse.Namespace) -> dict:
             server_log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
     lat = sorted(tally.latencies)
     return {
-        "server": f"ccexpert serve --model {args.model} ({args.device})" if args.model else
-                  f"service app + echo engine ({args.delay_ms:g} ms per pair)",
-        "model": info["model_name"], "chip_size": args.chip, "clients": args.clients, "duration_s": round(wall, 2),
+        "server": f"ccexpert serve --model {args.model} ({args.device})"
+        if args.model
+        else f"service app + echo engine ({args.delay_ms:g} ms per pair)",
+        "model": info["model_name"],
+        "chip_size": args.chip,
+        "clients": args.clients,
+        "duration_s": round(wall, 2),
         "pairs_per_request": args.pairs,
         "pairs_per_s": round(tally.ok_pairs / wall, 2),
         "requests_ok": len(lat),
@@ -325,14 +391,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
     else:
         print(f"server: {report['server']}, model {report['model']}, {report['chip_size']} px chips")
-        print(f"{report['clients']} keyed clients x {report['duration_s']} s, {report['pairs_per_request']} pairs per "
-              f"request, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+        print(
+            f"{report['clients']} keyed clients x {report['duration_s']} s, {report['pairs_per_request']} pairs per "
+            f"request, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+        )
         print(f"pairs/s:         {report['pairs_per_s']}")
-        print(f"latency:         p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms "
-              f"({report['requests_ok']} requests)")
+        print(
+            f"latency:         p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms ({report['requests_ok']} requests)"
+        )
         print(f"429 share:       {report['share_429']:.2%} (other errors: {report['other_errors']})")
-        print(f"server RSS:      {report['server_rss_mib_before']} MiB before, {report['server_rss_mib_after']} MiB "
-              "after")
+        print(
+            f"server RSS:      {report['server_rss_mib_before']} MiB before, {report['server_rss_mib_after']} MiB after"
+        )
         print(f"mixed-up ids:    {report['mixed_up']} (must be 0)")
         for line in report["examples"]:
             print("  " + line)

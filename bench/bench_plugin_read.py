@@ -54,9 +54,14 @@ def _geotiff(path: Path, array: np.ndarray, origin=(500000.0, 4000000.0), pixel=
     from osgeo import gdal_array
 
     bands, h, w = array.shape
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, bands,
-                                              gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype),
-                                              options=["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
+    ds = gdal.GetDriverByName("GTiff").Create(
+        str(path),
+        w,
+        h,
+        bands,
+        gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype),
+        options=["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"],
+    )
     ds.SetGeoTransform((origin[0], pixel, 0, origin[1], 0, -pixel))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32633)
@@ -74,13 +79,15 @@ def _mosaic_vrt(path: Path, tile: Path, repeat: int) -> Path:
     bands = []
     for b in range(1, src.RasterCount + 1):
         sources = "".join(
-            f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{tile}</SourceFilename><SourceBand>{b}</SourceBand>"
-            f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" ySize=\"{h}\"/>"
-            f"<DstRect xOff=\"{c * w}\" yOff=\"{r * h}\" xSize=\"{w}\" ySize=\"{h}\"/></SimpleSource>"
-            for r in range(repeat) for c in range(repeat))
-        bands.append(f"<VRTRasterBand dataType=\"{dtype}\" band=\"{b}\">{sources}</VRTRasterBand>")
+            f'<SimpleSource><SourceFilename relativeToVRT="0">{tile}</SourceFilename><SourceBand>{b}</SourceBand>'
+            f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+            f'<DstRect xOff="{c * w}" yOff="{r * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+            for r in range(repeat)
+            for c in range(repeat)
+        )
+        bands.append(f'<VRTRasterBand dataType="{dtype}" band="{b}">{sources}</VRTRasterBand>')
     path.write_text(
-        f"<VRTDataset rasterXSize=\"{w * repeat}\" rasterYSize=\"{h * repeat}\">"
+        f'<VRTDataset rasterXSize="{w * repeat}" rasterYSize="{h * repeat}">'
         f"<SRS>{src.GetProjection().replace('<', '&lt;').replace('&', '&amp;')}</SRS>"
         f"<GeoTransform>{', '.join(repr(v) for v in gt)}</GeoTransform>{''.join(bands)}</VRTDataset>"
     )
@@ -90,8 +97,9 @@ def _mosaic_vrt(path: Path, tile: Path, repeat: int) -> Path:
 def throughput(work: Path, size: int, rounds: int) -> dict:
     before = _geotiff(work / "tp_before.tif", _texture(size, size, 1, np.uint8))
     after = _geotiff(work / "tp_after.tif", _texture(size, size, 2, np.uint8))
-    reader = PairReader(open_raster(str(before), "BEFORE"), open_raster(str(after), "AFTER"), [1, 2, 3], CHIP,
-                        log=lambda m: None)
+    reader = PairReader(
+        open_raster(str(before), "BEFORE"), open_raster(str(after), "AFTER"), [1, 2, 3], CHIP, log=lambda m: None
+    )
     grid = ChipGrid(reader.grid, CHIP, 0)
     chips = list(grid.chips())
     reader.compute_stretch(reader.grid.bounds)
@@ -117,8 +125,12 @@ def throughput(work: Path, size: int, rounds: int) -> dict:
         for chip in chips:
             reader.read_chip(chip)
 
-    cases = {"plugin_read_encode": plugin_path, "raw_read_encode": lambda: raw_path(True),
-             "plugin_read_only": plugin_read_only, "raw_read_only": lambda: raw_path(False)}
+    cases = {
+        "plugin_read_encode": plugin_path,
+        "raw_read_encode": lambda: raw_path(True),
+        "plugin_read_only": plugin_read_only,
+        "raw_read_only": lambda: raw_path(False),
+    }
     best = {name: float("inf") for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
@@ -145,8 +157,7 @@ def _vm_hwm_kib() -> int:
 def memory_child(before: str, after: str, max_chips: int) -> dict:
     """Run in a fresh process: the plugin path over ``before``/``after``; report peak RSS."""
     rss0 = _vm_hwm_kib()
-    reader = PairReader(open_raster(before, "BEFORE"), open_raster(after, "AFTER"), [1, 2, 3], CHIP,
-                        log=lambda m: None)
+    reader = PairReader(open_raster(before, "BEFORE"), open_raster(after, "AFTER"), [1, 2, 3], CHIP, log=lambda m: None)
     grid = ChipGrid(reader.grid, CHIP, 0)
     total = grid.count(reader.grid.bounds)
     reader.compute_stretch(reader.grid.bounds)
@@ -160,9 +171,14 @@ def memory_child(before: str, after: str, max_chips: int) -> dict:
         encode_png(images.before)
         encode_png(images.after)
         done += 1
-    return {"raster": f"{reader.grid.width}x{reader.grid.height}", "chips_in_grid": total, "chips_read": done,
-            "seconds": round(time.perf_counter() - start, 2), "baseline_rss_mib": round(rss0 / 1024, 1),
-            "peak_rss_mib": round(_vm_hwm_kib() / 1024, 1)}
+    return {
+        "raster": f"{reader.grid.width}x{reader.grid.height}",
+        "chips_in_grid": total,
+        "chips_read": done,
+        "seconds": round(time.perf_counter() - start, 2),
+        "baseline_rss_mib": round(rss0 / 1024, 1),
+        "peak_rss_mib": round(_vm_hwm_kib() / 1024, 1),
+    }
 
 
 def memory(work: Path, chips: int) -> dict:
@@ -172,8 +188,13 @@ def memory(work: Path, chips: int) -> dict:
     big_a = _mosaic_vrt(work / "big_after.vrt", tile_a, 10)
     out = {}
     for name, (b, a) in {"2000": (tile_b, tile_a), "20000": (big_b, big_a)}.items():
-        done = subprocess.run([sys.executable, __file__, "--memory-child", str(b), str(a), str(chips)],
-                              capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        done = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(b), str(a), str(chips)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, OMP_NUM_THREADS="1"),
+        )
         out[name] = json.loads(done.stdout.strip().splitlines()[-1])
     out["peak_ratio_20000_vs_2000"] = round(out["20000"]["peak_rss_mib"] / out["2000"]["peak_rss_mib"], 3)
     return out
@@ -198,8 +219,10 @@ def main() -> int:
     tp, mem = result["throughput"], result["memory"]
     print(f"\nplugin read+encode vs raw GDAL read+encode: {tp['ratio_read_encode']:.0%} (goal >= 70%)")
     print(f"plugin read vs raw GDAL read (no encoding): {tp['ratio_read_only']:.0%}")
-    print(f"peak RSS 20000x20000 vs 2000x2000: {mem['20000']['peak_rss_mib']} vs {mem['2000']['peak_rss_mib']} MiB "
-          f"(x{mem['peak_ratio_20000_vs_2000']})")
+    print(
+        f"peak RSS 20000x20000 vs 2000x2000: {mem['20000']['peak_rss_mib']} vs {mem['2000']['peak_rss_mib']} MiB "
+        f"(x{mem['peak_ratio_20000_vs_2000']})"
+    )
     return 0
 
 

@@ -69,13 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         print(f"server: {result['server']}")
-        print(f"bad inputs: {result['bad_inputs_tried']} tried, {result['bad_inputs_answered_4xx']} answered 4xx, "
-              f"{result['bad_inputs_expected_code']} with the expected status and code ({bad_seconds:.1f} s)")
+        print(
+            f"bad inputs: {result['bad_inputs_tried']} tried, {result['bad_inputs_answered_4xx']} answered 4xx, "
+            f"{result['bad_inputs_expected_code']} with the expected status and code ({bad_seconds:.1f} s)"
+        )
         for line in wrong:
             print("  " + line)
-        print(f"fuzzing:    {result['fuzz_cases']} schemathesis cases ({args.examples} per operation and mode), "
-              f"{result['fuzz_5xx']} answered 5xx, {result['fuzz_nonconforming']} not conforming to the schema "
-              f"({fuzz_seconds:.1f} s); statuses {result['fuzz_statuses']}")
+        print(
+            f"fuzzing:    {result['fuzz_cases']} schemathesis cases ({args.examples} per operation and mode), "
+            f"{result['fuzz_5xx']} answered 5xx, {result['fuzz_nonconforming']} not conforming to the schema "
+            f"({fuzz_seconds:.1f} s); statuses {result['fuzz_statuses']}"
+        )
         print(f"tracebacks logged by the server: {result['tracebacks_logged']}")
         for line in result["failures"]:
             print("  " + line[:300])

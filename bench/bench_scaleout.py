@@ -69,7 +69,7 @@ def make_chips(count: int, size: int = 384) -> list[tuple[str, str]]:
         rng = np.random.default_rng(seed)
         before = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
         after = before.copy()
-        after[seed % 200: seed % 200 + 120, 60:180] = (250, 240, 30)
+        after[seed % 200 : seed % 200 + 120, 60:180] = (250, 240, 30)
         pngs = []
         for image in (before, after):
             buffer = io.BytesIO()
@@ -89,8 +89,12 @@ def measure(url: str, chips: list[tuple[str, str]], args: argparse.Namespace, ta
     tokens = args.max_new_tokens
 
     def post(session: requests.Session, ids: list[str], chip_index: list[int]) -> float:
-        payload = {"pairs": [{"id": i, "before": chips[c][0], "after": chips[c][1]}
-                             for i, c in zip(ids, chip_index, strict=True)], "max_new_tokens": tokens}
+        payload = {
+            "pairs": [
+                {"id": i, "before": chips[c][0], "after": chips[c][1]} for i, c in zip(ids, chip_index, strict=True)
+            ],
+            "max_new_tokens": tokens,
+        }
         t0 = time.perf_counter()
         r = session.post(url + "/v1/captions", json=payload, timeout=300)
         elapsed = time.perf_counter() - t0
@@ -147,8 +151,17 @@ def one_analyst(url: str, args: argparse.Namespace, tag: str) -> dict:
 
     def write_tif(path: Path, seed: int, transform) -> Path:
         pixels = np.random.default_rng(seed).integers(0, 256, (3, args.scene, args.scene), dtype=np.uint8)
-        with rasterio.open(path, "w", driver="GTiff", width=args.scene, height=args.scene, count=3, dtype="uint8",
-                           crs="EPSG:32631", transform=transform) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=args.scene,
+            height=args.scene,
+            count=3,
+            dtype="uint8",
+            crs="EPSG:32631",
+            transform=transform,
+        ) as dst:
             dst.write(pixels)
         return path
 
@@ -159,9 +172,15 @@ def one_analyst(url: str, args: argparse.Namespace, tag: str) -> dict:
             before = write_tif(Path(tmp) / f"{key}_b.tif", 0, transform)
             after = write_tif(Path(tmp) / f"{key}_a.tif", 1, transform)
             captioner = ServiceCaptioner(CCExpertClient(url))
-            options = DescribeOptions(str(before), str(after), str(Path(tmp) / f"{key}.gpkg"),
-                                      batch_size=args.describe_batch, in_flight=in_flight,
-                                      max_new_tokens=args.max_new_tokens, progress=False)
+            options = DescribeOptions(
+                str(before),
+                str(after),
+                str(Path(tmp) / f"{key}.gpkg"),
+                batch_size=args.describe_batch,
+                in_flight=in_flight,
+                max_new_tokens=args.max_new_tokens,
+                progress=False,
+            )
             t0 = time.perf_counter()
             summary = describe(options, captioner)
             wall = time.perf_counter() - t0
@@ -178,9 +197,27 @@ def run_serve(model: str, chips, args) -> dict:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccexpert.cli", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
-         "--max-new-tokens", str(args.max_new_tokens), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "ccexpert.cli",
+            "serve",
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, 180, proc)
@@ -206,10 +243,17 @@ def run_ray(model: str, chips, args) -> dict[str, dict]:
     results: dict[str, dict] = {}
     start(settings, num_cpus=args.ray_cpus, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     try:
-        for tag, replicas, batching in (("ray1", 1, "serve"), ("ray2", 2, "serve"),
-                                        ("ray2-ingress-batch", 2, "ingress")):
-            serve.run(build_app(settings, replicas=replicas, batching=batching), name=APP_NAME, route_prefix="/",
-                      blocking=False)
+        for tag, replicas, batching in (
+            ("ray1", 1, "serve"),
+            ("ray2", 2, "serve"),
+            ("ray2-ingress-batch", 2, "ingress"),
+        ):
+            serve.run(
+                build_app(settings, replicas=replicas, batching=batching),
+                name=APP_NAME,
+                route_prefix="/",
+                blocking=False,
+            )
             wait_ready(url, 180)
             results[tag] = measure(url, chips, args, tag)
             if batching == "serve":
@@ -258,13 +302,17 @@ def main() -> int:
         "one_analyst_in_flight_speedup_ray2": r2["analyst"]["speedup"],
         "one_analyst_ray2_in_flight": r2["analyst"]["in_flight"],
         "cpu_count": os.cpu_count(),
-        "note": ("on a 2-core machine two CPU replicas share the cores with the ingress, the proxy, the Ray "
-                 "controller and these client threads, and one replica's batch already uses more than one core "
-                 "for decoding plus PNG/JSON work; the 2-replica speed-up is therefore well under 2x here. On one GPU "
-                 "per replica (or one machine per replica) each replica has its own device and the speed-up "
-                 "approaches the replica count while the ingress keeps up."),
-        "setup": {k: getattr(args, k) for k in ("model", "clients", "requests", "pairs", "sequential",
-                                                  "max_new_tokens", "ray_cpus")},
+        "note": (
+            "on a 2-core machine two CPU replicas share the cores with the ingress, the proxy, the Ray "
+            "controller and these client threads, and one replica's batch already uses more than one core "
+            "for decoding plus PNG/JSON work; the 2-replica speed-up is therefore well under 2x here. On one GPU "
+            "per replica (or one machine per replica) each replica has its own device and the speed-up "
+            "approaches the replica count while the ingress keeps up."
+        ),
+        "setup": {
+            k: getattr(args, k)
+            for k in ("model", "clients", "requests", "pairs", "sequential", "max_new_tokens", "ray_cpus")
+        },
     }
     if args.json:
         print(json.dumps({"results": results, "summary": summary}))

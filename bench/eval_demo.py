@@ -23,8 +23,11 @@ def main() -> int:
     parser.add_argument("--seeds", default=",".join(map(str, (card["data"]["test_seed"], *UNSEEN_SEEDS))))
     parser.add_argument("--pairs", type=int, default=card["data"]["test_pairs"], help="test pairs per seed")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--write-card", action="store_true",
-                        help="record the unseen-seed scores in the demo model's eval.json (key unseen_seeds)")
+    parser.add_argument(
+        "--write-card",
+        action="store_true",
+        help="record the unseen-seed scores in the demo model's eval.json (key unseen_seeds)",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     used = {card["data"]["seed"]}
@@ -42,7 +45,8 @@ def main() -> int:
     splits = [score_split(captioner, seed, args.pairs) for seed in seeds]
     unseen = [s for s in splits if s.seed != card["data"]["test_seed"]]
     summary = {
-        "model": engine.info()["model_name"], "card_test_seed": card["data"]["test_seed"],
+        "model": engine.info()["model_name"],
+        "card_test_seed": card["data"]["test_seed"],
         "splits": [s.to_dict() for s in splits],
         "unseen": {
             "seeds": [s.seed for s in unseen],
@@ -51,14 +55,21 @@ def main() -> int:
             "s_m_mean": statistics.mean(s.model["S*m"] for s in unseen) if unseen else None,
             "s_m_stdev": statistics.stdev(s.model["S*m"] for s in unseen) if len(unseen) > 1 else None,
             "change_accuracy_mean": statistics.mean(s.model["change_accuracy"] for s in unseen) if unseen else None,
-            "counting_accuracy_mean": statistics.mean(s.counting_accuracy for s in unseen
-                                                      if s.counting_accuracy is not None) if unseen else None,
+            "counting_accuracy_mean": statistics.mean(
+                s.counting_accuracy for s in unseen if s.counting_accuracy is not None
+            )
+            if unseen
+            else None,
             "all_at_least_2x": all(s.s_m_ratio >= 2.0 for s in unseen),
         },
     }
     if args.write_card and unseen:
-        card["unseen_seeds"] = {"command": "bench/eval_demo.py --write-card", "pairs_per_seed": args.pairs,
-                                **summary["unseen"], "splits": [s.to_dict() for s in unseen]}
+        card["unseen_seeds"] = {
+            "command": "bench/eval_demo.py --write-card",
+            "pairs_per_seed": args.pairs,
+            **summary["unseen"],
+            "splits": [s.to_dict() for s in unseen],
+        }
         (DEMO_MODEL_DIR / "eval.json").write_text(json.dumps(card, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
@@ -67,12 +78,16 @@ def main() -> int:
     for s in splits:
         tag = " (card)" if s.seed == card["data"]["test_seed"] else ""
         counting = f"{s.counting_accuracy:.1f}%" if s.counting_accuracy is not None else "-"
-        print(f"{s.seed:>6} {s.pairs:>5} {s.model['S*m']:7.2f} {s.baseline['S*m']:8.2f} {s.s_m_ratio:5.2f}x "
-              f"{s.model['change_accuracy']:9.1f}% {counting:>9} ({s.counted_pairs} counted){tag}")
+        print(
+            f"{s.seed:>6} {s.pairs:>5} {s.model['S*m']:7.2f} {s.baseline['S*m']:8.2f} {s.s_m_ratio:5.2f}x "
+            f"{s.model['change_accuracy']:9.1f}% {counting:>9} ({s.counted_pairs} counted){tag}"
+        )
     u = summary["unseen"]
     if unseen:
-        print(f"unseen seeds {u['seeds']}: S*m ratio min {u['s_m_ratio_min']:.2f}x, mean {u['s_m_ratio_mean']:.2f}x; "
-              f"target >= 2x on each: {'met' if u['all_at_least_2x'] else 'NOT met'}")
+        print(
+            f"unseen seeds {u['seeds']}: S*m ratio min {u['s_m_ratio_min']:.2f}x, mean {u['s_m_ratio_mean']:.2f}x; "
+            f"target >= 2x on each: {'met' if u['all_at_least_2x'] else 'NOT met'}"
+        )
     return 0
 
 

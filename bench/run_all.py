@@ -54,25 +54,33 @@ def _last_json(text: str) -> dict:
 
 
 def _json_block(text: str) -> dict:
-    return json.loads(text[text.index("{"): text.rindex("}") + 1])
+    return json.loads(text[text.index("{") : text.rindex("}") + 1])
 
 
 def _inspect(outputs):
     rows = []
     for text in outputs:
         d = _json_block(text)
-        rows.append((f"parameters, {d['preset']} preset (vision / DIM / projector / LLM / total)",
-                     f"{d['vision']:,} / {d['dim']:,} / {d['projector']:,} / {d['llm']:,} / {d['total']:,}"))
+        rows.append(
+            (
+                f"parameters, {d['preset']} preset (vision / DIM / projector / LLM / total)",
+                f"{d['vision']:,} / {d['dim']:,} / {d['projector']:,} / {d['llm']:,} / {d['total']:,}",
+            )
+        )
     return rows
 
 
 def _published(outputs):
     d = _last_json(outputs[0])
     o = d.get("overall", d)
-    return [("published CCExpert-7B LEVIR-CC predictions re-scored (BLEU-4 / METEOR / ROUGE-L / CIDEr-D / S*m; "
-             "change accuracy)",
-             f"{o['BLEU-4']:.2f} / {o['METEOR']:.2f} / {o['ROUGE-L']:.2f} / {o['CIDEr-D']:.2f} / {o['S*m']:.2f}; "
-             f"{o['change_accuracy']:.2f} %")]
+    return [
+        (
+            "published CCExpert-7B LEVIR-CC predictions re-scored (BLEU-4 / METEOR / ROUGE-L / CIDEr-D / S*m; "
+            "change accuracy)",
+            f"{o['BLEU-4']:.2f} / {o['METEOR']:.2f} / {o['ROUGE-L']:.2f} / {o['CIDEr-D']:.2f} / {o['S*m']:.2f}; "
+            f"{o['change_accuracy']:.2f} %",
+        )
+    ]
 
 
 def _demo(outputs):
@@ -81,40 +89,60 @@ def _demo(outputs):
     for s in d["splits"]:
         tag = "card's test seed" if s["seed"] == d["card_test_seed"] else "unseen seed"
         counting = f"{s['counting_accuracy']:.1f} %" if s["counting_accuracy"] is not None else "n/a"
-        rows.append((f"demo model, {tag} {s['seed']} ({s['pairs']} pairs): S*m vs always \"no change\"; change "
-                     "accuracy; counting accuracy",
-                     f"{s['model']['S*m']:.2f} vs {s['always_no_change']['S*m']:.2f} ({s['s_m_ratio']:.2f}x); "
-                     f"{s['model']['change_accuracy']:.1f} %; {counting}"))
+        rows.append(
+            (
+                f'demo model, {tag} {s["seed"]} ({s["pairs"]} pairs): S*m vs always "no change"; change '
+                "accuracy; counting accuracy",
+                f"{s['model']['S*m']:.2f} vs {s['always_no_change']['S*m']:.2f} ({s['s_m_ratio']:.2f}x); "
+                f"{s['model']['change_accuracy']:.1f} %; {counting}",
+            )
+        )
     u = d["unseen"]
     if u["seeds"]:
-        rows.append((f"demo model, unseen seeds {u['seeds']}: S*m mean ± sd; ratio to baseline min / mean; "
-                     "target >= 2x on each",
-                     f"{u['s_m_mean']:.2f} ± {u['s_m_stdev'] or 0:.2f}; {u['s_m_ratio_min']:.2f}x / "
-                     f"{u['s_m_ratio_mean']:.2f}x; {'met' if u['all_at_least_2x'] else 'not met'}"))
+        rows.append(
+            (
+                f"demo model, unseen seeds {u['seeds']}: S*m mean ± sd; ratio to baseline min / mean; "
+                "target >= 2x on each",
+                f"{u['s_m_mean']:.2f} ± {u['s_m_stdev'] or 0:.2f}; {u['s_m_ratio_min']:.2f}x / "
+                f"{u['s_m_ratio_mean']:.2f}x; {'met' if u['all_at_least_2x'] else 'not met'}",
+            )
+        )
     return rows
 
 
 def _generate(outputs):
     d = _last_json(outputs[0])
-    return [(f"tiny preset on CPU, {d['new_tokens_per_pair']} tokens per pair: one pair per generate call vs "
-             f"batched ({d['batch_size']} per call)",
-             f"{d['reference_pairs_per_s']:.3f} vs {d['batched_pairs_per_s']:.3f} pairs/s ({d['speedup']:.2f}x)")]
+    return [
+        (
+            f"tiny preset on CPU, {d['new_tokens_per_pair']} tokens per pair: one pair per generate call vs "
+            f"batched ({d['batch_size']} per call)",
+            f"{d['reference_pairs_per_s']:.3f} vs {d['batched_pairs_per_s']:.3f} pairs/s ({d['speedup']:.2f}x)",
+        )
+    ]
 
 
 def _http(outputs):
     d = _last_json(outputs[0])
-    return [("HTTP service / in-process engine, same pairs (best round; median)",
-             f"{d['ratio_service']:.3f}; {d['median_ratio_service']:.3f}"),
-            ("HTTP end to end (client PNG encoding on the same cores) / in-process (best; median)",
-             f"{d['ratio_e2e']:.3f}; {d['median_ratio_e2e']:.3f}")]
+    return [
+        (
+            "HTTP service / in-process engine, same pairs (best round; median)",
+            f"{d['ratio_service']:.3f}; {d['median_ratio_service']:.3f}",
+        ),
+        (
+            "HTTP end to end (client PNG encoding on the same cores) / in-process (best; median)",
+            f"{d['ratio_e2e']:.3f}; {d['median_ratio_e2e']:.3f}",
+        ),
+    ]
 
 
 def _plugin_read(outputs):
     d = _json_block(outputs[0])
     tp, mem = d["throughput"], d["memory"]
     big, small, ratio = mem["20000"]["peak_rss_mib"], mem["2000"]["peak_rss_mib"], mem["peak_ratio_20000_vs_2000"]
-    return [("QGIS plugin chip read + PNG encode / raw GDAL read + encode", f"{tp['ratio_read_encode']:.0%}"),
-            ("plugin peak memory, 20000² vs 2000² uint16 pair", f"{big} vs {small} MiB (x{ratio})")]
+    return [
+        ("QGIS plugin chip read + PNG encode / raw GDAL read + encode", f"{tp['ratio_read_encode']:.0%}"),
+        ("plugin peak memory, 20000² vs 2000² uint16 pair", f"{big} vs {small} MiB (x{ratio})"),
+    ]
 
 
 def _reliability(outputs):
@@ -129,18 +157,28 @@ def _reliability(outputs):
 
 def _scaleout(outputs):
     d = _last_json(outputs[0])
-    rows = [(f"{name}: pairs/s; p50 / p95 latency under load", f"{r['pairs_per_s']}; {r['p50_ms']} / {r['p95_ms']} ms")
-            for name, r in d["results"].items()]
-    rows += [(key.replace("_", " "), str(value)) for key, value in d["summary"].items()
-             if isinstance(value, int | float | str) and key not in ("note", "setup")]
+    rows = [
+        (f"{name}: pairs/s; p50 / p95 latency under load", f"{r['pairs_per_s']}; {r['p50_ms']} / {r['p95_ms']} ms")
+        for name, r in d["results"].items()
+    ]
+    rows += [
+        (key.replace("_", " "), str(value))
+        for key, value in d["summary"].items()
+        if isinstance(value, int | float | str) and key not in ("note", "setup")
+    ]
     return rows
 
 
 def _published_file() -> str | None:
     path = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
-    return None if path and Path(path).is_file() else (
-        "the published predictions file is not in this project (set CCEXPERT_PUBLISHED_PREDICTIONS to "
-        "Meize0729/storage CCExpert/CCExpert_7b_LEVIR-CC_infer_results.txt)")
+    return (
+        None
+        if path and Path(path).is_file()
+        else (
+            "the published predictions file is not in this project (set CCEXPERT_PUBLISHED_PREDICTIONS to "
+            "Meize0729/storage CCExpert/CCExpert_7b_LEVIR-CC_infer_results.txt)"
+        )
+    )
 
 
 def _qgis_python() -> str | None:
@@ -155,60 +193,113 @@ def _script(name: str) -> Callable[[], str | None]:
 def sections() -> list[Section]:
     single = {"OMP_NUM_THREADS": "1"}
     return [
-        Section("inspect", "Model size (parameters counted on the meta device)",
-                [[PY, "-m", "ccexpert.cli", "inspect", "--preset", p] for p in ("0.5b", "7b")],
-                "the DIM count must equal the reference's 63,765,505 used parameters", _inspect),
-        Section("published", "Evaluation protocol: the published CCExpert-7B LEVIR-CC predictions",
-                [[PY, "-m", "ccexpert.cli", "eval", os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS", "-"), "--json"]],
-                "our LEVIR-CC scorer against the reference's re-score (65.49 / 41.82 / 76.55 / 143.32 / 81.80)",
-                _published, available=_published_file),
-        Section("demo", "Demo model on synthetic test splits (card seed and unseen seeds)",
-                [[PY, "bench/eval_demo.py", "--json", "--write-card"]],
-                "the learning proof: S*m >= 2x always answering \"no change\" on seeds never trained or selected on",
-                _demo),
-        Section("generate", "Captioning throughput: one pair per generate call vs batched (tiny preset, CPU)",
-                [[PY, "bench/bench_generate.py", "--preset", "tiny", "--json"]],
-                "batching is what makes a backend fast; on CPU with the tiny model the gain is small", _generate),
-        Section("http", "HTTP service overhead vs the in-process engine (tiny model, CPU)",
-                [[PY, "bench/bench_http.py", "--rounds", "3", "--json"]],
-                "goal: service overhead <= 15 %", _http, env=single),
-        Section("plugin_read", "QGIS plugin: chip reading speed and memory",
-                [["/usr/bin/python3", "bench/bench_plugin_read.py", "--rounds", "5"]],
-                "goal: >= 70 % of a raw GDAL read; memory flat in the raster size", _plugin_read,
-                env={"QT_QPA_PLATFORM": "offscreen"}, available=_qgis_python),
-        Section("scaleout", "Scale-out: `ccexpert serve` vs Ray Serve with 1 and 2 replicas (tiny model, CPU)",
-                [[PY, "bench/bench_scaleout.py", "--json"]],
-                "Ray's overhead per request and the 2-replica speed-up (on 2 cores well under 2x: the replicas, the "
-                "ingress, Serve's proxy and the clients share them)", _scaleout, env=single),
-        Section("reliability", "Reliability: bad inputs, fuzzing, load, faults",
-                [[PY, "bench/bench_reliability.py", "--json"], [PY, "bench/bench_load.py", "--json"],
-                 [PY, "bench/bench_faults.py", "--json"]],
-                "every bad input answered 4xx, no 5xx under fuzzing, no mixed-up ids under load, no tile lost",
-                _reliability,
-                available=lambda: next((r for r in (_script(n)() for n in ("bench_reliability.py", "bench_load.py",
-                                                                        "bench_faults.py")) if r), None)),
+        Section(
+            "inspect",
+            "Model size (parameters counted on the meta device)",
+            [[PY, "-m", "ccexpert.cli", "inspect", "--preset", p] for p in ("0.5b", "7b")],
+            "the DIM count must equal the reference's 63,765,505 used parameters",
+            _inspect,
+        ),
+        Section(
+            "published",
+            "Evaluation protocol: the published CCExpert-7B LEVIR-CC predictions",
+            [[PY, "-m", "ccexpert.cli", "eval", os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS", "-"), "--json"]],
+            "our LEVIR-CC scorer against the reference's re-score (65.49 / 41.82 / 76.55 / 143.32 / 81.80)",
+            _published,
+            available=_published_file,
+        ),
+        Section(
+            "demo",
+            "Demo model on synthetic test splits (card seed and unseen seeds)",
+            [[PY, "bench/eval_demo.py", "--json", "--write-card"]],
+            'the learning proof: S*m >= 2x always answering "no change" on seeds never trained or selected on',
+            _demo,
+        ),
+        Section(
+            "generate",
+            "Captioning throughput: one pair per generate call vs batched (tiny preset, CPU)",
+            [[PY, "bench/bench_generate.py", "--preset", "tiny", "--json"]],
+            "batching is what makes a backend fast; on CPU with the tiny model the gain is small",
+            _generate,
+        ),
+        Section(
+            "http",
+            "HTTP service overhead vs the in-process engine (tiny model, CPU)",
+            [[PY, "bench/bench_http.py", "--rounds", "3", "--json"]],
+            "goal: service overhead <= 15 %",
+            _http,
+            env=single,
+        ),
+        Section(
+            "plugin_read",
+            "QGIS plugin: chip reading speed and memory",
+            [["/usr/bin/python3", "bench/bench_plugin_read.py", "--rounds", "5"]],
+            "goal: >= 70 % of a raw GDAL read; memory flat in the raster size",
+            _plugin_read,
+            env={"QT_QPA_PLATFORM": "offscreen"},
+            available=_qgis_python,
+        ),
+        Section(
+            "scaleout",
+            "Scale-out: `ccexpert serve` vs Ray Serve with 1 and 2 replicas (tiny model, CPU)",
+            [[PY, "bench/bench_scaleout.py", "--json"]],
+            "Ray's overhead per request and the 2-replica speed-up (on 2 cores well under 2x: the replicas, the "
+            "ingress, Serve's proxy and the clients share them)",
+            _scaleout,
+            env=single,
+        ),
+        Section(
+            "reliability",
+            "Reliability: bad inputs, fuzzing, load, faults",
+            [
+                [PY, "bench/bench_reliability.py", "--json"],
+                [PY, "bench/bench_load.py", "--json"],
+                [PY, "bench/bench_faults.py", "--json"],
+            ],
+            "every bad input answered 4xx, no 5xx under fuzzing, no mixed-up ids under load, no tile lost",
+            _reliability,
+            available=lambda: next(
+                (r for r in (_script(n)() for n in ("bench_reliability.py", "bench_load.py", "bench_faults.py")) if r),
+                None,
+            ),
+        ),
     ]
 
 
 def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return f"{os.cpu_count()} cores ({cpu}), {mem_kib / 2**20:.0f} GiB, no GPU"
 
 
 def _versions() -> str:
-    out = subprocess.run([PY, "-c", "import torch, transformers, tokenizers; print('torch', torch.__version__, "
-                          "'| transformers', transformers.__version__, '| tokenizers', tokenizers.__version__)"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            PY,
+            "-c",
+            "import torch, transformers, tokenizers; print('torch', torch.__version__, "
+            "'| transformers', transformers.__version__, '| tokenizers', tokenizers.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip()
 
 
 def _commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -222,19 +313,28 @@ def run(section: Section, timeout: float) -> None:
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         section.outputs.append(done.stdout + (f"\n[stderr tail]\n{done.stderr[-1500:]}" if done.returncode else ""))
         if done.returncode != 0:
-            raise RuntimeError(f"{section.key}: `{' '.join(command)}` exited {done.returncode}:\n"
-                               f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{section.key}: `{' '.join(command)}` exited {done.returncode}:\n"
+                f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+            )
     section.seconds = time.monotonic() - t0
     section.rows = section.summarise(section.outputs)
 
 
 def results_markdown(done: list[Section], header: dict) -> str:
-    lines = ["# Results", "",
-             "Written by `bench/run_all.py`; do not edit by hand. Every figure below comes from the command shown "
-             "above it, run once on the machine named here; the README's results block is generated from this "
-             "run.", "",
-             f"- date: {header['date']}", f"- commit: {header['commit']}", f"- machine: {header['machine']}",
-             f"- software: {header['versions']}; Python {platform.python_version()}", ""]
+    lines = [
+        "# Results",
+        "",
+        "Written by `bench/run_all.py`; do not edit by hand. Every figure below comes from the command shown "
+        "above it, run once on the machine named here; the README's results block is generated from this "
+        "run.",
+        "",
+        f"- date: {header['date']}",
+        f"- commit: {header['commit']}",
+        f"- machine: {header['machine']}",
+        f"- software: {header['versions']}; Python {platform.python_version()}",
+        "",
+    ]
     for s in done:
         lines += [f"## {s.title}", "", f"Why: {s.why}.", ""]
         if s.skipped:
@@ -254,10 +354,19 @@ def readme_block(done: list[Section], header: dict) -> str:
         if s.skipped:
             rows.append(f"| {s.title} | not run on {header['date'][:10]}: {s.skipped} |")
         rows += [f"| {what} | {value} |" for what, value in s.rows]
-    return "\n".join([START, "",
-                      f"Measured by `.venv/bin/python bench/run_all.py` on {header['date'][:10]}, commit "
-                      f"{header['commit']}, {header['machine']}; the commands and their whole output are in "
-                      "[docs/RESULTS.md](docs/RESULTS.md).", "", *rows, "", END])
+    return "\n".join(
+        [
+            START,
+            "",
+            f"Measured by `.venv/bin/python bench/run_all.py` on {header['date'][:10]}, commit "
+            f"{header['commit']}, {header['machine']}; the commands and their whole output are in "
+            "[docs/RESULTS.md](docs/RESULTS.md).",
+            "",
+            *rows,
+            "",
+            END,
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,8 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown sections {sorted(unknown)}; known: {[s.key for s in chosen]}")
         chosen = [s for s in chosen if s.key in keys]
-    header = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": _commit(),
-              "machine": _machine(), "versions": _versions()}
+    header = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "machine": _machine(),
+        "versions": _versions(),
+    }
     for section in chosen:
         print(f"== {section.key}: {section.title}", flush=True)
         run(section, args.timeout)

@@ -27,8 +27,9 @@ def problems(rows: list[dict], size: int, chip: int) -> list[str]:
     errors = [p for p in rows if p["status"] == "error"]
     if errors:
         out.append(f"{len(errors)} tile(s) in error, the first: {errors[0]['error']}")
-    unexcused = [p for p in rows if p["status"] != "ok" and max(p["nodata_before"] or 0, p["nodata_after"] or 0)
-                 <= MAX_NODATA]
+    unexcused = [
+        p for p in rows if p["status"] != "ok" and max(p["nodata_before"] or 0, p["nodata_after"] or 0) <= MAX_NODATA
+    ]
     if unexcused:
         out.append(f"{len(unexcused)} tile(s) not captioned although under the nodata limit")
     captioned = sum(p["status"] == "ok" for p in rows)
@@ -52,12 +53,16 @@ def main(gpkg: str, changes_json: str) -> int:
         agree += (p["changed"] == 1) == is_changed and p["status"] == "ok"
         ref = f"   [{reference[key]}]" if key in reference else ""
         conf = f"{p['confidence']:.2f}" if p["confidence"] is not None else "-"
-        print(f"r{key[0]}c{key[1]:<4}  {'changed' if is_changed else 'unchanged':<9} {predicted:<9} {conf:>5}  "
-              f"{p['caption'] or p['error'] or ''}{ref}")
+        print(
+            f"r{key[0]}c{key[1]:<4}  {'changed' if is_changed else 'unchanged':<9} {predicted:<9} {conf:>5}  "
+            f"{p['caption'] or p['error'] or ''}{ref}"
+        )
     captioned = sum(p["status"] == "ok" for p in rows)
-    print(f"{len(rows)} tiles, {len(changed_chips)} changed by the generator, {captioned} captioned "
-          f"({len(rows) - captioned} not captioned); change/no-change agreement on the "
-          f"captioned tiles {agree}/{captioned} ({100 * agree / max(captioned, 1):.0f}%)")
+    print(
+        f"{len(rows)} tiles, {len(changed_chips)} changed by the generator, {captioned} captioned "
+        f"({len(rows) - captioned} not captioned); change/no-change agreement on the "
+        f"captioned tiles {agree}/{captioned} ({100 * agree / max(captioned, 1):.0f}%)"
+    )
     found = problems(rows, int(truth["size"]), int(truth["chip_size"]))
     for problem in found:
         print(f"demo: FAILED: {problem}", file=sys.stderr)

@@ -37,9 +37,11 @@ def main() -> int:
         print(f"render_map: cannot open {args.gpkg if not tiles.isValid() else args.raster}", file=sys.stderr)
         return 2
     aliases = sum(1 for i in range(tiles.fields().count()) if tiles.attributeAlias(i))
-    print(f"render_map: layer style {tiles.renderer().type()}, labels {tiles.labelsEnabled()}, "
-          f"map tip {'set' if tiles.mapTipTemplate() else 'none'}, field aliases {aliases}, "
-          f"title {tiles.metadata().title() or 'none'!r}")
+    print(
+        f"render_map: layer style {tiles.renderer().type()}, labels {tiles.labelsEnabled()}, "
+        f"map tip {'set' if tiles.mapTipTemplate() else 'none'}, field aliases {aliases}, "
+        f"title {tiles.metadata().title() or 'none'!r}"
+    )
     settings = QgsMapSettings()
     settings.setLayers([tiles, raster])  # top first
     settings.setDestinationCrs(raster.crs())

@@ -18,6 +18,7 @@ echo "== lock matches pyproject.toml (pins within their ranges)"
 
 echo "== ruff"
 .venv/bin/ruff check backend training qgis_plugin tests bench scripts || status=1
+.venv/bin/ruff format --check backend training qgis_plugin tests bench scripts || status=1
 
 echo "== mypy ([tool.mypy] in pyproject.toml)"
 typed=(qgis_plugin/ccexpert_changes/core backend/ccexpert/service)

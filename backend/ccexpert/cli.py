@@ -68,8 +68,12 @@ def module_help(module_name: str) -> str | None:
     except (OSError, SyntaxError, ValueError):
         return None
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets)
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "HELP" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             return node.value.value
     return None
 
@@ -81,9 +85,12 @@ def _version() -> str:
 
 
 def _not_installed(name: str) -> int:
-    print(f"ccexpert: error: '{name}' is not a backend command, and no further commands are registered in the "
-          f"'{GROUP}' entry-point group, so the training commands (ccexpert_training) are not installed. Install "
-          "the project into this environment: pip install -e '.[train]'", file=sys.stderr)
+    print(
+        f"ccexpert: error: '{name}' is not a backend command, and no further commands are registered in the "
+        f"'{GROUP}' entry-point group, so the training commands (ccexpert_training) are not installed. Install "
+        "the project into this environment: pip install -e '.[train]'",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -103,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 module = importlib.import_module(modules[name])
             except ImportError as exc:
-                print(f"ccexpert: error: command '{name}' ({modules[name]}) cannot be imported: {exc}. Install its "
-                      "dependencies (pip install -e '.[train]' for the training commands).", file=sys.stderr)
+                print(
+                    f"ccexpert: error: command '{name}' ({modules[name]}) cannot be imported: {exc}. Install its "
+                    "dependencies (pip install -e '.[train]' for the training commands).",
+                    file=sys.stderr,
+                )
                 return 2
             module.add_parser(subparsers)
         elif name in COMMANDS:

@@ -186,15 +186,30 @@ class CCExpertClient:
                     raise ServiceError(f"{method} {path}: {last}", status, code, pair_id)
                 retry_after = _seconds(response.headers.get("Retry-After"))
             delay = self.backoff_delay(attempt, retry_after)
-            stop = policy.give_up(attempt, retries=self.retries, server_error=policy.is_server_error(status, code),
-                                  now=time.monotonic(), delay=delay, deadline=deadline)
+            stop = policy.give_up(
+                attempt,
+                retries=self.retries,
+                server_error=policy.is_server_error(status, code),
+                now=time.monotonic(),
+                delay=delay,
+                deadline=deadline,
+            )
             if stop is not None:
-                why = {"retries": f"no retries left of {self.retries}",
-                       "server_error": f"the server kept failing, {SERVER_ERROR_RETRIES} retries",
-                       "budget": f"retry budget of {budget:g} s spent"}[stop]
+                why = {
+                    "retries": f"no retries left of {self.retries}",
+                    "server_error": f"the server kept failing, {SERVER_ERROR_RETRIES} retries",
+                    "budget": f"retry budget of {budget:g} s spent",
+                }[stop]
                 break
-            log.info("%s %s failed (%s); retry %d in %.2f s (%.0f s of the retry budget left)", method, path, last,
-                     attempt, delay, deadline - time.monotonic())
+            log.info(
+                "%s %s failed (%s); retry %d in %.2f s (%.0f s of the retry budget left)",
+                method,
+                path,
+                last,
+                attempt,
+                delay,
+                deadline - time.monotonic(),
+            )
             time.sleep(delay)
         raise ServiceError(f"{method} {path} failed after {attempt} attempts: {last} ({why})", status, code)
 

@@ -40,25 +40,41 @@ OFFICIAL_KEY_MAP: list[tuple[str, str | None]] = [
     (r"model\.(embed_tokens|layers|norm)\.(.+)", r"model.language_model.\1.\2"),
     (r"lm_head\.weight", "lm_head.weight"),
     (r"model\.mm_cc_projector\..+", DROP),  # built but never called
-    (r"model\.vision_resampler\.expert_change_feature_extractor_model\.linear_mapping\." + _WB,
-     r"model.dim.change_feature_init.mix_proj.\1"),
-    (r"model\.vision_resampler\.expert_change_feature_extractor_model\.proj\." + _WB,
-     r"model.dim.change_feature_init.delta_proj.\1"),
-    (r"model\.vision_resampler\.layers\.(\d+)\.change_self_attn\." + _ATTN,
-     r"model.dim.layers.\1.change_self_attn.\2.\3"),
-    (r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_change_to_imageABC\." + _ATTN,
-     r"model.dim.layers.\1.change_cross_attn.\2.\3"),
-    (r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_imageAB_to_change\." + _ATTN,
-     r"model.dim.layers.\1.image_cross_attn.\2.\3"),
+    (
+        r"model\.vision_resampler\.expert_change_feature_extractor_model\.linear_mapping\." + _WB,
+        r"model.dim.change_feature_init.mix_proj.\1",
+    ),
+    (
+        r"model\.vision_resampler\.expert_change_feature_extractor_model\.proj\." + _WB,
+        r"model.dim.change_feature_init.delta_proj.\1",
+    ),
+    (
+        r"model\.vision_resampler\.layers\.(\d+)\.change_self_attn\." + _ATTN,
+        r"model.dim.layers.\1.change_self_attn.\2.\3",
+    ),
+    (
+        r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_change_to_imageABC\." + _ATTN,
+        r"model.dim.layers.\1.change_cross_attn.\2.\3",
+    ),
+    (
+        r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_imageAB_to_change\." + _ATTN,
+        r"model.dim.layers.\1.image_cross_attn.\2.\3",
+    ),
     (r"model\.vision_resampler\.layers\.(\d+)\.(norm[123])\." + _WB, r"model.dim.layers.\1.\2.\3"),
     (r"model\.vision_resampler\.layers\.(\d+)\.norm4\." + _WB, DROP),  # unused in the reference forward
     (r"model\.vision_resampler\.layers\.(\d+)\.mlp\.lin([12])\." + _WB, r"model.dim.layers.\1.mlp.fc\2.\3"),
-    (r"model\.vision_resampler\.layers\.(\d+)\.(image_a|image_b|change)_flag_embed\.weight",
-     r"model.dim.layers.\1.\2_flag.weight"),
-    (r"model\.vision_resampler\.ChangeAwareTokenReduce\.feature_map_level_gate\.0\." + _WB,
-     r"model.dim.scale_gate.fc1.\1"),
-    (r"model\.vision_resampler\.ChangeAwareTokenReduce\.feature_map_level_gate\.2\." + _WB,
-     r"model.dim.scale_gate.fc2.\1"),
+    (
+        r"model\.vision_resampler\.layers\.(\d+)\.(image_a|image_b|change)_flag_embed\.weight",
+        r"model.dim.layers.\1.\2_flag.weight",
+    ),
+    (
+        r"model\.vision_resampler\.ChangeAwareTokenReduce\.feature_map_level_gate\.0\." + _WB,
+        r"model.dim.scale_gate.fc1.\1",
+    ),
+    (
+        r"model\.vision_resampler\.ChangeAwareTokenReduce\.feature_map_level_gate\.2\." + _WB,
+        r"model.dim.scale_gate.fc2.\1",
+    ),
     (r"model\.vision_resampler\.ChangeAwareTokenReduce\.(change_for_key_proj|cross_attn)\..+", DROP),  # dead
     (r".+\.(position_ids|rotary_emb\.inv_freq)", DROP),  # buffers some library versions saved
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from ccexpert_changes.core.fields import (
 )
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
-from ccexpert_changes.core.run_loop import SEND, CaptionError, Item, RunAborted, RunLoop, RunSettings, RunStats
+from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunSettings, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
 from pyproj import CRS as ProjCRS
@@ -48,26 +48,21 @@ from shapely import prepared
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
+from .captioners import (  # the captioners are part of describe's API (tests, the command, benchmarks)
+    MAX_IN_FLIGHT,
+    Captioner,
+    DescribeError,
+    EngineCaptioner,
+    LoopCaptioner,
+    ServiceCaptioner,
+)
 from .gpkg_output import TileWriter, check_output_path
 from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
 MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 8192  # grid chip sizes in raster pixels (chips are resized to the model's input)
 WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(ENOSPC) or GDAL's RuntimeError
-
-
-class DescribeError(Exception):
-    """The run cannot go on (backend unreachable, wrong key, disk full...); finished tiles are kept for --resume.
-
-    ``summary`` holds the counts up to that point (None when the run stopped before its first chip).
-    ``refused_key``: the backend refused the API key (401/403)."""
-
-    def __init__(self, message: str, summary: DescribeSummary | None = None, refused_key: bool = False):
-        super().__init__(message)
-        self.summary = summary
-        self.refused_key = refused_key
 
 
 @dataclass
@@ -117,129 +112,6 @@ class DescribeSummary:
             self.first_error = message
 
 
-class Captioner:
-    """What describe needs from a model: ``info()`` and ``caption(ids, pairs) -> list[result dict | Exception]``."""
-
-    name: str = "in-process"
-
-    def info(self) -> dict:
-        raise NotImplementedError
-
-    def check_access(self) -> None:
-        """Before the first chip: DescribeError(refused_key=True) when the backend will refuse every request."""
-
-    def caption(self, ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-                max_new_tokens: int | None) -> list[dict | Exception]:
-        raise NotImplementedError
-
-    def slow_after_s(self, pairs: int) -> float | None:
-        """Seconds after which a request of ``pairs`` pairs is slow enough to halve the batch (None: never)."""
-        return None
-
-    def max_in_flight(self, info: dict) -> int:
-        """Requests worth keeping at the backend at once (one engine in this process: 1)."""
-        return 1
-
-
-class EngineCaptioner(Captioner):
-    """The model in this process (no --backend). ``engine`` may be a zero-argument loader, called on first
-    use: inputs are checked before the slow model load."""
-
-    def __init__(self, engine):
-        self._engine = engine
-        self.name = "in-process"
-
-    @property
-    def engine(self):
-        if callable(self._engine) and not hasattr(self._engine, "caption"):
-            self._engine = self._engine()
-        return self._engine
-
-    def info(self) -> dict:
-        return self.engine.info()
-
-    def caption(self, ids, pairs, max_new_tokens):
-        try:
-            results = self.engine.caption(list(pairs), max_new_tokens=max_new_tokens or 64)
-        except ValueError as exc:  # a bad pair: caption one by one to isolate it
-            if len(pairs) == 1:
-                return [exc]
-            return [self.caption([i], [p], max_new_tokens)[0] for i, p in zip(ids, pairs, strict=True)]
-        return [{"caption": r.caption, "confidence": r.confidence, "changed": r.changed} for r in results]
-
-
-class ServiceCaptioner(Captioner):
-    """A ``ccexpert serve`` backend through :class:`ccexpert.client.CCExpertClient`."""
-
-    def __init__(self, client):
-        from .client import ChipPair
-
-        self.client = client
-        self.name = client.base_url
-        self._pair = ChipPair
-
-    def info(self) -> dict:
-        from .client import ServiceError
-
-        try:
-            return self.client.info()
-        except ServiceError as exc:
-            if exc.status in (401, 403):
-                raise DescribeError(self._refused(exc), refused_key=True) from None
-            raise DescribeError(f"backend {self.client.base_url} unreachable or incompatible: {exc}") from None
-
-    def check_access(self) -> None:
-        """``GET /v1/auth/check``; an older backend without it (404) leaves the check to the first batch."""
-        from .client import ServiceError
-
-        try:
-            answer = self.client.check_key()
-        except ServiceError as exc:
-            if exc.status in (401, 403):
-                raise DescribeError(self._refused(exc), refused_key=True) from None
-            raise DescribeError(f"backend {self.client.base_url}: cannot check the API key: {exc}") from None
-        if answer is None:
-            log.info("backend %s has no /v1/auth/check (older version): the first batch checks the key",
-                     self.client.base_url)
-        else:
-            log.info("backend %s accepts the API key%s", self.client.base_url,
-                     f" ({answer['label']})" if answer.get("label") else "")
-
-    def slow_after_s(self, pairs: int) -> float | None:
-        return float(self.client.timeout[1])
-
-    def max_in_flight(self, info: dict) -> int:
-        """The capacity the backend advertises (replicas x requests each), at most ``MAX_IN_FLIGHT``."""
-        try:
-            return max(1, min(MAX_IN_FLIGHT, int(info.get("max_in_flight") or 1)))
-        except (TypeError, ValueError):
-            return 1
-
-    def _refused(self, exc) -> str:
-        return (f"backend {self.client.base_url} refused the API key ({exc}): check --api-key-file or "
-                "CCEXPERT_API_KEY")
-
-    def caption(self, ids, pairs, max_new_tokens):
-        from .client import ServiceError
-
-        items = [self._pair(i, b, a) for i, (b, a) in zip(ids, pairs, strict=True)]
-        out: dict[str, dict | Exception] = {}
-        while items:
-            try:
-                for r in self.client.caption(items, max_new_tokens=max_new_tokens):
-                    out[r["id"]] = r
-                items = []
-            except ServiceError as exc:
-                if exc.status in (401, 403):
-                    raise DescribeError(self._refused(exc), refused_key=True) from None
-                if exc.status is not None and 400 <= exc.status < 500 and exc.pair_id in {p.id for p in items}:
-                    out[exc.pair_id] = exc  # this chip was refused: record it, send the others again
-                    items = [p for p in items if p.id != exc.pair_id]
-                    continue
-                raise DescribeError(f"backend {self.client.base_url}: {exc}") from None
-        return [out[i] for i in ids]
-
-
 def load_aoi(path: str, layer: str | None, target_crs) -> Any:
     """Union of the AOI polygons, transformed to ``target_crs``; ValueError naming what is wrong."""
     import fiona
@@ -284,8 +156,10 @@ def check_options(options: DescribeOptions) -> None:
     if options.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
     if options.chip_size is not None and not MIN_CHIP_SIZE <= options.chip_size <= MAX_CHIP_SIZE:
-        raise ValueError(f"--chip-size must be from {MIN_CHIP_SIZE} to {MAX_CHIP_SIZE} pixels (chips are resized to "
-                         f"the model's input; leave it out for the model's own chip size), got {options.chip_size}")
+        raise ValueError(
+            f"--chip-size must be from {MIN_CHIP_SIZE} to {MAX_CHIP_SIZE} pixels (chips are resized to "
+            f"the model's input; leave it out for the model's own chip size), got {options.chip_size}"
+        )
     if options.in_flight is not None and not 1 <= options.in_flight <= MAX_IN_FLIGHT:
         raise ValueError(f"--in-flight must be from 1 to {MAX_IN_FLIGHT}, got {options.in_flight}")
     if options.overlap < 0:
@@ -300,10 +174,16 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
     kept)."""
     check_options(options)
     if same_imagery(options.before, options.after):
-        raise ValueError(f"before and after are the same raster ({options.before}): nothing can have changed; give "
-                         "the earlier image first and the later one second")
-    check_output_path(options.output, {"before raster": options.before, "after raster": options.after,
-                                       "AOI": options.aoi}, resume=options.resume, overwrite=options.overwrite)
+        raise ValueError(
+            f"before and after are the same raster ({options.before}): nothing can have changed; give "
+            "the earlier image first and the later one second"
+        )
+    check_output_path(
+        options.output,
+        {"before raster": options.before, "after raster": options.after, "AOI": options.aoi},
+        resume=options.resume,
+        overwrite=options.overwrite,
+    )
     summary = DescribeSummary(run_id=uuid.uuid4().hex[:12])
     with RasterPair(options.before, options.after, bands=options.bands, nodata=options.nodata) as rasters:
         rasters.check_readable()
@@ -322,8 +202,10 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         bounds = area.bounds
         upper = grid.count(bounds)
         if upper > options.max_chips:
-            raise ValueError(f"{upper} chips over the AOI is over --max-chips {options.max_chips}: use a smaller "
-                             "AOI or raise the limit")
+            raise ValueError(
+                f"{upper} chips over the AOI is over --max-chips {options.max_chips}: use a smaller "
+                "AOI or raise the limit"
+            )
         area_prepared = prepared.prep(area)
 
         def keep(chip: Chip) -> bool:  # chips touching the AOI, as the plugin keeps them
@@ -331,34 +213,67 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
 
         summary.total = grid.count(bounds, keep)
         stretch = rasters.stretch(bounds)
-        log.info("%d chips of %d px (stride %d) in %s; stretch %s", summary.total, chip_size, grid.stride,
-                 crs_string(rasters.before.crs), "uint8 passthrough" if stretch.passthrough else stretch.to_dict())
+        log.info(
+            "%d chips of %d px (stride %d) in %s; stretch %s",
+            summary.total,
+            chip_size,
+            grid.stride,
+            crs_string(rasters.before.crs),
+            "uint8 passthrough" if stretch.passthrough else stretch.to_dict(),
+        )
         model_id = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
-        metadata = run_metadata(str(Path(options.before).resolve()), str(Path(options.after).resolve()),
-                                options.bands or "1,2,3", options.nodata, chip_size, options.overlap, grid.grid_hash,
-                                stretch.to_dict(), model=model_id, before_source=source_identity(options.before),
-                                after_source=source_identity(options.after))
+        metadata = run_metadata(
+            str(Path(options.before).resolve()),
+            str(Path(options.after).resolve()),
+            options.bands or "1,2,3",
+            options.nodata,
+            chip_size,
+            options.overlap,
+            grid.grid_hash,
+            stretch.to_dict(),
+            model=model_id,
+            before_source=source_identity(options.before),
+            after_source=source_identity(options.after),
+        )
         try:
-            writer = TileWriter(options.output, rasters.before.crs.to_wkt(), grid.grid_hash, metadata,
-                                resume=options.resume, overwrite=options.overwrite, staged=True, force=options.force)
+            writer = TileWriter(
+                options.output,
+                rasters.before.crs.to_wkt(),
+                grid.grid_hash,
+                metadata,
+                resume=options.resume,
+                overwrite=options.overwrite,
+                staged=True,
+                force=options.force,
+            )
         except WRITE_ERRORS as exc:
             raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
         if writer.fingerprint_differences:
-            log.warning("--force: resuming %s although it was made by another run: %s", options.output,
-                        "; ".join(writer.fingerprint_differences))
+            log.warning(
+                "--force: resuming %s although it was made by another run: %s",
+                options.output,
+                "; ".join(writer.fingerprint_differences),
+            )
         if writer.redone:
             log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
         common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
         in_flight = options.in_flight or captioner.max_in_flight(info)
         if in_flight > 1:
-            log.info("%d requests in flight at once (%s)", in_flight,
-                     "--in-flight" if options.in_flight else "the backend's advertised capacity")
+            log.info(
+                "%d requests in flight at once (%s)",
+                in_flight,
+                "--in-flight" if options.in_flight else "the backend's advertised capacity",
+            )
         progress = _progress(summary.total, options.progress)
-        run = RunLoop(_chip_reader(rasters, stretch, model_chip, options.max_nodata),
-                      _LoopCaptioner(captioner, options.max_new_tokens), writer,
-                      RunSettings(batch_size=options.batch_size, in_flight=in_flight, common=common),
-                      on_progress=progress, on_notice=log.warning,
-                      on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message))
+        run = RunLoop(
+            _chip_reader(rasters, stretch, model_chip, options.max_nodata),
+            LoopCaptioner(captioner, options.max_new_tokens),
+            writer,
+            RunSettings(batch_size=options.batch_size, in_flight=in_flight, common=common),
+            on_progress=progress,
+            on_notice=log.warning,
+            on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
+        )
         completed = refused = False
         try:
             _run_chips(run, grid.chips(bounds, keep), summary)
@@ -397,37 +312,34 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
     from ccexpert_changes.core.layer_metadata import run_abstract, run_title, write_abstract
     from ccexpert_changes.core.style_table import write_shipped_style
 
-    counts = {"captioned": summary.counts[STATUS_OK], "changed": summary.changed,
-              "errors": summary.counts[STATUS_ERROR], "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA]}
+    counts = {
+        "captioned": summary.counts[STATUS_OK],
+        "changed": summary.changed,
+        "errors": summary.counts[STATUS_ERROR],
+        "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
+    }
     try:
         write_shipped_style(options.output, LAYER_NAME)
-        write_abstract(options.output, LAYER_NAME, run_title(info), run_abstract(
-            info, counts, before=str(Path(options.before).resolve()), after=str(Path(options.after).resolve()),
-            backend=backend))
+        write_abstract(
+            options.output,
+            LAYER_NAME,
+            run_title(info),
+            run_abstract(
+                info,
+                counts,
+                before=str(Path(options.before).resolve()),
+                after=str(Path(options.after).resolve()),
+                backend=backend,
+            ),
+        )
     except (OSError, ValueError, sqlite3.Error) as exc:
-        log.warning("%s: the layer style or abstract could not be stored (%s); the captions are complete",
-                    options.output, exc)
+        log.warning(
+            "%s: the layer style or abstract could not be stored (%s); the captions are complete", options.output, exc
+        )
 
 
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-class _LoopCaptioner:
-    """A describe :class:`Captioner` as the run loop's captioner (``ccexpert_changes.core.run_loop``)."""
-
-    def __init__(self, captioner: Captioner, max_new_tokens: int | None):
-        self.captioner, self.max_new_tokens = captioner, max_new_tokens
-
-    def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
-        try:
-            return self.captioner.caption([i.chip.tile_id for i in items], [i.payload for i in items],
-                                          self.max_new_tokens)
-        except DescribeError as exc:
-            raise CaptionError(str(exc), "refused_key" if exc.refused_key else "fatal") from None
-
-    def slow_after_s(self, pairs: int) -> float | None:
-        return self.captioner.slow_after_s(pairs)
 
 
 def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: float) -> Callable[[Chip], Item]:
@@ -441,10 +353,17 @@ def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: floa
             return Item(chip, STATUS_ERROR, error=str(exc))
         nb, na = nodata_fraction(b.valid), nodata_fraction(a.valid)
         if max(nb, na) > max_nodata:
-            return Item(chip, STATUS_SKIPPED_NODATA, nodata_before=nb, nodata_after=na,
-                        error=f"nodata {max(nb, na):.0%} over max {max_nodata:.0%}")
-        pair = (_to_rgb(stretch.apply(b.array, b.valid), model_chip),
-                _to_rgb(stretch.apply(a.array, a.valid), model_chip))
+            return Item(
+                chip,
+                STATUS_SKIPPED_NODATA,
+                nodata_before=nb,
+                nodata_after=na,
+                error=f"nodata {max(nb, na):.0%} over max {max_nodata:.0%}",
+            )
+        pair = (
+            _to_rgb(stretch.apply(b.array, b.valid), model_chip),
+            _to_rgb(stretch.apply(a.array, a.valid), model_chip),
+        )
         return Item(chip, SEND, payload=pair, nodata_before=nb, nodata_after=na)
 
     return prepare
@@ -464,8 +383,11 @@ def _run_chips(run: RunLoop, chips, summary: DescribeSummary) -> None:
     finally:
         stats = run.stats
         summary.skipped_done = stats.resumed
-        summary.counts = {STATUS_OK: stats.captioned, STATUS_ERROR: stats.errors,
-                          STATUS_SKIPPED_NODATA: stats.skipped_nodata}
+        summary.counts = {
+            STATUS_OK: stats.captioned,
+            STATUS_ERROR: stats.errors,
+            STATUS_SKIPPED_NODATA: stats.skipped_nodata,
+        }
         summary.changed = stats.changed
         if stats.first_error:
             summary.note_error(stats.first_error)
@@ -485,3 +407,16 @@ def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:
         bar.set_postfix_str(f"{stats.rate():.1f} pairs/s", refresh=False)
 
     return step
+
+
+__all__ = [
+    "Captioner",
+    "DescribeError",
+    "DescribeOptions",
+    "DescribeSummary",
+    "EngineCaptioner",
+    "ServiceCaptioner",
+    "check_options",
+    "describe",
+    "load_aoi",
+]

@@ -82,8 +82,9 @@ class CaptionEngine:
         card = read_model_card(folder)
         max_batch = max_batch or (GPU_MAX_BATCH if device.type == "cuda" else DEFAULT_MAX_BATCH)
         if model_family(folder) in GENERAL_FAMILIES:
-            return GeneralVLMEngine.from_pretrained(folder, device, torch_dtype, max_batch,
-                                                    model_name=Path(str(source)).name, card=card)
+            return GeneralVLMEngine.from_pretrained(
+                folder, device, torch_dtype, max_batch, model_name=Path(str(source)).name, card=card
+            )
         ccexpert = load_model(folder, dtype=torch_dtype, device=device)
         processor = CCExpertProcessor.from_pretrained(folder)
         return cls(
@@ -175,7 +176,6 @@ class CaptionEngine:
             confidence = min(1.0, max(0.0, math.exp(score)))
             results.append(CaptionResult(caption, confidence, not is_no_change(caption), length))
         return results
-
 
     def _starts_word(self, token_id: int) -> bool:
         """Whether a token begins a new word with its own space (byte-level BPE: "Ġ" prefix; SentencePiece: "▁")."""

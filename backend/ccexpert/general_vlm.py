@@ -102,9 +102,19 @@ def llava_onevision_tokens(size: tuple[int, int], pinpoints, tile: int, grid: in
 class GeneralVLMEngine:
     """Captions before/after pairs with a general VLM; same interface and result type as CaptionEngine."""
 
-    def __init__(self, model, tokenizer, image_processor, family: str, chat_template: str, *,
-                 model_name: str, model_version: str = "unknown", chip_size: int = DEFAULT_CHIP_SIZE,
-                 max_batch: int = 8):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        image_processor,
+        family: str,
+        chat_template: str,
+        *,
+        model_name: str,
+        model_version: str = "unknown",
+        chip_size: int = DEFAULT_CHIP_SIZE,
+        max_batch: int = 8,
+    ):
         if family not in GENERAL_FAMILIES:
             raise ValueError(f"unknown model family {family!r}; supported: {', '.join(GENERAL_FAMILIES)}")
         self.model = model.eval()
@@ -119,13 +129,22 @@ class GeneralVLMEngine:
         config = model.config
         self.image_token = tokenizer.convert_ids_to_tokens(int(config.image_token_id))
         end = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
-        self.stop_ids = sorted({i for i in end if i is not None and i != tokenizer.unk_token_id} |
-                               ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
+        self.stop_ids = sorted(
+            {i for i in end if i is not None and i != tokenizer.unk_token_id}
+            | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+        )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_ids[0]
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: torch.device, dtype: torch.dtype, max_batch: int,
-                        model_name: str | None = None, card: dict | None = None) -> GeneralVLMEngine:
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        device: torch.device,
+        dtype: torch.dtype,
+        max_batch: int,
+        model_name: str | None = None,
+        card: dict | None = None,
+    ) -> GeneralVLMEngine:
         """Load a checkpoint folder as the hub ships it (safetensors only)."""
         from transformers import AutoModelForImageTextToText, AutoTokenizer
 
@@ -140,10 +159,17 @@ class GeneralVLMEngine:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
         card = card or {}
-        return cls(model.to(device), tokenizer, ImageProcessor.from_pretrained(str(folder)), family,
-                   _chat_template(folder, tokenizer), model_name=card.get("model_name", model_name or folder.name),
-                   model_version=card.get("model_version", "unknown"),
-                   chip_size=int(card.get("chip_size", DEFAULT_CHIP_SIZE)), max_batch=max_batch)
+        return cls(
+            model.to(device),
+            tokenizer,
+            ImageProcessor.from_pretrained(str(folder)),
+            family,
+            _chat_template(folder, tokenizer),
+            model_name=card.get("model_name", model_name or folder.name),
+            model_version=card.get("model_version", "unknown"),
+            chip_size=int(card.get("chip_size", DEFAULT_CHIP_SIZE)),
+            max_batch=max_batch,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -151,23 +177,40 @@ class GeneralVLMEngine:
 
     def info(self) -> dict:
         return {
-            "model_name": self.model_name, "model_version": self.model_version, "chip_size": self.chip_size,
-            "bands": 3, "device": str(self.device), "dtype": str(self.model.dtype).removeprefix("torch."),
-            "max_batch": self.max_batch, "demo": False, "family": self.family, "change_expert": False,
-            "prompt": DEFAULT_PROMPT, "gsd_m": None,  # a general model names no imagery it was made for
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "chip_size": self.chip_size,
+            "bands": 3,
+            "device": str(self.device),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "max_batch": self.max_batch,
+            "demo": False,
+            "family": self.family,
+            "change_expert": False,
+            "prompt": DEFAULT_PROMPT,
+            "gsd_m": None,  # a general model names no imagery it was made for
         }
 
-    def caption(self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *,
-                min_new_tokens: int = 0, prompt: str | None = None) -> list[CaptionResult]:
+    def caption(
+        self,
+        pairs: Sequence[tuple],
+        max_new_tokens: int = 64,
+        num_beams: int = 1,
+        *,
+        min_new_tokens: int = 0,
+        prompt: str | None = None,
+    ) -> list[CaptionResult]:
         """Caption each (before, after) pair (HxWx3 uint8 arrays or PIL images); results in input order."""
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         text = check_prompt(prompt)
-        images = [(self._image(b, f"pair {i}, before image"), self._image(a, f"pair {i}, after image"))
-                  for i, (b, a) in enumerate(pairs)]
+        images = [
+            (self._image(b, f"pair {i}, before image"), self._image(a, f"pair {i}, after image"))
+            for i, (b, a) in enumerate(pairs)
+        ]
         results: list[CaptionResult] = []
         for start in range(0, len(images), self.max_batch):
-            batch = self._inputs(images[start: start + self.max_batch], text)
+            batch = self._inputs(images[start : start + self.max_batch], text)
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
 
@@ -188,21 +231,32 @@ class GeneralVLMEngine:
             vision = self.model.config.vision_config
             grid = vision.image_size // vision.patch_size
             max_crops = int(str(getattr(self.model.config, "vision_aspect_ratio", "anyres_max_9")).split("_")[-1])
-            counts = [llava_onevision_tokens(tuple(int(v) for v in size), self.image_processor.image_grid_pinpoints,
-                                             vision.image_size, grid, max_crops)
-                      for size in processed["image_sizes"]]
+            counts = [
+                llava_onevision_tokens(
+                    tuple(int(v) for v in size),
+                    self.image_processor.image_grid_pinpoints,
+                    vision.image_size,
+                    grid,
+                    max_crops,
+                )
+                for size in processed["image_sizes"]
+            ]
             extra = {"pixel_values": processed["pixel_values"], "image_sizes": processed["image_sizes"]}
         else:
             merge = int(self.image_processor.merge_size)
             counts = [int(t * h * w) // merge**2 for t, h, w in processed["image_grid_thw"].tolist()]
             extra = {"pixel_values": processed["pixel_values"], "image_grid_thw": processed["image_grid_thw"]}
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "image"},
-                                                 {"type": "text", "text": prompt}]}]
-        template = self.tokenizer.apply_chat_template(messages, chat_template=self.chat_template, tokenize=False,
-                                                      add_generation_prompt=True)
+        messages = [
+            {"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": prompt}]}
+        ]
+        template = self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
         if template.count(self.image_token) != 2:
-            raise ValueError(f"the chat template wrote {template.count(self.image_token)} {self.image_token} "
-                             "placeholders for 2 images")
+            raise ValueError(
+                f"the chat template wrote {template.count(self.image_token)} {self.image_token} "
+                "placeholders for 2 images"
+            )
         texts = []
         for index in range(len(pairs)):
             pieces = template.split(self.image_token)
@@ -218,8 +272,14 @@ class GeneralVLMEngine:
             batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
         out = self.model.generate(
-            **batch, max_new_tokens=max_new_tokens, min_new_tokens=max(1, min_new_tokens), do_sample=False,
-            num_beams=num_beams, eos_token_id=self.stop_ids, pad_token_id=self.pad_id, output_logits=True,
+            **batch,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max(1, min_new_tokens),
+            do_sample=False,
+            num_beams=num_beams,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.pad_id,
+            output_logits=True,
             return_dict_in_generate=True,
         )
         new_tokens = out.sequences[:, prompt_length:]
@@ -234,5 +294,11 @@ class GeneralVLMEngine:
         return results
 
 
-__all__ = ["DEFAULT_PROMPT", "GENERAL_FAMILIES", "GeneralVLMEngine", "check_prompt", "llava_onevision_tokens",
-           "model_family"]
+__all__ = [
+    "DEFAULT_PROMPT",
+    "GENERAL_FAMILIES",
+    "GeneralVLMEngine",
+    "check_prompt",
+    "llava_onevision_tokens",
+    "model_family",
+]

@@ -56,22 +56,25 @@ def polygon(bounds: Bounds) -> dict:
     return {"type": "Polygon", "coordinates": [[(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)]]}
 
 
-def check_output_path(path: str | Path, inputs: Mapping[str, str | None], resume: bool = False,
-                      overwrite: bool = False) -> None:
+def check_output_path(
+    path: str | Path, inputs: Mapping[str, str | None], resume: bool = False, overwrite: bool = False
+) -> None:
     """Every refusal about the output that needs nothing but the file system; reads and changes nothing.
     ``inputs`` maps a label ("before raster", "AOI") to a path; ValueError naming the problem."""
     path = Path(path)
     for label, other in inputs.items():
         if other and _same_file(path, other):
-            raise ValueError(f"output {path} is the {label} ({other}): an input is never overwritten; "
-                             "choose another output file")
+            raise ValueError(
+                f"output {path} is the {label} ({other}): an input is never overwritten; choose another output file"
+            )
     if path.is_dir():
         raise ValueError(f"output {path} is a directory: give the path of a .gpkg file")
     if path.suffix.lower() != ".gpkg":
         raise ValueError(f"output must be a GeoPackage (.gpkg), got {path.name}")
     if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other: resume continues the output, overwrite "
-                         "replaces it")
+        raise ValueError(
+            "--resume and --overwrite exclude each other: resume continues the output, overwrite replaces it"
+        )
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise ValueError(f"output {path} exists and is not a regular file")
@@ -117,7 +120,7 @@ def remove_stale_partials(target: Path) -> list[Path]:
     removed = []
     for partial in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
         try:
-            pid = int(partial.name[len(target.name) + 2:].split("-", 1)[0])
+            pid = int(partial.name[len(target.name) + 2 :].split("-", 1)[0])
         except ValueError:
             continue
         if pid != os.getpid() and not _pid_alive(pid):
@@ -147,8 +150,18 @@ class TileWriter:
     replaces ``path`` with the first batch holding an ``ok`` tile (see the module docstring); without it an
     existing file is deleted at once (only after every check of this constructor passed)."""
 
-    def __init__(self, path: str | Path, crs_wkt: str, grid_hash: str, metadata: Mapping[str, Any],
-                 resume: bool = False, overwrite: bool = False, *, staged: bool = False, force: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        crs_wkt: str,
+        grid_hash: str,
+        metadata: Mapping[str, Any],
+        resume: bool = False,
+        overwrite: bool = False,
+        *,
+        staged: bool = False,
+        force: bool = False,
+    ):
         self.target = Path(path)
         self.path = self.target  # where the writes go now: the temporary file until promoted
         self.done: set[str] = set()
@@ -164,8 +177,9 @@ class TileWriter:
         if staged:
             self.replaces = self.target.exists()
             remove_stale_partials(self.target)
-            self.path = self.target.with_name(f".{self.target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                                              f"{PARTIAL_SUFFIX}")
+            self.path = self.target.with_name(
+                f".{self.target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
+            )
             self.staged = True
         elif self.target.exists():  # overwrite, unstaged
             self.target.unlink()

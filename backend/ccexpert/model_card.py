@@ -19,7 +19,11 @@ def read_model_card(source: str | Path) -> dict:
 
 
 def write_model_card(
-    directory: str | Path, model_name: str, model_version: str, demo: bool = False, chip_size: int | None = None,
+    directory: str | Path,
+    model_name: str,
+    model_version: str,
+    demo: bool = False,
+    chip_size: int | None = None,
     gsd_m: float | None = None,
 ) -> None:
     """``chip_size``: the chip the model was trained to read when it differs from its input size (the demo model

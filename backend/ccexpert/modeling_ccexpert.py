@@ -18,7 +18,6 @@ own (the KV cache, position ids, attention kwargs) are passed through to the lan
 keeps working whatever transformers calls it (``past_key_values`` up to 5.24, ``cache`` from 5.25).
 """
 
-
 import math
 from dataclasses import dataclass
 
@@ -393,8 +392,11 @@ class CCExpertCausalLMOutputWithPast(ModelOutput):
 def _kv_cache(output: ModelOutput) -> dict:
     """The KV cache of a transformers output under the field name its class declares ({} when there is none)."""
     declared = getattr(output, "__dataclass_fields__", {})
-    return {name: getattr(output, name) for name in ("past_key_values", "cache")
-            if name in declared and getattr(output, name) is not None}
+    return {
+        name: getattr(output, name)
+        for name in ("past_key_values", "cache")
+        if name in declared and getattr(output, name) is not None
+    }
 
 
 def keep_last_logits(hidden_states: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
@@ -647,6 +649,7 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, GenerationMixin)
         change_loss = bce(change_logits[known], target[known])
         token_loss = bce(token_logits.transpose(0, 1)[:, known], target[known].expand(2, -1))
         return change_loss + token_loss
+
 
 __all__ = [
     "CCExpertCausalLMOutputWithPast",

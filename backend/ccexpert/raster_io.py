@@ -49,11 +49,12 @@ def _read(src, label: str, path: str, indexes, window: Window, **kwargs) -> np.n
         reason = _reason(exc)
         raise RasterReadError(f"cannot read the {label} raster {path} at {where}: {reason}", where, reason) from None
 
+
 STRETCH_SAMPLE_PIXELS = 1024  # longest side of the decimated read used for the stretch percentiles
 
 
 def crs_string(crs: CRS | None) -> str:
-    """"EPSG:32615" when the CRS has an authority code (what QGIS ``authid()`` gives), else WKT: the string
+    """ "EPSG:32615" when the CRS has an authority code (what QGIS ``authid()`` gives), else WKT: the string
     that goes into the grid hash."""
     if crs is None:
         return ""
@@ -87,9 +88,19 @@ class ChipRead:
 class DateReader:
     """Reads chips of one date on the before grid (directly, shifted, or through a WarpedVRT)."""
 
-    def __init__(self, src, bands: list[int], nodata: float | None, grid: RasterGrid, *, warp: bool,
-                 offset: tuple[int, int] = (0, 0), alpha_band: int | None = None, label: str = "",
-                 path: str = ""):
+    def __init__(
+        self,
+        src,
+        bands: list[int],
+        nodata: float | None,
+        grid: RasterGrid,
+        *,
+        warp: bool,
+        offset: tuple[int, int] = (0, 0),
+        alpha_band: int | None = None,
+        label: str = "",
+        path: str = "",
+    ):
         self.src = src  # a DatasetReader or a WarpedVRT aligned to the before grid
         self.label = label  # "before" / "after", for error messages
         self.path = path
@@ -135,8 +146,15 @@ class DateReader:
         scale = max(1.0, max(w, h) / STRETCH_SAMPLE_PIXELS)
         shape = (max(1, int(h / scale)), max(1, int(w / scale)))
         indexes = list(self.bands) + ([self.alpha_band] if self.alpha_band else [])
-        data = _read(self.src, self.label, self.path, indexes, Window(cx0, cy0, w, h),
-                     out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
+        data = _read(
+            self.src,
+            self.label,
+            self.path,
+            indexes,
+            Window(cx0, cy0, w, h),
+            out_shape=(len(indexes), *shape),
+            resampling=Resampling.nearest,
+        )
         ok = valid_mask(data[:3], self.nodata)
         if self.alpha_band:
             ok &= data[3] > 0
@@ -146,8 +164,14 @@ class DateReader:
 class RasterPair:
     """The before/after rasters opened for chip reads on the before grid. Use as a context manager."""
 
-    def __init__(self, before_path: str, after_path: str, bands: str | None = None, nodata: float | None = None,
-                 resampling: Resampling = Resampling.bilinear):
+    def __init__(
+        self,
+        before_path: str,
+        after_path: str,
+        bands: str | None = None,
+        nodata: float | None = None,
+        resampling: Resampling = Resampling.bilinear,
+    ):
         self.before_path, self.after_path = str(before_path), str(after_path)
         self._open = []
         try:
@@ -163,8 +187,15 @@ class RasterPair:
             self.overlap = self._overlap()
             self.resampled = False
             self.resample_reason: str | None = None
-            self.before_reader = DateReader(self.before, self.bands_before, self.nodata_before, self.grid, warp=False,
-                                            label="before", path=self.before_path)
+            self.before_reader = DateReader(
+                self.before,
+                self.bands_before,
+                self.nodata_before,
+                self.grid,
+                warp=False,
+                label="before",
+                path=self.before_path,
+            )
             self.after_reader = self._after_reader(resampling)
         except Exception:
             self.close()
@@ -201,8 +232,16 @@ class RasterPair:
     def _after_reader(self, resampling: Resampling) -> DateReader:
         offset = self._same_grid_offset()
         if offset is not None:
-            return DateReader(self.after, self.bands_after, self.nodata_after, self.grid, warp=False, offset=offset,
-                              label="after", path=self.after_path)
+            return DateReader(
+                self.after,
+                self.bands_after,
+                self.nodata_after,
+                self.grid,
+                warp=False,
+                offset=offset,
+                label="after",
+                path=self.after_path,
+            )
         self.resampled = True
         reasons = []
         if self.before.crs != self.after.crs:
@@ -211,18 +250,41 @@ class RasterPair:
             reasons.append(f"pixel size {self.after.res} vs {self.before.res}")
         if not reasons:
             reasons.append("grids offset by a fraction of a pixel")
-        log.warning("after raster is not on the before grid (%s): resampling it onto each before chip (%s)",
-                    "; ".join(reasons), resampling.name)
+        log.warning(
+            "after raster is not on the before grid (%s): resampling it onto each before chip (%s)",
+            "; ".join(reasons),
+            resampling.name,
+        )
         self.resample_reason = "; ".join(reasons)
-        options = {"crs": self.before.crs, "transform": self.before.transform, "width": self.before.width,
-                   "height": self.before.height, "resampling": resampling}
+        options = {
+            "crs": self.before.crs,
+            "transform": self.before.transform,
+            "width": self.before.width,
+            "height": self.before.height,
+            "resampling": resampling,
+        }
         if self.nodata_after is not None:
             vrt = WarpedVRT(self.after, src_nodata=self.nodata_after, nodata=self.nodata_after, **options)
-            return DateReader(self._keep(vrt), self.bands_after, self.nodata_after, self.grid, warp=True,
-                              label="after", path=self.after_path)
+            return DateReader(
+                self._keep(vrt),
+                self.bands_after,
+                self.nodata_after,
+                self.grid,
+                warp=True,
+                label="after",
+                path=self.after_path,
+            )
         vrt = WarpedVRT(self.after, add_alpha=True, **options)  # alpha marks where the after raster has data
-        return DateReader(self._keep(vrt), self.bands_after, None, self.grid, warp=True, alpha_band=vrt.count,
-                          label="after", path=self.after_path)
+        return DateReader(
+            self._keep(vrt),
+            self.bands_after,
+            None,
+            self.grid,
+            warp=True,
+            alpha_band=vrt.count,
+            label="after",
+            path=self.after_path,
+        )
 
     def window_of(self, bounds: Bounds) -> Window:
         """Before-pixel window (whole pixels) covering ``bounds``."""
@@ -236,16 +298,19 @@ class RasterPair:
         """Read a few pixels at the corners and the centre of both rasters (every band used): a truncated or
         corrupt file is refused with ValueError before anything is written, instead of failing chips later. Cheap
         (a handful of blocks); a file damaged elsewhere still fails only the chips over the damage."""
-        for label, path, src, bands in (("before", self.before_path, self.before, self.bands_before),
-                                        ("after", self.after_path, self.after, self.bands_after)):
+        for label, path, src, bands in (
+            ("before", self.before_path, self.before, self.bands_before),
+            ("after", self.after_path, self.after, self.bands_after),
+        ):
             w, h = src.width, src.height
             spots = {(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1), (w // 2, h // 2)}
             for x, y in sorted(spots):
                 try:
                     _read(src, label, path, sorted(set(bands)), Window(x, y, 1, 1))
                 except RasterReadError as exc:
-                    raise ValueError(f"{label} raster {path} cannot be read at {exc.where} (truncated or corrupt?): "
-                                     f"{exc.reason}") from None
+                    raise ValueError(
+                        f"{label} raster {path} cannot be read at {exc.where} (truncated or corrupt?): {exc.reason}"
+                    ) from None
 
     def stretch(self, bounds: Bounds) -> Stretch:
         """The one 8-bit stretch for both dates, from decimated reads of both over ``bounds``; ValueError when a

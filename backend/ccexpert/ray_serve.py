@@ -87,8 +87,15 @@ def parse_autoscale(text: str | None) -> tuple[int, int] | None:
 
 # -- the model replica -------------------------------------------------------------------------------------------------
 
-def _load_engine(model: str | None, device: str, dtype: str, device_batch: int, engine_factory: str | None,
-                 engine_kwargs: Mapping[str, Any] | None):
+
+def _load_engine(
+    model: str | None,
+    device: str,
+    dtype: str,
+    device_batch: int,
+    engine_factory: str | None,
+    engine_kwargs: Mapping[str, Any] | None,
+):
     if engine_factory:  # "package.module:callable": a stand-in engine (tests, benchmarks) or a custom one
         module_name, _, attr = engine_factory.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
@@ -108,9 +115,17 @@ def _load_engine(model: str | None, device: str, dtype: str, device_batch: int, 
 class CaptionModel:
     """One engine per replica. Ready only once the sample pair is captioned (else the constructor raises)."""
 
-    def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto", device_batch: int = 8,
-                 max_new_tokens: int = 64, max_wait_ms: float = 10.0, engine_factory: str | None = None,
-                 engine_kwargs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        device_batch: int = 8,
+        max_new_tokens: int = 64,
+        max_wait_ms: float = 10.0,
+        engine_factory: str | None = None,
+        engine_kwargs: Mapping[str, Any] | None = None,
+    ):
         self.engine = _load_engine(model, device, dtype, device_batch, engine_factory, engine_kwargs)
         self._info = dict(self.engine.info())
         # readiness = the warm-up caption, with the very check `ccexpert serve` runs before it reports ready
@@ -163,13 +178,19 @@ class CaptionModel:
 
 # -- the ingress's engine: a proxy to the model replicas ------------------------------------------------------------
 
+
 class ReplicaEngine:
     """The engine interface in front of ``CaptionModel``'s handle. Called from the service's batcher threads (never
     from an event loop). A batch whose replica died is resent, to whichever replica Serve routes it, until
     ``retry_budget_s``; a replica's own error (a pair the model cannot caption) is raised as the engine's error."""
 
-    def __init__(self, handle, batching: str = "serve", retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
-                 call_timeout_s: float = 240.0):
+    def __init__(
+        self,
+        handle,
+        batching: str = "serve",
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+        call_timeout_s: float = 240.0,
+    ):
         if batching not in BATCHING_MODES:
             raise ValueError(f"batching must be one of {BATCHING_MODES}, got {batching!r}")
         self.handle = handle
@@ -206,21 +227,20 @@ class ReplicaEngine:
                 raise (cause if isinstance(cause, Exception) else RuntimeError("caption replica failed")) from None
             except (RayActorError, ActorUnavailableError) as exc:
                 attempt += 1
-                delay = min(2.0, 0.1 * 2 ** attempt) * random.uniform(0.5, 1.0)
+                delay = min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
                 if time.monotonic() + delay > deadline:
                     self._down_until = time.monotonic() + 5.0
-                    log.error("no caption replica answered within %.0f s (%s)", self.retry_budget_s,
-                              type(exc).__name__)
+                    log.error("no caption replica answered within %.0f s (%s)", self.retry_budget_s, type(exc).__name__)
                     raise ReplicasUnavailable("no caption replica is available; retry later") from None
                 self.resent += 1
                 log.warning("caption replica lost (%s); resending the batch in %.2f s", type(exc).__name__, delay)
                 time.sleep(delay)
             except TimeoutError:
-                raise ReplicasUnavailable(f"caption replica did not answer within {self.call_timeout_s:g} s") \
-                    from None
+                raise ReplicasUnavailable(f"caption replica did not answer within {self.call_timeout_s:g} s") from None
 
 
 # -- the ingress -------------------------------------------------------------------------------------------------------
+
 
 @serve.deployment(name=INGRESS_DEPLOYMENT, max_ongoing_requests=256, health_check_period_s=10)
 @serve.ingress()
@@ -230,8 +250,15 @@ class CCExpertAPI:
     The API keys file is read where the application is built (the head node) and handed over as text; the replica
     writes it to a private temporary file, so workers need no copy of it."""
 
-    def __init__(self, model_handle, settings: dict, keys_text: str | None = None, workers: int = 1,
-                 batching: str = "serve", retry_budget_s: float = DEFAULT_RETRY_BUDGET_S):
+    def __init__(
+        self,
+        model_handle,
+        settings: dict,
+        keys_text: str | None = None,
+        workers: int = 1,
+        batching: str = "serve",
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+    ):
         values = dict(settings)
         if keys_text is not None:
             fd, path = tempfile.mkstemp(prefix="ccexpert-keys-", suffix=".txt")
@@ -241,9 +268,12 @@ class CCExpertAPI:
             values["api_keys_file"] = path
         self.settings = Settings(**values)
         self.failure: str | None = None
-        self.engine = ReplicaEngine(model_handle, batching, retry_budget_s=min(retry_budget_s,
-                                                                                 self.settings.request_timeout_s),
-                                    call_timeout_s=self.settings.request_timeout_s)
+        self.engine = ReplicaEngine(
+            model_handle,
+            batching,
+            retry_budget_s=min(retry_budget_s, self.settings.request_timeout_s),
+            call_timeout_s=self.settings.request_timeout_s,
+        )
         self.engine.parallelism = workers
         self.service_app = create_app(self.settings, self.engine, on_failure=self._failed)
 
@@ -262,6 +292,7 @@ class CCExpertAPI:
 
 
 # -- building and running ----------------------------------------------------------------------------------------------
+
 
 def build_app(
     settings: Settings,
@@ -305,27 +336,35 @@ def build_app(
     if scale is not None:
         low, high = scale
         options["autoscaling_config"] = {
-            "min_replicas": low, "initial_replicas": max(low, 1), "max_replicas": high,
+            "min_replicas": low,
+            "initial_replicas": max(low, 1),
+            "max_replicas": high,
             # a replica running a full batch is "full": ongoing calls are batches ("ingress") or pairs ("serve")
             "target_ongoing_requests": 1 if batching == "ingress" else settings.device_batch,
-            "upscale_delay_s": 5, "downscale_delay_s": 60,
+            "upscale_delay_s": 5,
+            "downscale_delay_s": 60,
         }
         workers = high
     else:
         options["num_replicas"] = replicas or 1
         workers = replicas or 1
     model = CaptionModel.options(**options).bind(
-        model=settings.model, device=settings.device, dtype=settings.dtype, device_batch=settings.device_batch,
-        max_new_tokens=settings.max_new_tokens, max_wait_ms=settings.max_wait_ms, engine_factory=engine_factory,
+        model=settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        device_batch=settings.device_batch,
+        max_new_tokens=settings.max_new_tokens,
+        max_wait_ms=settings.max_wait_ms,
+        engine_factory=engine_factory,
         engine_kwargs=dict(engine_kwargs or {}),
     )
     settings_json = settings.model_dump(mode="json")
     settings_json["api_keys_file"] = None
     # the ingress reserves no logical CPU (as Serve's own HTTP proxy): it decodes, batches and waits, and must always
     # be schedulable, even when the model replicas take every CPU of the node (2 replicas on a 2-core machine)
-    return CCExpertAPI.options(max_ongoing_requests=2 * settings.max_concurrency + 16,
-                               ray_actor_options={"num_cpus": 0}).bind(
-        model, settings_json, keys_text, workers=workers, batching=batching, retry_budget_s=retry_budget_s)
+    return CCExpertAPI.options(
+        max_ongoing_requests=2 * settings.max_concurrency + 16, ray_actor_options={"num_cpus": 0}
+    ).bind(model, settings_json, keys_text, workers=workers, batching=batching, retry_budget_s=retry_budget_s)
 
 
 def app_builder(args: Mapping[str, Any]):
@@ -336,13 +375,30 @@ def app_builder(args: Mapping[str, Any]):
     ``autoscale`` ("MIN:MAX"), ``batching``, ``num_gpus``, ``num_cpus``, ``retry_budget_s``. ``host``/``port``
     must match the YAML's ``http_options`` (they decide whether API keys are required)."""
     args = {k: v for k, v in dict(args).items() if v is not None}
-    extra = {name: args.pop(name) for name in ("replicas", "autoscale", "batching", "num_gpus", "num_cpus",
-                                               "retry_budget_s", "engine_factory", "engine_kwargs") if name in args}
+    extra = {
+        name: args.pop(name)
+        for name in (
+            "replicas",
+            "autoscale",
+            "batching",
+            "num_gpus",
+            "num_cpus",
+            "retry_budget_s",
+            "engine_factory",
+            "engine_kwargs",
+        )
+        if name in args
+    }
     config = args.pop("config", None)
     settings = load_settings(config, overrides=args)
     kwargs: dict[str, Any] = {}
-    for name, cast in (("batching", str), ("num_gpus", float), ("num_cpus", float), ("retry_budget_s", float),
-                       ("engine_factory", str)):
+    for name, cast in (
+        ("batching", str),
+        ("num_gpus", float),
+        ("num_cpus", float),
+        ("retry_budget_s", float),
+        ("engine_factory", str),
+    ):
         if name in extra:
             kwargs[name] = cast(extra[name])
     if "engine_kwargs" in extra:
@@ -351,8 +407,12 @@ def app_builder(args: Mapping[str, Any]):
     return build_app(settings, replicas=replicas, autoscale=extra.get("autoscale"), **kwargs)
 
 
-def start(settings: Settings, address: str | None = None, num_cpus: int | None = None,
-          runtime_env: Mapping[str, Any] | None = None) -> None:
+def start(
+    settings: Settings,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    runtime_env: Mapping[str, Any] | None = None,
+) -> None:
     """Connect to Ray (``address``: an existing cluster, e.g. "auto" or "ray://head:10001"; None: start a local
     one, dashboard off) and start Serve's HTTP proxy on ``settings.host:settings.port``."""
     if not ray.is_initialized():
@@ -388,8 +448,12 @@ def run(
     except Exception as exc:
         _shutdown(started_ray)
         raise RuntimeError(f"the Ray Serve deployment failed: {exc}") from exc
-    log.info("serving on http://%s:%d (Ray Serve, %s)", settings.host, settings.port,
-             f"autoscale {autoscale}" if autoscale else f"{replicas or 1} replica(s)")
+    log.info(
+        "serving on http://%s:%d (Ray Serve, %s)",
+        settings.host,
+        settings.port,
+        f"autoscale {autoscale}" if autoscale else f"{replicas or 1} replica(s)",
+    )
     if not blocking:
         return 0
     import signal

@@ -33,8 +33,12 @@ from .gpkg_output import read_metadata, read_tiles
 log = logging.getLogger(__name__)
 
 COLOURS = {"changed": "#ff7f00", "unchanged": "#ffffff", STATUS_SKIPPED_NODATA: "#9e9e9e", STATUS_ERROR: "#b51fd1"}
-LABELS = {"changed": "changed", "unchanged": "no change", STATUS_SKIPPED_NODATA: "skipped (nodata)",
-          STATUS_ERROR: "error"}
+LABELS = {
+    "changed": "changed",
+    "unchanged": "no change",
+    STATUS_SKIPPED_NODATA: "skipped (nodata)",
+    STATUS_ERROR: "error",
+}
 MAP_WIDTH = 900
 CONFIDENCE_SPREAD = 0.05  # below this spread over the tiles, confidence tells nothing and is not shown
 DIFF_MIN_AREA = 0.002  # outlines smaller than this share of a chip are noise
@@ -71,6 +75,7 @@ def difference_outline(before: np.ndarray, after: np.ndarray) -> Image.Image | N
 
     Each date is normalised per band (mean and spread), so a global change of light or season does not count;
     the absolute difference is smoothed and kept where it is far above its own typical level."""
+
     def norm(rgb: np.ndarray) -> np.ndarray:
         data = rgb.astype(np.float32)
         return (data - data.mean(axis=(0, 1))) / (data.std(axis=(0, 1)) + 8.0)
@@ -87,7 +92,8 @@ def difference_outline(before: np.ndarray, after: np.ndarray) -> Image.Image | N
     if np.asarray(region, dtype=bool).mean() < DIFF_MIN_AREA:
         return None
     edge = np.asarray(region.filter(ImageFilter.MaxFilter(5)), dtype=bool) & ~np.asarray(
-        region.filter(ImageFilter.MinFilter(3)), dtype=bool)
+        region.filter(ImageFilter.MinFilter(3)), dtype=bool
+    )
     overlay = np.zeros((*before.shape[:2], 4), dtype=np.uint8)
     overlay[edge] = (255, 0, 200, 255)
     return Image.fromarray(overlay, "RGBA")
@@ -102,8 +108,9 @@ class _Rasters:
         self.problem: str | None = None
         self.pair = None
         try:
-            self.pair = RasterPair(before or meta["before"], after or meta["after"], bands=meta.get("bands"),
-                                   nodata=meta.get("nodata"))
+            self.pair = RasterPair(
+                before or meta["before"], after or meta["after"], bands=meta.get("bands"), nodata=meta.get("nodata")
+            )
             s = meta.get("stretch") or {}
             self.stretch = Stretch(tuple(s["lo"]), tuple(s["hi"]), bool(s.get("passthrough")))
             self.grid = ChipGrid(self.pair.grid, int(meta["chip_size"]), int(meta.get("overlap", 0)))
@@ -139,9 +146,14 @@ class _Rasters:
         for reader in (self.pair.before_reader, self.pair.after_reader):
             x0, y0 = window.col_off + reader.offset[0], window.row_off + reader.offset[1]
             indexes = list(reader.bands) + ([reader.alpha_band] if reader.alpha_band else [])
-            data = reader.src.read(indexes, window=Window(x0, y0, window.width, window.height), boundless=True,
-                                   out_shape=(len(indexes), height, width), resampling=Resampling.average,
-                                   fill_value=reader.nodata if reader.nodata is not None else 0)
+            data = reader.src.read(
+                indexes,
+                window=Window(x0, y0, window.width, window.height),
+                boundless=True,
+                out_shape=(len(indexes), height, width),
+                resampling=Resampling.average,
+                fill_value=reader.nodata if reader.nodata is not None else 0,
+            )
             valid = valid_mask(data[:3], reader.nodata)
             if reader.alpha_band:
                 valid &= data[3] > 0
@@ -158,29 +170,41 @@ class _Rasters:
 
 def shown_bounds(tiles: list[dict], extent: tuple[float, float, float, float] | None = None) -> tuple:
     """What the map shows: the tiles' union, clipped to the rasters' common extent when it is known."""
-    union = (min(t["bounds"][0] for t in tiles), min(t["bounds"][1] for t in tiles),
-             max(t["bounds"][2] for t in tiles), max(t["bounds"][3] for t in tiles))
+    union = (
+        min(t["bounds"][0] for t in tiles),
+        min(t["bounds"][1] for t in tiles),
+        max(t["bounds"][2] for t in tiles),
+        max(t["bounds"][3] for t in tiles),
+    )
     if extent is None:
         return union
     return (max(union[0], extent[0]), max(union[1], extent[1]), min(union[2], extent[2]), min(union[3], extent[3]))
 
 
-def overview_svg(tiles: list[dict], extent: tuple[float, float, float, float] | None = None,
-                 mosaic: tuple[Image.Image, Image.Image] | None = None, projected: bool = True) -> str:
+def overview_svg(
+    tiles: list[dict],
+    extent: tuple[float, float, float, float] | None = None,
+    mosaic: tuple[Image.Image, Image.Image] | None = None,
+    projected: bool = True,
+) -> str:
     """The map: mosaic (before/after toggled by the page's radio buttons), grid, marks, scale bar (map units)."""
     xmin, ymin, xmax, ymax = shown_bounds(tiles, extent)
     scale = MAP_WIDTH / max(xmax - xmin, 1e-9)
     height = max(1.0, (ymax - ymin) * scale)
     bar_room = 34
-    parts = [f'<svg class="map" viewBox="0 0 {MAP_WIDTH} {height + bar_room:.1f}" width="{MAP_WIDTH}" '
-             f'height="{height + bar_room:.0f}" xmlns="http://www.w3.org/2000/svg">',
-             '<defs><pattern id="hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
-             'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="8" stroke="#555" stroke-width="2"/>'
-             '</pattern></defs>']
+    parts = [
+        f'<svg class="map" viewBox="0 0 {MAP_WIDTH} {height + bar_room:.1f}" width="{MAP_WIDTH}" '
+        f'height="{height + bar_room:.0f}" xmlns="http://www.w3.org/2000/svg">',
+        '<defs><pattern id="hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="8" stroke="#555" stroke-width="2"/>'
+        "</pattern></defs>",
+    ]
     if mosaic is not None:
         for name, image in zip(("before", "after"), mosaic, strict=True):
-            parts.append(f'<image class="img-{name}" x="0" y="0" width="{MAP_WIDTH}" height="{height:.1f}" '
-                         f'preserveAspectRatio="none" href="{_uri(image)}"/>')
+            parts.append(
+                f'<image class="img-{name}" x="0" y="0" width="{MAP_WIDTH}" height="{height:.1f}" '
+                f'preserveAspectRatio="none" href="{_uri(image)}"/>'
+            )
     else:
         parts.append(f'<rect x="0" y="0" width="{MAP_WIDTH}" height="{height:.1f}" fill="#eee"/>')
     for t in tiles:
@@ -191,8 +215,10 @@ def overview_svg(tiles: list[dict], extent: tuple[float, float, float, float] | 
         kind = _kind(t)
         where = f"row {t['row'] + 1}, column {t['col'] + 1}"
         label = html.escape(f"{where} ({LABELS[kind]}): {t.get('caption') or t.get('error') or ''}")
-        geometry = (f'x="{(x0 - xmin) * scale:.2f}" y="{(ymax - y1) * scale:.2f}" width="{(x1 - x0) * scale:.2f}" '
-                    f'height="{(y1 - y0) * scale:.2f}"')
+        geometry = (
+            f'x="{(x0 - xmin) * scale:.2f}" y="{(ymax - y1) * scale:.2f}" width="{(x1 - x0) * scale:.2f}" '
+            f'height="{(y1 - y0) * scale:.2f}"'
+        )
         if kind == "changed":
             style = f'fill="{COLOURS[kind]}" fill-opacity="0.12" stroke="{COLOURS[kind]}" stroke-width="3"'
         elif kind == "unchanged":
@@ -206,10 +232,12 @@ def overview_svg(tiles: list[dict], extent: tuple[float, float, float, float] | 
         length = _nice_length(width_m / 4)
         px = length * scale
         y = height + 14
-        parts.append(f'<g class="scalebar"><rect x="10" y="{y:.1f}" width="{px:.1f}" height="6" fill="#222"/>'
-                     f'<rect x="{10 + px / 2:.1f}" y="{y:.1f}" width="{px / 2:.1f}" height="6" fill="#fff" '
-                     f'stroke="#222"/><text x="{14 + px:.1f}" y="{y + 7:.1f}" font-size="13">{_distance(length)}'
-                     '</text></g>')
+        parts.append(
+            f'<g class="scalebar"><rect x="10" y="{y:.1f}" width="{px:.1f}" height="6" fill="#222"/>'
+            f'<rect x="{10 + px / 2:.1f}" y="{y:.1f}" width="{px / 2:.1f}" height="6" fill="#fff" '
+            f'stroke="#222"/><text x="{14 + px:.1f}" y="{y + 7:.1f}" font-size="13">{_distance(length)}'
+            "</text></g>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -221,8 +249,11 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
     if chips is not None:
         before, after = (Image.fromarray(c) for c in chips)
         outline = difference_outline(*chips)
-        over = (f'<img class="diff" src="{_uri(outline)}" alt="where the pixels differ most">'
-                if outline is not None else "")
+        over = (
+            f'<img class="diff" src="{_uri(outline)}" alt="where the pixels differ most">'
+            if outline is not None
+            else ""
+        )
         b_uri, a_uri = _uri(before), _uri(after)
         pics = (
             f'<div class="compare" style="--w:{before.width}px">'
@@ -234,18 +265,23 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
         )
         if outline is None:
             pics += '<p class="meta">no area stands out in a pixel comparison of the two dates</p>'
-    facts = [f"nodata {tile['nodata_before'] or 0:.0%} / {tile['nodata_after'] or 0:.0%}",
-             html.escape(tile.get("model") or "")]
+    facts = [
+        f"nodata {tile['nodata_before'] or 0:.0%} / {tile['nodata_after'] or 0:.0%}",
+        html.escape(tile.get("model") or ""),
+    ]
     if show_confidence and tile.get("confidence") is not None:
         low = " (low)" if tile["confidence"] < 0.5 else ""
         facts.insert(0, f"confidence {tile['confidence']:.2f}{low}")
-    return (f'<section class="card" id="{tid}"><h3>{title} <small>{tid}</small></h3>{pics}'
-            f'<p class="caption">{html.escape(tile["caption"] or "")}</p><p class="meta">{" · ".join(facts)}</p>'
-            "</section>")
+    return (
+        f'<section class="card" id="{tid}"><h3>{title} <small>{tid}</small></h3>{pics}'
+        f'<p class="caption">{html.escape(tile["caption"] or "")}</p><p class="meta">{" · ".join(facts)}</p>'
+        "</section>"
+    )
 
 
-def build_report(gpkg: str | Path, output: str | Path, *, before: str | None = None, after: str | None = None,
-                 max_tiles: int = 200) -> dict:
+def build_report(
+    gpkg: str | Path, output: str | Path, *, before: str | None = None, after: str | None = None, max_tiles: int = 200
+) -> dict:
     """Write the HTML; returns counts (tiles, changed, shown) and whether the imagery could be read."""
     tiles, crs_wkt = read_tiles(gpkg)
     if not tiles:
@@ -269,19 +305,26 @@ def build_report(gpkg: str | Path, output: str | Path, *, before: str | None = N
     finally:
         rasters.close()
     legend = " ".join(f'<span class="key {k}"></span>{LABELS[k]} ({counts[k]})' for k in COLOURS)
-    more = (f"<p>{len(changed) - max_tiles} more changed tiles not shown (raise --max-tiles).</p>"
-            if len(changed) > max_tiles else "")
+    more = (
+        f"<p>{len(changed) - max_tiles} more changed tiles not shown (raise --max-tiles).</p>"
+        if len(changed) > max_tiles
+        else ""
+    )
     problem = f'<p class="warn">{html.escape(rasters.problem)}</p>' if rasters.problem else ""
     crs_name = html.escape(crs.to_string() if crs is not None else "unknown CRS")
     coords = f"Extent x {shown[0]:.1f} – {shown[2]:.1f}, y {shown[1]:.1f} – {shown[3]:.1f} ({crs_name}); north up."
     if not show_confidence and confidences:
-        conf_note = (f"<p class=\"meta\">Confidence is {min(confidences):.2f}–{max(confidences):.2f} on every "
-                     "captioned tile, so it is not shown per tile.</p>")
+        conf_note = (
+            f'<p class="meta">Confidence is {min(confidences):.2f}–{max(confidences):.2f} on every '
+            "captioned tile, so it is not shown per tile.</p>"
+        )
     else:
         conf_note = ""
-    toggle = ('<p class="toggle"><label><input type="radio" name="date" id="show-before" checked> before</label> '
-              '<label><input type="radio" name="date" id="show-after"> after</label> '
-              '<label><input type="checkbox" id="show-diff" checked> outline where the pixels differ most</label></p>')
+    toggle = (
+        '<p class="toggle"><label><input type="radio" name="date" id="show-before" checked> before</label> '
+        '<label><input type="radio" name="date" id="show-after"> after</label> '
+        '<label><input type="checkbox" id="show-diff" checked> outline where the pixels differ most</label></p>'
+    )
     title = f"Change captions: {Path(gpkg).name}"
     sources = html.escape(f"before {meta.get('before', '?')} · after {meta.get('after', '?')}")
     page = f"""<!DOCTYPE html>
@@ -308,7 +351,7 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{sources}</p>
-<p>{len(tiles)} tiles: {counts['changed']} changed, {counts['unchanged']} without change, \
+<p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
 {conf_note}
 <h2>Overview</h2>
@@ -318,7 +361,7 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 <p class="meta">{coords} Click a changed tile to see it below.</p>
 <h2>Changed tiles</h2>
 {problem}{more}
-{''.join(cards) or '<p>No changed tiles.</p>'}
+{"".join(cards) or "<p>No changed tiles.</p>"}
 <div id="zoom"><a href="#" class="close">close ×</a><figure><img id="zoom-before" alt="before">
 <figcaption>before</figcaption></figure><figure><img id="zoom-after" alt="after"><figcaption>after</figcaption>
 </figure></div>

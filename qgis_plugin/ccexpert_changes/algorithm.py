@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from qgis.core import (
     Qgis,
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsFeatureRequest,
-    QgsGeometry,
     QgsMessageLog,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -40,7 +35,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
-    QgsRectangle,
 )
 from qgis.PyQt.QtGui import QIcon
 
@@ -48,28 +42,15 @@ from . import settings
 from .about import LOG_TAG, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
-from .core.fields import run_metadata, same_imagery, source_identity
-from .core.grid import Bounds, Chip, ChipGrid
+from .core.fields import run_metadata, source_identity
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
-from .reader import PairReader, RasterInputError, default_bands, open_raster, raster_grid
+from .planning import DEFAULT_BANDS, Plan, make_plan
+from .reader import RasterInputError
 from .run_feedback import RunProgress, finish_layer, warn_gsd
 
 DEFAULT_BATCH = 8
 MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
-DEFAULT_BANDS = [1, 2, 3]
-
-
-@dataclass
-class Plan:
-    """What a run will do, computed without touching the network."""
-
-    reader: PairReader
-    grid: ChipGrid
-    bounds: Bounds
-    keep: Callable[[Chip], bool] | None
-    count: int
-    crs_wkt: str
 
 
 class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
@@ -101,14 +82,14 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         return tr(
             "<p>Describes what changed between two co-registered rasters of the same place. The area of interest is "
             "cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a "
-            "CCExpert backend, and the output gets one square per chip with a caption such as \"two buildings are "
-            "built on the bareland at the top\", its confidence and whether anything changed.</p>"
+            'CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are '
+            'built on the bareland at the top", its confidence and whether anything changed.</p>'
             "<p><b>Area of interest</b>: a polygon layer (selected features only, if ticked) and/or an extent, such "
             "as the current map canvas extent; left empty, the whole area where both rasters overlap.</p>"
             "<p>Chips with more nodata than the largest nodata share are not sent; they are kept as "
-            "\"skipped_nodata\". <b>Resume</b> keeps the tiles an earlier run into the same output captioned, so a "
+            '"skipped_nodata". <b>Resume</b> keeps the tiles an earlier run into the same output captioned, so a '
             "canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, "
-            "grid or model unless you tick \"Resume even if the output was made from other inputs\". Without Resume "
+            'grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume '
             "an existing output is replaced once the run captions its first tile.</p>"
             "<p>Needs a running backend (<i>ccexpert serve</i>); set its URL and API key in the CCExpert settings. "
             "Chip size 0 and the advanced request settings 0 take the backend's own values.</p>"
@@ -143,48 +124,69 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterExtent(
-                self.EXTENT, tr("Area of interest as an extent (e.g. the current map canvas extent)"), optional=True)
+                self.EXTENT, tr("Area of interest as an extent (e.g. the current map canvas extent)"), optional=True
+            )
         )
         self.addParameter(
             QgsProcessingParameterBand(
-                self.BANDS, tr("Bands shown as red, green, blue (a one-band raster is read as grey)"), DEFAULT_BANDS,
-                self.BEFORE, optional=True, allowMultiple=True,
+                self.BANDS,
+                tr("Bands shown as red, green, blue (a one-band raster is read as grey)"),
+                DEFAULT_BANDS,
+                self.BEFORE,
+                optional=True,
+                allowMultiple=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.CHIP_SIZE, tr("Chip size in Before-raster pixels (0 = the model's chip size, asked from the "
-                                   "backend)"),
-                QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=8192,
+                self.CHIP_SIZE,
+                tr("Chip size in Before-raster pixels (0 = the model's chip size, asked from the backend)"),
+                QgsProcessingParameterNumber.Type.Integer,
+                0,
+                minValue=0,
+                maxValue=8192,
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.OVERLAP, tr("Overlap between chips (pixels)"), QgsProcessingParameterNumber.Type.Integer, 0,
+                self.OVERLAP,
+                tr("Overlap between chips (pixels)"),
+                QgsProcessingParameterNumber.Type.Integer,
+                0,
                 minValue=0,
             )
         )
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.MAX_NODATA, tr("Largest nodata share (0-1) of a chip that is still captioned"),
-                QgsProcessingParameterNumber.Type.Double, 0.5, minValue=0.0, maxValue=1.0,
+                self.MAX_NODATA,
+                tr("Largest nodata share (0-1) of a chip that is still captioned"),
+                QgsProcessingParameterNumber.Type.Double,
+                0.5,
+                minValue=0.0,
+                maxValue=1.0,
             )
         )
+        self.addParameter(QgsProcessingParameterString(self.BACKEND_URL, tr("Backend URL"), settings.backend_url()))
         self.addParameter(
-            QgsProcessingParameterString(self.BACKEND_URL, tr("Backend URL"), settings.backend_url())
-        )
-        self.addParameter(
-            QgsProcessingParameterAuthConfig(self.AUTHCFG, tr("API key (authentication configuration)"),
-                                             settings.authcfg(), optional=True)
+            QgsProcessingParameterAuthConfig(
+                self.AUTHCFG, tr("API key (authentication configuration)"), settings.authcfg(), optional=True
+            )
         )
         batch = QgsProcessingParameterNumber(
-            self.BATCH_SIZE, tr("Chip pairs per request (0 = the backend's limit, at most 8)"),
-            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0,
+            self.BATCH_SIZE,
+            tr("Chip pairs per request (0 = the backend's limit, at most 8)"),
+            QgsProcessingParameterNumber.Type.Integer,
+            0,
+            minValue=0,
         )
         self.addParameter(batch)
         in_flight = QgsProcessingParameterNumber(
-            self.IN_FLIGHT, tr("Requests at the backend at once (0 = the capacity the backend advertises)"),
-            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=MAX_IN_FLIGHT,
+            self.IN_FLIGHT,
+            tr("Requests at the backend at once (0 = the capacity the backend advertises)"),
+            QgsProcessingParameterNumber.Type.Integer,
+            0,
+            minValue=0,
+            maxValue=MAX_IN_FLIGHT,
         )
         in_flight.setFlags(in_flight.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(in_flight)
@@ -192,20 +194,25 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterBoolean(self.RESUME, tr("Resume: keep tiles already captioned in the output"), False)
         )
         force = QgsProcessingParameterBoolean(
-            self.RESUME_FORCE, tr("Resume even if the output was made from other inputs (bands, stretch, model)"),
-            False)
+            self.RESUME_FORCE, tr("Resume even if the output was made from other inputs (bands, stretch, model)"), False
+        )
         force.setFlags(force.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(force)
         limit = QgsProcessingParameterNumber(
-            self.MAX_CHIPS, tr("Ask before runs of more chips than"), QgsProcessingParameterNumber.Type.Integer,
-            settings.max_chips(), minValue=1,
+            self.MAX_CHIPS,
+            tr("Ask before runs of more chips than"),
+            QgsProcessingParameterNumber.Type.Integer,
+            settings.max_chips(),
+            minValue=1,
         )
         limit.setFlags(limit.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(limit)
         self.addParameter(
             QgsProcessingParameterVectorDestination(
-                self.OUTPUT, tr("Change captions"), QgsProcessing.SourceType.TypeVectorPolygon,
+                self.OUTPUT,
+                tr("Change captions"),
+                QgsProcessing.SourceType.TypeVectorPolygon,
                 QgsProcessing.TEMPORARY_OUTPUT,
             )
         )
@@ -223,73 +230,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString("RUN_ID", tr("Run id")))
 
     # -- planning (shared with the dialog's confirmation) -------------------------------------------------
-    def plan(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
-             out_size: int) -> Plan:
-        before_layer = self.parameterAsRasterLayer(parameters, self.BEFORE, context)
-        after_layer = self.parameterAsRasterLayer(parameters, self.AFTER, context)
-        for label, layer in (("BEFORE", before_layer), ("AFTER", after_layer)):
-            if layer is None:
-                raise QgsProcessingException(tr("{0} raster is missing or cannot be loaded").format(label))
-            if layer.providerType() != "gdal":
-                raise QgsProcessingException(
-                    tr("{0} raster must be a GDAL-readable file, not a {1} layer").format(label, layer.providerType())
-                )
-        if same_imagery(before_layer.source(), after_layer.source()):
-            raise QgsProcessingException(
-                tr("Before and After are the same raster ({0}): nothing can have changed. Pick the earlier image "
-                   "as Before and the later one as After.").format(before_layer.source().split("|")[0]))
-        try:
-            before_ds = open_raster(before_layer.source(), "BEFORE")
-            after_ds = open_raster(after_layer.source(), "AFTER")
-            bands = self.parameterAsInts(parameters, self.BANDS, context) or default_bands(before_ds)
-            if bands == DEFAULT_BANDS and before_ds.RasterCount < 3:  # the shown default on a one-band raster
-                bands = default_bands(before_ds)
-            chip_size = self.parameterAsInt(parameters, self.CHIP_SIZE, context) or out_size
-            overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
-            reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
-            grid = ChipGrid(reader.grid, chip_size, overlap)
-        except (RasterInputError, ValueError) as exc:
-            raise QgsProcessingException(str(exc)) from exc
-
-        before_crs = QgsCoordinateReferenceSystem(before_ds.GetSpatialRef().ExportToWkt())
-        after_crs = QgsCoordinateReferenceSystem(after_ds.GetSpatialRef().ExportToWkt())
-        before_rect = QgsRectangle(*reader.grid.bounds)
-        after_rect = QgsRectangle(*raster_grid(after_ds, "AFTER").bounds)
-        if after_crs != before_crs:
-            transform = QgsCoordinateTransform(after_crs, before_crs, context.transformContext())
-            after_rect = transform.transformBoundingBox(after_rect)
-        overlap_rect = before_rect.intersect(after_rect)
-        if overlap_rect.isEmpty() or overlap_rect.width() <= 0 or overlap_rect.height() <= 0:
-            raise QgsProcessingException(
-                tr("BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a "
-                   "co-registered pair of the same place").format(before_rect.toString(3), after_rect.toString(3))
-            )
-        keep_chip = None
-        area = overlap_rect
-        if parameters.get(self.EXTENT) not in (None, ""):
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, before_crs)
-            if not extent.isNull() and not extent.isEmpty():
-                area = area.intersect(extent)
-                if area.isEmpty() or area.width() <= 0 or area.height() <= 0:
-                    raise QgsProcessingException(
-                        tr("The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)")
-                        .format(extent.toString(3), overlap_rect.toString(3)))
-        source = self.parameterAsSource(parameters, self.AOI, context)
-        if source is not None:
-            aoi = _aoi_geometry(source, before_crs, context, feedback)
-            aoi = aoi.intersection(QgsGeometry.fromRect(area))
-            if aoi.isEmpty() or aoi.area() <= 0:
-                raise QgsProcessingException(
-                    tr("The area of interest does not intersect the area where BEFORE and AFTER overlap")
-                )
-            area = aoi.boundingBox()
-            keep_chip = _touches(aoi)
-
-        bounds = (area.xMinimum(), area.yMinimum(), area.xMaximum(), area.yMaximum())
-        count = grid.count(bounds, keep_chip)
-        if count == 0:
-            raise QgsProcessingException(tr("The area of interest covers no chip of the BEFORE raster"))
-        return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt())
+    def plan(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
+        """What a run will do, without the network (shared with the dialog's confirmation): see ``planning``."""
+        return make_plan(self, parameters, context, feedback, out_size)
 
     # -- run ----------------------------------------------------------------------------------------------
     def _check_output(self, parameters, context: QgsProcessingContext) -> str:
@@ -316,46 +259,78 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         out_size = int(info["chip_size"])
         plan = self.plan(parameters, context, feedback, out_size)
         warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
-        feedback.pushInfo(tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
-            plan.count, plan.grid.chip_size, plan.grid.stride))
+        feedback.pushInfo(
+            tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
+                plan.count, plan.grid.chip_size, plan.grid.stride
+            )
+        )
         stretch = plan.reader.compute_stretch(plan.bounds)
         if not stretch.passthrough:
-            feedback.pushInfo(tr("8-bit stretch shared by both dates (2-98 %): low {0}, high {1}").format(
-                [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]))
+            feedback.pushInfo(
+                tr("8-bit stretch shared by both dates (2-98 %): low {0}, high {1}").format(
+                    [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]
+                )
+            )
         model = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
         writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
         self._check_limit(parameters, context, plan, writer)
         run_id = uuid.uuid4().hex[:12]
         common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
-        loop = RunLoop(ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
-                       BackendCaptioner(client), writer, self._settings(parameters, context, feedback, info, common),
-                       on_progress=RunProgress(feedback, plan.count), is_canceled=feedback.isCanceled,
-                       on_notice=feedback.pushInfo, on_tile_error=_tile_error_reporter(feedback))
+        loop = RunLoop(
+            ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
+            BackendCaptioner(client),
+            writer,
+            self._settings(parameters, context, feedback, info, common),
+            on_progress=RunProgress(feedback, plan.count),
+            is_canceled=feedback.isCanceled,
+            on_notice=feedback.pushInfo,
+            on_tile_error=_tile_error_reporter(feedback),
+        )
         stats = self._run(loop, plan, writer, output)
         finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
         _style_on_load(context, output)
-        summary = tr("{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before")\
-            .format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
+        summary = tr(
+            "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
+        ).format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
         feedback.pushInfo(tr("Done: {0}; output {1}").format(summary, output))
-        QgsMessageLog.logMessage(tr("describe_changes run {0}: {1}; {2}").format(run_id, summary, output), LOG_TAG,
-                                 Qgis.MessageLevel.Warning if stats.errors else Qgis.MessageLevel.Info)
+        QgsMessageLog.logMessage(
+            tr("describe_changes run {0}: {1}; {2}").format(run_id, summary, output),
+            LOG_TAG,
+            Qgis.MessageLevel.Warning if stats.errors else Qgis.MessageLevel.Info,
+        )
         if stats.errors and stats.captioned + stats.resumed == 0:
             raise QgsProcessingException(
-                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\nThe failed tiles are saved in {2} "
-                   "with their error; fix the problem and run again with Resume.").format(
-                    stats.errors, stats.first_error, output)
+                tr(
+                    "No tile was captioned: {0} tile(s) failed. First error: {1}\nThe failed tiles are saved in {2} "
+                    "with their error; fix the problem and run again with Resume."
+                ).format(stats.errors, stats.first_error, output)
             )
         if stats.errors:
-            feedback.reportError(tr("{0} tile(s) failed (first error: {1}); see the error field, and run again with "
-                                    "Resume to retry them").format(stats.errors, stats.first_error))
+            feedback.reportError(
+                tr(
+                    "{0} tile(s) failed (first error: {1}); see the error field, and run again with "
+                    "Resume to retry them"
+                ).format(stats.errors, stats.first_error)
+            )
         if info.get("demo"):
-            feedback.pushWarning(tr("These captions come from the DEMO model, trained on synthetic scenes only: they "
-                                    "are not meaningful on real imagery. Serve a real CCExpert checkpoint for real "
-                                    "work."))
+            feedback.pushWarning(
+                tr(
+                    "These captions come from the DEMO model, trained on synthetic scenes only: they "
+                    "are not meaningful on real imagery. Serve a real CCExpert checkpoint for real "
+                    "work."
+                )
+            )
         return {
-            self.OUTPUT: output, "TILES": plan.count, "CAPTIONED": stats.captioned, "CHANGED": stats.changed,
-            "ERRORS": stats.errors, "SKIPPED_NODATA": stats.skipped_nodata, "RESUMED": stats.resumed,
-            "DEMO": int(bool(info.get("demo"))), "MODEL": model, "RUN_ID": run_id,
+            self.OUTPUT: output,
+            "TILES": plan.count,
+            "CAPTIONED": stats.captioned,
+            "CHANGED": stats.changed,
+            "ERRORS": stats.errors,
+            "SKIPPED_NODATA": stats.skipped_nodata,
+            "RESUMED": stats.resumed,
+            "DEMO": int(bool(info.get("demo"))),
+            "MODEL": model,
+            "RUN_ID": run_id,
         }
 
     def _connect(self, parameters, context, feedback) -> tuple[BackendClient, dict]:
@@ -372,8 +347,12 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(tr("The backend has no /v1/auth/check (older version): the first batch checks the key"))
         feedback.pushInfo(
             tr("Backend {0}: model {1} {2}, chips {3} px, device {4}{5}").format(
-                client.base_url, info.get("model_name"), info.get("model_version", ""), info["chip_size"],
-                info.get("device"), tr(" (DEMO model: synthetic scenes only)") if info.get("demo") else "",
+                client.base_url,
+                info.get("model_name"),
+                info.get("model_version", ""),
+                info["chip_size"],
+                info.get("device"),
+                tr(" (DEMO model: synthetic scenes only)") if info.get("demo") else "",
             )
         )
         return client, info
@@ -384,15 +363,27 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         before_path, after_path = plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription()
         try:
             metadata = run_metadata(
-                before_path, after_path, ",".join(str(b) for b in plan.reader.bands), None,
-                plan.grid.chip_size, plan.grid.overlap, plan.grid.grid_hash, stretch.to_dict(), model=model,
-                before_source=source_identity(before_path), after_source=source_identity(after_path))
+                before_path,
+                after_path,
+                ",".join(str(b) for b in plan.reader.bands),
+                None,
+                plan.grid.chip_size,
+                plan.grid.overlap,
+                plan.grid.grid_hash,
+                stretch.to_dict(),
+                model=model,
+                before_source=source_identity(before_path),
+                after_source=source_identity(after_path),
+            )
             writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, metadata, resume=resume, force=force)
         except (OutputError, OSError) as exc:
             raise QgsProcessingException(str(exc)) from exc
         if writer.differences:
-            feedback.reportError(tr("Resuming {0} although it was made by another run: {1}").format(
-                output, "; ".join(writer.differences)))
+            feedback.reportError(
+                tr("Resuming {0} although it was made by another run: {1}").format(
+                    output, "; ".join(writer.differences)
+                )
+            )
         if resume:
             feedback.pushInfo(tr("Resuming: {0} tile(s) already captioned in {1}").format(len(writer.done), output))
         return writer
@@ -408,8 +399,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             writer.discard()
             writer.finish(keep=False)
             raise QgsProcessingException(
-                tr("This run needs {0} chips, more than the {1} of \"Ask before runs of more chips than\". Choose a "
-                   "smaller area of interest or a larger chip size, or raise that limit.").format(to_send, limit)
+                tr(
+                    'This run needs {0} chips, more than the {1} of "Ask before runs of more chips than". Choose a '
+                    "smaller area of interest or a larger chip size, or raise that limit."
+                ).format(to_send, limit)
             )
 
     def _settings(self, parameters, context, feedback, info: dict, common: dict) -> RunSettings:
@@ -425,10 +418,15 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 in_flight = 1
         in_flight = max(1, min(MAX_IN_FLIGHT, in_flight))
         if in_flight > 1:
-            feedback.pushInfo(tr("{0} requests of up to {1} chip pairs at the backend at once").format(
-                in_flight, batch_size))
-        return RunSettings(batch_size=batch_size, max_request_bytes=int(info.get("max_body_bytes") or 0),
-                           in_flight=in_flight, common=common)
+            feedback.pushInfo(
+                tr("{0} requests of up to {1} chip pairs at the backend at once").format(in_flight, batch_size)
+            )
+        return RunSettings(
+            batch_size=batch_size,
+            max_request_bytes=int(info.get("max_body_bytes") or 0),
+            in_flight=in_flight,
+            common=common,
+        )
 
     def _run(self, loop: RunLoop, plan: Plan, writer: TileWriter, output: str) -> RunStats:
         """Run the loop; every way it can stop becomes one message that says what is kept and what to do."""
@@ -446,10 +444,14 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             if exc.kind == "canceled":
                 raise QgsProcessingException(
                     tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
-                        len(writer.done), output)) from exc
+                        len(writer.done), output
+                    )
+                ) from exc
             raise QgsProcessingException(
                 tr("{0}\n{1} tile(s) are saved in {2}; fix the problem and run again with Resume.").format(
-                    exc, len(writer.done), output)) from exc
+                    exc, len(writer.done), output
+                )
+            ) from exc
         except RasterInputError as exc:
             raise QgsProcessingException(str(exc)) from exc
         finally:
@@ -458,8 +460,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 kept = writer.finish(keep=completed and loop.stats.errors == 0)
         if not kept:
             raise QgsProcessingException(
-                tr("No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "
-                   "problem and run again.").format(stats.errors, stats.first_error, output)
+                tr(
+                    "No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "
+                    "problem and run again."
+                ).format(stats.errors, stats.first_error, output)
             )
         return stats
 
@@ -469,33 +473,6 @@ def _tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str]
         feedback.reportError(tr("Tile {0}: {1}").format(tile_id, message))
 
     return report
-
-
-def _aoi_geometry(source, target_crs, context, feedback) -> QgsGeometry:
-    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``."""
-    request = QgsFeatureRequest().setDestinationCrs(target_crs, context.transformContext())
-    parts = []
-    for feature in source.getFeatures(request):
-        if feedback.isCanceled():
-            raise QgsProcessingException(tr("Canceled."))
-        geometry = feature.geometry()
-        if geometry and not geometry.isEmpty():
-            parts.append(geometry.makeValid() if not geometry.isGeosValid() else geometry)
-    if not parts:
-        raise QgsProcessingException(tr("The area of interest has no polygon (no features, or none selected)"))
-    return QgsGeometry.unaryUnion(parts)
-
-
-def _touches(aoi: QgsGeometry):
-    """``keep(chip)``: the chip's footprint touches the AOI (prepared geometry, built once)."""
-    engine = QgsGeometry.createGeometryEngine(aoi.constGet())
-    engine.prepareGeometry()
-
-    def keep(chip: Chip, _engine=engine, _aoi=aoi) -> bool:  # _aoi keeps the engine's geometry alive
-        rect = QgsGeometry.fromRect(QgsRectangle(*chip.bounds))
-        return _engine.intersects(rect.constGet())
-
-    return keep
 
 
 _POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors

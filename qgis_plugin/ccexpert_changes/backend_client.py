@@ -108,8 +108,9 @@ class BackendClient:
     ):
         url = (base_url or "").strip().rstrip("/")
         if not url.lower().startswith(("http://", "https://")):
-            raise BackendError("unreachable",
-                               tr("Backend URL must start with http:// or https://, got {0!r}").format(url))
+            raise BackendError(
+                "unreachable", tr("Backend URL must start with http:// or https://, got {0!r}").format(url)
+            )
         self.base_url = url
         self.answered = False  # this backend answered once: a refused connection later is a restart, retried
         self.feedback = feedback
@@ -128,8 +129,13 @@ class BackendClient:
     # -- public API ---------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """``/v1/info``, checked for the fields and API version this plugin speaks."""
-        status, body = self._request("GET", "/v1/info", None, timeout_s=min(self.timeout_s, 30.0),
-                                     budget_s=min(self.retry_budget_s, self.probe_budget_s))
+        status, body = self._request(
+            "GET",
+            "/v1/info",
+            None,
+            timeout_s=min(self.timeout_s, 30.0),
+            budget_s=min(self.retry_budget_s, self.probe_budget_s),
+        )
         try:
             info = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -145,8 +151,10 @@ class BackendClient:
         if str(info.get("api_version")) != API_VERSION:
             raise BackendError(
                 "incompatible",
-                tr("The backend at {0} speaks API version {1}; this plugin needs version {2}. "
-                   "Update the plugin or the backend.").format(self.base_url, info.get("api_version"), API_VERSION),
+                tr(
+                    "The backend at {0} speaks API version {1}; this plugin needs version {2}. "
+                    "Update the plugin or the backend."
+                ).format(self.base_url, info.get("api_version"), API_VERSION),
                 status,
             )
         return info
@@ -156,8 +164,13 @@ class BackendClient:
         None when it predates the endpoint (404/405: the first batch checks the key). A refused key raises
         BackendError kind ``auth``."""
         try:
-            status, body = self._request("GET", "/v1/auth/check", None, timeout_s=min(self.timeout_s, 30.0),
-                                         budget_s=min(self.retry_budget_s, self.probe_budget_s))
+            status, body = self._request(
+                "GET",
+                "/v1/auth/check",
+                None,
+                timeout_s=min(self.timeout_s, 30.0),
+                budget_s=min(self.retry_budget_s, self.probe_budget_s),
+            )
         except BackendError as exc:
             if exc.kind == "incompatible" and exc.status in (404, 405):
                 return None
@@ -172,8 +185,9 @@ class BackendClient:
         """Caption ``pairs`` (``{"id", "before", "after"}`` with base64 PNGs) -> (model, results in request
         order)."""
         payload = json.dumps({"pairs": pairs, "max_new_tokens": int(max_new_tokens)}).encode("utf-8")
-        status, body = self._request("POST", "/v1/captions", payload,
-                                     timeout_s=self.timeout_s + self.per_pair_timeout_s * len(pairs))
+        status, body = self._request(
+            "POST", "/v1/captions", payload, timeout_s=self.timeout_s + self.per_pair_timeout_s * len(pairs)
+        )
         try:
             answer = json.loads(body.decode("utf-8"))
             results, model = answer["results"], str(answer.get("model") or "")
@@ -211,8 +225,9 @@ class BackendClient:
         never less than the server's ``Retry-After``."""
         return policy.backoff_delay(attempt, self.backoff_s, self.max_backoff_s, retry_after)
 
-    def _request(self, method: str, path: str, data: bytes | None, timeout_s: float | None = None,
-                 budget_s: float | None = None) -> tuple[int, bytes]:
+    def _request(
+        self, method: str, path: str, data: bytes | None, timeout_s: float | None = None, budget_s: float | None = None
+    ) -> tuple[int, bytes]:
         budget_s = self.retry_budget_s if budget_s is None else budget_s
         deadline = time.monotonic() + budget_s
         attempt = 0
@@ -225,18 +240,28 @@ class BackendClient:
             except _Retry as retry:
                 last = retry.error
                 delay = self.backoff_delay(attempt, retry.retry_after)
-                stop = policy.give_up(attempt, retries=self.retries, server_error=retry.server_error,
-                                      now=time.monotonic(), delay=delay, deadline=deadline)
+                stop = policy.give_up(
+                    attempt,
+                    retries=self.retries,
+                    server_error=retry.server_error,
+                    now=time.monotonic(),
+                    delay=delay,
+                    deadline=deadline,
+                )
                 if stop in ("retries", "server_error"):
                     raise last from None
                 if stop == "budget":
-                    last.args = (tr("{0} (gave up after {1} attempts: retry budget of {2:g} s spent)").format(
-                        last, attempt, budget_s),)
+                    last.args = (
+                        tr("{0} (gave up after {1} attempts: retry budget of {2:g} s spent)").format(
+                            last, attempt, budget_s
+                        ),
+                    )
                     raise last from None
                 if self.feedback is not None:
                     self.feedback.pushInfo(
                         tr("{0}; retrying in {1:.1f} s (attempt {2}, {3:.0f} s of the retry budget left)").format(
-                            last, delay, attempt + 1, deadline - time.monotonic())
+                            last, delay, attempt + 1, deadline - time.monotonic()
+                        )
                     )
                 self._sleep(delay)
 
@@ -268,12 +293,20 @@ class BackendClient:
         if code == QgsBlockingNetworkRequest.ErrorCode.NoError and 200 <= status < 300:
             return status, body
         timed_out = code == QgsBlockingNetworkRequest.ErrorCode.TimeoutError or reply.error() in (
-            QNetworkReply.NetworkError.TimeoutError, QNetworkReply.NetworkError.OperationCanceledError)
+            QNetworkReply.NetworkError.TimeoutError,
+            QNetworkReply.NetworkError.OperationCanceledError,
+        )
         if status == 0 and timed_out:
-            raise _Retry(BackendError(
-                "timeout",
-                tr("The backend at {0} did not answer {1} within {2:.0f} s; it may be overloaded or the batch too "
-                   "large for its device.").format(self.base_url, path, self.effective_timeout_s(timeout_s))), None)
+            raise _Retry(
+                BackendError(
+                    "timeout",
+                    tr(
+                        "The backend at {0} did not answer {1} within {2:.0f} s; it may be overloaded or the batch too "
+                        "large for its device."
+                    ).format(self.base_url, path, self.effective_timeout_s(timeout_s)),
+                ),
+                None,
+            )
         if status == 0:
             reason = _NOT_LISTENING.get(reply.error())
             if reason is not None and policy.refusal_is_final(reason, self.answered):
@@ -290,22 +323,27 @@ class BackendClient:
         if status == 503 and _error_code(body) == "model_failed":  # retrying cannot help
             raise BackendError(
                 "model_failed",
-                tr("The backend at {0} is up but its model cannot caption: {1}. Check the backend's log and restart "
-                   "it with a working model.").format(self.base_url, message),
+                tr(
+                    "The backend at {0} is up but its model cannot caption: {1}. Check the backend's log and restart "
+                    "it with a working model."
+                ).format(self.base_url, message),
                 status,
             )
         if status in RETRY_STATUSES:
             raise _Retry(
-                BackendError("server", tr("The backend answered HTTP {0}: {1}").format(status, message), status,
-                             chip_id),
+                BackendError(
+                    "server", tr("The backend answered HTTP {0}: {1}").format(status, message), status, chip_id
+                ),
                 _retry_after(reply),
                 server_error=status == 500 or _error_code(body) in SERVER_ERROR_CODES,
             )
         if status in (401, 403):
             raise BackendError(
                 "auth",
-                tr("The backend refused the API key (HTTP {0}: {1}). Set the key in the CCExpert settings or "
-                   "pick the right AUTHCFG.").format(status, message),
+                tr(
+                    "The backend refused the API key (HTTP {0}: {1}). Set the key in the CCExpert settings or "
+                    "pick the right AUTHCFG."
+                ).format(status, message),
                 status,
             )
         if status in (404, 405):

@@ -29,8 +29,13 @@ class ChipEncoder:
             return Item(chip, "error", error=str(exc))
         nb, na = images.nodata_before, images.nodata_after
         if max(nb, na) > self.max_nodata:
-            return Item(chip, "skipped_nodata", nodata_before=nb, nodata_after=na,
-                        error=f"nodata {max(nb, na):.0%} over max {self.max_nodata:.0%}")
+            return Item(
+                chip,
+                "skipped_nodata",
+                nodata_before=nb,
+                nodata_after=na,
+                error=f"nodata {max(nb, na):.0%} over max {self.max_nodata:.0%}",
+            )
         pair = {
             "id": chip.tile_id,
             "before": base64.b64encode(encode_png(images.before)).decode("ascii"),

@@ -20,13 +20,16 @@ from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
 from .core.grid import DEFAULT_CHIP_SIZE
 
 LIMIT_LABEL = "Ask before runs of more chips than"  # the settings dialog's and the algorithm's wording
-DEMO_WARNING = ("Captions come from the demo model: it only knows synthetic scenes, so captions of real imagery are "
-                "not meaningful. Point the CCExpert settings at a backend with a real model for real imagery.")
+DEMO_WARNING = (
+    "Captions come from the demo model: it only knows synthetic scenes, so captions of real imagery are "
+    "not meaningful. Point the CCExpert settings at a backend with a real model for real imagery."
+)
 
 
 def confirmation_text(count: int, limit: int) -> str:
-    return tr("This run will send {0} chips to the backend (more than the limit of {1} you set in '{2}'). "
-              "Continue?").format(count, limit, tr(LIMIT_LABEL))
+    return tr(
+        "This run will send {0} chips to the backend (more than the limit of {1} you set in '{2}'). Continue?"
+    ).format(count, limit, tr(LIMIT_LABEL))
 
 
 def captioned_tiles(path: str, layer_name: str = LAYER_NAME) -> set[str]:
@@ -57,17 +60,18 @@ def captioned_tiles(path: str, layer_name: str = LAYER_NAME) -> set[str]:
 
 def chips_to_send(plan, done: set[str], max_nodata: float) -> int:
     """Chips a run will send: not kept by a resume, and under the nodata limit (estimated from a coarse read of
-    each chip, the way the run's nodata rule will see it)."""
+    each chip, the way the run's nodata rule will see it; an unreadable chip is counted, the run reports it)."""
+    from .reader import RasterInputError
+
     count = 0
     for chip in plan.grid.chips(plan.bounds, plan.keep):
         if chip.tile_id in done:
             continue
         try:
-            if max(plan.reader.nodata_estimate(chip)) > max_nodata:
-                continue
-        except Exception:  # noqa: BLE001 - an unreadable chip is counted; the run reports it
-            pass
-        count += 1
+            skipped = max(plan.reader.nodata_estimate(chip)) > max_nodata
+        except RasterInputError:
+            skipped = False
+        count += not skipped
     return count
 
 
@@ -148,8 +152,12 @@ class DescribeChangesDialog(AlgorithmDialog):
         None when the run cannot be planned (the run reports why)."""
         out_size = DEFAULT_CHIP_SIZE
         try:
-            client = BackendClient(str(parameters.get(alg.BACKEND_URL) or ""), str(parameters.get(alg.AUTHCFG) or ""),
-                                   timeout_s=5.0, retries=0)
+            client = BackendClient(
+                str(parameters.get(alg.BACKEND_URL) or ""),
+                str(parameters.get(alg.AUTHCFG) or ""),
+                timeout_s=5.0,
+                retries=0,
+            )
             out_size = int(client.info()["chip_size"])
         except (BackendError, KeyError, ValueError):
             pass  # the run itself reports the backend problem
@@ -182,8 +190,11 @@ def push_summary(bar, result: dict) -> None:
     bar.pushMessage(
         tr("CCExpert"),
         tr("{0} tiles captioned, {1} changed, {2} errors, {3} skipped for nodata").format(
-            result.get("CAPTIONED", 0), result.get("CHANGED", 0), result.get("ERRORS", 0),
-            result.get("SKIPPED_NODATA", 0)),
+            result.get("CAPTIONED", 0),
+            result.get("CHANGED", 0),
+            result.get("ERRORS", 0),
+            result.get("SKIPPED_NODATA", 0),
+        ),
         level=Qgis.MessageLevel.Warning if result.get("ERRORS") else Qgis.MessageLevel.Success,
         duration=10,
     )

@@ -15,8 +15,9 @@ GROUP_NAME = "CCExpert changes"
 def apply_style(layer: QgsVectorLayer) -> bool:
     message, ok = layer.loadNamedStyle(style_path())
     if not ok:
-        QgsMessageLog.logMessage(tr("Could not apply the change caption style: {0}").format(message), LOG_TAG,
-                                 Qgis.MessageLevel.Warning)
+        QgsMessageLog.logMessage(
+            tr("Could not apply the change caption style: {0}").format(message), LOG_TAG, Qgis.MessageLevel.Warning
+        )
     ensure_identification(layer)
     layer.triggerRepaint()
     return bool(ok)

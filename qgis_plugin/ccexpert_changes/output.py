@@ -42,8 +42,11 @@ def check_output(path: str, inputs: Mapping[str, str | None]) -> None:
     (symlink, hard link). Reads and changes nothing."""
     for label, other in inputs.items():
         if other and _same_file(path, other):
-            raise OutputError(tr("OUTPUT {0} is the {1} ({2}); an input is never overwritten. Choose another "
-                                 "OUTPUT file.").format(path, label, other))
+            raise OutputError(
+                tr("OUTPUT {0} is the {1} ({2}); an input is never overwritten. Choose another OUTPUT file.").format(
+                    path, label, other
+                )
+            )
     if os.path.isdir(path):
         raise OutputError(tr("OUTPUT {0} is a directory; give the path of a .gpkg file").format(path))
     if not path.lower().endswith(".gpkg"):
@@ -74,7 +77,7 @@ def _remove_stale_partials(folder: str, name: str) -> None:
         if not (entry.startswith(prefix) and entry.endswith(PARTIAL_SUFFIX)):
             continue
         try:
-            pid = int(entry[len(prefix):].split("-", 1)[0])
+            pid = int(entry[len(prefix) :].split("-", 1)[0])
         except ValueError:
             continue
         if pid == os.getpid():
@@ -94,8 +97,16 @@ class TileWriter:
     ``metadata`` (``core.fields.run_metadata``) is stored with a new layer and, on resume, compared with the stored
     one: OutputError naming what differs unless ``force``. ``differences`` keeps what ``force`` let through."""
 
-    def __init__(self, path: str, crs_wkt: str, grid_hash: str, metadata: Mapping[str, Any] | None = None, *,
-                 resume: bool = False, force: bool = False):
+    def __init__(
+        self,
+        path: str,
+        crs_wkt: str,
+        grid_hash: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = False,
+        force: bool = False,
+    ):
         self.path = self.target = path  # OUTPUT
         self.done: set[str] = set()
         self.differences: list[str] = []
@@ -107,7 +118,8 @@ class TileWriter:
             self._open(path)
             if self.layer is None:
                 raise OutputError(
-                    tr("Resume: {0} has no layer {1}; choose another output file").format(path, LAYER_NAME))
+                    tr("Resume: {0} has no layer {1}; choose another output file").format(path, LAYER_NAME)
+                )
             self._check_resumable(grid_hash, metadata, force)
             return
         srs = osr.SpatialReference()
@@ -146,7 +158,8 @@ class TileWriter:
         if missing:
             raise OutputError(
                 tr("Resume: layer {0} in {1} lacks the fields {2}; choose another output file").format(
-                    LAYER_NAME, self.path, ", ".join(missing))
+                    LAYER_NAME, self.path, ", ".join(missing)
+                )
             )
         self.layer.SetAttributeFilter(None)
         for feature in self.layer:
@@ -157,8 +170,10 @@ class TileWriter:
                 continue
             if other_hash != grid_hash:
                 raise OutputError(
-                    tr("Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap "
-                       "changed. Choose a new output file or switch Resume off.").format(self.path, tile_id)
+                    tr(
+                        "Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap "
+                        "changed. Choose a new output file or switch Resume off."
+                    ).format(self.path, tile_id)
                 )
             if feature.GetField("status") == STATUS_OK:
                 self.done.add(tile_id)
@@ -174,9 +189,11 @@ class TileWriter:
         self.differences = fingerprint_differences(stored, metadata)
         if self.differences and not force:
             raise OutputError(
-                tr("Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
-                   "\"Resume even if the output was made from other inputs\" only when the tiles done so far still "
-                   "hold (e.g. the same pixels re-exported).").format(self.path, "; ".join(self.differences))
+                tr(
+                    "Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
+                    '"Resume even if the output was made from other inputs" only when the tiles done so far still '
+                    "hold (e.g. the same pixels re-exported)."
+                ).format(self.path, "; ".join(self.differences))
             )
 
     def write(self, records: Iterable[tuple[Mapping[str, Any], Bounds]]) -> int:

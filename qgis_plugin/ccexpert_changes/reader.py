@@ -47,7 +47,8 @@ def open_raster(source: str, label: str) -> gdal.Dataset:
         raise RasterInputError(tr("{0} raster cannot be opened by GDAL ({1}): {2}").format(label, path, exc)) from exc
     if ds is None:
         raise RasterInputError(
-            tr("{0} raster cannot be opened by GDAL ({1}): {2}").format(label, path, gdal.GetLastErrorMsg()))
+            tr("{0} raster cannot be opened by GDAL ({1}): {2}").format(label, path, gdal.GetLastErrorMsg())
+        )
     return ds
 
 
@@ -76,11 +77,13 @@ def check_bands(ds: gdal.Dataset, bands: list[int], label: str) -> list[int]:
         bands = bands * 3
     if len(bands) != 3:
         raise RasterInputError(
-            tr("BANDS must name three bands (R, G, B) or one (grey), got {0}: {1}").format(len(bands), bands))
+            tr("BANDS must name three bands (R, G, B) or one (grey), got {0}: {1}").format(len(bands), bands)
+        )
     for b in bands:
         if not 1 <= b <= ds.RasterCount:
             raise RasterInputError(
-                tr("{0} raster has {1} band(s); band {2} does not exist").format(label, ds.RasterCount, b))
+                tr("{0} raster has {1} band(s); band {2} does not exist").format(label, ds.RasterCount, b)
+            )
     return list(bands)
 
 
@@ -123,8 +126,9 @@ class PairReader:
             reason = f"pixel grids are offset by ({dx % 1:.3f}, {dy % 1:.3f}) px"
         else:
             reason = (
-                f"CRS {after_grid.crs} vs {g.crs}" if not same_crs else
-                f"pixel size {after_grid.pixel_width:g} x {abs(after_grid.pixel_height):g} vs "
+                f"CRS {after_grid.crs} vs {g.crs}"
+                if not same_crs
+                else f"pixel size {after_grid.pixel_width:g} x {abs(after_grid.pixel_height):g} vs "
                 f"{g.pixel_width:g} x {abs(g.pixel_height):g}"
             )
         if g.pixel_height > 0:
@@ -144,9 +148,11 @@ class PairReader:
         )
         if warped is None:
             raise RasterInputError(
-                tr("AFTER raster cannot be resampled onto the BEFORE grid: {0}").format(gdal.GetLastErrorMsg()))
-        log(tr("AFTER raster resampled onto the BEFORE pixel grid ({0}; bilinear, read lazily per chip)")
-            .format(reason))
+                tr("AFTER raster cannot be resampled onto the BEFORE grid: {0}").format(gdal.GetLastErrorMsg())
+            )
+        log(
+            tr("AFTER raster resampled onto the BEFORE pixel grid ({0}; bilinear, read lazily per chip)").format(reason)
+        )
         return warped, (0, 0)
 
     # -- stretch ------------------------------------------------------------------------------------------
@@ -202,13 +208,22 @@ class PairReader:
         enough to count, before a run, the chips the nodata rule will skip."""
         fractions = []
         for which in ("before", "after"):
-            _, valid = self._read(which, chip.xoff, chip.yoff, chip.size, chip.size, samples, samples,
-                                  resample=gdal.GRIORA_NearestNeighbour)
+            _, valid = self._read(
+                which,
+                chip.xoff,
+                chip.yoff,
+                chip.size,
+                chip.size,
+                samples,
+                samples,
+                resample=gdal.GRIORA_NearestNeighbour,
+            )
             fractions.append(0.0 if valid.all() else nodata_fraction(valid))
         return fractions[0], fractions[1]
 
-    def _read(self, which: str, xoff: int, yoff: int, w: int, h: int, out_w: int, out_h: int,
-              resample=gdal.GRIORA_Bilinear) -> tuple[np.ndarray, np.ndarray]:
+    def _read(
+        self, which: str, xoff: int, yoff: int, w: int, h: int, out_w: int, out_h: int, resample=gdal.GRIORA_Bilinear
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Window ``[xoff, xoff+w) x [yoff, yoff+h)`` of the before grid as ``(3, out_h, out_w)`` plus a validity
         mask; the part outside the raster is padding (zeros, invalid)."""
         if which == "before":
@@ -227,12 +242,15 @@ class PairReader:
         ox1, oy1 = round((cx1 - x0) * sx), round((cy1 - y0) * sy)
         bw, bh = max(1, ox1 - ox0), max(1, oy1 - oy0)
         resample = gdal.GRIORA_NearestNeighbour if (bw == cx1 - cx0 and bh == cy1 - cy0) else resample
-        data = ds.ReadAsArray(cx0, cy0, cx1 - cx0, cy1 - cy0, band_list=self.bands,
-                              buf_xsize=bw, buf_ysize=bh, resample_alg=resample)
+        data = ds.ReadAsArray(
+            cx0, cy0, cx1 - cx0, cy1 - cy0, band_list=self.bands, buf_xsize=bw, buf_ysize=bh, resample_alg=resample
+        )
         if data is None:
             raise RasterInputError(
-                tr("{0} raster read failed at pixel ({1}, {2}): {3}").format(which.upper(), cx0, cy0,
-                                                                             gdal.GetLastErrorMsg()))
+                tr("{0} raster read failed at pixel ({1}, {2}): {3}").format(
+                    which.upper(), cx0, cy0, gdal.GetLastErrorMsg()
+                )
+            )
         if nodata is None and mask is None and not np.issubdtype(data.dtype, np.floating):
             inner_valid = None  # every pixel holds data: skip the per-pixel test
         else:
@@ -244,8 +262,8 @@ class PairReader:
             return data, (np.ones((out_h, out_w), dtype=bool) if inner_valid is None else inner_valid)
         out = np.zeros((3, out_h, out_w), dtype=data.dtype)
         valid = np.zeros((out_h, out_w), dtype=bool)
-        out[:, oy0:oy0 + bh, ox0:ox0 + bw] = data
-        valid[oy0:oy0 + bh, ox0:ox0 + bw] = True if inner_valid is None else inner_valid
+        out[:, oy0 : oy0 + bh, ox0 : ox0 + bw] = data
+        valid[oy0 : oy0 + bh, ox0 : ox0 + bw] = True if inner_valid is None else inner_valid
         return out, valid
 
 

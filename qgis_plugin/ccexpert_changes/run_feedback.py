@@ -46,17 +46,31 @@ def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: 
         feedback.pushWarning(text)
 
 
-def finish_layer(output: str, info: dict, stats: RunStats, reader, backend: str,
-                 feedback: QgsProcessingFeedback) -> None:
+def finish_layer(
+    output: str, info: dict, stats: RunStats, reader, backend: str, feedback: QgsProcessingFeedback
+) -> None:
     """The style and the abstract travel with the layer (GeoPackage ``layer_styles`` and ``gpkg_contents``), so it
     opens styled and says which model made it (the demo model flagged) wherever it is opened. A failure here costs
     the styling only, never the captions."""
-    counts = {"captioned": stats.captioned, "changed": stats.changed, "errors": stats.errors,
-              "skipped_nodata": stats.skipped_nodata}
+    counts = {
+        "captioned": stats.captioned,
+        "changed": stats.changed,
+        "errors": stats.errors,
+        "skipped_nodata": stats.skipped_nodata,
+    }
     try:
         write_shipped_style(output, LAYER_NAME)
-        write_abstract(output, LAYER_NAME, run_title(info), run_abstract(
-            info, counts, before=reader.before.GetDescription(), after=reader.after_src.GetDescription(),
-            backend=backend))
+        write_abstract(
+            output,
+            LAYER_NAME,
+            run_title(info),
+            run_abstract(
+                info,
+                counts,
+                before=reader.before.GetDescription(),
+                after=reader.after_src.GetDescription(),
+                backend=backend,
+            ),
+        )
     except (OSError, ValueError, sqlite3.Error) as exc:
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))

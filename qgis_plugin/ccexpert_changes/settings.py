@@ -96,7 +96,8 @@ def request_headers(cfg_id: str) -> tuple[dict[str, str], str]:
         loaded, config = loaded
     if not loaded:
         raise RuntimeError(
-            tr("Authentication configuration {0} was not found or could not be decrypted.").format(cfg_id))
+            tr("Authentication configuration {0} was not found or could not be decrypted.").format(cfg_id)
+        )
     if config.method() == "Basic" and config.config("username") == FALLBACK_KEY_USER:
         return {"Authorization": f"Bearer {config.config('password')}"}, ""
     return {}, cfg_id

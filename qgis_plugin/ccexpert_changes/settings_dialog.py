@@ -33,8 +33,12 @@ class SettingsDialog(QDialog):
         self.max_chips_spin = QSpinBox()
         self.max_chips_spin.setRange(1, 10_000_000)
         self.max_chips_spin.setValue(settings.max_chips())
-        self.max_chips_spin.setToolTip(tr("The Describe changes dialog asks before it sends more chips than this to "
-                                          "the backend; scripts and qgis_process refuse such runs."))
+        self.max_chips_spin.setToolTip(
+            tr(
+                "The Describe changes dialog asks before it sends more chips than this to "
+                "the backend; scripts and qgis_process refuse such runs."
+            )
+        )
         self.test_button = QPushButton(tr("Test connection"))
         self.result_view = QPlainTextEdit()
         self.result_view.setReadOnly(True)

@@ -46,8 +46,16 @@ class EchoEngine:
         self.lock = threading.Lock()
 
     def info(self) -> dict:
-        return {"model_name": "echo", "model_version": "1", "chip_size": self.chip_size, "bands": 3,
-                "device": "cpu", "dtype": "float32", "max_batch": 8, "demo": True}
+        return {
+            "model_name": "echo",
+            "model_version": "1",
+            "chip_size": self.chip_size,
+            "bands": 3,
+            "device": "cpu",
+            "dtype": "float32",
+            "max_batch": 8,
+            "demo": True,
+        }
 
     def caption(self, pairs, max_new_tokens: int = 64):
         with self.lock:
@@ -155,9 +163,23 @@ def serve_process(port: int, *args: str, log_path: Path | None = None) -> subpro
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        [sys.executable, "-m", "ccexpert.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", *args],
-        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "ccexpert.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -181,9 +203,21 @@ def metric_value(text: str, sample: str) -> float:
 
 def write_tif(path: Path, array: np.ndarray, transform: Affine, crs: str = CRS_UTM, nodata=None) -> Path:
     bands, height, width = array.shape
-    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=bands, dtype=array.dtype,
-                       crs=crs, transform=transform, nodata=nodata, tiled=True, blockxsize=256,
-                       blockysize=256) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=bands,
+        dtype=array.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    ) as dst:
         dst.write(array)
     return path
 

@@ -87,8 +87,13 @@ def test_non_loopback_bind_needs_keys_or_insecure(keys_file):
 
 
 def test_serve_command_refuses_public_bind_without_keys():
-    result = subprocess.run([sys.executable, "-m", "ccexpert.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
-                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ccexpert.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0 without API keys" in result.stderr
 
@@ -100,6 +105,7 @@ def test_hash_key_command(monkeypatch, capsys):
 
 
 # -- issue 16 ----------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", [0o666, 0o646, 0o664, 0o620])
 def test_group_or_world_writable_keys_file_is_refused(keys_file, mode):
@@ -120,8 +126,13 @@ def test_serve_command_refuses_a_writable_keys_file(keys_file):
     import os
 
     os.chmod(keys_file, 0o666)
-    result = subprocess.run([sys.executable, "-m", "ccexpert.cli", "serve", "--port", "0", "--api-keys-file",
-                             str(keys_file)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ccexpert.cli", "serve", "--port", "0", "--api-keys-file", str(keys_file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "writable by group and others" in result.stderr and "chmod go-w" in result.stderr
 
@@ -143,8 +154,9 @@ def test_auth_check_endpoint(keys_file):
 
 def test_metrics_can_require_the_key(keys_file):
     good = {"Authorization": f"Bearer {KEY}"}
-    with thread_server(create_app(Settings(api_keys_file=keys_file, metrics_require_key=True),
-                                  EchoEngine(chip_size=32))) as url:
+    with thread_server(
+        create_app(Settings(api_keys_file=keys_file, metrics_require_key=True), EchoEngine(chip_size=32))
+    ) as url:
         r = requests.get(url + "/metrics")
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
         assert requests.get(url + "/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -164,8 +176,10 @@ def test_access_log_names_the_key_label(keys_file, caplog):
     import logging
 
     good = {"pairs": [{"id": "p", "before": b64(png_bytes(solid(1, 32))), "after": b64(png_bytes(solid(2, 32)))}]}
-    with thread_server(create_app(Settings(api_keys_file=keys_file), EchoEngine(chip_size=32))) as url, \
-            caplog.at_level(logging.INFO, logger="ccexpert.service.access"):
+    with (
+        thread_server(create_app(Settings(api_keys_file=keys_file), EchoEngine(chip_size=32))) as url,
+        caplog.at_level(logging.INFO, logger="ccexpert.service.access"),
+    ):
         assert requests.post(url + "/v1/captions", json=good, headers={"Authorization": f"Bearer {KEY}"}).ok
         assert requests.post(url + "/v1/captions", json=good).status_code == 401
     lines = [r.getMessage() for r in caplog.records if r.name == "ccexpert.service.access"]

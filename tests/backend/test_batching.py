@@ -19,8 +19,10 @@ def test_concurrent_submissions_are_merged_up_to_max_batch():
     batcher = DynamicBatcher(engine, max_batch=4, max_wait_s=0.05).start()
     try:
         futures = []
-        threads = [threading.Thread(target=lambda i=i: futures.extend(batcher.submit(f"c{i}", [pair(i, i + 1)])))
-                   for i in range(10)]
+        threads = [
+            threading.Thread(target=lambda i=i: futures.extend(batcher.submit(f"c{i}", [pair(i, i + 1)])))
+            for i in range(10)
+        ]
         for t in threads:
             t.start()
         for t in threads:

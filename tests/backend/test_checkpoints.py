@@ -96,13 +96,17 @@ def test_refuses_a_checkpoint_with_missing_weights(tiny_model_dir, tmp_path):
 
 def test_official_key_mapping_examples():
     assert map_official_key("model.vision_tower.vision_tower.vision_model.encoder.layers.26.mlp.fc1.weight", 26) is None
-    assert (map_official_key("model.vision_tower.vision_tower.vision_model.encoder.layers.25.mlp.fc1.weight", 26)
-            == "model.vision_tower.encoder.layers.25.mlp.fc1.weight")
+    assert (
+        map_official_key("model.vision_tower.vision_tower.vision_model.encoder.layers.25.mlp.fc1.weight", 26)
+        == "model.vision_tower.encoder.layers.25.mlp.fc1.weight"
+    )
     assert map_official_key("model.mm_projector.2.bias", 26) == "model.multi_modal_projector.linear_2.bias"
     assert map_official_key("model.layers.3.self_attn.q_proj.weight", 26) == (
-        "model.language_model.layers.3.self_attn.q_proj.weight")
+        "model.language_model.layers.3.self_attn.q_proj.weight"
+    )
     assert map_official_key("model.vision_resampler.layers.1.cross_attn_imageAB_to_change.v_proj.bias", 26) == (
-        "model.dim.layers.1.image_cross_attn.v_proj.bias")
+        "model.dim.layers.1.image_cross_attn.v_proj.bias"
+    )
     assert map_official_key("model.vision_resampler.layers.1.norm4.weight", 26) is None
     assert map_official_key("model.mm_cc_projector.0.weight", 26) is None
     with pytest.raises(KeyError):

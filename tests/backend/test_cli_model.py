@@ -28,8 +28,10 @@ def test_caption_prints_the_engine_caption(tiny_model_dir, pngs, capsys):
     engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")
     images = tuple(np.asarray(Image.open(p).convert("RGB")) for p in pngs)
     assert printed == engine.caption([images], max_new_tokens=6)[0].caption
-    assert main(["caption", str(pngs[0]), str(pngs[1]), "--model", str(tiny_model_dir), "--max-new-tokens", "3",
-                 "--json"]) == 0
+    assert (
+        main(["caption", str(pngs[0]), str(pngs[1]), "--model", str(tiny_model_dir), "--max-new-tokens", "3", "--json"])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"caption", "confidence", "changed", "num_tokens"} and result["num_tokens"] <= 3
 
@@ -65,8 +67,12 @@ def test_inspect_counts_per_component(capsys):
     from ccexpert.paths import DEMO_MODEL_DIR
 
     shipped = json.loads((DEMO_MODEL_DIR / "config.json").read_text())  # the shipped weights are that preset
-    for section, key in (("text_config", "hidden_size"), ("text_config", "num_hidden_layers"),
-                         ("vision_config", "hidden_size"), ("vision_config", "num_hidden_layers")):
+    for section, key in (
+        ("text_config", "hidden_size"),
+        ("text_config", "num_hidden_layers"),
+        ("vision_config", "hidden_size"),
+        ("vision_config", "num_hidden_layers"),
+    ):
         assert shipped[section][key] == PRESETS["demo"][section][key], (section, key)
 
 
@@ -77,8 +83,9 @@ def test_convert_command(tmp_path, capsys):
     vision = tmp_path / "vision.json"
     vision.write_text(json.dumps(PRESETS["tiny"]["vision_config"]))
     # head count is not in the weights: the reference's width // 128 unless given (the tiny DIM uses 2)
-    assert main(["convert", str(src), str(tmp_path / "out"), "--vision-config", str(vision),
-                 "--dim-num-heads", "2"]) == 0
+    assert (
+        main(["convert", str(src), str(tmp_path / "out"), "--vision-config", str(vision), "--dim-num-heads", "2"]) == 0
+    )
     assert "wrote" in capsys.readouterr().out
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["model_type"] == "ccexpert" and config["dim_layers"] == [1, 2, 3, 4]
@@ -102,14 +109,18 @@ def test_convert_from_llava_onevision(tmp_path, capsys):
 
     tokenizer = build_tiny_tokenizer()
     config = build_model("tiny", tokenizer, device="meta").config
-    ov_config = LlavaOnevisionConfig(vision_config=config.vision_config.to_dict(),
-                                     text_config=config.text_config.to_dict(),
-                                     image_token_index=config.image_token_index)
+    ov_config = LlavaOnevisionConfig(
+        vision_config=config.vision_config.to_dict(),
+        text_config=config.text_config.to_dict(),
+        image_token_index=config.image_token_index,
+    )
     torch.manual_seed(0)
     LlavaOnevisionForConditionalGeneration(ov_config).save_pretrained(tmp_path / "ov")
     tokenizer.save_pretrained(tmp_path / "ov")
-    assert main(["convert", "--from-llava-onevision", str(tmp_path / "ov"), str(tmp_path / "cc"),
-                 "--dim-layers", "2,4"]) == 0
+    assert (
+        main(["convert", "--from-llava-onevision", str(tmp_path / "ov"), str(tmp_path / "cc"), "--dim-layers", "2,4"])
+        == 0
+    )
     model = load_model(tmp_path / "cc")
     assert model.config.dim_layers == [2, 4] and model.model.dim is not None
     assert (tmp_path / "cc" / "tokenizer.json").is_file()

@@ -33,9 +33,21 @@ class Scripted:
                 time.sleep(delay)
                 if body is None:  # echo a valid answer for the ids sent
                     ids = [p["id"] for p in outer.bodies[-1]["pairs"]]
-                    body = {"model": "m", "results": [{"id": i, "caption": f"cap {i}", "confidence": 0.5,
-                                                       "changed": True, "status": "ok", "error": None,
-                                                       "timing_ms": 1.0} for i in ids]}
+                    body = {
+                        "model": "m",
+                        "results": [
+                            {
+                                "id": i,
+                                "caption": f"cap {i}",
+                                "confidence": 0.5,
+                                "changed": True,
+                                "status": "ok",
+                                "error": None,
+                                "timing_ms": 1.0,
+                            }
+                            for i in ids
+                        ],
+                    }
                 data = json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -122,8 +134,10 @@ def test_connection_refused_is_not_retried_and_says_what_to_do():
     with pytest.raises(ServiceError) as info:
         client.info()
     assert time.monotonic() - start < 2.0  # no backoff waits
-    assert str(info.value) == (f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
-                               "`ccexpert serve` or check the backend URL in the CCExpert settings.")
+    assert str(info.value) == (
+        f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
+        "`ccexpert serve` or check the backend URL in the CCExpert settings."
+    )
     assert info.value.code == "unreachable" and info.value.status is None
     with pytest.raises(ServiceError, match="connection refused"):
         client.caption(PAIRS)
@@ -133,8 +147,11 @@ def test_connection_refused_is_not_retried_and_says_what_to_do():
 def test_a_name_that_does_not_resolve_is_not_retried():
     client = CCExpertClient("http://ccexpert-backend.invalid:8000", connect_timeout=1, retries=5, backoff=0.5)
     start = time.monotonic()
-    with pytest.raises(ServiceError, match=r"Cannot reach the CCExpert backend at "
-                                           r"http://ccexpert-backend\.invalid:8000 \(host not found\)"):
+    with pytest.raises(
+        ServiceError,
+        match=r"Cannot reach the CCExpert backend at "
+        r"http://ccexpert-backend\.invalid:8000 \(host not found\)",
+    ):
         client.info()
     assert time.monotonic() - start < 5.0
 
@@ -199,6 +216,7 @@ def test_against_the_real_service_with_key():
 
 # -- issue 16: a retry budget in seconds, growing backoff with jitter, Retry-After as a floor, the key check ---------
 
+
 class Busy:
     """Answers 429 (``Retry-After``) to every request for ``busy_for`` seconds, then serves; GET /v1/auth/check
     answers ``check`` (404 when None). Records when each request came."""
@@ -233,9 +251,24 @@ class Busy:
                 if time.monotonic() - outer.start < busy_for:
                     headers = {"Retry-After": retry_after} if retry_after is not None else {}
                     return self._send(429, {"error": {"code": "overloaded", "message": "busy", "id": None}}, headers)
-                return self._send(200, {"model": "m", "results": [
-                    {"id": p["id"], "caption": "c", "confidence": 1.0, "changed": False, "status": "ok",
-                     "error": None, "timing_ms": 1} for p in body["pairs"]]})
+                return self._send(
+                    200,
+                    {
+                        "model": "m",
+                        "results": [
+                            {
+                                "id": p["id"],
+                                "caption": "c",
+                                "confidence": 1.0,
+                                "changed": False,
+                                "status": "ok",
+                                "error": None,
+                                "timing_ms": 1,
+                            }
+                            for p in body["pairs"]
+                        ],
+                    },
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -49,8 +49,10 @@ def scene(tmp_path: Path, size: int = 1152, seed: int = 2) -> tuple[Path, Path]:
         return before, after
     except ImportError:
         transform = from_origin(*ORIGIN, 0.5, 0.5)
-        return (write_tif(tmp_path / "before.tif", blocks(size), transform),
-                write_tif(tmp_path / "after.tif", blocks(size) + 3, transform))
+        return (
+            write_tif(tmp_path / "before.tif", blocks(size), transform),
+            write_tif(tmp_path / "after.tif", blocks(size) + 3, transform),
+        )
 
 
 def rows_of(path: Path) -> list[dict]:
@@ -60,21 +62,39 @@ def rows_of(path: Path) -> list[dict]:
 
 def expected_grid(before: Path, chip: int = 384, overlap: int = 0) -> ChipGrid:
     with rasterio.open(before) as src:
-        return ChipGrid(RasterGrid.from_geotransform(src.transform.to_gdal(), src.width, src.height,
-                                                     src.crs.to_string()), chip, overlap)
+        return ChipGrid(
+            RasterGrid.from_geotransform(src.transform.to_gdal(), src.width, src.height, src.crs.to_string()),
+            chip,
+            overlap,
+        )
 
 
 def echo_run(before, after, out, **kwargs):
     engine = EchoEngine()
-    return describe(DescribeOptions(str(before), str(after), str(out), progress=False, **kwargs),
-                    EngineCaptioner(engine)), engine
+    return describe(
+        DescribeOptions(str(before), str(after), str(out), progress=False, **kwargs), EngineCaptioner(engine)
+    ), engine
 
 
 def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path, capsys):
     before, after = scene(tmp_path, size=1024)
     out = tmp_path / "out.gpkg"
-    code = main(["describe", str(before), str(after), "-o", str(out), "--model", str(tiny_model_dir),
-                 "--max-new-tokens", "8", "--batch-size", "4", "-q"])
+    code = main(
+        [
+            "describe",
+            str(before),
+            str(after),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model_dir),
+            "--max-new-tokens",
+            "8",
+            "--batch-size",
+            "4",
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "9 chips: 9 captioned" in capsys.readouterr().out
     rows = rows_of(out)
@@ -95,8 +115,9 @@ def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path,
     with rasterio.open(before) as src:
         left, bottom, right, top = src.bounds
         assert rows[-1]["bounds"] == pytest.approx((right - 384 * src.res[0], bottom, right, bottom + 384 * src.res[1]))
-        assert all(left <= r["bounds"][0] and r["bounds"][2] <= right + 1e-6 and bottom - 1e-6 <= r["bounds"][1]
-                   for r in rows)
+        assert all(
+            left <= r["bounds"][0] and r["bounds"][2] <= right + 1e-6 and bottom - 1e-6 <= r["bounds"][1] for r in rows
+        )
     with rasterio.open(before) as src, fiona_open(out) as layer:
         assert CRS.from_wkt(layer.crs_wkt) == src.crs
 
@@ -114,11 +135,17 @@ def test_after_on_another_crs_and_pixel_size_is_resampled_onto_before_chips(tmp_
     # the same ground in Web Mercator at a coarser pixel: only resampling puts it back on the before chips
     dst_crs = CRS.from_string("EPSG:3857")
     bounds = rasterio.transform.array_bounds(1152, 1152, transform)
-    dst_transform, width, height = calculate_default_transform(CRS_UTM, dst_crs, 1152, 1152, *bounds,
-                                                               resolution=0.7)
+    dst_transform, width, height = calculate_default_transform(CRS_UTM, dst_crs, 1152, 1152, *bounds, resolution=0.7)
     warped = np.zeros((3, height, width), dtype=np.uint8)
-    reproject(data, warped, src_transform=transform, src_crs=CRS_UTM, dst_transform=dst_transform,
-              dst_crs=dst_crs, resampling=Resampling.nearest)
+    reproject(
+        data,
+        warped,
+        src_transform=transform,
+        src_crs=CRS_UTM,
+        dst_transform=dst_transform,
+        dst_crs=dst_crs,
+        resampling=Resampling.nearest,
+    )
     after = write_tif(tmp_path / "after.tif", warped, dst_transform, crs="EPSG:3857")
     with caplog.at_level(logging.WARNING, logger="ccexpert.raster_io"):
         summary, engine = echo_run(before, after, tmp_path / "out.gpkg", max_nodata=0.9)
@@ -143,8 +170,9 @@ def test_half_pixel_offset_like_joplin_is_resampled(tmp_path, caplog):
     assert summary.resampled and any("fraction of a pixel" in m for m in caplog.messages)
     assert summary.counts["ok"] == 4
     # whole-pixel offset: read directly (no resampling), still the same ground under each chip
-    shifted = write_tif(tmp_path / "s.tif", data[:, 10:, 5:], from_origin(ORIGIN[0] + 3.0, ORIGIN[1] - 6.74, 0.6,
-                                                                          0.674))
+    shifted = write_tif(
+        tmp_path / "s.tif", data[:, 10:, 5:], from_origin(ORIGIN[0] + 3.0, ORIGIN[1] - 6.74, 0.6, 0.674)
+    )
     summary, _ = echo_run(before, shifted, tmp_path / "s.gpkg", max_nodata=0.9)
     assert not summary.resampled
     rows = {(r["row"], r["col"]): r["caption"] for r in rows_of(tmp_path / "s.gpkg")}
@@ -167,22 +195,38 @@ def test_aoi_in_another_crs_keeps_only_touching_chips(tmp_path):
     to_wgs = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True)
     ring = [to_wgs.transform(x, y) for x, y in utm_box.exterior.coords]
     aoi_json = tmp_path / "aoi.geojson"
-    aoi_json.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    aoi_json.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+                ],
+            }
+        )
+    )
     echo_run(before, after, tmp_path / "o.gpkg", aoi=str(aoi_json))
     assert [(r["row"], r["col"]) for r in rows_of(tmp_path / "o.gpkg")] == [(1, 2), (2, 2)]
     # the same AOI as a GeoPackage in Web Mercator
     to_merc = Transformer.from_crs(CRS_UTM, "EPSG:3857", always_xy=True)
     merc = box(*to_merc.transform_bounds(*utm_box.bounds))
     aoi_gpkg = tmp_path / "aoi.gpkg"
-    with fiona.open(aoi_gpkg, "w", driver="GPKG", crs="EPSG:3857",
-                    schema={"geometry": "Polygon", "properties": {"name": "str"}}) as dst:
+    with fiona.open(
+        aoi_gpkg, "w", driver="GPKG", crs="EPSG:3857", schema={"geometry": "Polygon", "properties": {"name": "str"}}
+    ) as dst:
         dst.write({"geometry": mapping(merc), "properties": {"name": "aoi"}})
     echo_run(before, after, tmp_path / "o2.gpkg", aoi=str(aoi_gpkg))
     assert [(r["row"], r["col"]) for r in rows_of(tmp_path / "o2.gpkg")] == [(1, 2), (2, 2)]
     far = tmp_path / "far.geojson"
-    far.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
-        "type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}))
+    far.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]},
+            }
+        )
+    )
     with pytest.raises(ValueError, match="does not overlap"):
         echo_run(before, after, tmp_path / "o3.gpkg", aoi=str(far))
 
@@ -291,14 +335,17 @@ def test_error_tiles_are_redone_on_resume_and_not_duplicated(tmp_path):
     out = tmp_path / "o.gpkg"
     summary, _ = echo_run(before, after, out)
     engine = EchoEngine(fail_on=30)  # the engine cannot caption chip (0, 2)... here (1, 0) has value 30
-    summary = describe(DescribeOptions(str(before), str(after), str(tmp_path / "e.gpkg"), progress=False),
-                       EngineCaptioner(engine))
+    summary = describe(
+        DescribeOptions(str(before), str(after), str(tmp_path / "e.gpkg"), progress=False), EngineCaptioner(engine)
+    )
     rows = {(r["row"], r["col"]): r for r in rows_of(tmp_path / "e.gpkg")}
     assert summary.counts == {"ok": 3, "error": 1, "skipped_nodata": 0}
     assert rows[(1, 0)]["status"] == "error" and "before mean 30" in rows[(1, 0)]["error"]
     engine = EchoEngine()
-    describe(DescribeOptions(str(before), str(after), str(tmp_path / "e.gpkg"), resume=True, progress=False),
-             EngineCaptioner(engine))
+    describe(
+        DescribeOptions(str(before), str(after), str(tmp_path / "e.gpkg"), resume=True, progress=False),
+        EngineCaptioner(engine),
+    )
     assert engine.pairs_seen == 1
     rows = rows_of(tmp_path / "e.gpkg")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
@@ -356,10 +403,31 @@ def test_server_restarted_during_describe_run(tiny_model_dir, tmp_path):
     try:
         wait_ready(url, 120, server)
         describe_proc = subprocess.Popen(
-            [sys.executable, "-m", "ccexpert.cli", "describe", str(before), str(after), "-o", str(out),
-             "--backend", url, "--batch-size", "1", "--retries", "8", "--max-new-tokens", "6", "-q"],
-            cwd=REPO, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "ccexpert.cli",
+                "describe",
+                str(before),
+                str(after),
+                "-o",
+                str(out),
+                "--backend",
+                url,
+                "--batch-size",
+                "1",
+                "--retries",
+                "8",
+                "--max-new-tokens",
+                "6",
+                "-q",
+            ],
+            cwd=REPO,
+            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 120
         while _count(out) < 2 and time.monotonic() < deadline and describe_proc.poll() is None:
             time.sleep(0.1)
@@ -398,19 +466,35 @@ def test_joplin_pair_with_tiny_model(tiny_model_dir, tmp_path, caplog):
 
     engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")
     with caplog.at_level(logging.WARNING, logger="ccexpert.raster_io"):
-        summary = describe(DescribeOptions(str(JOPLIN / "A" / "chip_0.tif"), str(JOPLIN / "B" / "chip_0.tif"),
-                                           str(tmp_path / "j0.gpkg"), max_new_tokens=6, progress=False),
-                           EngineCaptioner(engine))
+        summary = describe(
+            DescribeOptions(
+                str(JOPLIN / "A" / "chip_0.tif"),
+                str(JOPLIN / "B" / "chip_0.tif"),
+                str(tmp_path / "j0.gpkg"),
+                max_new_tokens=6,
+                progress=False,
+            ),
+            EngineCaptioner(engine),
+        )
     assert summary.resampled and any("fraction of a pixel" in m for m in caplog.messages)
     # 1024 px: 3 x 3 chips, the last row and column end at the raster's edge, so none is padding
     assert summary.total == 9 and summary.counts["ok"] == 9 and summary.counts["skipped_nodata"] == 0
     rows = rows_of(tmp_path / "j0.gpkg")
     assert rows[0]["bounds"][0] == pytest.approx(366676.2000007954) and rows[0]["bounds"][3] == pytest.approx(
-        4104257.1165709454)
+        4104257.1165709454
+    )
     # chip_1 is ~59% nodata (zeros, not declared): --nodata 0 finds it and skips those chips
-    summary = describe(DescribeOptions(str(JOPLIN / "A" / "chip_1.tif"), str(JOPLIN / "B" / "chip_1.tif"),
-                                       str(tmp_path / "j1.gpkg"), nodata=0, max_new_tokens=6, progress=False),
-                       EngineCaptioner(engine))
+    summary = describe(
+        DescribeOptions(
+            str(JOPLIN / "A" / "chip_1.tif"),
+            str(JOPLIN / "B" / "chip_1.tif"),
+            str(tmp_path / "j1.gpkg"),
+            nodata=0,
+            max_new_tokens=6,
+            progress=False,
+        ),
+        EngineCaptioner(engine),
+    )
     rows = rows_of(tmp_path / "j1.gpkg")
     assert summary.counts["skipped_nodata"] >= 4 and summary.counts["ok"] >= 1
     mean_nodata = np.mean([r["nodata_before"] for r in rows])
@@ -423,9 +507,20 @@ def test_huge_raster_is_streamed_memory_stays_flat(tmp_path):
     never the raster."""
     import tracemalloc
 
-    profile = {"driver": "GTiff", "width": 20000, "height": 20000, "count": 3, "dtype": "uint16",
-               "crs": CRS_UTM, "transform": from_origin(*ORIGIN, 0.5, 0.5), "tiled": True, "blockxsize": 512,
-               "blockysize": 512, "SPARSE_OK": "TRUE", "compress": "deflate"}
+    profile = {
+        "driver": "GTiff",
+        "width": 20000,
+        "height": 20000,
+        "count": 3,
+        "dtype": "uint16",
+        "crs": CRS_UTM,
+        "transform": from_origin(*ORIGIN, 0.5, 0.5),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "SPARSE_OK": "TRUE",
+        "compress": "deflate",
+    }
     for name in ("b.tif", "a.tif"):
         with rasterio.open(tmp_path / name, "w", **profile):
             pass
@@ -433,9 +528,19 @@ def test_huge_raster_is_streamed_memory_stays_flat(tmp_path):
     assert grid.count() == 53 * 53
     aoi = tmp_path / "aoi.geojson"
     x0, y0 = ORIGIN[0] + 5000, ORIGIN[1] - 5000
-    aoi.write_text(json.dumps({"type": "Feature", "properties": {}, "crs": {"type": "name", "properties": {
-        "name": "urn:ogc:def:crs:EPSG::32633"}}, "geometry": {"type": "Polygon", "coordinates": [[
-            [x0, y0], [x0 + 300, y0], [x0 + 300, y0 - 200], [x0, y0 - 200], [x0, y0]]]}}))
+    aoi.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "properties": {},
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32633"}},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[x0, y0], [x0 + 300, y0], [x0 + 300, y0 - 200], [x0, y0 - 200], [x0, y0]]],
+                },
+            }
+        )
+    )
     tracemalloc.start()
     try:
         summary, engine = echo_run(tmp_path / "b.tif", tmp_path / "a.tif", tmp_path / "o.gpkg", aoi=str(aoi))
@@ -465,8 +570,12 @@ def test_wrong_key_stops_with_the_reason_on_the_tiles(tmp_path, capsys):
         assert main([*args, "--api-key-file", str(wrong)]) == 2  # refused key: nothing written
         err = capsys.readouterr().err
         assert "refused the API key" in err and "401" in err and "--resume" not in err
-        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif", "keys.txt",
-                                                                                     "wrong.txt"]
+        assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+            "a.tif",
+            "b.tif",
+            "keys.txt",
+            "wrong.txt",
+        ]
         right = tmp_path / "right.txt"
         right.write_text("right-key\n")
         right.chmod(0o600)

@@ -33,15 +33,34 @@ class FailsAfter(EchoEngine):
 def rasters(tmp_path):
     """3 x 3 chips of 384 px, every chip different."""
     transform = from_origin(*ORIGIN, 0.5, 0.5)
-    return (write_tif(tmp_path / "before.tif", blocks(1152), transform),
-            write_tif(tmp_path / "after.tif", blocks(1152) + 3, transform))
+    return (
+        write_tif(tmp_path / "before.tif", blocks(1152), transform),
+        write_tif(tmp_path / "after.tif", blocks(1152) + 3, transform),
+    )
 
 
 def _describe(rasters, out, url, *extra, in_flight: int = 1) -> int:
     """One request at a time unless asked: the counts below follow from the order of known requests."""
     before, after = rasters
-    return main(["describe", str(before), str(after), "-o", str(out), "--backend", url, "-q", "--batch-size", "2",
-                 "--retries", "0", "--in-flight", str(in_flight), *extra])
+    return main(
+        [
+            "describe",
+            str(before),
+            str(after),
+            "-o",
+            str(out),
+            "--backend",
+            url,
+            "-q",
+            "--batch-size",
+            "2",
+            "--retries",
+            "0",
+            "--in-flight",
+            str(in_flight),
+            *extra,
+        ]
+    )
 
 
 def _statuses(out) -> dict[str, dict]:
@@ -73,8 +92,7 @@ def test_server_failing_every_batch_exits_4_with_counts_and_first_error(rasters,
     assert len(tiles) == 2 and {t["status"] for t in tiles.values()} == {"error"}
 
 
-def test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_exit_code(rasters, tmp_path,
-                                                                                         capsys):
+def test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_exit_code(rasters, tmp_path, capsys):
     """Four requests at once against a model that fails after two batches: whatever finished is kept in grid
     order, the counts add up, the exit code says some failed, and a resume finishes every tile once."""
     out = tmp_path / "o.gpkg"
@@ -124,6 +142,7 @@ def test_all_done_or_skipped_exits_0(tmp_path, capsys):
 
 # -- issue 16: the key is checked first, the key file guarded, the options and the output path checked early ------
 
+
 class AuthStub:
     """A backend with ``/v1/info``, ``/v1/auth/check`` answering ``check`` (status, body) and ``/v1/captions``;
     records the paths it was asked for."""
@@ -160,9 +179,24 @@ class AuthStub:
             def do_POST(self):
                 outer.paths.append(self.path)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                return self._send(200, {"model": "echo", "results": [
-                    {"id": p["id"], "caption": "no change", "confidence": 1.0, "changed": False, "status": "ok",
-                     "error": None, "timing_ms": 1} for p in body["pairs"]]})
+                return self._send(
+                    200,
+                    {
+                        "model": "echo",
+                        "results": [
+                            {
+                                "id": p["id"],
+                                "caption": "no change",
+                                "confidence": 1.0,
+                                "changed": False,
+                                "status": "ok",
+                                "error": None,
+                                "timing_ms": 1,
+                            }
+                            for p in body["pairs"]
+                        ],
+                    },
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -31,8 +31,10 @@ from service_helpers import ORIGIN, REPO, EchoEngine, blocks, echo_caption, thre
 def rasters(tmp_path):
     """3 x 3 chips of 384 px, every chip different."""
     transform = from_origin(*ORIGIN, 0.5, 0.5)
-    return (write_tif(tmp_path / "before.tif", blocks(1152), transform),
-            write_tif(tmp_path / "after.tif", blocks(1152) + 3, transform))
+    return (
+        write_tif(tmp_path / "before.tif", blocks(1152), transform),
+        write_tif(tmp_path / "after.tif", blocks(1152) + 3, transform),
+    )
 
 
 def _run(before, after, out, *extra) -> int:
@@ -55,6 +57,7 @@ def echo_backend():
 
 
 # -- (1) nothing is deleted before every check has passed -------------------------------------------------------
+
 
 def test_overwrite_never_deletes_a_file_it_then_refuses(rasters, tmp_path, capsys, echo_backend):
     before, after = rasters
@@ -89,8 +92,9 @@ def _aoi_file(path: Path) -> None:
     from shapely.geometry import box, mapping
 
     x0, y0 = ORIGIN[0] + 10, ORIGIN[1] - 10
-    with fiona.open(path, "w", driver="GPKG", crs="EPSG:32633",
-                    schema={"geometry": "Polygon", "properties": {"name": "str"}}) as dst:
+    with fiona.open(
+        path, "w", driver="GPKG", crs="EPSG:32633", schema={"geometry": "Polygon", "properties": {"name": "str"}}
+    ) as dst:
         dst.write({"geometry": mapping(box(x0, y0 - 50, x0 + 50, y0)), "properties": {"name": "aoi"}})
 
 
@@ -122,13 +126,17 @@ def test_overwrite_that_fails_before_captioning_keeps_the_old_output(rasters, tm
     assert _leftovers(tmp_path) == []
     # a crash (Ctrl-C, kill) before the first captioned batch leaves it intact too
     with pytest.raises(KeyboardInterrupt):
-        describe(DescribeOptions(str(before), str(after), str(out), overwrite=True, progress=False),
-                 Interrupting(EchoEngine(), after_batches=0))
+        describe(
+            DescribeOptions(str(before), str(after), str(out), overwrite=True, progress=False),
+            Interrupting(EchoEngine(), after_batches=0),
+        )
     assert _tiles(out) == old and _leftovers(tmp_path) == []
     # an --overwrite run that captions replaces it, and it goes on in place from its first captioned batch
     with pytest.raises(KeyboardInterrupt):
-        describe(DescribeOptions(str(before), str(after), str(out), overwrite=True, batch_size=2, progress=False),
-                 Interrupting(EchoEngine(), after_batches=2))
+        describe(
+            DescribeOptions(str(before), str(after), str(out), overwrite=True, batch_size=2, progress=False),
+            Interrupting(EchoEngine(), after_batches=2),
+        )
     new = _tiles(out)
     assert len(new) == 4 and not set(t["run_id"] for t in new.values()) & set(t["run_id"] for t in old.values())
     assert _run(before, after, out, "--resume", "--backend", echo_backend) == 0
@@ -148,6 +156,7 @@ class Interrupting(EngineCaptioner):
 
 
 # -- (3) a resume checks what it resumes ------------------------------------------------------------------------
+
 
 def test_resume_refuses_an_output_of_another_scene_and_force_overrides(tmp_path, capsys, echo_backend):
     transform = from_origin(*ORIGIN, 0.5, 0.5)
@@ -189,16 +198,31 @@ def test_resume_refuses_another_model(rasters, tmp_path):
             return {**super().info(), "model_version": "2"}
 
     with pytest.raises(ValueError, match=r"model: 'echo 1' then, 'echo 2' now"):
-        describe(DescribeOptions(str(before), str(after), str(out), resume=True, progress=False),
-                 EngineCaptioner(NewerEcho()))
+        describe(
+            DescribeOptions(str(before), str(after), str(out), resume=True, progress=False),
+            EngineCaptioner(NewerEcho()),
+        )
 
 
 # -- (7) one clear line, the right exit code, a consistent GeoPackage -------------------------------------------
 
+
 def _deflate_tif(path: Path, data: np.ndarray) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3,
-                       dtype="uint8", crs="EPSG:32633", transform=from_origin(*ORIGIN, 0.5, 0.5), tiled=True,
-                       blockxsize=256, blockysize=256, compress="deflate") as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(*ORIGIN, 0.5, 0.5),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    ) as dst:
         dst.write(data)
     return path
 
@@ -236,8 +260,7 @@ def test_geotiff_corrupt_in_the_middle_fails_those_tiles_only(tmp_path, capsys, 
     assert len(tiles) == 9 and [t["status"] for t in tiles.values()].count("error") == 1
 
 
-def test_full_disk_stops_with_one_line_and_keeps_what_was_written(rasters, tmp_path, capsys, monkeypatch,
-                                                                   echo_backend):
+def test_full_disk_stops_with_one_line_and_keeps_what_was_written(rasters, tmp_path, capsys, monkeypatch, echo_backend):
     from ccexpert import gpkg_output
 
     before, after = rasters
@@ -288,6 +311,7 @@ def test_output_that_is_a_directory_is_refused(rasters, tmp_path, capsys, echo_b
 
 # -- kill at random points, resume: every tile exactly once ----------------------------------------------------
 
+
 def _rows(path: Path) -> int:
     if not path.exists():
         return 0
@@ -312,12 +336,32 @@ def test_killed_at_random_points_then_resumed_every_tile_exactly_once(tmp_path):
     engine = EchoEngine(delay_per_pair=0.02)
     kills = []
     with thread_server(create_app(Settings(), engine)) as url:
-        cmd = [sys.executable, "-m", "ccexpert.cli", "describe", str(before), str(after), "-o", str(out),
-               "--backend", url, "--chip-size", "128", "--batch-size", "3", "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ccexpert.cli",
+            "describe",
+            str(before),
+            str(after),
+            "-o",
+            str(out),
+            "--backend",
+            url,
+            "--chip-size",
+            "128",
+            "--batch-size",
+            "3",
+            "-q",
+        ]
         plans = [("time", rng.uniform(0.05, 0.6)), ("rows", rng.randint(3, 30)), ("rows", rng.randint(31, 70))]
         for kind, value in plans:
-            proc = subprocess.Popen(cmd + (["--resume"] if kills else []), cwd=REPO, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                cmd + (["--resume"] if kills else []),
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             start = time.monotonic()
             while proc.poll() is None and time.monotonic() - start < 60:
                 if (kind == "time" and time.monotonic() - start >= value) or (kind == "rows" and _rows(out) >= value):

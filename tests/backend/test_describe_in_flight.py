@@ -19,8 +19,10 @@ from service_helpers import ORIGIN, EchoEngine, blocks, thread_server, write_tif
 @pytest.fixture
 def rasters(tmp_path):
     transform = from_origin(*ORIGIN, 0.5, 0.5)
-    return (write_tif(tmp_path / "b.tif", blocks(1536), transform),
-            write_tif(tmp_path / "a.tif", blocks(1536, seed=1), transform))  # 4 x 4 chips of 384
+    return (
+        write_tif(tmp_path / "b.tif", blocks(1536), transform),
+        write_tif(tmp_path / "a.tif", blocks(1536, seed=1), transform),
+    )  # 4 x 4 chips of 384
 
 
 def table(path) -> list[tuple]:
@@ -33,13 +35,21 @@ def test_requests_in_flight_write_the_same_layer_in_grid_order(rasters, tmp_path
     before, after = rasters
     engine = EchoEngine(delay_per_pair=0.03)
     with thread_server(create_app(Settings(), engine)) as url:
-        one = describe(DescribeOptions(str(before), str(after), str(tmp_path / "one.gpkg"), batch_size=1, in_flight=1,
-                                       progress=False), ServiceCaptioner(CCExpertClient(url)))
+        one = describe(
+            DescribeOptions(
+                str(before), str(after), str(tmp_path / "one.gpkg"), batch_size=1, in_flight=1, progress=False
+            ),
+            ServiceCaptioner(CCExpertClient(url)),
+        )
     assert max(engine.batches) == 1  # one request at a time: the server never had two pairs at once
     engine = EchoEngine(delay_per_pair=0.03)  # a fresh server: the first one would answer these ids from its cache
     with thread_server(create_app(Settings(), engine)) as url:
-        four = describe(DescribeOptions(str(before), str(after), str(tmp_path / "four.gpkg"), batch_size=1,
-                                        in_flight=4, progress=False), ServiceCaptioner(CCExpertClient(url)))
+        four = describe(
+            DescribeOptions(
+                str(before), str(after), str(tmp_path / "four.gpkg"), batch_size=1, in_flight=4, progress=False
+            ),
+            ServiceCaptioner(CCExpertClient(url)),
+        )
     assert max(engine.batches) > 1  # several requests were at the server together: it batched them
     assert four.counts == one.counts == {"ok": 16, "error": 0, "skipped_nodata": 0}
     rows = table(tmp_path / "four.gpkg")
@@ -62,8 +72,10 @@ def test_the_default_in_flight_is_what_the_backend_advertises(rasters, tmp_path,
         assert captioner.max_in_flight({"max_in_flight": "many"}) == 1
     assert EngineCaptioner(EchoEngine()).max_in_flight({"max_in_flight": 8}) == 1  # one engine in this process
     with pytest.raises(ValueError, match="--in-flight must be from 1 to 16"):
-        describe(DescribeOptions(str(before), str(after), str(tmp_path / "x.gpkg"), in_flight=0, progress=False),
-                 EngineCaptioner(EchoEngine()))
+        describe(
+            DescribeOptions(str(before), str(after), str(tmp_path / "x.gpkg"), in_flight=0, progress=False),
+            EngineCaptioner(EchoEngine()),
+        )
 
 
 def test_an_interrupted_run_with_requests_in_flight_resumes_exactly_once(rasters, tmp_path):
@@ -81,12 +93,16 @@ def test_an_interrupted_run_with_requests_in_flight_resumes_exactly_once(rasters
 
     with thread_server(create_app(Settings(), EchoEngine(delay_per_pair=0.02))) as url:
         with pytest.raises(KeyboardInterrupt):
-            describe(DescribeOptions(str(before), str(after), str(out), batch_size=1, in_flight=3, progress=False),
-                     Dies(CCExpertClient(url)))
+            describe(
+                DescribeOptions(str(before), str(after), str(out), batch_size=1, in_flight=3, progress=False),
+                Dies(CCExpertClient(url)),
+            )
         kept = table(out)
         assert 0 < len(kept) < 16 and [(r, c) for r, c, *_ in kept] == sorted((r, c) for r, c, *_ in kept)
-        summary = describe(DescribeOptions(str(before), str(after), str(out), batch_size=1, in_flight=3,
-                                           resume=True, progress=False), ServiceCaptioner(CCExpertClient(url)))
+        summary = describe(
+            DescribeOptions(str(before), str(after), str(out), batch_size=1, in_flight=3, resume=True, progress=False),
+            ServiceCaptioner(CCExpertClient(url)),
+        )
     assert summary.skipped_done == len(kept) and summary.counts["ok"] == 16 - len(kept)
     assert len({tile for _, _, tile, *_ in table(out)}) == len(table(out)) == 16
 
@@ -102,7 +118,9 @@ def test_a_pixel_size_far_from_the_models_is_warned_about_and_the_abstract_names
     out = tmp_path / "o.gpkg"
     with caplog.at_level(logging.WARNING, logger="ccexpert.describe"):
         describe(DescribeOptions(str(before), str(after), str(out), progress=False), EngineCaptioner(HalfMetre()))
-    assert any("trained on about 0.5 m per pixel" in r.getMessage() and "10 m per pixel" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "trained on about 0.5 m per pixel" in r.getMessage() and "10 m per pixel" in r.getMessage()
+        for r in caplog.records
+    )
     title, abstract = read_abstract(out, LAYER_NAME)
     assert "DEMO" in title and abstract.startswith("Made with the DEMO model echo") and "4 tiles captioned" in abstract

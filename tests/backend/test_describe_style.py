@@ -18,6 +18,7 @@ def test_describe_output_holds_the_shipped_style_as_default(tmp_path):
     qml = default_style(out, LAYER_NAME)
     assert qml == shipped_style() and "RuleRenderer" in qml and "mapTip" in qml
     # a resumed run writes it again, still one default
-    describe(DescribeOptions(str(before), str(after), str(out), resume=True, progress=False),
-             EngineCaptioner(EchoEngine()))
+    describe(
+        DescribeOptions(str(before), str(after), str(out), resume=True, progress=False), EngineCaptioner(EchoEngine())
+    )
     assert default_style(out, LAYER_NAME) == qml

@@ -18,12 +18,33 @@ USED_DIM_PARAMETERS = 63_765_505  # reference §2.8, D = 1152, 2 layers, without
 
 def small_config(**overrides) -> CCExpertConfig:
     """A 6x6-token vision grid (84 px, patch 14) so reference-style loops stay fast."""
-    vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,
-              "num_attention_heads": 2, "image_size": 84, "patch_size": 14, "vision_use_head": False}
-    text = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 64}
-    kwargs = {"vision_config": vision, "text_config": text, "image_seq_length": 36, "dim_layers": [1, 2, 3, 4],
-              "dim_num_heads": 2, "image_token_index": 3}
+    vision = {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "image_size": 84,
+        "patch_size": 14,
+        "vision_use_head": False,
+    }
+    text = {
+        "model_type": "qwen2",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "vocab_size": 64,
+    }
+    kwargs = {
+        "vision_config": vision,
+        "text_config": text,
+        "image_seq_length": 36,
+        "dim_layers": [1, 2, 3, 4],
+        "dim_num_heads": 2,
+        "image_token_index": 3,
+    }
     kwargs.update(overrides)
     return CCExpertConfig(**kwargs)
 
@@ -93,14 +114,16 @@ def _reference_dim(dim: CCExpertDifferenceIntegration, scales_a: list, scales_b:
             e_a, e_b, e_c = layer.image_a_flag.weight, layer.image_b_flag.weight, layer.change_flag.weight
             q = layer.norm1(q + _attention(layer.change_self_attn, q + pos, q + pos, q, heads))
             keys = torch.cat([x_a + pos + e_a, x_b + pos + e_b, q + pos + e_c], 1)
-            q = layer.norm2(q + _attention(layer.change_cross_attn, q + pos + e_c, keys, torch.cat([x_a, x_b, q], 1),
-                                           heads))
+            q = layer.norm2(
+                q + _attention(layer.change_cross_attn, q + pos + e_c, keys, torch.cat([x_a, x_b, q], 1), heads)
+            )
             q = layer.norm3(q + layer.mlp.fc2(torch.nn.functional.gelu(layer.mlp.fc1(q))))
             new = []
             for x, e in ((x_a, e_a), (x_b, e_b)):
                 query = x + pos + e
-                out = _attention(layer.image_cross_attn, query, torch.cat([query, q + pos + e_c], 1),
-                                 torch.cat([x, q], 1), heads)
+                out = _attention(
+                    layer.image_cross_attn, query, torch.cat([query, q + pos + e_c], 1), torch.cat([x, q], 1), heads
+                )
                 new.append(query + out)
             x_a, x_b = new
         refined.append((x_a, x_b, q))

@@ -285,8 +285,9 @@ def test_engine_returns_the_first_caption_of_a_glued_pair(engine, monkeypatch, i
         prompt = kwargs["input_ids"]
         fake = torch.tensor([first + second + [engine.processor.im_end_id]] * prompt.shape[0])
         out.sequences = torch.cat((prompt, fake), dim=1)
-        out.logits = tuple(torch.zeros(prompt.shape[0], engine.model.config.text_config.vocab_size)
-                           for _ in range(fake.shape[1]))
+        out.logits = tuple(
+            torch.zeros(prompt.shape[0], engine.model.config.text_config.vocab_size) for _ in range(fake.shape[1])
+        )
         return out
 
     monkeypatch.setattr(engine.model, "generate", glued)

@@ -50,9 +50,15 @@ def fuzz(url: str, headers: dict[str, str] | None = None, examples: int = EXAMPL
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             current["mode"] = mode.value
 
-            @hypothesis.settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-                                 phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-                                 print_blob=False)
+            @hypothesis.settings(
+                max_examples=examples,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+                print_blob=False,
+            )
             @hypothesis.given(operation.as_strategy(generation_mode=mode))
             def run(case) -> None:
                 response = case.call(base_url=url, headers=dict(headers or {}), timeout=30)

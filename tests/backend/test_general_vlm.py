@@ -38,9 +38,10 @@ def engine(checkpoint):
 
 def _pairs(count: int, size: int = 384) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(5)
-    return [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), rng.integers(0, 256, (size, size, 3),
-                                                                                 dtype=np.uint8))
-            for _ in range(count)]
+    return [
+        (rng.integers(0, 256, (size, size, 3), dtype=np.uint8), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        for _ in range(count)
+    ]
 
 
 def test_llava_onevision_anyres_token_count():
@@ -62,8 +63,7 @@ def test_captions_batched_equal_one_by_one(engine):
     pairs = _pairs(3)
     batched = engine.caption(pairs, max_new_tokens=6)
     alone = [engine.caption([pair], max_new_tokens=6)[0] for pair in pairs]
-    assert all(isinstance(r, CaptionResult) and 0.0 <= r.confidence <= 1.0 and 1 <= r.num_tokens <= 6
-               for r in batched)
+    assert all(isinstance(r, CaptionResult) and 0.0 <= r.confidence <= 1.0 and 1 <= r.num_tokens <= 6 for r in batched)
     assert [r.caption for r in batched] == [r.caption for r in alone]
     assert [r.confidence for r in batched] == pytest.approx([r.confidence for r in alone], rel=1e-3)
 
@@ -87,8 +87,11 @@ def test_bad_images_are_refused_naming_them(engine):
 def test_service_serves_the_family_unchanged(engine):
     before, after = _pairs(1)[0]
     with thread_server(create_app(Settings(), engine)) as url:
-        reply = requests.post(url + "/v1/captions", json={"pairs": [{"id": "p1", "before": b64(png_bytes(before)),
-                                                                     "after": b64(png_bytes(after))}]}, timeout=120)
+        reply = requests.post(
+            url + "/v1/captions",
+            json={"pairs": [{"id": "p1", "before": b64(png_bytes(before)), "after": b64(png_bytes(after))}]},
+            timeout=120,
+        )
         assert reply.status_code == 200, reply.text
         result = reply.json()["results"][0]
         assert result["id"] == "p1" and result["caption"] == engine.caption([(before, after)])[0].caption

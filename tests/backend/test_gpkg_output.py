@@ -16,8 +16,9 @@ GRID, OTHER_GRID = "ab12cd34", "0badc0de"
 def _tile(row: int, col: int, status: str = "ok", grid: str = GRID) -> tuple[dict, tuple]:
     tile_id = f"r{row:05d}_c{col:05d}_{grid}"
     if status == "ok":
-        record = make_record(tile_id=tile_id, row=row, col=col, status="ok", caption=f"tile {row} {col}",
-                             confidence=0.5, changed=True)
+        record = make_record(
+            tile_id=tile_id, row=row, col=col, status="ok", caption=f"tile {row} {col}", confidence=0.5, changed=True
+        )
     else:
         record = make_record(tile_id=tile_id, row=row, col=col, status=status, error="backend said no")
     return record, (col * 10.0, -(row + 1) * 10.0, (col + 1) * 10.0, -row * 10.0)

@@ -43,8 +43,9 @@ def test_dim_off_logits_equal_llava_onevision(tokenizer, processor):
     model = build_model("tiny", tokenizer, seed=3, use_dim=False)
     assert model.model.dim is None
     hf = _hf_twin(model)
-    batch = processor([make_pair(1), make_pair(2, 80)], captions=["A road is built.", "There is no difference."],
-                      padding_side="right")
+    batch = processor(
+        [make_pair(1), make_pair(2, 80)], captions=["A road is built.", "There is no difference."], padding_side="right"
+    )
     batch_size = batch["input_ids"].shape[0]
     with torch.no_grad():
         ours = model(**batch)
@@ -133,8 +134,12 @@ def test_change_mask_loss_is_off_by_default_and_adds_a_trained_head_when_on(toke
     assert build_model("tiny", tokenizer, seed=0).change_mask_head is None
     mask = np.zeros((384, 384), dtype=np.uint8)
     mask[:96, :96] = 1
-    batch = processor([make_pair(1), make_pair(2)], captions=["A house is built.", "No change."],
-                      padding_side="right", change_masks=[mask, None])
+    batch = processor(
+        [make_pair(1), make_pair(2)],
+        captions=["A house is built.", "No change."],
+        padding_side="right",
+        change_masks=[mask, None],
+    )
     plain = build_model("tiny", tokenizer, seed=0).train()
     caption_loss = plain(**{k: v for k, v in batch.items() if k != "change_mask"}).loss
     assert torch.allclose(plain(**batch).loss, caption_loss)  # no head: the masks are ignored
@@ -142,8 +147,11 @@ def test_change_mask_loss_is_off_by_default_and_adds_a_trained_head_when_on(toke
     model = build_model("tiny", tokenizer, seed=0, change_mask_loss_weight=0.5).train()
     model.load_state_dict(plain.state_dict(), strict=False)
     assert {n for n, _ in model.named_parameters()} - {n for n, _ in plain.named_parameters()} == {
-        "change_mask_head.weight", "change_mask_head.bias", "change_mask_token_head.weight",
-        "change_mask_token_head.bias"}
+        "change_mask_head.weight",
+        "change_mask_head.bias",
+        "change_mask_token_head.weight",
+        "change_mask_token_head.bias",
+    }
     out = model.model(**{k: v for k, v in batch.items() if k not in ("labels", "change_mask")})
     assert out.change_hidden_states.shape == (2, 729, model.config.vision_config.hidden_size)
     aux = model.change_mask_loss(out.change_hidden_states, out.image_hidden_states, batch["change_mask"])

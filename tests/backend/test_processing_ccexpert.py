@@ -155,8 +155,7 @@ def test_change_masks_become_per_token_changed_fractions(processor):
     mask[14:28, 28:42] = 1  # exactly patch (row 1, col 2)
     mask[0:7, 0:14] = 255  # half of patch (0, 0)
     mask[380:, :] = 1  # beyond the last whole patch: ignored
-    batch = processor([make_pair(1), make_pair(2)], captions=["A house.", "No change."],
-                      change_masks=[mask, None])
+    batch = processor([make_pair(1), make_pair(2)], captions=["A house.", "No change."], change_masks=[mask, None])
     fractions = batch["change_mask"]
     assert fractions.shape == (2, 729) and fractions.dtype == torch.float32
     grid = fractions[0].view(27, 27)
@@ -173,10 +172,12 @@ def test_change_masks_become_per_token_changed_fractions(processor):
 
 @pytest.mark.parametrize(
     ("masks", "message"),
-    [([np.zeros((8, 8, 3), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
-     ([np.zeros((0, 8), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
-     (["mask.png"], "pair 0, change mask: a change mask must be"),
-     ([None, None], "got 2 change masks for 1 pairs")],
+    [
+        ([np.zeros((8, 8, 3), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
+        ([np.zeros((0, 8), dtype=np.uint8)], "pair 0, change mask: a change mask must be a non-empty HxW"),
+        (["mask.png"], "pair 0, change mask: a change mask must be"),
+        ([None, None], "got 2 change masks for 1 pairs"),
+    ],
 )
 def test_bad_change_masks(processor, masks, message):
     with pytest.raises(ValueError, match=message):

@@ -58,9 +58,10 @@ CHIPS = [chips(seed) for seed in range(4)]
 
 
 def body(ids: list[str], chip_of: list[int]) -> dict:
-    return {"pairs": [{"id": i, "before": CHIPS[c][0], "after": CHIPS[c][1]} for i, c in zip(ids, chip_of,
-                                                                                                strict=True)],
-            "max_new_tokens": TOKENS}
+    return {
+        "pairs": [{"id": i, "before": CHIPS[c][0], "after": CHIPS[c][1]} for i, c in zip(ids, chip_of, strict=True)],
+        "max_new_tokens": TOKENS,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,13 @@ def cluster():
     port. Everything is shut down afterwards, whatever happened."""
     port = free_port()
     pythonpath = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(num_cpus=3, include_dashboard=False, logging_level="warning", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        num_cpus=3,
+        include_dashboard=False,
+        logging_level="warning",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}},
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         yield port
@@ -90,8 +96,12 @@ def keys_file(tmp: Path, keys: list[str]) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_settings(tiny_model_dir, tmp_path_factory) -> Settings:
-    return Settings(model=str(tiny_model_dir), max_new_tokens=TOKENS, max_wait_ms=5,
-                    api_keys_file=keys_file(tmp_path_factory.mktemp("keys"), CLIENT_KEYS))
+    return Settings(
+        model=str(tiny_model_dir),
+        max_new_tokens=TOKENS,
+        max_wait_ms=5,
+        api_keys_file=keys_file(tmp_path_factory.mktemp("keys"), CLIENT_KEYS),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +137,7 @@ def replica_pids(n: int, timeout: float = 30.0) -> set[int]:
 
 # -- same API, same answers ------------------------------------------------------------------------------------------
 
+
 def test_same_captions_ids_and_fields_as_ccexpert_serve(tiny_app, reference):
     ids, chip_of = ["r00000_c00000_a", "r00000_c00001_b", "x-3", "x-4"], [0, 1, 2, 3]
     key = auth(CLIENT_KEYS[0])
@@ -138,8 +149,13 @@ def test_same_captions_ids_and_fields_as_ccexpert_serve(tiny_app, reference):
     assert [r["id"] for r in got["results"]] == ids
     for g, w in zip(got["results"], want["results"], strict=True):
         assert set(g) == set(w)
-        assert (g["id"], g["caption"], g["changed"], g["status"], g["error"]) == \
-            (w["id"], w["caption"], w["changed"], w["status"], w["error"])
+        assert (g["id"], g["caption"], g["changed"], g["status"], g["error"]) == (
+            w["id"],
+            w["caption"],
+            w["changed"],
+            w["status"],
+            w["error"],
+        )
         assert g["confidence"] == pytest.approx(w["confidence"], abs=1e-5)
     info, ref_info = (requests.get(u + "/v1/info", timeout=10).json() for u in (tiny_app, reference))
     # the capacity clients default to: two requests per model replica (describe and the plugin keep that many)
@@ -152,25 +168,37 @@ def test_same_captions_ids_and_fields_as_ccexpert_serve(tiny_app, reference):
 
 
 def test_eight_keyed_clients_each_get_their_own_ids_and_wrong_key_is_401(tiny_app, reference):
-    want = {c: r["caption"] for c, r in enumerate(requests.post(
-        reference + "/v1/captions", json=body([f"c{c}" for c in range(4)], list(range(4))),
-        headers=auth(CLIENT_KEYS[0]), timeout=60).json()["results"])}
+    want = {
+        c: r["caption"]
+        for c, r in enumerate(
+            requests.post(
+                reference + "/v1/captions",
+                json=body([f"c{c}" for c in range(4)], list(range(4))),
+                headers=auth(CLIENT_KEYS[0]),
+                timeout=60,
+            ).json()["results"]
+        )
+    }
 
     def client(k: int) -> list[str]:
         problems, session = [], requests.Session()
         for round_ in range(3):
             ids = [f"k{k}-r{round_}-p{j}" for j in range(3)]
             chip_of = [(k + round_ + j) % 4 for j in range(3)]
-            r = session.post(tiny_app + "/v1/captions", json=body(ids, chip_of), headers=auth(CLIENT_KEYS[k]),
-                             timeout=120)
+            r = session.post(
+                tiny_app + "/v1/captions", json=body(ids, chip_of), headers=auth(CLIENT_KEYS[k]), timeout=120
+            )
             if r.status_code != 200:
                 problems.append(f"client {k}: {r.status_code} {r.text[:200]}")
                 continue
             results = r.json()["results"]
             if [x["id"] for x in results] != ids:
                 problems.append(f"client {k}: ids {[x['id'] for x in results]} != {ids}")
-            problems += [f"client {k}: {x['id']} got {x['caption']!r}, its chips give {want[c]!r}"
-                         for x, c in zip(results, chip_of, strict=True) if x["caption"] != want[c]]
+            problems += [
+                f"client {k}: {x['id']} got {x['caption']!r}, its chips give {want[c]!r}"
+                for x, c in zip(results, chip_of, strict=True)
+                if x["caption"] != want[c]
+            ]
         return problems
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -181,8 +209,10 @@ def test_eight_keyed_clients_each_get_their_own_ids_and_wrong_key_is_401(tiny_ap
     assert wrong.headers.get("WWW-Authenticate") == "Bearer"
     missing = requests.post(tiny_app + "/v1/captions", json=body(["a"], [0]), timeout=30)
     assert missing.status_code == 401
-    assert requests.get(tiny_app + "/v1/auth/check", headers=auth(CLIENT_KEYS[3]), timeout=10).json() == \
-        {"status": "ok", "label": "client3"}
+    assert requests.get(tiny_app + "/v1/auth/check", headers=auth(CLIENT_KEYS[3]), timeout=10).json() == {
+        "status": "ok",
+        "label": "client3",
+    }
 
 
 def test_replicas_killed_during_describe_every_tile_once_no_error(tiny_app, tiny_model_dir, tmp_path):
@@ -200,17 +230,39 @@ def test_replicas_killed_during_describe_every_tile_once_no_error(tiny_app, tiny
     ingress = serve.get_deployment_handle(INGRESS_DEPLOYMENT, APP_NAME)
     resent_before = ingress.resent_batches.remote().result(timeout_s=30)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccexpert.cli", "describe", str(before), str(after), "-o", str(out), "--backend",
-         tiny_app, "--api-key-file", str(key_path), "--batch-size", "1", "--max-new-tokens", str(TOKENS), "-q"],
-        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "ccexpert.cli",
+            "describe",
+            str(before),
+            str(after),
+            "-o",
+            str(out),
+            "--backend",
+            tiny_app,
+            "--api-key-file",
+            str(key_path),
+            "--batch-size",
+            "1",
+            "--max-new-tokens",
+            str(TOKENS),
+            "-q",
+        ],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while _count(out) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         if proc.poll() is not None:
-            pytest.fail(f"describe ended before the replicas could be killed: {proc.returncode} "
-                        f"{proc.communicate()[1][-2000:]}")
+            pytest.fail(
+                f"describe ended before the replicas could be killed: {proc.returncode} {proc.communicate()[1][-2000:]}"
+            )
         assert 2 <= _count(out) < 9, "describe finished before the replicas could be killed"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -228,8 +280,23 @@ def test_replicas_killed_during_describe_every_tile_once_no_error(tiny_app, tiny
     from ccexpert.cli import main
 
     local = tmp_path / "local.gpkg"
-    assert main(["describe", str(before), str(after), "-o", str(local), "--model", str(tiny_model_dir),
-                 "--max-new-tokens", str(TOKENS), "-q"]) == 0
+    assert (
+        main(
+            [
+                "describe",
+                str(before),
+                str(after),
+                "-o",
+                str(local),
+                "--model",
+                str(tiny_model_dir),
+                "--max-new-tokens",
+                str(TOKENS),
+                "-q",
+            ]
+        )
+        == 0
+    )
     want = {t["tile_id"]: (t["caption"], t["changed"]) for t in read_tiles(local)[0]}
     assert {t["tile_id"]: (t["caption"], t["changed"]) for t in tiles} == want
     # the batch in flight on a killed replica was resent: by Serve's router (Ray >= 2.5x reroutes a request whose
@@ -265,8 +332,12 @@ def catalogue_app(cluster, tmp_path_factory) -> str:
     keys.write_text(key_line(catalogue_module.KEY, "catalogue") + "\n", encoding="utf-8")
     keys.chmod(0o600)
     settings = catalogue_module.catalogue_settings(keys)
-    app = build_app(settings, replicas=1, engine_factory="service_helpers:EchoEngine",
-                    engine_kwargs={"chip_size": catalogue_module.CHIP})
+    app = build_app(
+        settings,
+        replicas=1,
+        engine_factory="service_helpers:EchoEngine",
+        engine_kwargs={"chip_size": catalogue_module.CHIP},
+    )
     serve.delete(APP_NAME)  # else /readyz answers from the tiny app while this one deploys
     serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
     url = f"http://127.0.0.1:{cluster}"

@@ -30,8 +30,9 @@ def make_output(tmp_path, engine=None, size=1152):
     before = write_tif(tmp_path / "b.tif", before_data, transform)
     after = write_tif(tmp_path / "a.tif", after_data, transform, nodata=0)
     out = tmp_path / "o.gpkg"
-    describe(DescribeOptions(str(before), str(after), str(out), progress=False),
-             EngineCaptioner(engine or EchoEngine()))
+    describe(
+        DescribeOptions(str(before), str(after), str(out), progress=False), EngineCaptioner(engine or EchoEngine())
+    )
     return before, after, out
 
 
@@ -70,15 +71,21 @@ def test_overview_is_drawn_over_the_imagery_with_scale_and_coordinates(tmp_path)
     _, _, out = make_output(tmp_path, size=1000)
     build_report(out, tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
-    svg = page[page.index('<svg class="map"'): page.index("</svg>")]
+    svg = page[page.index('<svg class="map"') : page.index("</svg>")]
     assert svg.count('<image class="img-before"') == 1 and svg.count('<image class="img-after"') == 1
     mosaic_before = _images(svg.replace("href=", "src="))[0]
     assert mosaic_before.shape[1] == MAP_WIDTH and 15 < float(mosaic_before.mean()) < 120
     assert re.search(r'<g class="scalebar">.*?>(100|200) m</text>', svg)
     assert "Extent x 399000.0 – 399500.0, y 5699500.0 – 5700000.0 (EPSG:32633)" in page
     # the 1000 px raster has 3 x 3 chips of 384 px: the last column and row end at the raster's edge, none beyond
-    tiles = [(float(x), float(w)) for x, w in re.findall(r'class="tile [a-z_]+" x="([0-9.]+)" y="[0-9.]+" '
-                                                         r'width="([0-9.]+)"', svg)]
+    tiles = [
+        (float(x), float(w))
+        for x, w in re.findall(
+            r'class="tile [a-z_]+" x="([0-9.]+)" y="[0-9.]+" '
+            r'width="([0-9.]+)"',
+            svg,
+        )
+    ]
     assert len(tiles) == 9 and max(x + w for x, w in tiles) == pytest.approx(MAP_WIDTH, abs=0.05)
     assert {round(w, 1) for _, w in tiles} == {round(MAP_WIDTH * 384 / 1000, 1)}
 

@@ -6,14 +6,17 @@ import pytest
 from ccexpert.cli import main
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["serve", "--replicas", "2"], "go with --ray"),
-    (["serve", "--autoscale", "1:2"], "go with --ray"),
-    (["serve", "--ray-address", "auto"], "go with --ray"),
-    (["serve", "--ray", "--autoscale", "3:1"], "0 <= MIN <= MAX"),
-    (["serve", "--ray", "--autoscale", "many"], "MIN:MAX"),
-    (["serve", "--ray", "--replicas", "0"], "replicas"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--replicas", "2"], "go with --ray"),
+        (["serve", "--autoscale", "1:2"], "go with --ray"),
+        (["serve", "--ray-address", "auto"], "go with --ray"),
+        (["serve", "--ray", "--autoscale", "3:1"], "0 <= MIN <= MAX"),
+        (["serve", "--ray", "--autoscale", "many"], "MIN:MAX"),
+        (["serve", "--ray", "--replicas", "0"], "replicas"),
+    ],
+)
 def test_bad_scale_out_flags_exit_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err

@@ -58,9 +58,22 @@ def test_health_ready_info_metrics_openapi(echo):
     assert requests.get(url + "/healthz").json() == {"status": "alive"}
     assert requests.get(url + "/readyz").json() == {"status": "ready"}
     info = requests.get(url + "/v1/info").json()
-    assert info == {"api_version": "1", "model_name": "echo", "model_version": "1", "chip_size": CHIP, "bands": 3,
-                    "max_batch": 8, "max_body_bytes": LIMIT, "device": "cpu", "dtype": "float32", "demo": True,
-                    "family": "ccexpert", "change_expert": True, "max_in_flight": 2, "gsd_m": None}
+    assert info == {
+        "api_version": "1",
+        "model_name": "echo",
+        "model_version": "1",
+        "chip_size": CHIP,
+        "bands": 3,
+        "max_batch": 8,
+        "max_body_bytes": LIMIT,
+        "device": "cpu",
+        "dtype": "float32",
+        "demo": True,
+        "family": "ccexpert",
+        "change_expert": True,
+        "max_in_flight": 2,
+        "gsd_m": None,
+    }
     requests.post(url + "/v1/captions", json=body(good_pair()))
     requests.post(url + "/v1/captions", json=body())
     metrics = requests.get(url + "/metrics").text
@@ -107,22 +120,46 @@ def _jpeg() -> bytes:
 BAD_BODIES = {
     "not_png": (lambda: body(("p", _jpeg(), png_bytes(solid(1, CHIP)))), 400, "not_png", "not a PNG"),
     "truncated": (lambda: body(("p", _truncated(), png_bytes(solid(1, CHIP)))), 400, "truncated_png", "truncated"),
-    "wrong_size": (lambda: body(("p", png_bytes(solid(1, 32)), png_bytes(solid(1, 32)))), 400, "wrong_size",
-                   f"expected {CHIP}x{CHIP}, got 32x32"),
-    "sizes_differ": (lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(solid(1, 32)))), 400,
-                     "size_mismatch", "before is 64x64 but after is 32x32"),
-    "rgba": (lambda: body(("p", png_bytes(np.zeros((CHIP, CHIP, 4), np.uint8)), png_bytes(solid(1, CHIP)))), 400,
-             "wrong_bands", "expected 3 bands"),
-    "gray": (lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(np.zeros((CHIP, CHIP), np.uint8)))), 400,
-             "wrong_bands", "after image: expected 3 bands (8-bit RGB), got 1"),
+    "wrong_size": (
+        lambda: body(("p", png_bytes(solid(1, 32)), png_bytes(solid(1, 32)))),
+        400,
+        "wrong_size",
+        f"expected {CHIP}x{CHIP}, got 32x32",
+    ),
+    "sizes_differ": (
+        lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(solid(1, 32)))),
+        400,
+        "size_mismatch",
+        "before is 64x64 but after is 32x32",
+    ),
+    "rgba": (
+        lambda: body(("p", png_bytes(np.zeros((CHIP, CHIP, 4), np.uint8)), png_bytes(solid(1, CHIP)))),
+        400,
+        "wrong_bands",
+        "expected 3 bands",
+    ),
+    "gray": (
+        lambda: body(("p", png_bytes(solid(1, CHIP)), png_bytes(np.zeros((CHIP, CHIP), np.uint8)))),
+        400,
+        "wrong_bands",
+        "after image: expected 3 bands (8-bit RGB), got 1",
+    ),
     "bad_base64": (lambda: {"pairs": [{"id": "p", "before": "***", "after": "***"}]}, 400, "bad_base64", "base64"),
     "empty": (lambda: body(), 422, "empty_batch", "pairs is empty"),
-    "over_limit": (lambda: body(*[good_pair(f"p{i}") for i in range(9)]), 422, "batch_too_large",
-                   "9 pairs is over max_batch 8"),
+    "over_limit": (
+        lambda: body(*[good_pair(f"p{i}") for i in range(9)]),
+        422,
+        "batch_too_large",
+        "9 pairs is over max_batch 8",
+    ),
     "duplicate": (lambda: body(good_pair("same"), good_pair("same")), 422, "duplicate_id", "'same'"),
     "unknown_top": (lambda: body(good_pair(), colour="red"), 422, "invalid_request", "colour: Extra inputs"),
-    "unknown_pair": (lambda: {"pairs": [{**body(good_pair())["pairs"][0], "mask": "x"}]}, 422, "invalid_request",
-                     "pairs.0.mask"),
+    "unknown_pair": (
+        lambda: {"pairs": [{**body(good_pair())["pairs"][0], "mask": "x"}]},
+        422,
+        "invalid_request",
+        "pairs.0.mask",
+    ),
     "missing_after": (lambda: {"pairs": [{"id": "p", "before": "AAAA"}]}, 422, "invalid_request", "pairs.0.after"),
     "bad_id": (lambda: body(good_pair("has space")), 422, "invalid_request", "pairs.0.id"),
     "zero_tokens": (lambda: body(good_pair(), max_new_tokens=0), 422, "invalid_request", "max_new_tokens"),
@@ -239,8 +276,9 @@ def test_resent_batch_is_answered_from_cache(echo):
     assert [x["caption"] for x in second["results"]] == [x["caption"] for x in first["results"]]
     assert engine.pairs_seen == computed
     changed = [("again1", png_bytes(solid(7, CHIP)), png_bytes(solid(8, CHIP)))]  # same id, new content: computed
-    assert requests.post(url + "/v1/captions", json=body(*changed)).json()["results"][0]["caption"] == \
-        echo_caption(7, 8)
+    assert requests.post(url + "/v1/captions", json=body(*changed)).json()["results"][0]["caption"] == echo_caption(
+        7, 8
+    )
 
 
 def test_engine_failure_is_a_json_500_and_server_keeps_serving():
@@ -280,8 +318,16 @@ def test_tiny_model_server_process(tiny_model_dir, tmp_path):
     from ccexpert.engine import CaptionEngine
 
     port = free_port()
-    process = serve_process(port, "--model", str(tiny_model_dir), "--max-new-tokens", "12", "--max-batch", "4",
-                            log_path=tmp_path / "serve.log")
+    process = serve_process(
+        port,
+        "--model",
+        str(tiny_model_dir),
+        "--max-new-tokens",
+        "12",
+        "--max-batch",
+        "4",
+        log_path=tmp_path / "serve.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         assert requests.get(url + "/healthz", timeout=30).status_code == 200 if _alive(url, process) else False
@@ -289,8 +335,10 @@ def test_tiny_model_server_process(tiny_model_dir, tmp_path):
         info = requests.get(url + "/v1/info").json()
         assert info["model_name"] == "ccexpert-tiny-random" and info["chip_size"] == 384 and info["max_batch"] == 4
         rng = np.random.default_rng(3)
-        images = [(rng.integers(0, 256, (384, 384, 3), dtype=np.uint8),
-                   rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)) for _ in range(4)]
+        images = [
+            (rng.integers(0, 256, (384, 384, 3), dtype=np.uint8), rng.integers(0, 256, (384, 384, 3), dtype=np.uint8))
+            for _ in range(4)
+        ]
         engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")
         expected = [r.caption for r in engine.caption(images, max_new_tokens=12)]
         encoded = [(png_bytes(b), png_bytes(a)) for b, a in images]
@@ -339,7 +387,7 @@ def _distinct_pairs(engine, count: int, tokens: int, min_gap: float = 1e-4):
             image = np.empty((384, 384, 3), np.uint8)
             image[:] = rng.integers(0, 256, 3)
             y, x = rng.integers(0, 300, 2)
-            image[y:y + 80, x:x + 80] = rng.integers(0, 256, 3)
+            image[y : y + 80, x : x + 80] = rng.integers(0, 256, 3)
             pair.append(image)
         result = engine.caption([tuple(pair)], max_new_tokens=tokens)[0]  # alone: a device batch of one
         if all(abs(result.confidence - r.confidence) > min_gap * r.confidence for r in results):
@@ -359,8 +407,20 @@ def test_tiny_model_server_20_clients_x_20_requests_nothing_lost_duplicated_or_m
 
     clients, per_client, tokens, kinds = 20, 20, 2, 8
     port = free_port()
-    process = serve_process(port, "--model", str(tiny_model_dir), "--device", "cpu", "--max-new-tokens", "2",
-                            "--device-batch", "8", "--max-wait-ms", "20", log_path=tmp_path / "serve.log")
+    process = serve_process(
+        port,
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "2",
+        "--device-batch",
+        "8",
+        "--max-wait-ms",
+        "20",
+        log_path=tmp_path / "serve.log",
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         engine = CaptionEngine.from_pretrained(tiny_model_dir, device="cpu")  # loads while the server does
@@ -377,8 +437,11 @@ def test_tiny_model_server_20_clients_x_20_requests_nothing_lost_duplicated_or_m
                 k = (3 * c + r) % kinds
                 pair_id = f"c{c:02d}_r{r:02d}_k{k}"
                 before, after = encoded[k]
-                reply = session.post(url + "/v1/captions", timeout=300, json={
-                    "pairs": [{"id": pair_id, "before": before, "after": after}], "max_new_tokens": tokens})
+                reply = session.post(
+                    url + "/v1/captions",
+                    timeout=300,
+                    json={"pairs": [{"id": pair_id, "before": before, "after": after}], "max_new_tokens": tokens},
+                )
                 assert reply.status_code == 200, reply.text
                 results = reply.json()["results"]
                 assert len(results) == 1 and results[0]["status"] == "ok", results
@@ -396,14 +459,18 @@ def test_tiny_model_server_20_clients_x_20_requests_nothing_lost_duplicated_or_m
         def nearest(confidence: float) -> int:
             return min(range(kinds), key=lambda i: abs(confidences[i] - confidence))
 
-        mixed = [(pair_id, k, nearest(res["confidence"]), res["caption"]) for pair_id, k, res in answers
-                 if nearest(res["confidence"]) != k or res["caption"] != expected[k].caption]
+        mixed = [
+            (pair_id, k, nearest(res["confidence"]), res["caption"])
+            for pair_id, k, res in answers
+            if nearest(res["confidence"]) != k or res["caption"] != expected[k].caption
+        ]
         assert not mixed, f"{len(mixed)} answers belong to another pair: {mixed[:5]}"
 
         metrics = requests.get(url + "/metrics", timeout=30).text
         assert metric_value(metrics, 'ccexpert_pairs_total{status="ok"}') == clients * per_client
-        assert metric_value(metrics, 'ccexpert_requests_total{route="/v1/captions",status="200"}') == \
-            clients * per_client
+        assert (
+            metric_value(metrics, 'ccexpert_requests_total{route="/v1/captions",status="200"}') == clients * per_client
+        )
         assert metric_value(metrics, "ccexpert_batch_size_sum") == clients * per_client  # each computed once
         batches = metric_value(metrics, "ccexpert_batch_size_count")
         alone = metric_value(metrics, 'ccexpert_batch_size_bucket{le="1.0"}')
@@ -412,12 +479,17 @@ def test_tiny_model_server_20_clients_x_20_requests_nothing_lost_duplicated_or_m
         # the same answer as the pair captioned alone in-process, whatever device batch it shared on the server:
         # identical caption and flag; the confidence may differ in the last float32 digits (~5e-7 relative), because
         # the CPU matmul of the last-position logits takes a path that depends on the batch's row count
-        differ = [(pair_id, res, expected[k]) for pair_id, k, res in answers
-                  if res["caption"] != expected[k].caption or res["changed"] != expected[k].changed
-                  or res["confidence"] != pytest.approx(expected[k].confidence, rel=1e-5)]
+        differ = [
+            (pair_id, res, expected[k])
+            for pair_id, k, res in answers
+            if res["caption"] != expected[k].caption
+            or res["changed"] != expected[k].changed
+            or res["confidence"] != pytest.approx(expected[k].confidence, rel=1e-5)
+        ]
         assert not differ, (
             f"{len(differ)}/{len(answers)} answers differ from their pair captioned alone ({batches:.0f} device "
-            f"batches, {alone:.0f} of one pair): {differ[:3]}")
+            f"batches, {alone:.0f} of one pair): {differ[:3]}"
+        )
     finally:
         stop_process(process)
 
@@ -443,12 +515,19 @@ def test_settings_layers_flags_over_env_over_toml(tmp_path):
 
 # -- issue 16: client mistakes are 4xx, the API contract ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("make", "code"), [
-    (lambda: body(("p", raw_png(100_000, 100_000, sample=None), raw_png(100_000, 100_000, sample=None))), "wrong_size"),
-    (lambda: body(("p", raw_png(2**31 - 1, 1, sample=None), raw_png(2**31 - 1, 1, sample=None))), "wrong_size"),
-    (lambda: body(("p", raw_png(CHIP, CHIP, 16, 2, sample=40000), png_bytes(solid(1, CHIP)))), "wrong_mode"),
-    (lambda: body(("p", png_bytes(solid(1, CHIP)), raw_png(CHIP, CHIP, 16, 0, sample=40000))), "wrong_mode"),
-])
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (
+            lambda: body(("p", raw_png(100_000, 100_000, sample=None), raw_png(100_000, 100_000, sample=None))),
+            "wrong_size",
+        ),
+        (lambda: body(("p", raw_png(2**31 - 1, 1, sample=None), raw_png(2**31 - 1, 1, sample=None))), "wrong_size"),
+        (lambda: body(("p", raw_png(CHIP, CHIP, 16, 2, sample=40000), png_bytes(solid(1, CHIP)))), "wrong_mode"),
+        (lambda: body(("p", png_bytes(solid(1, CHIP)), raw_png(CHIP, CHIP, 16, 0, sample=40000))), "wrong_mode"),
+    ],
+)
 def test_bombs_and_16_bit_pngs_are_400_without_traceback(echo, make, code):
     url, _ = echo
     with LogRecords() as logs:
@@ -521,8 +600,17 @@ def test_docs_page_is_self_contained(echo):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
     assert "<script src" not in page and "cdn" not in page.lower() and "http://" not in page and "https://" not in page
-    for words in ("POST /v1/captions", "GET /v1/info", "GET /v1/auth/check", "max_new_tokens", "multipart/form-data",
-                  "wrong_mode", "body_timeout", "overloaded", "/openapi.json"):
+    for words in (
+        "POST /v1/captions",
+        "GET /v1/info",
+        "GET /v1/auth/check",
+        "max_new_tokens",
+        "multipart/form-data",
+        "wrong_mode",
+        "body_timeout",
+        "overloaded",
+        "/openapi.json",
+    ):
         assert words in page, words
     assert requests.get(url + "/openapi.json").status_code == 200
 
@@ -559,10 +647,24 @@ def test_serve_flags_for_the_new_settings():
 
     parser = argparse.ArgumentParser()
     serve.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--metrics-require-key", "--body-timeout-s", "5", "--request-timeout-s", "60",
-                              "--max-concurrency-per-key", "3"])
-    assert (args.metrics_require_key, args.body_timeout_s, args.request_timeout_s, args.max_concurrency_per_key) == \
-        (True, 5.0, 60.0, 3)
+    args = parser.parse_args(
+        [
+            "serve",
+            "--metrics-require-key",
+            "--body-timeout-s",
+            "5",
+            "--request-timeout-s",
+            "60",
+            "--max-concurrency-per-key",
+            "3",
+        ]
+    )
+    assert (args.metrics_require_key, args.body_timeout_s, args.request_timeout_s, args.max_concurrency_per_key) == (
+        True,
+        5.0,
+        60.0,
+        3,
+    )
     assert parser.parse_args(["serve", "--no-metrics-require-key"]).metrics_require_key is False
     assert parser.parse_args(["serve"]).metrics_require_key is None
     assert Settings(max_concurrency=32).per_key_limit == 8 and Settings(max_concurrency=2).per_key_limit == 1

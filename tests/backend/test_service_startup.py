@@ -49,11 +49,14 @@ def _wait_failed(url: str, timeout: float = 30.0) -> dict:
     raise TimeoutError("readyz never reported model_failed")
 
 
-@pytest.mark.parametrize(("mode", "reason"), [
-    ("raises", "unexpected keyword argument"),
-    ("empty", "got no caption"),
-    ("nan", "confidence nan"),
-])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("raises", "unexpected keyword argument"),
+        ("empty", "got no caption"),
+        ("nan", "confidence nan"),
+    ],
+)
 def test_model_that_cannot_caption_is_never_ready_and_reports_why(mode, reason):
     engine = _BrokenEngine(mode)
     failures: list[str] = []

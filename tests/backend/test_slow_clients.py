@@ -23,17 +23,27 @@ from ccexpert.service.auth import key_line
 from service_helpers import EchoEngine, b64, png_bytes, solid, thread_server
 
 CHIP = 32
-HEADERS_TEMPLATE = ("POST /v1/captions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    "Content-Length: {length}\r\n{extra}\r\n")
+HEADERS_TEMPLATE = (
+    "POST /v1/captions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    "Content-Length: {length}\r\n{extra}\r\n"
+)
 
 
 def _body(pair_id: str, value: int = 1) -> dict:
-    return {"pairs": [{"id": pair_id, "before": b64(png_bytes(solid(value, CHIP))),
-                       "after": b64(png_bytes(solid(value + 1, CHIP)))}]}
+    return {
+        "pairs": [
+            {
+                "id": pair_id,
+                "before": b64(png_bytes(solid(value, CHIP))),
+                "after": b64(png_bytes(solid(value + 1, CHIP))),
+            }
+        ]
+    }
 
 
-def _open_slow(url: str, count: int, first: bytes = b"{", length: int = 100_000,
-               extra: str = "") -> list[socket.socket]:
+def _open_slow(
+    url: str, count: int, first: bytes = b"{", length: int = 100_000, extra: str = ""
+) -> list[socket.socket]:
     """``count`` connections that sent the headers of a ``length``-byte body and its first bytes, then stop."""
     parts = urlsplit(url)
     socks = []
@@ -108,8 +118,14 @@ def test_idle_and_trickling_connections_do_not_lock_others_out():
                 r = session.post(url + "/v1/captions", json=_body(f"seq{i}", i), timeout=5)
                 assert r.status_code == 200, r.text
             with ThreadPoolExecutor(4) as pool:
-                codes = list(pool.map(lambda i: requests.post(url + "/v1/captions", json=_body(f"par{i}", 50 + i),
-                                                              timeout=5).status_code, range(4)))
+                codes = list(
+                    pool.map(
+                        lambda i: (
+                            requests.post(url + "/v1/captions", json=_body(f"par{i}", 50 + i), timeout=5).status_code
+                        ),
+                        range(4),
+                    )
+                )
             assert codes == [200] * 4
             assert time.monotonic() - t0 < 3.0, "legitimate requests were held up by slow clients"
 
@@ -148,12 +164,16 @@ def test_one_key_cannot_hold_every_slot(tmp_path):
     keys.write_text(f"{key_line('alice-key', 'alice')}\n{key_line('bob-key', 'bob')}\n")
     keys.chmod(0o600)
     engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.6)
-    settings = Settings(api_keys_file=keys, max_concurrency=4, max_concurrency_per_key=2, max_wait_ms=0,
-                        device_batch=1)
+    settings = Settings(api_keys_file=keys, max_concurrency=4, max_concurrency_per_key=2, max_wait_ms=0, device_batch=1)
     with thread_server(create_app(settings, engine)) as url:
+
         def post(who: str, i: int) -> requests.Response:
-            return requests.post(url + "/v1/captions", json=_body(f"{who}{i}", 10 + i), timeout=30,
-                                 headers={"Authorization": f"Bearer {who}-key"})
+            return requests.post(
+                url + "/v1/captions",
+                json=_body(f"{who}{i}", 10 + i),
+                timeout=30,
+                headers={"Authorization": f"Bearer {who}-key"},
+            )
 
         with ThreadPoolExecutor(6) as pool:
             alice = [pool.submit(post, "alice", i) for i in range(4)]
@@ -178,8 +198,12 @@ def test_slow_clients_with_keys_do_not_lock_out_other_keys(tmp_path):
         try:
             time.sleep(0.3)
             for i in range(3):
-                r = requests.post(url + "/v1/captions", json=_body(f"bob{i}", i), timeout=5,
-                                  headers={"Authorization": "Bearer bob-key"})
+                r = requests.post(
+                    url + "/v1/captions",
+                    json=_body(f"bob{i}", i),
+                    timeout=5,
+                    headers={"Authorization": "Bearer bob-key"},
+                )
                 assert r.status_code == 200, r.text
             status, _, rest, _ = _read_response(unauthenticated[0], timeout=5)  # answered at once, body unread
             assert status == 401

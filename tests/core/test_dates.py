@@ -6,21 +6,46 @@ import pytest
 from ccexpert_changes.core.dates import order_pair, parse_date, pick_pair, role_hint
 
 
-@pytest.mark.parametrize(("text", "date"), [
-    ("2019", (2019, 0, 0)), ("before (2019)", (2019, 0, 0)), ("2019-05-01", (2019, 5, 1)),
-    ("S2_20190501_T33", (2019, 5, 1)), ("2019:05:01 10:30:00", (2019, 5, 1)), ("img_2021_07", (2021, 7, 0)),
-    ("2021-07-04T10:00:00Z", (2021, 7, 4)), ("scene 2019 vs 2021", (2019, 0, 0)),
-    ("r00001_c00002", None), ("after", None), ("", None), (None, None), ("12019", None),
-    ("201905", None),  # a bare yyyymm is too ambiguous: no date
-])
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("2019", (2019, 0, 0)),
+        ("before (2019)", (2019, 0, 0)),
+        ("2019-05-01", (2019, 5, 1)),
+        ("S2_20190501_T33", (2019, 5, 1)),
+        ("2019:05:01 10:30:00", (2019, 5, 1)),
+        ("img_2021_07", (2021, 7, 0)),
+        ("2021-07-04T10:00:00Z", (2021, 7, 4)),
+        ("scene 2019 vs 2021", (2019, 0, 0)),
+        ("r00001_c00002", None),
+        ("after", None),
+        ("", None),
+        (None, None),
+        ("12019", None),
+        ("201905", None),  # a bare yyyymm is too ambiguous: no date
+    ],
+)
 def test_parse_date(text, date):
     assert parse_date(text) == date
 
 
-@pytest.mark.parametrize(("name", "hint"), [
-    ("before", 0), ("after", 1), ("Before (2019)", 0), ("scene_A", 0), ("scene-B", 1), ("t1", 0), ("T2 mosaic", 1),
-    ("pre_event", 0), ("post-event", 1), ("orthophoto", None), ("before_after", None), ("abc", None),
-])
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("before", 0),
+        ("after", 1),
+        ("Before (2019)", 0),
+        ("scene_A", 0),
+        ("scene-B", 1),
+        ("t1", 0),
+        ("T2 mosaic", 1),
+        ("pre_event", 0),
+        ("post-event", 1),
+        ("orthophoto", None),
+        ("before_after", None),
+        ("abc", None),
+    ],
+)
 def test_role_hint(name, hint):
     assert role_hint(name) == hint
 

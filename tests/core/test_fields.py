@@ -10,8 +10,20 @@ from ccexpert_changes.core import fields
 
 def test_field_list_is_the_contract():
     assert fields.FIELD_NAMES == (
-        "tile_id", "row", "col", "caption", "confidence", "changed", "status", "error",
-        "nodata_before", "nodata_after", "model", "backend", "run_id", "created_utc",
+        "tile_id",
+        "row",
+        "col",
+        "caption",
+        "confidence",
+        "changed",
+        "status",
+        "error",
+        "nodata_before",
+        "nodata_after",
+        "model",
+        "backend",
+        "run_id",
+        "created_utc",
     )
     assert fields.FIELD_TYPES["confidence"] == "real" and fields.FIELD_TYPES["changed"] == "int"
     assert fields.LAYER_NAME == "change_captions"
@@ -19,8 +31,18 @@ def test_field_list_is_the_contract():
 
 
 def test_make_record_ok_and_skipped():
-    ok = fields.make_record(tile_id="r00000_c00001_abcdef01", row=0, col=1, status="ok", caption="a road",
-                            confidence=0.5, changed=True, nodata_before=0.0, nodata_after=0.25, run_id="x")
+    ok = fields.make_record(
+        tile_id="r00000_c00001_abcdef01",
+        row=0,
+        col=1,
+        status="ok",
+        caption="a road",
+        confidence=0.5,
+        changed=True,
+        nodata_before=0.0,
+        nodata_after=0.25,
+        run_id="x",
+    )
     assert list(ok) == list(fields.FIELD_NAMES)
     assert ok["changed"] == 1 and ok["confidence"] == 0.5
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ok["created_utc"])
@@ -39,10 +61,19 @@ def test_make_record_refuses_bad_values():
 
 
 def _meta(**kw):
-    base = dict(before="/a/b.tif", after="/a/a.tif", bands="1,2,3", nodata=None, chip_size=384, overlap=0,
-                grid_hash="ab12cd34", stretch={"passthrough": True}, model="echo 1",
-                before_source={"path": "/a/b.tif", "size": 10, "content": "aa"},
-                after_source={"path": "/a/a.tif", "size": 10, "content": "bb"})
+    base = dict(
+        before="/a/b.tif",
+        after="/a/a.tif",
+        bands="1,2,3",
+        nodata=None,
+        chip_size=384,
+        overlap=0,
+        grid_hash="ab12cd34",
+        stretch={"passthrough": True},
+        model="echo 1",
+        before_source={"path": "/a/b.tif", "size": 10, "content": "aa"},
+        after_source={"path": "/a/a.tif", "size": 10, "content": "bb"},
+    )
     base.update(kw)
     return fields.run_metadata(**base)
 
@@ -67,8 +98,12 @@ def test_fingerprint_differences_name_what_changed():
     # a moved raster with the same content is the same scene
     moved = _meta(before_source={"path": "/elsewhere/b.tif", "size": 10, "content": "aa"}, before="/elsewhere/b.tif")
     assert fields.fingerprint_differences(stored, moved) == []
-    other = _meta(before_source={"path": "/a/b.tif", "size": 10, "content": "cc"}, bands="3,2,1",
-                  stretch={"passthrough": False, "lo": [1.0], "hi": [2.0]}, model="echo 2")
+    other = _meta(
+        before_source={"path": "/a/b.tif", "size": 10, "content": "cc"},
+        bands="3,2,1",
+        stretch={"passthrough": False, "lo": [1.0], "hi": [2.0]},
+        model="echo 2",
+    )
     diffs = fields.fingerprint_differences(stored, other)
     assert [d.split(":")[0] for d in diffs] == ["before raster", "bands", "8-bit stretch", "model"]
     assert "/a/b.tif (10 bytes, content aa) then" in diffs[0]
@@ -82,12 +117,18 @@ def test_fingerprint_differences_name_what_changed():
 
 # -- issue 17: what an analyst reads in the attribute table ------------------------------------------------------------
 
+
 def test_confidence_is_rounded_to_three_decimals_and_none_stays_none():
-    record = fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="a road", confidence=0.123456789,
-                                changed=True)
+    record = fields.make_record(
+        tile_id="t", row=0, col=0, status="ok", caption="a road", confidence=0.123456789, changed=True
+    )
     assert record["confidence"] == 0.123
-    assert fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="c", confidence=0.9996,
-                              changed=False)["confidence"] == 1.0
+    assert (
+        fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="c", confidence=0.9996, changed=False)[
+            "confidence"
+        ]
+        == 1.0
+    )
     assert fields.make_record(tile_id="t", row=0, col=0, status="error", error="x")["confidence"] is None
 
 

@@ -35,7 +35,8 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
     assert (last.xoff + last.size, last.yoff + last.size) == (1000, 700)
     assert all(grid.valid_shape(c) == (384, 384) for c in chips)
     assert last.bounds[2] == pytest.approx(grid.raster.bounds[2]) and last.bounds[1] == pytest.approx(
-        grid.raster.bounds[1])
+        grid.raster.bounds[1]
+    )
 
 
 def test_no_redundant_chip_when_raster_fits_exactly():

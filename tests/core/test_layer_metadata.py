@@ -8,8 +8,12 @@ import fiona
 import pytest
 from ccexpert_changes.core.layer_metadata import TITLE, read_abstract, run_abstract, run_title, write_abstract
 
-DEMO_INFO = {"model_name": "ccexpert-demo-synthetic", "model_version": "synthetic-seed0", "demo": True,
-             "chip_size": 384}
+DEMO_INFO = {
+    "model_name": "ccexpert-demo-synthetic",
+    "model_version": "synthetic-seed0",
+    "demo": True,
+    "chip_size": 384,
+}
 REAL_INFO = {"model_name": "ccexpert-7b", "model_version": "1.0", "demo": False, "change_expert": True}
 
 
@@ -18,15 +22,21 @@ def gpkg(tmp_path):
     path = tmp_path / "out.gpkg"
     schema = {"geometry": "Polygon", "properties": {"caption": "str"}}
     with fiona.open(path, "w", driver="GPKG", layer="change_captions", schema=schema, crs="EPSG:32633") as dst:
-        dst.write({"geometry": {"type": "Polygon", "coordinates": [[(0, 0), (1, 0), (1, 1), (0, 0)]]},
-                   "properties": {"caption": "a house is built"}})
+        dst.write(
+            {
+                "geometry": {"type": "Polygon", "coordinates": [[(0, 0), (1, 0), (1, 1), (0, 0)]]},
+                "properties": {"caption": "a house is built"},
+            }
+        )
     return path
 
 
 def test_demo_abstract_says_captions_of_real_imagery_are_not_meaningful():
     text = run_abstract(DEMO_INFO, {"CAPTIONED": 25, "CHANGED": 8, "ERRORS": 0, "SKIPPED_NODATA": 11})
-    assert text.startswith("Made with the DEMO model ccexpert-demo-synthetic: it only knows synthetic scenes; "
-                           "captions of real imagery are not meaningful.")
+    assert text.startswith(
+        "Made with the DEMO model ccexpert-demo-synthetic: it only knows synthetic scenes; "
+        "captions of real imagery are not meaningful."
+    )
     assert "25 tiles captioned, 8 changed, 0 errors, 11 skipped for nodata." in text
     assert run_title(DEMO_INFO) == f"{TITLE} (DEMO model)"
 
@@ -51,8 +61,9 @@ def test_written_title_and_abstract_are_in_gpkg_contents(gpkg):
 
 def test_identifier_taken_by_another_layer_and_missing_layer(gpkg):
     with sqlite3.connect(gpkg) as db:
-        db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('other', 'attributes', ?)",
-                   (TITLE,))
+        db.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('other', 'attributes', ?)", (TITLE,)
+        )
     write_abstract(gpkg, "change_captions", TITLE, "abstract")
     assert read_abstract(gpkg, "change_captions") == (f"{TITLE} (change_captions)", "abstract")
     with pytest.raises(ValueError, match="no layer 'nope'"):

@@ -34,29 +34,42 @@ def qt_violations(source: str, filename: str = "<source>") -> list[str]:
             if node.attr in REMOVED:
                 problems.append(f"{filename}:{node.lineno}: {node.attr} is gone in Qt 6")
             owner = node.value
-            if (isinstance(owner, ast.Name) and owner.id in qt_names and node.attr[:1].isupper()
-                    and not isinstance(parents.get(node), ast.Attribute | ast.Call)):
-                problems.append(f"{filename}:{node.lineno}: {owner.id}.{node.attr} is an unscoped enum; name its "
-                                f"enum class ({owner.id}.<Enum>.{node.attr})")
+            if (
+                isinstance(owner, ast.Name)
+                and owner.id in qt_names
+                and node.attr[:1].isupper()
+                and not isinstance(parents.get(node), ast.Attribute | ast.Call)
+            ):
+                problems.append(
+                    f"{filename}:{node.lineno}: {owner.id}.{node.attr} is an unscoped enum; name its "
+                    f"enum class ({owner.id}.<Enum>.{node.attr})"
+                )
         elif isinstance(node, ast.Name) and node.id in REMOVED:
             problems.append(f"{filename}:{node.lineno}: {node.id} is gone in Qt 6")
     return problems
 
 
 def test_the_checker_finds_what_qt6_breaks():
-    bad = ("from PyQt5.QtCore import Qt\nfrom qgis.PyQt.QtCore import Qt\nfrom qgis.PyQt.QtWidgets import QMessageBox\n"
-           "a = Qt.AlignLeft\nb = QMessageBox.Yes\nc = dialog.exec_()\nd = QRegExp('x')\n")
+    bad = (
+        "from PyQt5.QtCore import Qt\nfrom qgis.PyQt.QtCore import Qt\nfrom qgis.PyQt.QtWidgets import QMessageBox\n"
+        "a = Qt.AlignLeft\nb = QMessageBox.Yes\nc = dialog.exec_()\nd = QRegExp('x')\n"
+    )
     found = qt_violations(bad)
     assert len(found) == 5, found
-    good = ("from qgis.PyQt.QtCore import Qt\nfrom qgis.PyQt.QtWidgets import QMessageBox\n"
-            "a = Qt.AlignmentFlag.AlignLeft\nb = QMessageBox.StandardButton.Yes\n"
-            "c = QMessageBox.question(None, 'a', 'b')\nd = dialog.exec()\n")
+    good = (
+        "from qgis.PyQt.QtCore import Qt\nfrom qgis.PyQt.QtWidgets import QMessageBox\n"
+        "a = Qt.AlignmentFlag.AlignLeft\nb = QMessageBox.StandardButton.Yes\n"
+        "c = QMessageBox.question(None, 'a', 'b')\nd = dialog.exec()\n"
+    )
     assert qt_violations(good) == []
 
 
 def test_plugin_is_qt6_ready_and_says_so():
-    found = [p for path in sorted(PLUGIN.rglob("*.py")) for p in qt_violations(path.read_text(encoding="utf-8"),
-                                                                              str(path.relative_to(REPO)))]
+    found = [
+        p
+        for path in sorted(PLUGIN.rglob("*.py"))
+        for p in qt_violations(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+    ]
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(PLUGIN / "metadata.txt", encoding="utf-8")
     declared = parser["general"].get("supportsQt6", "False").strip().lower() == "true"

@@ -33,4 +33,5 @@ def test_give_up_order():
 def test_unreachable_message_says_what_to_do():
     assert retry.unreachable_message("http://127.0.0.1:8000", retry.REFUSED) == (
         "Cannot reach the CCExpert backend at http://127.0.0.1:8000 (connection refused). Start it with "
-        "`ccexpert serve` or check the backend URL in the CCExpert settings.")
+        "`ccexpert serve` or check the backend URL in the CCExpert settings."
+    )

@@ -38,8 +38,15 @@ class MemoryWriter:
 class FakeCaptioner:
     """Echoes ``payload``; records concurrency; optional delays, refusals and failures."""
 
-    def __init__(self, delay=0.0, jitter=0.0, reject: set[str] = frozenset(), fail_on_call: int | None = None,
-                 kind="fatal", slow_after=None):
+    def __init__(
+        self,
+        delay=0.0,
+        jitter=0.0,
+        reject: set[str] = frozenset(),
+        fail_on_call: int | None = None,
+        kind="fatal",
+        slow_after=None,
+    ):
         self.delay, self.jitter, self.reject = delay, jitter, reject
         self.fail_on_call, self.kind, self.slow_after = fail_on_call, kind, slow_after
         self.calls: list[list[str]] = []
@@ -85,8 +92,9 @@ def test_every_tile_once_in_grid_order_even_with_requests_finishing_out_of_order
     all_chips = chips()
     nodata = {c.tile_id for c in all_chips[5:40:7]}
     writer, captioner = MemoryWriter(), FakeCaptioner(delay=0.001, jitter=0.01)
-    stats = RunLoop(lambda c: prepare(c, nodata), captioner, writer,
-                    RunSettings(batch_size=5, in_flight=in_flight)).run(all_chips, len(all_chips))
+    stats = RunLoop(
+        lambda c: prepare(c, nodata), captioner, writer, RunSettings(batch_size=5, in_flight=in_flight)
+    ).run(all_chips, len(all_chips))
     assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in all_chips]  # grid order, once each
     assert grid_order(writer.rows) == sorted(grid_order(writer.rows))
     assert stats.captioned == 256 - len(nodata) and stats.skipped_nodata == len(nodata) and stats.errors == 0
@@ -100,8 +108,9 @@ def test_resumed_tiles_are_never_read_or_sent():
     done = {c.tile_id for c in all_chips[:100]}
     read = []
     writer, captioner = MemoryWriter(done), FakeCaptioner()
-    stats = RunLoop(lambda c: read.append(c.tile_id) or prepare(c), captioner, writer,
-                    RunSettings(batch_size=8)).run(all_chips, len(all_chips))
+    stats = RunLoop(lambda c: read.append(c.tile_id) or prepare(c), captioner, writer, RunSettings(batch_size=8)).run(
+        all_chips, len(all_chips)
+    )
     assert stats.resumed == 100 and stats.captioned == 156 and not set(read) & done
     assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in all_chips[100:]]
 
@@ -111,8 +120,9 @@ def test_a_refused_batch_is_retried_pair_by_pair_and_the_bad_pair_fails_alone():
     bad = all_chips[6].tile_id
     errors = []
     writer, captioner = MemoryWriter(), FakeCaptioner(reject={bad})
-    stats = RunLoop(prepare, captioner, writer, RunSettings(batch_size=8),
-                    on_tile_error=lambda t, m: errors.append(t)).run(all_chips, 20)
+    stats = RunLoop(
+        prepare, captioner, writer, RunSettings(batch_size=8), on_tile_error=lambda t, m: errors.append(t)
+    ).run(all_chips, 20)
     assert stats.captioned == 19 and stats.errors == 1 and errors == [bad]
     assert {r["status"] for r in writer.rows if r["tile_id"] == bad} == {"error"}
     assert [len(c) for c in captioner.calls] == [8] + [1] * 8 + [8, 4]
@@ -128,7 +138,7 @@ def test_a_fatal_error_keeps_what_was_answered_marks_the_batch_and_stops(in_flig
     stats = caught.value.stats
     assert caught.value.kind == "fatal" and stats.first_error == "backend gone"
     ids = [r["tile_id"] for r in writer.rows]
-    assert ids == [c.tile_id for c in all_chips[:len(ids)]]  # a clean prefix in grid order: resume continues
+    assert ids == [c.tile_id for c in all_chips[: len(ids)]]  # a clean prefix in grid order: resume continues
     assert [r["status"] for r in writer.rows[:12]] == ["ok"] * 12
     assert {r["status"] for r in writer.rows[12:]} == {"error"} and len(ids) <= 4 * (3 + in_flight)
     assert stats.not_attempted == 256 - len(ids)
@@ -137,8 +147,9 @@ def test_a_fatal_error_keeps_what_was_answered_marks_the_batch_and_stops(in_flig
 def test_a_refused_key_writes_none_of_the_unanswered_tiles():
     writer = MemoryWriter()
     with pytest.raises(RunAborted) as caught:
-        RunLoop(prepare, FakeCaptioner(fail_on_call=2, kind="refused_key"), writer,
-                RunSettings(batch_size=4)).run(chips(), 256)
+        RunLoop(prepare, FakeCaptioner(fail_on_call=2, kind="refused_key"), writer, RunSettings(batch_size=4)).run(
+            chips(), 256
+        )
     assert caught.value.kind == "refused_key" and len(writer.rows) == 4
     assert {r["status"] for r in writer.rows} == {"ok"}
 
@@ -146,12 +157,18 @@ def test_a_refused_key_writes_none_of_the_unanswered_tiles():
 def test_cancel_stops_sending_and_keeps_the_written_prefix():
     canceled = threading.Event()
     writer = MemoryWriter()
-    loop = RunLoop(prepare, FakeCaptioner(), writer, RunSettings(batch_size=4), is_canceled=canceled.is_set,
-                   on_progress=lambda s: canceled.set() if s.done >= 8 else None)
+    loop = RunLoop(
+        prepare,
+        FakeCaptioner(),
+        writer,
+        RunSettings(batch_size=4),
+        is_canceled=canceled.is_set,
+        on_progress=lambda s: canceled.set() if s.done >= 8 else None,
+    )
     with pytest.raises(RunAborted) as caught:
         loop.run(chips(), 256)
     assert caught.value.kind == "canceled" and 8 <= len(writer.rows) < 256
-    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in chips()[:len(writer.rows)]]
+    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in chips()[: len(writer.rows)]]
 
 
 def test_a_full_disk_stops_the_run_with_the_reason():
@@ -164,8 +181,9 @@ def test_requests_respect_the_byte_limit_and_nodata_rows_ride_along():
     all_chips = chips()[:40]
     nodata = {c.tile_id for c in all_chips[::2]}
     writer, captioner = MemoryWriter(), FakeCaptioner()
-    RunLoop(lambda c: prepare(c, nodata), captioner, writer,
-            RunSettings(batch_size=8, max_request_bytes=350, hold_rows=4)).run(all_chips, 40)
+    RunLoop(
+        lambda c: prepare(c, nodata), captioner, writer, RunSettings(batch_size=8, max_request_bytes=350, hold_rows=4)
+    ).run(all_chips, 40)
     assert max(len(c) for c in captioner.calls) == 3  # 3 x 100 bytes fit, a fourth would not
     assert writer.transactions < 40 and len(writer.rows) == 40
 
@@ -173,8 +191,9 @@ def test_requests_respect_the_byte_limit_and_nodata_rows_ride_along():
 def test_unreadable_chips_become_error_tiles_and_the_run_goes_on():
     all_chips = chips()[:10]
     writer = MemoryWriter()
-    stats = RunLoop(lambda c: prepare(c, unreadable={all_chips[3].tile_id}), FakeCaptioner(), writer,
-                    RunSettings(batch_size=4)).run(all_chips, 10)
+    stats = RunLoop(
+        lambda c: prepare(c, unreadable={all_chips[3].tile_id}), FakeCaptioner(), writer, RunSettings(batch_size=4)
+    ).run(all_chips, 10)
     assert stats.errors == 1 and stats.captioned == 9 and writer.rows[3]["error"] == "read failed"
 
 
@@ -189,8 +208,13 @@ def test_slow_requests_halve_the_batch_size():
 
 def test_progress_reports_done_total_rate_and_time_left():
     seen = []
-    RunLoop(prepare, FakeCaptioner(delay=0.01), MemoryWriter(), RunSettings(batch_size=8),
-            on_progress=lambda s: seen.append((s.done, progress_text(s)))).run(chips()[:32], 32)
+    RunLoop(
+        prepare,
+        FakeCaptioner(delay=0.01),
+        MemoryWriter(),
+        RunSettings(batch_size=8),
+        on_progress=lambda s: seen.append((s.done, progress_text(s))),
+    ).run(chips()[:32], 32)
     assert [d for d, _ in seen][:4] == [8, 16, 24, 32]
     assert seen[0][1].startswith("8/32 chips · ") and "pairs/s" in seen[0][1] and " s left" in seen[0][1]
     assert "left" not in seen[-1][1]
@@ -231,11 +255,17 @@ def test_cancel_does_not_wait_for_requests_still_out():
             return super().caption(items)
 
     writer = MemoryWriter()
-    loop = RunLoop(prepare, Stuck(), writer, RunSettings(batch_size=2, in_flight=3), is_canceled=canceled.is_set,
-                   on_progress=lambda s: canceled.set() if s.done >= 4 else None)
+    loop = RunLoop(
+        prepare,
+        Stuck(),
+        writer,
+        RunSettings(batch_size=2, in_flight=3),
+        is_canceled=canceled.is_set,
+        on_progress=lambda s: canceled.set() if s.done >= 4 else None,
+    )
     start = time.monotonic()
     with pytest.raises(RunAborted) as caught:
         loop.run(chips(), 256)
     release.set()
     assert caught.value.kind == "canceled" and time.monotonic() - start < 10
-    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in chips()[:len(writer.rows)]]
+    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in chips()[: len(writer.rows)]]

@@ -14,8 +14,12 @@ def gpkg(tmp_path):
     path = tmp_path / "out.gpkg"
     schema = {"geometry": "Polygon", "properties": {"caption": "str"}}
     with fiona.open(path, "w", driver="GPKG", layer="change_captions", schema=schema, crs="EPSG:32633") as dst:
-        dst.write({"geometry": {"type": "Polygon", "coordinates": [[(0, 0), (1, 0), (1, 1), (0, 0)]]},
-                   "properties": {"caption": "a house is built"}})
+        dst.write(
+            {
+                "geometry": {"type": "Polygon", "coordinates": [[(0, 0), (1, 0), (1, 1), (0, 0)]]},
+                "properties": {"caption": "a house is built"},
+            }
+        )
     return path
 
 
@@ -28,7 +32,8 @@ def test_the_style_is_the_layers_default_and_replaces_an_earlier_one(gpkg):
         rows = db.execute("SELECT styleName, useAsDefault, f_geometry_column FROM layer_styles ORDER BY id").fetchall()
         assert rows == [(STYLE_NAME, 0, "geom"), ("analyst's own", 1, "geom")]
         assert db.execute("SELECT data_type FROM gpkg_contents WHERE table_name = 'layer_styles'").fetchone() == (
-            "attributes",)
+            "attributes",
+        )
     with fiona.open(gpkg, layer="change_captions") as src:  # the data layer is untouched
         assert [f["properties"]["caption"] for f in src] == ["a house is built"]
 

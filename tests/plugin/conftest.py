@@ -69,8 +69,10 @@ def model_dir(tmp_path_factory) -> Path:
     if not python.exists():
         pytest.skip("backend venv .venv is missing: run scripts/setup.sh")
     target = tmp_path_factory.mktemp("tiny_model") / "model"
-    code = "import sys; from pathlib import Path; from ccexpert.presets import save_tiny_model; " \
-           "print(save_tiny_model(Path(sys.argv[1]), seed=0))"
+    code = (
+        "import sys; from pathlib import Path; from ccexpert.presets import save_tiny_model; "
+        "print(save_tiny_model(Path(sys.argv[1]), seed=0))"
+    )
     done = subprocess.run([str(python), "-c", code, str(target)], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.skip(f"cannot build the tiny model with the backend venv: {done.stderr[-400:]}")
@@ -103,8 +105,9 @@ def backend(tmp_path_factory, request):
     model_dir = request.getfixturevalue("model_dir")
     if not (BACKEND_BIN / "ccexpert").exists():
         pytest.skip("backend venv .venv is missing: run scripts/setup.sh")
-    probe = subprocess.run([str(BACKEND_BIN / "ccexpert"), "serve", "--help"], capture_output=True, text=True,
-                           timeout=120)
+    probe = subprocess.run(
+        [str(BACKEND_BIN / "ccexpert"), "serve", "--help"], capture_output=True, text=True, timeout=120
+    )
     if probe.returncode != 0:
         pytest.skip(f"`ccexpert serve` is not available: {probe.stderr.strip()[-300:]}")
     work = tmp_path_factory.mktemp("serve")
@@ -115,9 +118,22 @@ def backend(tmp_path_factory, request):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("QGIS_CUSTOM_CONFIG_PATH", None)
     proc = subprocess.Popen(
-        [str(BACKEND_BIN / "ccexpert"), "serve", "--model", str(model_dir), "--host", "127.0.0.1", "--port",
-         str(port), "--api-keys-file", str(work / "keys.txt")],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(work),
+        [
+            str(BACKEND_BIN / "ccexpert"),
+            "serve",
+            "--model",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-keys-file",
+            str(work / "keys.txt"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(work),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -208,8 +224,11 @@ def read_layer(path) -> list[dict]:
     assert layer.isValid(), f"output {path} is not a valid layer"
     rows = []
     for f in layer.getFeatures():
-        row = {name: (None if f[name] is None or (hasattr(f[name], "isNull") and f[name].isNull()) else f[name])
-               for name in layer.fields().names() if name != "fid"}
+        row = {
+            name: (None if f[name] is None or (hasattr(f[name], "isNull") and f[name].isNull()) else f[name])
+            for name in layer.fields().names()
+            if name != "fid"
+        }
         bb = f.geometry().boundingBox()
         row["bbox"] = (bb.xMinimum(), bb.yMinimum(), bb.xMaximum(), bb.yMaximum())
         row["vertices"] = len(list(f.geometry().vertices()))

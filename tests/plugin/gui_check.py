@@ -76,8 +76,14 @@ def fake_question(parent, title, text, *args, **kwargs):
 
 
 dialog_module.QMessageBox.question = fake_question
-params = {"BEFORE": before, "AFTER": after, "BACKEND_URL": url, "AUTHCFG": settings.authcfg(), "MAX_CHIPS": 4,
-          "OUTPUT": output}
+params = {
+    "BEFORE": before,
+    "AFTER": after,
+    "BACKEND_URL": url,
+    "AUTHCFG": settings.authcfg(),
+    "MAX_CHIPS": 4,
+    "OUTPUT": output,
+}
 dlg3 = alg.createCustomParametersWidget(None)
 dlg3.setParameters(params)
 finished = []

@@ -23,7 +23,16 @@ assert QgsApplication.authManager().setMasterPassword("subprocess-master", True)
 Processing.initialize()
 PROVIDER = CCExpertProvider()
 QgsApplication.processingRegistry().addProvider(PROVIDER)
-processing.run("ccexpert:describe_changes", {
-    "BEFORE": before, "AFTER": after, "BACKEND_URL": url, "AUTHCFG": settings.store_api_key(key), "BATCH_SIZE": 1,
-    "OUTPUT": output}, feedback=QgsProcessingFeedback())
+processing.run(
+    "ccexpert:describe_changes",
+    {
+        "BEFORE": before,
+        "AFTER": after,
+        "BACKEND_URL": url,
+        "AUTHCFG": settings.store_api_key(key),
+        "BATCH_SIZE": 1,
+        "OUTPUT": output,
+    },
+    feedback=QgsProcessingFeedback(),
+)
 print("finished")

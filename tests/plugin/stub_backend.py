@@ -13,8 +13,18 @@ from collections import Counter
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-INFO = {"api_version": "1", "model_name": "stub", "model_version": "0", "chip_size": 384, "bands": 3,
-        "max_batch": 4, "max_body_bytes": 1 << 20, "device": "cpu", "dtype": "float32", "demo": True}
+INFO = {
+    "api_version": "1",
+    "model_name": "stub",
+    "model_version": "0",
+    "chip_size": 384,
+    "bands": 3,
+    "max_batch": 4,
+    "max_body_bytes": 1 << 20,
+    "device": "cpu",
+    "dtype": "float32",
+    "demo": True,
+}
 FAILURE = "TypeError: the model cannot caption (stub)"
 HITS: Counter = Counter()
 SEEN: list[dict] = []
@@ -34,15 +44,17 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self):
         scenario, _, path = self.path.lstrip("/").partition("/")
         HITS[self.path] += 1
-        SEEN.append({"path": self.path, "ua": self.headers.get("User-Agent", ""),
-                     "auth": self.headers.get("Authorization", "")})
+        SEEN.append(
+            {"path": self.path, "ua": self.headers.get("User-Agent", ""), "auth": self.headers.get("Authorization", "")}
+        )
         if scenario == "seen":
             return self._send(200, {"requests": SEEN, "hits": HITS})
         if scenario.startswith("flaky") and HITS[self.path] <= 2:
             return self._send(503, {"error": {"code": "busy", "message": "warming up", "id": None}})
         if scenario.startswith("slowdown") and HITS[self.path] == 1:
-            return self._send(429, {"error": {"code": "overloaded", "message": "too many", "id": None}},
-                              {"Retry-After": "1"})
+            return self._send(
+                429, {"error": {"code": "overloaded", "message": "too many", "id": None}}, {"Retry-After": "1"}
+            )
         if scenario == "slow":
             time.sleep(3)
             return self._send(200, INFO)
@@ -52,17 +64,33 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {**INFO, "api_version": "2"})
         if scenario == "failing" and path == "v1/captions":  # info is fine, every batch fails as the model does
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            return self._send(503, {"error": {"code": "engine_error", "message": FAILURE, "id": None}},
-                              {"Retry-After": "0"})
+            return self._send(
+                503, {"error": {"code": "engine_error", "message": FAILURE, "id": None}}, {"Retry-After": "0"}
+            )
         if scenario == "html":
             return self._send(200, b"<html>a web page</html>", raw=True)
         if path == "v1/info":
             return self._send(200, INFO)
         if path == "v1/captions":
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            return self._send(200, {"model": "stub", "results": [
-                {"id": p["id"], "caption": "no change", "confidence": 1.0, "changed": False, "status": "ok",
-                 "error": None, "timing_ms": 0} for p in body["pairs"]]})
+            return self._send(
+                200,
+                {
+                    "model": "stub",
+                    "results": [
+                        {
+                            "id": p["id"],
+                            "caption": "no change",
+                            "confidence": 1.0,
+                            "changed": False,
+                            "status": "ok",
+                            "error": None,
+                            "timing_ms": 0,
+                        }
+                        for p in body["pairs"]
+                    ],
+                },
+            )
         return self._send(404, {"error": {"code": "not_found", "message": self.path, "id": None}})
 
     do_GET = _route

@@ -26,8 +26,22 @@ from qgis.core import (
 )
 
 CHIP = 384
-FIELDS = ["tile_id", "row", "col", "caption", "confidence", "changed", "status", "error", "nodata_before",
-          "nodata_after", "model", "backend", "run_id", "created_utc"]
+FIELDS = [
+    "tile_id",
+    "row",
+    "col",
+    "caption",
+    "confidence",
+    "changed",
+    "status",
+    "error",
+    "nodata_before",
+    "nodata_after",
+    "model",
+    "backend",
+    "run_id",
+    "created_utc",
+]
 
 
 def expected_hash(origin_x, origin_y, px_w, px_h, chip, stride, crs) -> str:
@@ -46,8 +60,9 @@ def scene(tmp_path_factory):
 def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_path, backend):
     before, after = scene
     out = tmp_path / "out.gpkg"
-    results, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after), "MAX_NODATA": 0.9,
-                                      "OVERLAP": 64, "OUTPUT": str(out)})
+    results, feedback = run_describe(
+        {"BEFORE": str(before), "AFTER": str(after), "MAX_NODATA": 0.9, "OVERLAP": 64, "OUTPUT": str(out)}
+    )
     rows = read_layer(out)
     layer = QgsVectorLayer(f"{out}|layername=change_captions", "x", "ogr")
     assert [n for n in layer.fields().names() if n != "fid"] == FIELDS
@@ -84,8 +99,12 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
     ds = None
     assert meta["before"] == str(before) and meta["after"] == str(after) and meta["bands"] == "1,2,3"
     assert (meta["chip_size"], meta["overlap"], meta["grid_hash"]) == (CHIP, 64, h)
-    report = subprocess.run([str(BACKEND_BIN / "ccexpert"), "report", str(out), "-o", str(tmp_path / "r.html")],
-                            capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [str(BACKEND_BIN / "ccexpert"), "report", str(out), "-o", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr[-2000:]
     assert "imagery unavailable" not in report.stderr + report.stdout
     assert "<svg" in (tmp_path / "r.html").read_text()  # the overview map of the tiles
@@ -110,8 +129,14 @@ def test_aoi_in_another_crs_keeps_only_chips_it_touches(run_describe, scene, tmp
     aoi.selectByIds([1])  # only the first polygon
     QgsProject.instance().addMapLayer(aoi)
     out = tmp_path / "aoi.gpkg"
-    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out),
-                  "AOI": QgsProcessingFeatureSourceDefinition(aoi.id(), True)})
+    run_describe(
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "OUTPUT": str(out),
+            "AOI": QgsProcessingFeatureSourceDefinition(aoi.id(), True),
+        }
+    )
     rows = read_layer(out)
     assert [(r["row"], r["col"]) for r in rows] == [(1, 1)]
     # without "selected features only" both polygons count: the far one touches chip (0, 0)
@@ -130,8 +155,7 @@ def test_crs_and_pixel_size_mismatch_are_resampled_and_logged(run_describe, tmp_
     gdal.Warp(str(after_crs), str(src), dstSRS="EPSG:3857", xRes=1.7, yRes=1.7, resampleAlg="bilinear")
     aoi = _rect_layer(ORIGIN[0] + 10, ORIGIN[1] - 100, ORIGIN[0] + 100, ORIGIN[1] - 10, "EPSG:32615")  # chip (0, 0)
     out = tmp_path / "mismatch.gpkg"
-    results, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after_crs), "OUTPUT": str(out),
-                                      "AOI": aoi})
+    results, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after_crs), "OUTPUT": str(out), "AOI": aoi})
     assert "resampled onto the BEFORE pixel grid" in feedback.log and "EPSG:3857" in feedback.log
     rows = read_layer(out)
     assert [(r["row"], r["col"], r["status"]) for r in rows] == [(0, 0, "ok")]
@@ -173,8 +197,9 @@ def test_chip_size_and_bands_parameters(run_describe, tmp_path):
     b = write_tif(tmp_path / "b4.tif", data, gt)
     a = write_tif(tmp_path / "a4.tif", data, gt)
     out = tmp_path / "small_chips.gpkg"
-    results, _ = run_describe({"BEFORE": str(b), "AFTER": str(a), "OUTPUT": str(out), "CHIP_SIZE": 192,
-                               "BANDS": [4, 2, 1]})
+    results, _ = run_describe(
+        {"BEFORE": str(b), "AFTER": str(a), "OUTPUT": str(out), "CHIP_SIZE": 192, "BANDS": [4, 2, 1]}
+    )
     rows = read_layer(out)
     assert results["TILES"] == 4 and sorted((r["row"], r["col"]) for r in rows) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert all(r["bbox"][2] - r["bbox"][0] == pytest.approx(192.0) and r["status"] == "ok" for r in rows)
@@ -193,8 +218,7 @@ def test_uint16_pair_gets_one_shared_stretch(run_describe, tmp_path):
 def test_too_many_chips_fail_with_the_number(run_describe, scene, tmp_path):
     before, after = scene
     with pytest.raises(QgsProcessingException, match=r"needs 9 chips, more than the 4 of \"Ask before runs"):
-        run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(tmp_path / "x.gpkg"),
-                      "MAX_CHIPS": 4})
+        run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(tmp_path / "x.gpkg"), "MAX_CHIPS": 4})
     assert not (tmp_path / "x.gpkg").exists()
 
 
@@ -237,9 +261,20 @@ def test_killed_run_keeps_finished_tiles_and_resumes(run_describe, backend, tmp_
     out = tmp_path / "crash.gpkg"
     env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"), QT_QPA_PLATFORM="offscreen")
     env.pop("QGIS_OPTIONS_PATH", None)
-    proc = subprocess.Popen(["/usr/bin/python3", str(Path(__file__).with_name("run_in_subprocess.py")), backend.url,
-                             backend.key, str(before), str(after), str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            "/usr/bin/python3",
+            str(Path(__file__).with_name("run_in_subprocess.py")),
+            backend.url,
+            backend.key,
+            str(before),
+            str(after),
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     written = 0
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
@@ -267,8 +302,9 @@ def test_resume_refuses_an_output_from_another_grid(run_describe, scene, tmp_pat
     aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
     run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
     with pytest.raises(QgsProcessingException, match="another chip grid"):
-        run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi,
-                      "OVERLAP": 32, "RESUME": True})
+        run_describe(
+            {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "OVERLAP": 32, "RESUME": True}
+        )
     assert len(read_layer(out)) == 1
 
 
@@ -301,9 +337,16 @@ def test_backend_down_is_a_clear_error(provider, scene, tmp_path):
 
     before, after = scene
     with pytest.raises(QgsProcessingException, match="Cannot reach the CCExpert backend at http://127.0.0.1"):
-        processing.run("ccexpert:describe_changes", {
-            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(tmp_path / "down.gpkg"),
-            "BACKEND_URL": f"http://127.0.0.1:{free_port()}"}, feedback=RecordingFeedback.make())
+        processing.run(
+            "ccexpert:describe_changes",
+            {
+                "BEFORE": str(before),
+                "AFTER": str(after),
+                "OUTPUT": str(tmp_path / "down.gpkg"),
+                "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
+            },
+            feedback=RecordingFeedback.make(),
+        )
     assert not (tmp_path / "down.gpkg").exists()
 
 
@@ -318,9 +361,11 @@ def test_backend_failing_every_batch_raises_with_the_first_error(provider, scene
     out = tmp_path / "failing.gpkg"
     feedback = RecordingFeedback.make()
     with failing_backend() as (url, hits), pytest.raises(QgsProcessingException) as raised:
-        processing.run("ccexpert:describe_changes", {
-            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
-            feedback=feedback)
+        processing.run(
+            "ccexpert:describe_changes",
+            {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
+            feedback=feedback,
+        )
     message = str(raised.value)
     assert "No tile was captioned: 2 tile(s) failed" in message and FAILURE in message and "Resume" in message
     assert hits() >= 2  # the batch, then each chip on its own
@@ -339,13 +384,30 @@ def test_wrong_key_stops_before_any_output(provider, backend, authcfg, scene, tm
     before, after = scene
     out = tmp_path / "wrongkey.gpkg"
     with pytest.raises(QgsProcessingException, match="refused the API key"):
-        processing.run("ccexpert:describe_changes", {
-            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": backend.url,
-            "AUTHCFG": wrong, "BATCH_SIZE": 4}, feedback=RecordingFeedback.make())
+        processing.run(
+            "ccexpert:describe_changes",
+            {
+                "BEFORE": str(before),
+                "AFTER": str(after),
+                "OUTPUT": str(out),
+                "BACKEND_URL": backend.url,
+                "AUTHCFG": wrong,
+                "BATCH_SIZE": 4,
+            },
+            feedback=RecordingFeedback.make(),
+        )
     assert not out.exists() and list(tmp_path.iterdir()) == []
-    processing.run("ccexpert:describe_changes", {
-        "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": backend.url,
-        "AUTHCFG": authcfg}, feedback=RecordingFeedback.make())
+    processing.run(
+        "ccexpert:describe_changes",
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "OUTPUT": str(out),
+            "BACKEND_URL": backend.url,
+            "AUTHCFG": authcfg,
+        },
+        feedback=RecordingFeedback.make(),
+    )
     rows = read_layer(out)
     assert len(rows) == len({r["tile_id"] for r in rows}) == 9
     assert "error" not in {r["status"] for r in rows}
@@ -404,9 +466,11 @@ def test_key_is_checked_before_the_first_chip(provider, scene, tmp_path):
     before, after = scene
     out = tmp_path / "auth.gpkg"
     with _AuthStub() as stub, pytest.raises(QgsProcessingException, match="refused the API key.*wrong API key"):
-        processing.run("ccexpert:describe_changes", {
-            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": stub.url},
-            feedback=RecordingFeedback.make())
+        processing.run(
+            "ccexpert:describe_changes",
+            {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "BACKEND_URL": stub.url},
+            feedback=RecordingFeedback.make(),
+        )
     assert stub.paths == ["/v1/info", "/v1/auth/check"]  # no chip was sent
     assert not out.exists()
 
@@ -457,9 +521,11 @@ def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, 
     first, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
     old = read_layer(out)
     with failing_backend() as (url, _), pytest.raises(QgsProcessingException, match="left as it was"):
-        processing.run("ccexpert:describe_changes", {
-            "BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
-            feedback=RecordingFeedback.make())
+        processing.run(
+            "ccexpert:describe_changes",
+            {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi, "BACKEND_URL": url},
+            feedback=RecordingFeedback.make(),
+        )
     assert read_layer(out) == old and {r["run_id"] for r in old} == {first["RUN_ID"]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gpkg"]  # no temporary file left
 
@@ -470,8 +536,13 @@ def test_result_loads_styled_in_a_named_group(run_describe, scene, tmp_path, qgi
 
     before, after = scene
     aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
-    params = {**run_describe.defaults, "BEFORE": str(before), "AFTER": str(after), "AOI": aoi,
-              "OUTPUT": str(tmp_path / "styled.gpkg")}
+    params = {
+        **run_describe.defaults,
+        "BEFORE": str(before),
+        "AFTER": str(after),
+        "AOI": aoi,
+        "OUTPUT": str(tmp_path / "styled.gpkg"),
+    }
     results = processing.runAndLoadResults("ccexpert:describe_changes", params)
     group = QgsProject.instance().layerTreeRoot().findGroup(GROUP_NAME)
     assert group is not None and len(group.findLayers()) == 1
@@ -495,11 +566,13 @@ def test_generated_scene_changes_are_found(run_describe, tmp_path, backend):
     # the generator's chips are the plugin's chips (same origin, 384 px, no overlap)
     x0, y0 = truth["bounds"][0], truth["bounds"][3]
     for r in rows:
-        assert r["bbox"] == pytest.approx((x0 + r["col"] * 192, y0 - (r["row"] + 1) * 192,
-                                           x0 + (r["col"] + 1) * 192, y0 - r["row"] * 192))
+        assert r["bbox"] == pytest.approx(
+            (x0 + r["col"] * 192, y0 - (r["row"] + 1) * 192, x0 + (r["col"] + 1) * 192, y0 - r["row"] * 192)
+        )
     if not backend.demo:
-        pytest.skip("grid and structure checked; caption correctness needs the trained demo model "
-                    "(backend/ccexpert/demo_model)")
+        pytest.skip(
+            "grid and structure checked; caption correctness needs the trained demo model (backend/ccexpert/demo_model)"
+        )
     changed_truth = {tuple(rc) for rc in truth["changed_chips"]}
     got = {(r["row"], r["col"]) for r in rows if r["changed"] == 1}
     captions = {(r["row"], r["col"]): r["caption"] for r in rows}
@@ -515,8 +588,9 @@ def test_joplin_pair(run_describe, tmp_path):
     if not (folder / "A" / "chip_0.tif").exists():
         pytest.skip(f"{folder} is absent (optional shared data)")
     out = tmp_path / "joplin.gpkg"
-    results, feedback = run_describe({"BEFORE": str(folder / "A" / "chip_0.tif"),
-                                      "AFTER": str(folder / "B" / "chip_0.tif"), "OUTPUT": str(out)})
+    results, feedback = run_describe(
+        {"BEFORE": str(folder / "A" / "chip_0.tif"), "AFTER": str(folder / "B" / "chip_0.tif"), "OUTPUT": str(out)}
+    )
     rows = read_layer(out)
     # 1024 px at 0.6 m: 3 x 3 chips of 384; after is offset by a fraction of a pixel -> resampled
     assert results["TILES"] == 9 and len(rows) == 9
@@ -525,6 +599,7 @@ def test_joplin_pair(run_describe, tmp_path):
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
 
 def _rect_layer(xmin, ymin, xmax, ymax, crs) -> QgsVectorLayer:
     layer = QgsVectorLayer(f"Polygon?crs={crs}", "aoi", "memory")
@@ -536,10 +611,13 @@ def _rect_layer(xmin, ymin, xmax, ymax, crs) -> QgsVectorLayer:
 
 def _synth_scene(tmp_path: Path):
     """``ccexpert_training.synth.make_scene_pair`` run by the backend venv (the QGIS venv has no rasterio)."""
-    code = ("import sys; from ccexpert_training.synth import make_scene_pair; "
-            "print(*make_scene_pair(sys.argv[1], size=1152, seed=3), sep='\\n')")
-    done = subprocess.run([str(BACKEND_BIN / "python"), "-c", code, str(tmp_path / "synth")], capture_output=True,
-                          text=True, timeout=300)
+    code = (
+        "import sys; from ccexpert_training.synth import make_scene_pair; "
+        "print(*make_scene_pair(sys.argv[1], size=1152, seed=3), sep='\\n')"
+    )
+    done = subprocess.run(
+        [str(BACKEND_BIN / "python"), "-c", code, str(tmp_path / "synth")], capture_output=True, text=True, timeout=300
+    )
     if done.returncode != 0:
         pytest.skip(f"ccexpert_training.synth.make_scene_pair is not available: {done.stderr.strip()[-300:]}")
     before, after, changes = done.stdout.strip().splitlines()[-3:]

@@ -94,8 +94,10 @@ def test_backend_down_is_not_retried_and_says_what_to_do(qgis_app):
     with pytest.raises(BackendError) as err:
         BackendClient(url, feedback=feedback, retries=5, backoff_s=0.5).info()
     assert time.monotonic() - start < 2.0
-    assert str(err.value) == (f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
-                              "`ccexpert serve` or check the backend URL in the CCExpert settings.")
+    assert str(err.value) == (
+        f"Cannot reach the CCExpert backend at {url} (connection refused). Start it with "
+        "`ccexpert serve` or check the backend URL in the CCExpert settings."
+    )
     assert err.value.kind == "unreachable" and err.value.fatal
     assert feedback.infos == []  # no "retrying in ..." lines
     with pytest.raises(BackendError, match="connection refused"):
@@ -149,6 +151,7 @@ def test_wrong_and_right_key_against_the_real_service(backend, master_password, 
 
 # -- issue 16: retry budget, growing jittered backoff, Retry-After as a floor, the key check -------------------------
 
+
 class _Busy:
     """Thread server: GET /v1/info answers 429 (Retry-After) for ``busy_for`` s, then the info; GET /v1/auth/check
     answers ``check`` (404 when None). Records when each /v1/info request came."""
@@ -184,8 +187,11 @@ class _Busy:
                     return self._send(*(check or (404, {"detail": "Not Found"})))
                 outer.times.append(time.monotonic())
                 if time.monotonic() - start < busy_for:
-                    return self._send(429, {"error": {"code": "overloaded", "message": "busy", "id": None}},
-                                      {"Retry-After": retry_after})
+                    return self._send(
+                        429,
+                        {"error": {"code": "overloaded", "message": "busy", "id": None}},
+                        {"Retry-After": retry_after},
+                    )
                 return self._send(200, INFO)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

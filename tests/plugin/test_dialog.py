@@ -76,7 +76,8 @@ def test_no_rasters_nothing_preselected(dialog_module, project):
 def test_confirmation_wording(dialog_module):
     assert dialog_module.confirmation_text(120, 100) == (
         "This run will send 120 chips to the backend (more than the limit of 100 you set in 'Ask before runs of "
-        "more chips than'). Continue?")
+        "more chips than'). Continue?"
+    )
 
 
 def _output(path, tile_ids_and_statuses):
@@ -105,13 +106,29 @@ def test_resume_counts_only_the_chips_still_to_send(dialog_module, provider, tmp
     alg = provider.algorithm("describe_changes").create()
     context = QgsProcessingContext()
     out = tmp_path / "resumed.gpkg"
-    params = {"BEFORE": str(before), "AFTER": str(after), "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
-              "AUTHCFG": "", "MAX_CHIPS": 4, "OUTPUT": str(out), "RESUME": False}
+    params = {
+        "BEFORE": str(before),
+        "AFTER": str(after),
+        "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
+        "AUTHCFG": "",
+        "MAX_CHIPS": 4,
+        "OUTPUT": str(out),
+        "RESUME": False,
+    }
     plan = alg.plan(params, context, QgsProcessingFeedback(), 384)
     ids = [chip.tile_id for chip in plan.grid.chips(plan.bounds, plan.keep)]
     assert len(ids) == 9
-    _output(out, [(ids[0], "ok"), (ids[1], "ok"), (ids[2], "ok"), (ids[3], "ok"), (ids[4], "error"),
-                  ("r09999_c09999_ffffffff", "ok")])
+    _output(
+        out,
+        [
+            (ids[0], "ok"),
+            (ids[1], "ok"),
+            (ids[2], "ok"),
+            (ids[3], "ok"),
+            (ids[4], "error"),
+            ("r09999_c09999_ffffffff", "ok"),
+        ],
+    )
     assert dialog_module.captioned_tiles(str(out)) == set(ids[:4]) | {"r09999_c09999_ffffffff"}
     count = dialog_module.DescribeChangesDialog._count
     assert count(None, alg, params, context) == (9, 9)  # RESUME off: everything is sent again
@@ -132,8 +149,10 @@ def test_demo_run_gets_a_warning_bar(dialog_module):
 
     bar = _Bar()
     dialog_module.push_summary(bar, {"CAPTIONED": 25, "CHANGED": 8, "ERRORS": 0, "SKIPPED_NODATA": 11, "DEMO": 1})
-    assert bar.messages[0] == ("25 tiles captioned, 8 changed, 0 errors, 11 skipped for nodata",
-                               Qgis.MessageLevel.Success)
+    assert bar.messages[0] == (
+        "25 tiles captioned, 8 changed, 0 errors, 11 skipped for nodata",
+        Qgis.MessageLevel.Success,
+    )
     text, level = bar.messages[1]
     assert text.startswith("Captions come from the demo model: ") and level == Qgis.MessageLevel.Warning
     bar = _Bar()
@@ -152,8 +171,15 @@ def test_the_confirmation_leaves_out_chips_the_nodata_rule_will_skip(dialog_modu
     before = write_tif(tmp_path / "b.tif", pixels, gt, nodata=0)
     after = write_tif(tmp_path / "a.tif", pixels.copy(), gt, nodata=0)
     alg = provider.algorithm("describe_changes").create()
-    params = {"BEFORE": str(before), "AFTER": str(after), "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
-              "AUTHCFG": "", "MAX_CHIPS": 4, "MAX_NODATA": 0.5, "OUTPUT": str(tmp_path / "o.gpkg")}
+    params = {
+        "BEFORE": str(before),
+        "AFTER": str(after),
+        "BACKEND_URL": f"http://127.0.0.1:{free_port()}",
+        "AUTHCFG": "",
+        "MAX_CHIPS": 4,
+        "MAX_NODATA": 0.5,
+        "OUTPUT": str(tmp_path / "o.gpkg"),
+    }
     count = dialog_module.DescribeChangesDialog._count
     assert count(None, alg, params, QgsProcessingContext()) == (9, 6)
     assert count(None, alg, dict(params, MAX_CHIPS=100), QgsProcessingContext()) == (9, 9)  # no question asked

@@ -15,9 +15,21 @@ def test_settings_dialog_and_chip_count_confirmation(backend, tmp_path):
     env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"), QT_QPA_PLATFORM="offscreen")
     env.pop("QGIS_OPTIONS_PATH", None)
     out = tmp_path / "gui.gpkg"
-    done = subprocess.run(["/usr/bin/python3", str(Path(__file__).with_name("gui_check.py")), backend.url,
-                           backend.key, str(before), str(after), str(out)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run(
+        [
+            "/usr/bin/python3",
+            str(Path(__file__).with_name("gui_check.py")),
+            backend.url,
+            backend.key,
+            str(before),
+            str(after),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["test_ok"] and backend.info["model_name"] in report["test_text"]
@@ -30,7 +42,8 @@ def test_settings_dialog_and_chip_count_confirmation(backend, tmp_path):
     assert not report["down_ok"] and "Cannot reach the CCExpert backend" in report["down_text"]
     assert len(report["asked"]) == 2 and report["asked"][0] == (
         "This run will send 9 chips to the backend (more than the limit of 4 you set in 'Ask before runs of more "
-        "chips than'). Continue?")
+        "chips than'). Continue?"
+    )
     assert report["preselected"] == ["before (2019)", "after"]  # toolbar: two different rasters, older first
     assert report["ran_after_no"] is False
     assert report["finished"] == [[True, {"TILES": 9, "CAPTIONED": 9, "ERRORS": 0}]]

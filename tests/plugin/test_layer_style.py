@@ -29,12 +29,26 @@ def _gpkg(path, features) -> str:
     return str(path)
 
 
-CHANGED = ("POLYGON ((0 0, 192 0, 192 192, 0 192, 0 0))",
-           {"tile_id": "r00000_c00000_abcdef01", "status": "ok", "changed": 1, "caption": "a house is built",
-            "confidence": 0.873})
-UNCHANGED = ("POLYGON ((192 0, 384 0, 384 192, 192 192, 192 0))",
-             {"tile_id": "r00000_c00001_abcdef01", "status": "ok", "changed": 0, "caption": "nothing has changed",
-              "confidence": 0.9})
+CHANGED = (
+    "POLYGON ((0 0, 192 0, 192 192, 0 192, 0 0))",
+    {
+        "tile_id": "r00000_c00000_abcdef01",
+        "status": "ok",
+        "changed": 1,
+        "caption": "a house is built",
+        "confidence": 0.873,
+    },
+)
+UNCHANGED = (
+    "POLYGON ((192 0, 384 0, 384 192, 192 192, 192 0))",
+    {
+        "tile_id": "r00000_c00001_abcdef01",
+        "status": "ok",
+        "changed": 0,
+        "caption": "nothing has changed",
+        "confidence": 0.9,
+    },
+)
 
 
 def _styled(tmp_path):
@@ -125,6 +139,12 @@ def test_qgis_shows_the_demo_flag_in_the_layer_metadata(qgis_app, tmp_path):
     write_abstract(path, "change_captions", run_title(info), run_abstract(info, {"captioned": 1, "changed": 1}))
     layer = QgsVectorLayer(f"{path}|layername=change_captions", "demo", "ogr")
     assert layer.metadata().title() == "CCExpert change captions (DEMO model)"
-    assert layer.metadata().abstract().startswith("Made with the DEMO model ccexpert-demo-synthetic: it only knows "
-                                                  "synthetic scenes; captions of real imagery are not meaningful.")
+    assert (
+        layer.metadata()
+        .abstract()
+        .startswith(
+            "Made with the DEMO model ccexpert-demo-synthetic: it only knows "
+            "synthetic scenes; captions of real imagery are not meaningful."
+        )
+    )
     assert "DEMO model ccexpert-demo-synthetic" in layer.htmlMetadata()  # Layer Properties > Information

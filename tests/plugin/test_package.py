@@ -15,8 +15,7 @@ import pytest
 from conftest import BACKEND_BIN, REPO
 from plugin_rasters import pair
 
-REQUIRED = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker",
-            "repository")
+REQUIRED = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,9 @@ def plugin_zip(tmp_path_factory) -> Path:
     if not (BACKEND_BIN / "ccexpert").exists():
         pytest.skip("backend venv .venv is missing: run scripts/setup.sh")
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([str(BACKEND_BIN / "ccexpert"), "package-plugin", "-o", str(out)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [str(BACKEND_BIN / "ccexpert"), "package-plugin", "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     path = Path(done.stdout.strip().splitlines()[-1])
     assert path.parent == out and path.exists()
@@ -44,11 +44,22 @@ def test_zip_passes_the_repository_checks(plugin_zip):
     with zipfile.ZipFile(plugin_zip) as zf:
         names = zf.namelist()
         assert {n.split("/")[0] for n in names} == {"ccexpert_changes"}
-        for needed in ("__init__.py", "metadata.txt", "LICENSE", "icon.svg", "styles/change_captions.qml",
-                       "core/grid.py", "algorithm.py"):
+        for needed in (
+            "__init__.py",
+            "metadata.txt",
+            "LICENSE",
+            "icon.svg",
+            "styles/change_captions.qml",
+            "core/grid.py",
+            "algorithm.py",
+        ):
             assert f"ccexpert_changes/{needed}" in names
-        bad = [n for n in names if n.endswith((".pyc", ".pyo", ".so", ".dll", ".safetensors", ".bin"))
-               or any(part.startswith(".") or part == "__pycache__" for part in n.split("/"))]
+        bad = [
+            n
+            for n in names
+            if n.endswith((".pyc", ".pyo", ".so", ".dll", ".safetensors", ".bin"))
+            or any(part.startswith(".") or part == "__pycache__" for part in n.split("/"))
+        ]
         assert not bad, bad
         meta = _metadata(zf)
         assert "GNU GENERAL PUBLIC LICENSE" in zf.read("ccexpert_changes/LICENSE").decode()
@@ -89,11 +100,16 @@ def _fresh_profile(plugin_zip, tmp_path) -> tuple[str, dict, Path]:
     with zipfile.ZipFile(plugin_zip) as zf:
         zf.extractall(plugins)
     (tmp_path / "master").write_text("fresh-profile-master\n")
-    env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(config), QT_QPA_PLATFORM="offscreen",
-               QGIS_AUTH_PASSWORD_FILE=str(tmp_path / "master"))
+    env = dict(
+        os.environ,
+        QGIS_CUSTOM_CONFIG_PATH=str(config),
+        QT_QPA_PLATFORM="offscreen",
+        QGIS_AUTH_PASSWORD_FILE=str(tmp_path / "master"),
+    )
     env.pop("QGIS_OPTIONS_PATH", None)
-    enable = subprocess.run([exe, "plugins", "enable", "ccexpert_changes"], capture_output=True, text=True, env=env,
-                            timeout=180)
+    enable = subprocess.run(
+        [exe, "plugins", "enable", "ccexpert_changes"], capture_output=True, text=True, env=env, timeout=180
+    )
     assert enable.returncode == 0, enable.stdout + enable.stderr
     return exe, env, plugins
 
@@ -106,9 +122,20 @@ def test_qgis_process_exits_non_zero_when_no_tile_is_captioned(plugin_zip, tmp_p
     out = tmp_path / "failed.gpkg"
     with failing_backend() as (url, _hits):
         run = subprocess.run(
-            [exe, "run", "ccexpert:describe_changes", "--", f"BEFORE={before}", f"AFTER={after}",
-             f"BACKEND_URL={url}", f"OUTPUT={out}"],
-            capture_output=True, text=True, env=env, timeout=300,
+            [
+                exe,
+                "run",
+                "ccexpert:describe_changes",
+                "--",
+                f"BEFORE={before}",
+                f"AFTER={after}",
+                f"BACKEND_URL={url}",
+                f"OUTPUT={out}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
     assert run.returncode != 0, run.stdout[-3000:]
     assert "No tile was captioned" in run.stdout + run.stderr and FAILURE in run.stdout + run.stderr
@@ -128,8 +155,9 @@ def test_installed_zip_runs_through_qgis_process(plugin_zip, backend, tmp_path):
         f"sys.path.insert(0, {str(plugins)!r}); from ccexpert_changes import settings; "
         "print(settings.store_api_key(sys.argv[1]))"
     )
-    stored = subprocess.run(["/usr/bin/python3", "-c", script, backend.key], capture_output=True, text=True,
-                            env=env, timeout=120)
+    stored = subprocess.run(
+        ["/usr/bin/python3", "-c", script, backend.key], capture_output=True, text=True, env=env, timeout=120
+    )
     assert stored.returncode == 0, stored.stderr[-2000:]
     authcfg = stored.stdout.strip().splitlines()[-1]
     assert len(authcfg) == 7
@@ -137,11 +165,25 @@ def test_installed_zip_runs_through_qgis_process(plugin_zip, backend, tmp_path):
     before, after = pair(tmp_path, h=700, w=700, changes=((50, 50, 200, 200),))
     out = tmp_path / "qp.gpkg"
     run = subprocess.run(
-        [exe, "--json", "run", "ccexpert:describe_changes", "--", f"BEFORE={before}", f"AFTER={after}",
-         f"BACKEND_URL={backend.url}", f"AUTHCFG={authcfg}", "MAX_NODATA=0.9", f"OUTPUT={out}"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            exe,
+            "--json",
+            "run",
+            "ccexpert:describe_changes",
+            "--",
+            f"BEFORE={before}",
+            f"AFTER={after}",
+            f"BACKEND_URL={backend.url}",
+            f"AUTHCFG={authcfg}",
+            "MAX_NODATA=0.9",
+            f"OUTPUT={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    results = json.loads(run.stdout[run.stdout.index("{"):])["results"]
+    results = json.loads(run.stdout[run.stdout.index("{") :])["results"]
     assert results["TILES"] == 4 and results["CAPTIONED"] == 4 and results["ERRORS"] == 0
     assert Path(results["OUTPUT"]) == out and out.exists()

@@ -9,9 +9,11 @@ from qgis.core import QgsApplication
 
 
 def test_class_factory_imports_nothing_heavy():
-    code = ("import sys; sys.path.insert(0, 'qgis_plugin'); import ccexpert_changes; "
-            "heavy = [m for m in ('qgis.core', 'osgeo.gdal', 'numpy', 'torch', 'requests') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys; sys.path.insert(0, 'qgis_plugin'); import ccexpert_changes; "
+        "heavy = [m for m in ('qgis.core', 'osgeo.gdal', 'numpy', 'torch', 'requests') if m in sys.modules]; "
+        "print(heavy)"
+    )
     from conftest import REPO
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -33,8 +35,20 @@ def test_init_gui_registers_the_provider_and_action_then_unloads(qgis_app, qgis_
         alg = registry.algorithmById("ccexpert:describe_changes")
         assert alg is not None and alg.displayName() == "Describe changes"
         names = [p.name() for p in alg.parameterDefinitions()]
-        for expected in ("BEFORE", "AFTER", "AOI", "BANDS", "CHIP_SIZE", "OVERLAP", "MAX_NODATA", "BACKEND_URL",
-                         "AUTHCFG", "BATCH_SIZE", "RESUME", "OUTPUT"):
+        for expected in (
+            "BEFORE",
+            "AFTER",
+            "AOI",
+            "BANDS",
+            "CHIP_SIZE",
+            "OVERLAP",
+            "MAX_NODATA",
+            "BACKEND_URL",
+            "AUTHCFG",
+            "BATCH_SIZE",
+            "RESUME",
+            "OUTPUT",
+        ):
             assert expected in names
         assert alg.parameterDefinition("AOI").flags() & alg.parameterDefinition("AOI").Flag.FlagOptional
         assert provider.defaultVectorFileExtension(True) == "gpkg"

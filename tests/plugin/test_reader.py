@@ -11,8 +11,13 @@ from plugin_rasters import ORIGIN, pair, textured, write_tif
 
 
 def _reader(before, after, out=128, bands=(1, 2, 3), log=None):
-    return PairReader(open_raster(str(before), "BEFORE"), open_raster(str(after), "AFTER"), list(bands), out,
-                      log=log or (lambda m: None))
+    return PairReader(
+        open_raster(str(before), "BEFORE"),
+        open_raster(str(after), "AFTER"),
+        list(bands),
+        out,
+        log=log or (lambda m: None),
+    )
 
 
 def test_edge_chip_ends_at_the_raster_edge_without_padding(tmp_path):
@@ -77,8 +82,9 @@ def test_after_is_resampled_onto_the_before_chip_and_logged(tmp_path, case):
     elif case == "pixel_size":
         gdal.Warp(str(a), str(src), xRes=2.0, yRes=2.0, resampleAlg="average")
     else:
-        gdal.Translate(str(a), str(src), outputBounds=[ORIGIN[0] + 0.4, ORIGIN[1] - 0.3, ORIGIN[0] + 600.4,
-                                                        ORIGIN[1] - 600.3])  # relabel: same pixels, shifted
+        gdal.Translate(
+            str(a), str(src), outputBounds=[ORIGIN[0] + 0.4, ORIGIN[1] - 0.3, ORIGIN[0] + 600.4, ORIGIN[1] - 600.3]
+        )  # relabel: same pixels, shifted
     logs = []
     reader = _reader(b, a, out=128, log=logs.append)
     assert len(logs) == 1 and "resampled" in logs[0]

@@ -33,23 +33,45 @@ def test_an_extent_such_as_the_map_canvas_limits_the_chips(run_describe, scene, 
     before, after = scene
     x0, y1 = ORIGIN
     extent = f"{x0 + 10},{x0 + 100},{y1 - 100},{y1 - 10} [EPSG:32615]"  # inside chip (0, 0)
-    results, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "EXTENT": extent,
-                               "OUTPUT": str(tmp_path / "extent.gpkg")})
+    results, _ = run_describe(
+        {"BEFORE": str(before), "AFTER": str(after), "EXTENT": extent, "OUTPUT": str(tmp_path / "extent.gpkg")}
+    )
     assert results["TILES"] == 1 and [(r["row"], r["col"]) for r in read_layer(tmp_path / "extent.gpkg")] == [(0, 0)]
     with pytest.raises(QgsProcessingException, match="does not overlap"):
-        run_describe({"BEFORE": str(before), "AFTER": str(after), "EXTENT": "0,10,0,10 [EPSG:32615]",
-                      "OUTPUT": str(tmp_path / "nowhere.gpkg")})
+        run_describe(
+            {
+                "BEFORE": str(before),
+                "AFTER": str(after),
+                "EXTENT": "0,10,0,10 [EPSG:32615]",
+                "OUTPUT": str(tmp_path / "nowhere.gpkg"),
+            }
+        )
 
 
 def test_requests_in_flight_give_the_same_layer_in_grid_order(run_describe, scene, tmp_path):
     """Three requests at once through QGIS networking (one per worker thread): the same captions as one at a
     time, every tile once, rows in grid order."""
     before, after = scene
-    one, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "BATCH_SIZE": 1, "IN_FLIGHT": 1,
-                           "OUTPUT": str(tmp_path / "one.gpkg")})
+    one, _ = run_describe(
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "BATCH_SIZE": 1,
+            "IN_FLIGHT": 1,
+            "OUTPUT": str(tmp_path / "one.gpkg"),
+        }
+    )
     feedback = RecordingFeedback.make()
-    three, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "BATCH_SIZE": 1, "IN_FLIGHT": 3,
-                             "OUTPUT": str(tmp_path / "three.gpkg")}, feedback=feedback)
+    three, _ = run_describe(
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "BATCH_SIZE": 1,
+            "IN_FLIGHT": 3,
+            "OUTPUT": str(tmp_path / "three.gpkg"),
+        },
+        feedback=feedback,
+    )
     assert any("3 requests of up to 1 chip pairs at the backend at once" in i for i in feedback.infos)
     rows_one, rows_three = read_layer(tmp_path / "one.gpkg"), read_layer(tmp_path / "three.gpkg")
     cells = [(r["row"], r["col"]) for r in rows_three]
@@ -61,8 +83,15 @@ def test_progress_says_chips_done_rate_and_time_left(run_describe, scene, tmp_pa
     texts = []
     feedback = RecordingFeedback.make()
     feedback.setProgressText = texts.append  # what the Processing dialog shows under its bar
-    run_describe({"BEFORE": str(before_after(scene)[0]), "AFTER": str(before_after(scene)[1]), "BATCH_SIZE": 2,
-                  "OUTPUT": str(tmp_path / "progress.gpkg")}, feedback=feedback)
+    run_describe(
+        {
+            "BEFORE": str(before_after(scene)[0]),
+            "AFTER": str(before_after(scene)[1]),
+            "BATCH_SIZE": 2,
+            "OUTPUT": str(tmp_path / "progress.gpkg"),
+        },
+        feedback=feedback,
+    )
     assert texts[0].startswith("2/9 chips · ") and "pairs/s" in texts[0] and "left" in texts[0]
     assert texts[-1].startswith("9/9 chips")
 
@@ -89,8 +118,14 @@ def test_the_chip_limit_counts_only_chips_that_will_be_sent(run_describe, scene,
     before, after = scene
     out = tmp_path / "limit.gpkg"
     x0, y1 = ORIGIN
-    first, _ = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out),
-                             "EXTENT": f"{x0 + 10},{x0 + 300},{y1 - 100},{y1 - 10} [EPSG:32615]"})  # chips (0,0), (0,1)
+    first, _ = run_describe(
+        {
+            "BEFORE": str(before),
+            "AFTER": str(after),
+            "OUTPUT": str(out),
+            "EXTENT": f"{x0 + 10},{x0 + 300},{y1 - 100},{y1 - 10} [EPSG:32615]",
+        }
+    )  # chips (0,0), (0,1)
     assert first["CAPTIONED"] == 2
     params = {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "MAX_CHIPS": 7}
     with pytest.raises(QgsProcessingException, match="needs 9 chips"):

@@ -40,4 +40,3 @@ def test_written_default_style_is_what_qgis_opens(qgis_app, tmp_path):
     changed_labels = layer.labeling().rootRule().children()[0].settings()
     assert changed_labels.scaleVisibility and changed_labels.minimumScale > changed_labels.maximumScale
     assert layer.featureCount() == 1
-

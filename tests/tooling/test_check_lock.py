@@ -22,8 +22,9 @@ def copy(tmp_path) -> Path:
 
 
 def check(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), "--root", str(root)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(root)], capture_output=True, text=True, timeout=60
+    )
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -47,12 +48,15 @@ def test_every_direct_requirement_is_pinned_exactly_once_with_hashes():
     assert "nvidia" not in lock and "cuda" not in lock.lower(), "the lock must not pull a CUDA build of torch"
 
 
-@pytest.mark.parametrize(("old", "new", "says"), [
-    ('"transformers>=5.23,<6"', '"transformers>=5.23,<5.24"', "compiled from other requirements"),
-    ('"pillow>=10",', '"pillow>=10",\n    "black>=24",', "'black>=24' (from pyproject.toml) is not pinned"),
-    ('"pillow>=10",', '"pillow>=99",', "does not satisfy 'pillow>=99'"),
-    ('"pytest>=8",', '"pytest>=8",\n    "isort>=5",', "'isort>=5' (from pyproject.toml) is not pinned"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('"transformers>=5.23,<6"', '"transformers>=5.23,<5.24"', "compiled from other requirements"),
+        ('"pillow>=10",', '"pillow>=10",\n    "black>=24",', "'black>=24' (from pyproject.toml) is not pinned"),
+        ('"pillow>=10",', '"pillow>=99",', "does not satisfy 'pillow>=99'"),
+        ('"pytest>=8",', '"pytest>=8",\n    "isort>=5",', "'isort>=5' (from pyproject.toml) is not pinned"),
+    ],
+)
 def test_edited_pyproject_fails_and_names_the_problem(copy, old, new, says):
     edit(copy / "pyproject.toml", old, new)
     result = check(copy)

@@ -14,8 +14,11 @@ _spec.loader.exec_module(demo_summary)
 def rows(size: int = 1000, chip: int = 384) -> list[dict]:
     """A good output: every chip captioned (they all lie inside the scene, which has no nodata)."""
     n = -(-size // chip)
-    return [{"row": r, "col": c, "status": "ok", "error": None, "nodata_before": 0.0, "nodata_after": 0.0}
-            for r in range(n) for c in range(n)]
+    return [
+        {"row": r, "col": c, "status": "ok", "error": None, "nodata_before": 0.0, "nodata_after": 0.0}
+        for r in range(n)
+        for c in range(n)
+    ]
 
 
 def test_good_output_passes():

@@ -50,15 +50,34 @@ def installed(tmp_path_factory) -> Path:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"),
-          str(src)], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        cwd=tmp,
+    )
     wheels = sorted((tmp / "dist").glob("ccexpert-*.whl"))
     assert len(wheels) == 1, wheels
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
-    for needed in ("ccexpert/demo_model/config.json", "ccexpert/demo_model/model.safetensors",
-                   "ccexpert_changes/metadata.txt", "ccexpert_changes/LICENSE", "ccexpert_changes/icon.svg",
-                   "ccexpert_changes/styles/change_captions.qml", "ccexpert_training/configs/stage1.yaml"):
+    for needed in (
+        "ccexpert/demo_model/config.json",
+        "ccexpert/demo_model/model.safetensors",
+        "ccexpert_changes/metadata.txt",
+        "ccexpert_changes/LICENSE",
+        "ccexpert_changes/icon.svg",
+        "ccexpert_changes/styles/change_captions.qml",
+        "ccexpert_training/configs/stage1.yaml",
+    ):
         assert needed in names, f"{needed} is not in the wheel"
 
     venv = tmp / "venv"
@@ -66,8 +85,22 @@ def installed(tmp_path_factory) -> Path:
     python = venv / "bin" / "python"
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp)
     (Path(purelib.stdout.strip()) / "ccexpert_dev_venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--force-reinstall",
-          "--no-index", str(wheels[0])], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--force-reinstall",
+            "--no-index",
+            str(wheels[0]),
+        ],
+        cwd=tmp,
+    )
     return venv / "bin"
 
 
@@ -80,8 +113,10 @@ def outside(tmp_path) -> Path:
 
 
 def test_installed_package_uses_its_own_files(installed, outside):
-    code = ("import json, ccexpert, ccexpert.paths as p, ccexpert.commands.package_plugin as pp; "
-            "print(json.dumps([ccexpert.__file__, str(p.default_model_dir()), str(pp.plugin_dir())]))")
+    code = (
+        "import json, ccexpert, ccexpert.paths as p, ccexpert.commands.package_plugin as pp; "
+        "print(json.dumps([ccexpert.__file__, str(p.default_model_dir()), str(pp.plugin_dir())]))"
+    )
     module, model, plugin = json.loads(_run([str(installed / "python"), "-c", code], cwd=outside).stdout)
     venv = installed.parent.resolve()
     for path in (module, model, plugin):
@@ -96,8 +131,9 @@ def test_caption_with_the_default_demo_model(installed, outside):
     after[100:260, 120:300] = (200, 60, 40)  # a new red block: something changed
     Image.fromarray(before).save(outside / "before.png")
     Image.fromarray(after).save(outside / "after.png")
-    done = _run([str(installed / "ccexpert"), "caption", "before.png", "after.png", "--device", "cpu", "--json"],
-                cwd=outside)
+    done = _run(
+        [str(installed / "ccexpert"), "caption", "before.png", "after.png", "--device", "cpu", "--json"], cwd=outside
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert isinstance(result["caption"], str) and result["caption"].strip()
     assert 0.0 <= result["confidence"] <= 1.0

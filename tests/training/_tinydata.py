@@ -45,9 +45,7 @@ def write_split(folder: Path, name: str, count: int, seed: int, masks: bool = Fa
             mask = images / f"{stem}_mask.png"
             changed_pixels = np.any(np.asarray(before) != np.asarray(after), axis=-1)
             Image.fromarray(changed_pixels.astype(np.uint8) * 255).save(mask)
-        records.append(
-            PairRecord(stem, images / f"{stem}_A.png", images / f"{stem}_B.png", captions, changed, mask)
-        )
+        records.append(PairRecord(stem, images / f"{stem}_A.png", images / f"{stem}_B.png", captions, changed, mask))
     path = folder / f"{name}.jsonl"
     write_records(records, path)
     return path

@@ -80,8 +80,17 @@ def test_geotiff_sources_are_converted(tmp_path):
     data = (np.arange(64 * 64 * 4, dtype=np.uint16).reshape(4, 64, 64) * 7) % 4000
     for folder in ("A", "B"):
         (root / folder).mkdir(parents=True)
-        with rasterio.open(root / folder / "t.tif", "w", driver="GTiff", width=64, height=64, count=4,
-                           dtype="uint16", crs="EPSG:32633", transform=from_origin(0, 0, 1, 1)) as dst:
+        with rasterio.open(
+            root / folder / "t.tif",
+            "w",
+            driver="GTiff",
+            width=64,
+            height=64,
+            count=4,
+            dtype="uint16",
+            crs="EPSG:32633",
+            transform=from_origin(0, 0, 1, 1),
+        ) as dst:
             dst.write(data)
     label = np.zeros((64, 64), np.uint8)
     label[30:50, 30:50] = 1

@@ -98,13 +98,25 @@ def test_eval_cli_json_keys_exactly(tmp_path, capsys):
     from ccexpert.cli import main
 
     path = tmp_path / "pred.jsonl"
-    lines = [{"uid": "a", "pred": "The scene is the same as before.", "change_caption": list(NOCHANGE_REFS)},
-             {"uid": "b", "pred": "A road is built.", "change_caption": ["A road is built.", "A new road appears."]}]
+    lines = [
+        {"uid": "a", "pred": "The scene is the same as before.", "change_caption": list(NOCHANGE_REFS)},
+        {"uid": "b", "pred": "A road is built.", "change_caption": ["A road is built.", "A new road appears."]},
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert main(["eval", str(path), "--json", "--report", str(tmp_path / "full.json")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["n", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m",
-                         "change_accuracy"]
+    assert list(out) == [
+        "n",
+        "BLEU-1",
+        "BLEU-2",
+        "BLEU-3",
+        "BLEU-4",
+        "METEOR",
+        "ROUGE-L",
+        "CIDEr-D",
+        "S*m",
+        "change_accuracy",
+    ]
     assert out["n"] == 2 and out["change_accuracy"] == 100.0
     full = json.loads((tmp_path / "full.json").read_text())
     assert full["change"]["n"] == 1 and full["no_change"]["n"] == 1
@@ -211,11 +223,16 @@ def test_meteor_wrapper_matches_pycocoevalcap():
     from ccexpert_training.caption_metrics import shared_meteor
     from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
 
-    gts = {"a": ["some houses are built along the road", "a row of villas appears"],
-           "b": ["there is no difference", "the scene is the same as before"],
-           "c": ["many trees are removed and a parking lot appears"]}
-    res = {"a": ["several houses appear beside the road"], "b": ["the scene is the same as before"],
-           "c": ["a parking lot replaces the trees"]}
+    gts = {
+        "a": ["some houses are built along the road", "a row of villas appears"],
+        "b": ["there is no difference", "the scene is the same as before"],
+        "c": ["many trees are removed and a parking lot appears"],
+    }
+    res = {
+        "a": ["several houses appear beside the road"],
+        "b": ["the scene is the same as before"],
+        "c": ["a parking lot replaces the trees"],
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         coco = CocoMeteor()

@@ -50,9 +50,11 @@ def test_train_help_shows_its_options(capsys):
 
 
 def test_top_level_help_lists_every_command_without_importing_them():
-    code = ("import sys\nfrom ccexpert.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('IMPORTED', sorted(m for m in sys.modules if m.startswith('ccexpert_training.commands.')),"
-            " 'torch' in sys.modules)")
+    code = (
+        "import sys\nfrom ccexpert.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('IMPORTED', sorted(m for m in sys.modules if m.startswith('ccexpert_training.commands.')),"
+        " 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     for name in TRAINING_COMMANDS | set(cli.COMMANDS):
         assert f"    {name}" in out

@@ -25,8 +25,13 @@ def _items():
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8))
     return [
-        {"uid": "a", "before": image, "after": image, "caption": "A road is built at the top of the scene.",
-         "refs": ["r"]},
+        {
+            "uid": "a",
+            "before": image,
+            "after": image,
+            "caption": "A road is built at the top of the scene.",
+            "refs": ["r"],
+        },
         {"uid": "b", "before": image, "after": image, "caption": "There is no difference.", "refs": ["r"]},
     ]
 
@@ -49,7 +54,7 @@ def test_label_positions(processor):
         start = length - 1 - seq[::-1].index(im_start)
         assert lab[start:] == seq[start:]
         answer = tok.encode(f"{caption}<|im_end|>\n", add_special_tokens=False)
-        assert seq[-len(answer):] == answer and lab[-len(answer):] == answer
+        assert seq[-len(answer) :] == answer and lab[-len(answer) :] == answer
         assert tok.decode(seq[start:]) == f"<|im_start|>assistant\n{caption}<|im_end|>\n"
         # before it: only "\n", <|im_start|> and <|im_end|> are kept (LLaVA-NeXT behaviour)
         kept = {t for t, label in zip(seq[:start], lab[:start], strict=True) if label != IGNORE}

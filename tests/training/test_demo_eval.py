@@ -6,17 +6,20 @@ import pytest
 from ccexpert_training.demo_eval import caption_quantity, expected_quantity, score_split
 
 
-@pytest.mark.parametrize(("caption", "cls", "quantity"), [
-    ("two houses are built at the top", "building", "two"),
-    ("a new building appears on the bareland", "building", "a"),
-    ("several buildings have been constructed", "building", "several"),
-    ("many houses are removed in the center", "building", "many"),
-    ("an road is built", "road", "a"),
-    ("a road is built and three houses are removed", "building", "three"),
-    ("houses are built at the top", "building", None),  # no quantity
-    ("two roads are built", "building", None),  # another object
-    ("the scene is the same as before", "road", None),
-])
+@pytest.mark.parametrize(
+    ("caption", "cls", "quantity"),
+    [
+        ("two houses are built at the top", "building", "two"),
+        ("a new building appears on the bareland", "building", "a"),
+        ("several buildings have been constructed", "building", "several"),
+        ("many houses are removed in the center", "building", "many"),
+        ("an road is built", "road", "a"),
+        ("a road is built and three houses are removed", "building", "three"),
+        ("houses are built at the top", "building", None),  # no quantity
+        ("two roads are built", "building", None),  # another object
+        ("the scene is the same as before", "road", None),
+    ],
+)
 def test_caption_quantity(caption, cls, quantity):
     assert caption_quantity(caption, cls) == quantity
 
@@ -49,6 +52,11 @@ def test_score_split_with_a_perfect_and_a_silent_captioner(tmp_path):
     assert perfect.pairs == 20 and perfect.model["change_accuracy"] == 100.0
     assert perfect.s_m_ratio > 1.5
     assert perfect.counted_pairs > 0 and perfect.counting_accuracy == 100.0
-    silent = score_split(lambda pairs: ["the scene is the same as before"] * len(pairs), seed=77, pairs=20,
-                         workdir=tmp_path / "silent", workers=1)
+    silent = score_split(
+        lambda pairs: ["the scene is the same as before"] * len(pairs),
+        seed=77,
+        pairs=20,
+        workdir=tmp_path / "silent",
+        workers=1,
+    )
     assert silent.s_m_ratio == pytest.approx(1.0, abs=0.05) and silent.counting_accuracy == 0.0

@@ -21,8 +21,15 @@ def engine():
 
 def test_files_and_card():
     names = {p.name for p in DEMO_MODEL_DIR.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "model_card.json",
-            "README.md", "eval.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+        "model_card.json",
+        "README.md",
+        "eval.json",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)  # never pickles
     size = sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir())
     assert size < 10 * 2**20  # a few MB
@@ -55,9 +62,11 @@ def test_changed_and_unchanged_pairs_get_different_captions(engine):
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["--steps", "10,20"], "--steps expects three positive integers"),
-     (["--steps", "10,0,5"], "--steps expects three positive integers"),
-     (["--seed", "3", "--test-seed", "3"], "--test-seed must differ from --seed")],
+    [
+        (["--steps", "10,20"], "--steps expects three positive integers"),
+        (["--steps", "10,0,5"], "--steps expects three positive integers"),
+        (["--seed", "3", "--test-seed", "3"], "--test-seed must differ from --seed"),
+    ],
 )
 def test_train_demo_rejects_bad_arguments(tmp_path, capsys, argv, message):
     from ccexpert.cli import main
@@ -86,13 +95,15 @@ def test_shipped_scores_reproduce_and_meet_the_targets(engine, tmp_path):
     from ccexpert_training.synth.baselines import always_no_change
 
     card = json.loads((DEMO_MODEL_DIR / "eval.json").read_text())
-    write_benchmark(tmp_path, n=card["data"]["test_pairs"] * 10, seed=card["data"]["test_seed"], splits=("test",),
-                    workers=2)
+    write_benchmark(
+        tmp_path, n=card["data"]["test_pairs"] * 10, seed=card["data"]["test_seed"], splits=("test",), workers=2
+    )
     records = read_records(tmp_path / "test.jsonl")
     assert len(records) == card["data"]["test_pairs"]
     results = engine.caption([r.load_images() for r in records])
-    model = evaluate_predictions([Prediction(r.uid, res.caption, tuple(r.captions))
-                                  for r, res in zip(records, results, strict=True)]).overall
+    model = evaluate_predictions(
+        [Prediction(r.uid, res.caption, tuple(r.captions)) for r, res in zip(records, results, strict=True)]
+    ).overall
     baseline = evaluate_predictions(always_no_change(records)).overall
     recorded = card["eval"]["demo model"]
     assert model["S*m"] == pytest.approx(recorded["S*m"], abs=0.5)

@@ -22,10 +22,29 @@ def test_sft_with_the_branch_through_ccexpert_train(tmp_path, capsys, fresh_acce
     tokenizer.save_pretrained(start)
     data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2)
     out = tmp_path / "stage3"
-    code = main(["train", "--config", "tiny_stage3_diff_branch.yaml", "--set", f"model.init_from={start}",
-                 "--set", f"data.train={data / 'train.jsonl'}", "--set", f"data.val={data / 'val.jsonl'}",
-                 "--set", "data.test=null", "--set", f"training.output_dir={out}", "--set", "training.max_steps=3",
-                 "--set", "training.eval_steps=3", "--set", "training.report_to=[]"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "tiny_stage3_diff_branch.yaml",
+            "--set",
+            f"model.init_from={start}",
+            "--set",
+            f"data.train={data / 'train.jsonl'}",
+            "--set",
+            f"data.val={data / 'val.jsonl'}",
+            "--set",
+            "data.test=null",
+            "--set",
+            f"training.output_dir={out}",
+            "--set",
+            "training.max_steps=3",
+            "--set",
+            "training.eval_steps=3",
+            "--set",
+            "training.report_to=[]",
+        ]
+    )
     assert code == 0, capsys.readouterr().err[-2000:]
     assert CCExpertConfig.from_pretrained(out / "best").diff_branch is True
     weights = load_file(str(out / "best" / "model.safetensors"))

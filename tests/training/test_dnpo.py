@@ -99,17 +99,28 @@ def test_loss_matches_a_hand_computation() -> None:
     def seq(logits, row, tokens):
         return sum(torch.log_softmax(logits[row, t], -1)[tok] for t, tok in enumerate(tokens))
 
-    margin = (seq(policy, 0, [1, 2, 3]) - seq(reference, 0, [1, 2, 3])) - (seq(policy, 1, [4, 0]) - seq(reference, 1,
-                                                                                                            [4, 0]))
+    margin = (seq(policy, 0, [1, 2, 3]) - seq(reference, 0, [1, 2, 3])) - (
+        seq(policy, 1, [4, 0]) - seq(reference, 1, [4, 0])
+    )
     positions = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
-    kl = sum((torch.softmax(policy[r, t], -1) * (torch.log_softmax(policy[r, t], -1)
-                                                  - torch.log_softmax(reference[r, t], -1))).sum()
-             for r, t in positions) / len(positions)
+    kl = sum(
+        (
+            torch.softmax(policy[r, t], -1)
+            * (torch.log_softmax(policy[r, t], -1) - torch.log_softmax(reference[r, t], -1))
+        ).sum()
+        for r, t in positions
+    ) / len(positions)
     expected = -torch.nn.functional.logsigmoid(config.beta * margin) + config.kl_lambda * kl
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert parts["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
-    assert reverse_kl(torch.log_softmax(policy[:, :3], -1), torch.log_softmax(reference[:, :3], -1),
-                      torch.ones(2, 3, dtype=torch.bool)) >= 0
+    assert (
+        reverse_kl(
+            torch.log_softmax(policy[:, :3], -1),
+            torch.log_softmax(reference[:, :3], -1),
+            torch.ones(2, 3, dtype=torch.bool),
+        )
+        >= 0
+    )
 
 
 def test_bad_settings_and_inputs_fail_clearly(pairs) -> None:
@@ -131,12 +142,29 @@ def test_gradient_accumulation_averages_micro_batches(tokenizer, processor, pair
     for micro, accumulation in ((2, 1), (1, 2)):
         model = _small_model(tokenizer)
         start = model.lm_head.weight.detach().clone()
-        args = TrainingArguments(output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=micro,
-                                 gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1.0,
-                                 optim="sgd", max_grad_norm=0.0, lr_scheduler_type="constant", save_strategy="no",
-                                 report_to=[], use_cpu=True, seed=0, disable_tqdm=True, dataloader_drop_last=True)
-        trainer = DNPOTrainer(model=model, dnpo=DNPOConfig(beta=0.5, kl_lambda=0.0), args=args,
-                              train_dataset=PreferenceDataset(pairs[:2]), data_collator=PreferenceCollator(processor))
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"ga{accumulation}"),
+            per_device_train_batch_size=micro,
+            gradient_accumulation_steps=accumulation,
+            max_steps=1,
+            learning_rate=1.0,
+            optim="sgd",
+            max_grad_norm=0.0,
+            lr_scheduler_type="constant",
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            seed=0,
+            disable_tqdm=True,
+            dataloader_drop_last=True,
+        )
+        trainer = DNPOTrainer(
+            model=model,
+            dnpo=DNPOConfig(beta=0.5, kl_lambda=0.0),
+            args=args,
+            train_dataset=PreferenceDataset(pairs[:2]),
+            data_collator=PreferenceCollator(processor),
+        )
         trainer.train()
         deltas.append(model.lm_head.weight.detach() - start)
     assert deltas[0].abs().max() > 0
@@ -155,11 +183,26 @@ def _margin(model, processor, pairs) -> float:
 
 def _train(tokenizer, processor, pairs, tmp_path, kl_lambda: float, steps: int = 30):
     model = _small_model(tokenizer)
-    args = TrainingArguments(output_dir=str(tmp_path / f"out_{kl_lambda}"), per_device_train_batch_size=2,
-                             max_steps=steps, learning_rate=3e-3, lr_scheduler_type="constant", logging_steps=1,
-                             save_strategy="no", report_to=[], use_cpu=True, seed=0, disable_tqdm=True)
-    trainer = DNPOTrainer(model=model, dnpo=DNPOConfig(beta=0.02, kl_lambda=kl_lambda), args=args,
-                          train_dataset=PreferenceDataset(pairs), data_collator=PreferenceCollator(processor))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / f"out_{kl_lambda}"),
+        per_device_train_batch_size=2,
+        max_steps=steps,
+        learning_rate=3e-3,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = DNPOTrainer(
+        model=model,
+        dnpo=DNPOConfig(beta=0.02, kl_lambda=kl_lambda),
+        args=args,
+        train_dataset=PreferenceDataset(pairs),
+        data_collator=PreferenceCollator(processor),
+    )
     before = _margin(trainer.ref_model, processor, pairs)
     trainer.train()
     kl = [entry["kl"] for entry in trainer.state.log_history if "kl" in entry]
@@ -204,14 +247,46 @@ def test_stage4_config_trains_through_ccexpert_train(small_model_dir, tmp_path, 
 
     data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2)
     prefs = tmp_path / "prefs.jsonl"
-    assert main(["preferences", "--records", str(data / "train.jsonl"), "--out", str(prefs), "--kinds",
-                 "replacement", "--m", "1"]) == 0
+    assert (
+        main(
+            [
+                "preferences",
+                "--records",
+                str(data / "train.jsonl"),
+                "--out",
+                str(prefs),
+                "--kinds",
+                "replacement",
+                "--m",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "stage4"
-    code = main(["train", "--config", "tiny_stage4_dnpo.yaml",
-                 "--set", f"model.init_from={small_model_dir}", "--set", f"dnpo.preferences={prefs}",
-                 "--set", f"data.val={data / 'val.jsonl'}", "--set", f"training.output_dir={out}",
-                 "--set", "training.max_steps=3", "--set", "training.eval_steps=3",
-                 "--set", "training.report_to=[]", "--set", "batch.global_batch_size=2"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "tiny_stage4_dnpo.yaml",
+            "--set",
+            f"model.init_from={small_model_dir}",
+            "--set",
+            f"dnpo.preferences={prefs}",
+            "--set",
+            f"data.val={data / 'val.jsonl'}",
+            "--set",
+            f"training.output_dir={out}",
+            "--set",
+            "training.max_steps=3",
+            "--set",
+            "training.eval_steps=3",
+            "--set",
+            "training.report_to=[]",
+            "--set",
+            "batch.global_batch_size=2",
+        ]
+    )
     assert code == 0, capsys.readouterr().err[-2000:]
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     logged = [entry for entry in state["log_history"] if "kl" in entry]
@@ -233,11 +308,13 @@ def test_stage4_config_validation(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("CCEXPERT_TINY_DATA", str(tmp_path))
     cfg = load_stage_config("tiny_stage4_dnpo.yaml")
     assert cfg.dnpo.preferences == str(tmp_path / "tiny_preferences.jsonl") and cfg.data.train is None
-    for override, message in [({"dnpo.beta": 0}, "overrides: dnpo.beta: expected a positive number, got 0"),
-                              ({"dnpo.kl_lambda": -0.1}, "overrides: dnpo.kl_lambda: expected a number >= 0, got -0.1"),
-                              ({"dnpo.beta": "high"}, "overrides: dnpo.beta: expected a positive number, got 'high'"),
-                              ({"dnpo.preferences": None}, "configs/tiny_stage4_dnpo.yaml: data.train: required"),
-                              ({"dnpo.gamma": 1.0}, "overrides: dnpo.gamma: unknown key; allowed in 'dnpo'")]:
+    for override, message in [
+        ({"dnpo.beta": 0}, "overrides: dnpo.beta: expected a positive number, got 0"),
+        ({"dnpo.kl_lambda": -0.1}, "overrides: dnpo.kl_lambda: expected a number >= 0, got -0.1"),
+        ({"dnpo.beta": "high"}, "overrides: dnpo.beta: expected a positive number, got 'high'"),
+        ({"dnpo.preferences": None}, "configs/tiny_stage4_dnpo.yaml: data.train: required"),
+        ({"dnpo.gamma": 1.0}, "overrides: dnpo.gamma: unknown key; allowed in 'dnpo'"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             load_stage_config("tiny_stage4_dnpo.yaml", override)
 
@@ -247,8 +324,22 @@ def test_stage4_with_a_missing_preference_file_fails_cleanly(small_model_dir, tm
     from ccexpert.cli import main
 
     data = write_tiny_dataset(tmp_path / "data", train=2, val=2, test=2)
-    code = main(["train", "--config", "tiny_stage4_dnpo.yaml", "--set", f"model.init_from={small_model_dir}",
-                 "--set", f"dnpo.preferences={tmp_path / 'missing.jsonl'}", "--set", f"data.val={data / 'val.jsonl'}",
-                 "--set", f"training.output_dir={tmp_path / 'out'}", "--set", "training.deepspeed=null"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "tiny_stage4_dnpo.yaml",
+            "--set",
+            f"model.init_from={small_model_dir}",
+            "--set",
+            f"dnpo.preferences={tmp_path / 'missing.jsonl'}",
+            "--set",
+            f"data.val={data / 'val.jsonl'}",
+            "--set",
+            f"training.output_dir={tmp_path / 'out'}",
+            "--set",
+            "training.deepspeed=null",
+        ]
+    )
     assert code == 2
     assert "dnpo.preferences: preference file not found" in capsys.readouterr().err

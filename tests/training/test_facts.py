@@ -46,8 +46,17 @@ def test_touching_squares_are_one_component_including_diagonals():
 
 @pytest.mark.parametrize(
     ("row", "col", "name"),
-    [(10, 10, "top left"), (10, 110, "top"), (10, 200, "top right"), (110, 10, "left"), (110, 110, "center"),
-     (110, 200, "right"), (200, 10, "bottom left"), (200, 110, "bottom"), (200, 200, "bottom right")],
+    [
+        (10, 10, "top left"),
+        (10, 110, "top"),
+        (10, 200, "top right"),
+        (110, 10, "left"),
+        (110, 110, "center"),
+        (110, 200, "right"),
+        (200, 10, "bottom left"),
+        (200, 110, "bottom"),
+        (200, 200, "bottom right"),
+    ],
 )
 def test_every_grid_cell(row, col, name):
     mask = np.zeros((H, W), np.uint8)

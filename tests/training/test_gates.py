@@ -17,7 +17,10 @@ HOUSES = ChangeFacts((ChangeFact("building", "appear", 2, "top left", "small", 0
 
 def test_every_template_caption_passes():
     for cls, kind, count, location, replaced in itertools.product(
-        CHANGE_CLASSES, ("appear", "disappear", "replace"), (1, 2, 3, 6, 10), LOCATIONS,
+        CHANGE_CLASSES,
+        ("appear", "disappear", "replace"),
+        (1, 2, 3, 6, 10),
+        LOCATIONS,
         (None, "bareland", "grass", "forest", "building", "road"),
     ):
         facts = ChangeFacts((ChangeFact(cls, kind, count, location, "small", 0.01, replaced),), 0.01)
@@ -27,8 +30,13 @@ def test_every_template_caption_passes():
 
 
 def test_two_fact_captions_pass():
-    facts = ChangeFacts((ChangeFact("forest", "disappear", 1, "top", "large", 0.2, "bareland"),
-                         ChangeFact("building", "appear", 3, "bottom left", "small", 0.01, "bareland")), 0.21)
+    facts = ChangeFacts(
+        (
+            ChangeFact("forest", "disappear", 1, "top", "large", 0.2, "bareland"),
+            ChangeFact("building", "appear", 3, "bottom left", "small", 0.01, "bareland"),
+        ),
+        0.21,
+    )
     assert all(passes(c, facts) for c in render_captions(facts))
 
 
@@ -60,7 +68,8 @@ def test_rejections_name_the_gate(caption, reason):
 
 def test_disappear_words_need_a_removal():
     assert "verb: says something disappeared" in " ".join(
-        check_caption("two houses are built and some trees are removed at the top left", HOUSES).reasons)
+        check_caption("two houses are built and some trees are removed at the top left", HOUSES).reasons
+    )
 
 
 def test_free_phrasing_that_agrees_passes():
@@ -102,18 +111,23 @@ class _FakeChat:
 def test_rewrite_keeps_only_gated_captions_and_retries(monkeypatch):
     from ccexpert_training.maskcaption.rewrite import RewriteConfig, rewrite_captions
 
-    fake = _FakeChat([
-        "1. Two villas have been erected in the top left corner.\n2. two houses appear in the mask\n"
-        "3. three houses are built at the top left",
-        "- two new houses show up at the top left corner of the scene",
-    ])
+    fake = _FakeChat(
+        [
+            "1. Two villas have been erected in the top left corner.\n2. two houses appear in the mask\n"
+            "3. three houses are built at the top left",
+            "- two new houses show up at the top left corner of the scene",
+        ]
+    )
     monkeypatch.setenv("FAKE_KEY", "secret")
     templates = render_captions(HOUSES)
-    out = rewrite_captions(HOUSES, templates, RewriteConfig(url=fake.url, model="m", api_key_env="FAKE_KEY",
-                                                           max_retries=1))
+    out = rewrite_captions(
+        HOUSES, templates, RewriteConfig(url=fake.url, model="m", api_key_env="FAKE_KEY", max_retries=1)
+    )
     fake.server.shutdown()
-    assert out[:2] == ["two villas have been erected in the top left corner",
-                       "two new houses show up at the top left corner of the scene"]
+    assert out[:2] == [
+        "two villas have been erected in the top left corner",
+        "two new houses show up at the top left corner of the scene",
+    ]
     assert out[2:] == templates[:3]  # topped up with templates: nothing is lost
     assert all(passes(c, HOUSES) for c in out)
     assert len(fake.requests) == 2  # one retry with a changed prompt

@@ -13,8 +13,12 @@ from ccexpert_training.records import PairRecord, write_records
 
 def _records(tmp_path, name, count, captions_per_pair):
     records = [
-        PairRecord(f"{name}{i}", tmp_path / "a.png", tmp_path / "b.png",
-                   tuple(f"{name} caption {i}.{j}" for j in range(captions_per_pair)))
+        PairRecord(
+            f"{name}{i}",
+            tmp_path / "a.png",
+            tmp_path / "b.png",
+            tuple(f"{name} caption {i}.{j}" for j in range(captions_per_pair)),
+        )
         for i in range(count)
     ]
     return write_records(records, tmp_path / f"{name}.jsonl") and tmp_path / f"{name}.jsonl"
@@ -29,10 +33,16 @@ def _mixture(tmp_path, spec):
 def test_repeats_and_flatten_counts(tmp_path):
     _records(tmp_path, "levir", 3, 5)
     _records(tmp_path, "sysu", 2, 1)
-    path = _mixture(tmp_path, {"caption_mode": "flatten", "datasets": [
-        {"name": "levir", "records": "levir.jsonl", "repeat": 6},
-        {"name": "sysu", "records": "sysu.jsonl", "repeat": 3},
-    ]})
+    path = _mixture(
+        tmp_path,
+        {
+            "caption_mode": "flatten",
+            "datasets": [
+                {"name": "levir", "records": "levir.jsonl", "repeat": 6},
+                {"name": "sysu", "records": "sysu.jsonl", "repeat": 3},
+            ],
+        },
+    )
     mixture = load_mixture(path)
     samples = mixture.samples()
     assert len(samples) == 6 * 3 * 5 + 3 * 2 * 1
@@ -47,8 +57,9 @@ def test_repeats_and_flatten_counts(tmp_path):
 
 def test_random_choice_counts_and_epoch_draws(tmp_path):
     _records(tmp_path, "levir", 4, 5)
-    mixture = load_mixture(_mixture(tmp_path, {"caption_mode": "random_choice",
-                                               "datasets": [{"records": "levir.jsonl", "repeat": 2}]}))
+    mixture = load_mixture(
+        _mixture(tmp_path, {"caption_mode": "random_choice", "datasets": [{"records": "levir.jsonl", "repeat": 2}]})
+    )
     samples = mixture.samples()
     assert len(samples) == 2 * 4 and all(s.caption_index is None for s in samples)
     dataset = CaptionPairDataset(samples, seed=42)

@@ -46,8 +46,10 @@ def test_keyword_negatives_change_meaning_are_distinct_and_deterministic() -> No
         assert negatives != keyword_negatives(ref, 6, record_rng(1, "replacement", "u"))
     # categories are visited round-robin: with 4 negatives all four categories appear for a rich caption
     negatives = keyword_negatives("two houses have been built at the top", 4, record_rng(3, "replacement", "v"))
-    changed = {next(a for a, b in zip(ref.split(), n.split(), strict=True) if a != b)
-               for ref, n in [("two houses have been built at the top", n) for n in negatives]}
+    changed = {
+        next(a for a, b in zip(ref.split(), n.split(), strict=True) if a != b)
+        for ref, n in [("two houses have been built at the top", n) for n in negatives]
+    }
     assert changed == {"two", "houses", "built", "top"}
     assert keyword_negatives("there is no difference", 3, record_rng(0, "r", "u")) == []
 
@@ -83,13 +85,15 @@ def test_filter_keeps_exactly_the_samples_strictly_inside_the_band() -> None:
         assert all(score == pytest.approx(scores[s]) for s, score in kept)
     # the bounds are strict: a sample exactly at tau1 or at tau2 is dropped
     middle = scores["two houses have been removed at the bottom"]
-    assert "two houses have been removed at the bottom" not in [s for s, _ in filter_samples(samples, REFS, middle,
-                                                                                              0.99)]
-    assert "two houses have been removed at the bottom" not in [s for s, _ in filter_samples(samples, REFS, 0.01,
-                                                                                              middle)]
-    assert [s for s, _ in filter_samples(samples + samples, REFS, 0.0, 1.0)] == [s for s, _ in
-                                                                                 filter_samples(samples, REFS, 0.0,
-                                                                                                1.0)]
+    assert "two houses have been removed at the bottom" not in [
+        s for s, _ in filter_samples(samples, REFS, middle, 0.99)
+    ]
+    assert "two houses have been removed at the bottom" not in [
+        s for s, _ in filter_samples(samples, REFS, 0.01, middle)
+    ]
+    assert [s for s, _ in filter_samples(samples + samples, REFS, 0.0, 1.0)] == [
+        s for s, _ in filter_samples(samples, REFS, 0.0, 1.0)
+    ]
     for bad in [(0.5, 0.5), (0.6, 0.4), (-0.1, 0.5), (0.2, 1.5), (float("nan"), 0.5)]:
         with pytest.raises(PreferenceError, match="tau1"):
             filter_samples(samples, REFS, *bad)
@@ -124,8 +128,9 @@ def test_mixing_ratio_and_determinism(tmp_path: Path) -> None:
     replacement = replacement_pairs(records, 2, seed=0)
     assert len(replacement) == 5 * 3 * 2  # 5 change records x 3 references x M=2
     assert all(p.source == "replacement" for p in replacement)
-    filtered = [p.__class__(p.uid, p.before, p.after, p.chosen, "a lake appears", "filtered", 0.5)
-                for p in replacement[:10]]
+    filtered = [
+        p.__class__(p.uid, p.before, p.after, p.chosen, "a lake appears", "filtered", 0.5) for p in replacement[:10]
+    ]
     mixed = mix_pairs(replacement, filtered, 0.5, seed=1)
     assert len(mixed) == 20 and sum(p.source == "filtered" for p in mixed) == 10
     mixed = mix_pairs(replacement, filtered, 0.75, seed=1)
@@ -203,14 +208,46 @@ def test_cli_replacement_only_writes_m_per_change_reference(tmp_path: Path, caps
 
     records = _records_file(tmp_path)
     out = tmp_path / "out" / "prefs.jsonl"
-    assert main(["preferences", "--records", str(records), "--out", str(out), "--kinds", "replacement",
-                 "--m", "2", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "preferences",
+                "--records",
+                str(records),
+                "--out",
+                str(out),
+                "--kinds",
+                "replacement",
+                "--m",
+                "2",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     pairs = read_preferences(out)
     assert len(pairs) == (3 + 1) * 2  # no-change record r1 gives none
     assert all(p.before.is_file() and p.after.is_file() for p in pairs)
     first = out.read_text()
-    assert main(["preferences", "--records", str(records), "--out", str(out), "--kinds", "replacement",
-                 "--m", "2", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "preferences",
+                "--records",
+                str(records),
+                "--out",
+                str(out),
+                "--kinds",
+                "replacement",
+                "--m",
+                "2",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert out.read_text() == first  # deterministic
     assert "8 pairs" in capsys.readouterr().out
 
@@ -245,8 +282,23 @@ def test_model_sampler_is_seeded_and_feeds_the_filter(tmp_path: Path, small_mode
     assert sampler(records[0], 3, seed=5) == first
     assert sampler(records[0], 3, seed=6) != first
     out = tmp_path / "both.jsonl"
-    code = main(["preferences", "--records", str(tmp_path / "records.jsonl"), "--out", str(out), "--model",
-                 str(small_model_dir), "--k", "2", "--max-new-tokens", "8", "--device", "cpu"])
+    code = main(
+        [
+            "preferences",
+            "--records",
+            str(tmp_path / "records.jsonl"),
+            "--out",
+            str(out),
+            "--model",
+            str(small_model_dir),
+            "--k",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     # the random tiny model writes gibberish: no sample lies inside (tau1, tau2), so the 50/50 mix is empty and the
     # command says why instead of writing a file without the requested share of filtered pairs

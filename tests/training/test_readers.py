@@ -30,13 +30,33 @@ def _png(path: Path, value: int = 90, size: int = 8, mode: str = "RGB") -> None:
 
 def _levircc(root: Path) -> None:
     images = [
-        {"filepath": "train", "filename": "train_000001.png", "imgid": 0, "split": "train", "changeflag": 0,
-         "sentences": [{"raw": " there is no difference .", "tokens": ["there", "is", "no", "difference"]},
-                       {"raw": " the scene is the same as before .", "tokens": []}]},
-        {"filepath": "train", "filename": "train_000002.png", "imgid": 1, "split": "train", "changeflag": 1,
-         "sentences": [{"tokens": ["a", "road", "is", "built"]}]},
-        {"filepath": "test", "filename": "test_000001.png", "imgid": 8148, "split": "test", "changeflag": 1,
-         "sentences": [{"raw": "some houses appear ."}]},
+        {
+            "filepath": "train",
+            "filename": "train_000001.png",
+            "imgid": 0,
+            "split": "train",
+            "changeflag": 0,
+            "sentences": [
+                {"raw": " there is no difference .", "tokens": ["there", "is", "no", "difference"]},
+                {"raw": " the scene is the same as before .", "tokens": []},
+            ],
+        },
+        {
+            "filepath": "train",
+            "filename": "train_000002.png",
+            "imgid": 1,
+            "split": "train",
+            "changeflag": 1,
+            "sentences": [{"tokens": ["a", "road", "is", "built"]}],
+        },
+        {
+            "filepath": "test",
+            "filename": "test_000001.png",
+            "imgid": 8148,
+            "split": "test",
+            "changeflag": 1,
+            "sentences": [{"raw": "some houses appear ."}],
+        },
     ]
     (root).mkdir(parents=True, exist_ok=True)
     (root / "LevirCCcaptions.json").write_text(json.dumps({"images": images}))
@@ -125,8 +145,9 @@ def test_shared_levircd_and_levircc_samples():
     assert len(cd) == 6 and all(r.mask is not None for r in cd)
     for record in cd:
         assert record.check_images() == (256, 256)
-    pairs = read_pair_folder(SHARED / "levircc", SHARED / "levircc" / "captions_train_samples.json",
-                             captions_key="captions_tokens")
+    pairs = read_pair_folder(
+        SHARED / "levircc", SHARED / "levircc" / "captions_train_samples.json", captions_key="captions_tokens"
+    )
     assert [r.uid for r in pairs] == ["train_000051", "train_000054"]
     assert all(len(r.captions) == 5 and r.captions[0].endswith(".") for r in pairs)
     before, after = pairs[0].load_images()

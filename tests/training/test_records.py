@@ -17,8 +17,14 @@ def _png(path, size=(16, 16), value=100):
 
 
 def _line(**overrides):
-    record = {"uid": "r1", "before": "img/a.png", "after": "img/b.png", "captions": ["A road is built."],
-              "changed": True, "mask": None}
+    record = {
+        "uid": "r1",
+        "before": "img/a.png",
+        "after": "img/b.png",
+        "captions": ["A road is built."],
+        "changed": True,
+        "mask": None,
+    }
     record.update(overrides)
     return json.dumps(record)
 

@@ -39,11 +39,15 @@ def test_canonical_wording():
         (ChangeFact("building", "appear", 1, "center", "small", 0.01), "a house is built in the center of the scene"),
         (ChangeFact("building", "disappear", 3, "bottom", "small", 0.01), "three houses are demolished at the bottom"),
         (ChangeFact("road", "appear", 1, "top", "medium", 0.05), "a road is built at the top of the scene"),
-        (ChangeFact("forest", "disappear", 2, "right", "large", 0.1, "bareland"),
-         "some trees are removed on the right"),
+        (
+            ChangeFact("forest", "disappear", 2, "right", "large", 0.1, "bareland"),
+            "some trees are removed on the right",
+        ),
         (ChangeFact("water", "disappear", 1, "left", "small", 0.01, "bareland"), "a pond is filled on the left"),
-        (ChangeFact("parking lot", "replace", 1, "bottom right", "medium", 0.03, "building"),
-         "a parking lot is built in place of the buildings in the lower right corner of the scene"),
+        (
+            ChangeFact("parking lot", "replace", 1, "bottom right", "medium", 0.03, "building"),
+            "a parking lot is built in place of the buildings in the lower right corner of the scene",
+        ),
         (ChangeFact("building", "appear", 9, "", "medium", 0.05), "many houses are built"),
         (ChangeFact("building", "appear", 6, "", "medium", 0.05), "several houses are built"),
     ],
@@ -58,14 +62,16 @@ def test_two_facts_are_joined_largest_first_and_at_most_two():
     b = ChangeFact("road", "appear", 1, "bottom", "medium", 0.05, "bareland")
     c = ChangeFact("building", "appear", 1, "left", "small", 0.01, "bareland")
     captions = render_captions(_facts(a, b, c))
-    assert captions[0] == ("some trees are removed at the top of the scene "
-                           "and a road is built at the bottom of the scene")
+    assert captions[0] == (
+        "some trees are removed at the top of the scene and a road is built at the bottom of the scene"
+    )
     assert all("house" not in cap and "building" not in cap for cap in captions)
 
 
 def test_five_distinct_phrasings_for_every_fact_and_deterministic():
-    for cls, kind, count, location in itertools.product(CHANGE_CLASSES, ("appear", "disappear", "replace"),
-                                                         (1, 2, 3, 5, 12), LOCATIONS):
+    for cls, kind, count, location in itertools.product(
+        CHANGE_CLASSES, ("appear", "disappear", "replace"), (1, 2, 3, 5, 12), LOCATIONS
+    ):
         facts = _facts(ChangeFact(cls, kind, count, location, "small", 0.01, "bareland"))
         captions = render_captions(facts)
         assert len(set(captions)) == 5, captions

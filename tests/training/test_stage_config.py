@@ -11,8 +11,12 @@ from ccexpert_training.stage.config import CONFIG_DIR, load_stage_config
 from ccexpert_training.stage.errors import ConfigError
 from ccexpert_training.stage.schema import DEFAULTS, SECTIONS, StageConfig, build_stage_config
 
-PATHS = {"model.init_from": "/nonexistent/init", "data.train": "/nonexistent/t.jsonl",
-         "data.val": "/nonexistent/v.jsonl", "training.output_dir": "/nonexistent/out"}
+PATHS = {
+    "model.init_from": "/nonexistent/init",
+    "data.train": "/nonexistent/t.jsonl",
+    "data.val": "/nonexistent/v.jsonl",
+    "training.output_dir": "/nonexistent/out",
+}
 
 
 def _write(path: Path, text: str) -> Path:
@@ -41,8 +45,9 @@ def test_to_dict_loads_back_to_the_same_config():
 
 
 def test_wrong_type_in_a_shipped_file_names_the_file_and_the_key(tmp_path):
-    config = _write(tmp_path / "mine.yaml", "base: " + str(CONFIG_DIR / "stage2.yaml") + "\noptim:\n"
-                    "  learning_rate: abc\n")
+    config = _write(
+        tmp_path / "mine.yaml", "base: " + str(CONFIG_DIR / "stage2.yaml") + "\noptim:\n  learning_rate: abc\n"
+    )
     with pytest.raises(ConfigError) as error:
         load_stage_config(config, {k: v for k, v in PATHS.items()})
     assert str(error.value) == f"{config}: optim.learning_rate: expected a positive number, got 'abc'"

@@ -74,8 +74,10 @@ def test_write_benchmark_splits_and_records(tmp_path):
     # facts.jsonl holds what the captions were written from
     facts = [json.loads(line) for line in (tmp_path / "a" / "facts.jsonl").read_text().splitlines()]
     assert len(facts) == 20 and all(ChangeFacts.from_dict(f).changed == f["changed"] for f in facts)
-    with open(tmp_path / "a" / "images" / "A" / "synth7_000000.png", "rb") as f1, \
-            open(tmp_path / "b" / "images" / "A" / "synth7_000000.png", "rb") as f2:
+    with (
+        open(tmp_path / "a" / "images" / "A" / "synth7_000000.png", "rb") as f1,
+        open(tmp_path / "b" / "images" / "A" / "synth7_000000.png", "rb") as f2,
+    ):
         assert f1.read() == f2.read()
 
 
@@ -136,7 +138,7 @@ def test_scene_pair_is_georeferenced(tmp_path):
     for r in range(3):
         for c in range(3):
             if (r, c) not in listed:
-                assert not mask[r * 384:(r + 1) * 384, c * 384:(c + 1) * 384].any()
+                assert not mask[r * 384 : (r + 1) * 384, c * 384 : (c + 1) * 384].any()
 
 
 def test_scene_pair_is_deterministic_and_rejects_tiny_sizes(tmp_path):
@@ -158,7 +160,7 @@ def test_easy_variant_differs_only_where_something_changed():
     difference = np.abs(easy.before.astype(int) - easy.after.astype(int)).max(axis=-1)
     near_change = np.zeros_like(easy.mask, bool)
     rows, cols = np.nonzero(easy.mask)
-    near_change[max(rows.min() - 12, 0):rows.max() + 12, max(cols.min() - 12, 0):cols.max() + 12] = True
+    near_change[max(rows.min() - 12, 0) : rows.max() + 12, max(cols.min() - 12, 0) : cols.max() + 12] = True
     assert difference[~near_change].max() == 0  # (shadows and blur may spill a few pixels around a change)
 
 

@@ -47,8 +47,9 @@ def _fixed_set_loss(model_dir: Path | None, data: Path) -> float:
         model = CCExpertForConditionalGeneration.from_pretrained(model_dir).eval()
         processor = CCExpertProcessor.from_pretrained(model_dir)
     records = read_records(data / "train.jsonl")
-    batch = processor([r.load_images() for r in records], captions=[r.captions[0] for r in records],
-                      padding_side="right")
+    batch = processor(
+        [r.load_images() for r in records], captions=[r.captions[0] for r in records], padding_side="right"
+    )
     return model(**batch).loss.item()
 
 
@@ -63,8 +64,7 @@ def stages(tmp_path_factory, monkeypatch_module):
     best2 = launch_stage("tiny_stage2.yaml", {"optim.warmup_ratio": 0.0}, nproc=2, env=ENV, timeout=600)
     # stage III: 2 steps, then resumed from its checkpoint for 2 more, then the single test evaluation
     launch_stage("tiny_stage3.yaml", {"training.max_steps": 2}, nproc=2, env=ENV, timeout=600)
-    best3 = launch_stage("tiny_stage3.yaml", {"training.resume_from_checkpoint": True}, nproc=2, env=ENV,
-                         timeout=600)
+    best3 = launch_stage("tiny_stage3.yaml", {"training.resume_from_checkpoint": True}, nproc=2, env=ENV, timeout=600)
     return {"root": root, "data": data, "work": root / "work", "best": (best1, best2, best3)}
 
 
@@ -152,8 +152,13 @@ def test_resumed_and_evaluated(stages):
 def test_zero3_config_runs_with_the_same_learning_rate_groups(stages):
     """ds_zero3.json (for 7B): stage II from stage I's best, 2 steps, two processes."""
     out = stages["work"] / "tiny_stage2_zero3"
-    best = launch_stage("tiny_stage2.yaml", {"training.deepspeed": "ds_zero3.json", "training.output_dir": str(out),
-                                             "training.max_steps": 2}, nproc=2, env=ENV, timeout=600)
+    best = launch_stage(
+        "tiny_stage2.yaml",
+        {"training.deepspeed": "ds_zero3.json", "training.output_dir": str(out), "training.max_steps": 2},
+        nproc=2,
+        env=ENV,
+        timeout=600,
+    )
     report = json.loads((out / "optimizer_groups.json").read_text())
     assert report["optimizer"] == "DeepSpeedZeroOptimizer_Stage3"
     lrs = {g["name"]: g["initial_lr"] for g in report["groups"]}

@@ -43,10 +43,13 @@ def test_stage1_trains_exactly_dim_and_projector(tiny):
     assert names == _names(tiny, "model.dim.", "model.multi_modal_projector.")
     modules = (tiny.model.dim, tiny.model.multi_modal_projector)
     assert sum(p.numel() for p in tiny.parameters() if p.requires_grad) == sum(
-        p.numel() for m in modules for p in m.parameters())
-    assert not any(p.requires_grad for n, p in tiny.named_parameters() if n.startswith(("model.vision_tower.",
-                                                                                        "model.language_model.",
-                                                                                        "lm_head.")))
+        p.numel() for m in modules for p in m.parameters()
+    )
+    assert not any(
+        p.requires_grad
+        for n, p in tiny.named_parameters()
+        if n.startswith(("model.vision_tower.", "model.language_model.", "lm_head."))
+    )
 
 
 def test_stage2_and_3_train_everything_used(tiny):
@@ -84,8 +87,13 @@ def test_baseline_has_no_dim_and_trains_vision_projector_llm():
     assert cfg.model.use_dim is False
     names = apply_trainable(model, cfg.trainable)
     assert not _names(model, "model.dim.")
-    expected = [n for n in _names(model, "model.vision_tower.", "model.multi_modal_projector.",
-                                      "model.language_model.", "lm_head.") if ".post_layernorm." not in n]
+    expected = [
+        n
+        for n in _names(
+            model, "model.vision_tower.", "model.multi_modal_projector.", "model.language_model.", "lm_head."
+        )
+        if ".post_layernorm." not in n
+    ]
     assert names == expected
     with pytest.raises(ConfigError, match="trainable parts \\['dim'\\] do not exist"):
         apply_trainable(model, ["dim"])
@@ -106,19 +114,21 @@ def test_param_groups_vision_at_0_2x(tiny):
 
 def _dummy_paths(tmp: Path | None = None) -> dict:
     base = tmp or Path("/nonexistent")
-    return {"model.init_from": str(base / "init"), "data.train": str(base / "t.jsonl"),
-            "data.val": str(base / "v.jsonl"), "data.test": str(base / "test.jsonl"),
-            "training.output_dir": str(base / "out")}
+    return {
+        "model.init_from": str(base / "init"),
+        "data.train": str(base / "t.jsonl"),
+        "data.val": str(base / "v.jsonl"),
+        "data.test": str(base / "test.jsonl"),
+        "training.output_dir": str(base / "out"),
+    }
 
 
 def test_paper_values_in_stage_configs():
     s1, s2, s3 = (load_stage_config(f"stage{i}.yaml", _dummy_paths()) for i in (1, 2, 3))
-    assert (s1.batch.global_batch_size, s2.batch.global_batch_size, s3.batch.global_batch_size) == (
-        64, 256, 256)
+    assert (s1.batch.global_batch_size, s2.batch.global_batch_size, s3.batch.global_batch_size) == (64, 256, 256)
     assert s1.optim.learning_rate == s2.optim.learning_rate == 1e-5
     assert s1.optim.lr_scale == {} and s2.optim.lr_scale == {"vision_tower": 0.2}
-    assert (s1.data.caption_mode, s2.data.caption_mode, s3.data.caption_mode) == (
-        "flatten", "flatten", "random_choice")
+    assert (s1.data.caption_mode, s2.data.caption_mode, s3.data.caption_mode) == ("flatten", "flatten", "random_choice")
     assert s3.training.num_train_epochs == 50 and s3.training.eval_steps == "epoch"
     for cfg in (s1, s2, s3):
         assert cfg.optim.warmup_ratio == 0.03 and cfg.optim.weight_decay == 0.0
@@ -149,8 +159,10 @@ def test_stage_configs_chain_through_environment(monkeypatch, tmp_path):
     [
         ({"data.val": None}, "overrides: data.val: required"),
         ({"model.preset": "tiny"}, "overrides: model.init_from: set exactly one of model.init_from"),
-        ({"trainable": ["vision"]},
-         r"overrides: trainable: expected a non-empty list of parts from \[.*\], got \['vision'\]"),
+        (
+            {"trainable": ["vision"]},
+            r"overrides: trainable: expected a non-empty list of parts from \[.*\], got \['vision'\]",
+        ),
         ({"optim.lr_scale": {"vit": 0.2}}, "overrides: optim.lr_scale.vit: unknown part 'vit'"),
         ({"optim.learning_rate": "fast"}, "overrides: optim.learning_rate: expected a positive number, got 'fast'"),
         ({"training.eval_stepz": 3}, "overrides: training.eval_stepz: unknown key; allowed in 'training'"),
@@ -205,12 +217,23 @@ def test_selection_on_validation_best_exported_test_scored_once(tmp_path, monkey
     fake = _FakeGeneration()
     monkeypatch.setattr(evaluate, "generate_predictions", fake)  # looked up at call time by the trainer and the test
     out = tmp_path / "s1"
-    overrides = {"model.init_from": None, "model.preset": "tiny", "data.train": str(data / "train.jsonl"),
-                 "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
-                 "training.output_dir": str(out), "training.deepspeed": None, "training.max_steps": 6,
-                 "training.eval_steps": 2, "training.report_to": [], "training.dataloader_num_workers": 0,
-                 "training.gradient_checkpointing": False, "batch.global_batch_size": 1,
-                 "batch.per_device_train_batch_size": 1, "optim.learning_rate": 1e-3}
+    overrides = {
+        "model.init_from": None,
+        "model.preset": "tiny",
+        "data.train": str(data / "train.jsonl"),
+        "data.val": str(data / "val.jsonl"),
+        "data.test": str(data / "test.jsonl"),
+        "training.output_dir": str(out),
+        "training.deepspeed": None,
+        "training.max_steps": 6,
+        "training.eval_steps": 2,
+        "training.report_to": [],
+        "training.dataloader_num_workers": 0,
+        "training.gradient_checkpointing": False,
+        "batch.global_batch_size": 1,
+        "batch.per_device_train_batch_size": 1,
+        "optim.learning_rate": 1e-3,
+    }
     best = run_stage("tiny_stage1.yaml", overrides)
     assert fake.calls == [("val", 2), ("val", 2), ("val", 2), ("test", 2)]  # test only once, at the end
     pointer = json.loads((out / "best_checkpoint.json").read_text())
@@ -230,15 +253,33 @@ def test_selection_on_validation_best_exported_test_scored_once(tmp_path, monkey
         run_stage("tiny_stage1.yaml", overrides)
     # a global batch that does not split over per-device x processes is refused
     with pytest.raises(ConfigError, match="not divisible"):
-        run_stage("tiny_stage1.yaml", {**overrides, "training.output_dir": str(tmp_path / "x"),
-                                       "batch.global_batch_size": 3, "batch.per_device_train_batch_size": 2})
+        run_stage(
+            "tiny_stage1.yaml",
+            {
+                **overrides,
+                "training.output_dir": str(tmp_path / "x"),
+                "batch.global_batch_size": 3,
+                "batch.per_device_train_batch_size": 2,
+            },
+        )
 
 
 def test_train_cli_reports_config_errors(tmp_path, capsys):
     from ccexpert.cli import main
 
-    code = main(["train", "--config", "tiny_stage1.yaml", "--set", f"training.output_dir={tmp_path}",
-                 "--set", "data.val=null", "--set", f"data.train={tmp_path / 't.jsonl'}"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "tiny_stage1.yaml",
+            "--set",
+            f"training.output_dir={tmp_path}",
+            "--set",
+            "data.val=null",
+            "--set",
+            f"data.train={tmp_path / 't.jsonl'}",
+        ]
+    )
     assert code == 2
     assert "overrides: data.val: required" in capsys.readouterr().err
     code = main(["train", "--config", "tiny_stage1.yaml", "--set", "optim.learning_rate"])
@@ -248,9 +289,16 @@ def test_train_cli_reports_config_errors(tmp_path, capsys):
 def test_bad_training_record_fails_before_training(tmp_path):
     data = write_tiny_dataset(tmp_path / "data", train=2, val=2, test=2)
     (data / "images" / "test" / "test_001_A.png").write_bytes(b"broken")
-    overrides = {"model.init_from": None, "model.preset": "tiny", "data.train": str(data / "train.jsonl"),
-                 "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
-                 "training.output_dir": str(tmp_path / "out"), "training.deepspeed": None, "training.report_to": []}
+    overrides = {
+        "model.init_from": None,
+        "model.preset": "tiny",
+        "data.train": str(data / "train.jsonl"),
+        "data.val": str(data / "val.jsonl"),
+        "data.test": str(data / "test.jsonl"),
+        "training.output_dir": str(tmp_path / "out"),
+        "training.deepspeed": None,
+        "training.report_to": [],
+    }
     from ccexpert_training.records import RecordError
 
     with pytest.raises(RecordError, match="record 'test_001'.*before image: cannot read"):
@@ -278,12 +326,24 @@ def test_change_mask_loss_trains_the_head_from_record_masks(tmp_path):
     """model.change_mask_loss_weight > 0: the dataset loads the records' masks, the collator turns them into
     per-token fractions, the head trains and is saved; without masks in the data the stage refuses to start."""
     data = write_tiny_dataset(tmp_path / "data", train=4, val=2, test=2, masks=True)
-    overrides = {"model.init_from": None, "model.preset": "tiny", "model.change_mask_loss_weight": 1.0,
-                 "data.train": str(data / "train.jsonl"), "data.val": str(data / "val.jsonl"),
-                 "training.output_dir": str(tmp_path / "s1"), "training.deepspeed": None, "training.max_steps": 2,
-                 "training.eval_steps": 2, "training.report_to": [], "training.dataloader_num_workers": 0,
-                 "training.gradient_checkpointing": False, "training.eval_max_new_tokens": 2,
-                 "batch.global_batch_size": 2, "batch.per_device_train_batch_size": 2, "optim.learning_rate": 1e-2}
+    overrides = {
+        "model.init_from": None,
+        "model.preset": "tiny",
+        "model.change_mask_loss_weight": 1.0,
+        "data.train": str(data / "train.jsonl"),
+        "data.val": str(data / "val.jsonl"),
+        "training.output_dir": str(tmp_path / "s1"),
+        "training.deepspeed": None,
+        "training.max_steps": 2,
+        "training.eval_steps": 2,
+        "training.report_to": [],
+        "training.dataloader_num_workers": 0,
+        "training.gradient_checkpointing": False,
+        "training.eval_max_new_tokens": 2,
+        "batch.global_batch_size": 2,
+        "batch.per_device_train_batch_size": 2,
+        "optim.learning_rate": 1e-2,
+    }
     best = run_stage("tiny_stage1.yaml", overrides)
     saved = load_file(best / "model.safetensors")
     assert json.loads((best / "config.json").read_text())["change_mask_loss_weight"] == 1.0
@@ -291,22 +351,34 @@ def test_change_mask_loss_trains_the_head_from_record_masks(tmp_path):
 
     init = build_model("tiny", build_tiny_tokenizer(), seed=0, change_mask_loss_weight=1.0)
     assert not torch.equal(saved["change_mask_head.weight"], init.change_mask_head.weight)  # trained in stage 1
-    assert torch.equal(saved["model.vision_tower.embeddings.patch_embedding.weight"],
-                       init.model.vision_tower.embeddings.patch_embedding.weight)  # frozen in stage 1
+    assert torch.equal(
+        saved["model.vision_tower.embeddings.patch_embedding.weight"],
+        init.model.vision_tower.embeddings.patch_embedding.weight,
+    )  # frozen in stage 1
 
     plain = write_tiny_dataset(tmp_path / "plain", train=2, val=2, test=2)
     with pytest.raises(ConfigError, match="change_mask_loss_weight > 0 needs change masks"):
-        run_stage("tiny_stage1.yaml", {**overrides, "data.train": str(plain / "train.jsonl"),
-                                       "training.output_dir": str(tmp_path / "s2")})
-    with pytest.raises(ConfigError,
-                       match="overrides: model.change_mask_loss_weight: expected a number >= 0 or null, got 'yes'"):
+        run_stage(
+            "tiny_stage1.yaml",
+            {**overrides, "data.train": str(plain / "train.jsonl"), "training.output_dir": str(tmp_path / "s2")},
+        )
+    with pytest.raises(
+        ConfigError, match="overrides: model.change_mask_loss_weight: expected a number >= 0 or null, got 'yes'"
+    ):
         load_stage_config("stage1.yaml", {**_dummy_paths(), "model.change_mask_loss_weight": "yes"})
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in train.CONFIG_DIR.glob("*.yaml")))
 def test_every_shipped_stage_config_validates(name, monkeypatch, tmp_path):
-    for var in ("CCEXPERT_BASE_MODEL", "CCEXPERT_DATA", "CCEXPERT_WORK", "CCEXPERT_TINY_DATA", "CCEXPERT_DEMO_DATA",
-                "CCEXPERT_DEMO_TEST", "CCEXPERT_DEMO_WORK"):
+    for var in (
+        "CCEXPERT_BASE_MODEL",
+        "CCEXPERT_DATA",
+        "CCEXPERT_WORK",
+        "CCEXPERT_TINY_DATA",
+        "CCEXPERT_DEMO_DATA",
+        "CCEXPERT_DEMO_TEST",
+        "CCEXPERT_DEMO_WORK",
+    ):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     config = load_stage_config(name)
     assert config.training.output_dir and config.data.val

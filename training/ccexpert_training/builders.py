@@ -40,8 +40,13 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 # SECOND colour legend -> our classes (playground: open ground).
 SECOND_COLOURS: dict[tuple[int, int, int], str | None] = {
-    (255, 255, 255): None, (0, 128, 0): "grass", (128, 128, 128): "bareland", (0, 255, 0): "forest",
-    (0, 0, 255): "water", (128, 0, 0): "building", (255, 0, 0): "bareland",
+    (255, 255, 255): None,
+    (0, 128, 0): "grass",
+    (128, 128, 128): "bareland",
+    (0, 255, 0): "forest",
+    (0, 0, 255): "water",
+    (128, 0, 0): "building",
+    (255, 0, 0): "bareland",
 }
 
 
@@ -208,8 +213,10 @@ def build_records(
                     images[role + "_path"] = target
                     stats.converted_images += 1
             if images["before"].shape != images["after"].shape:
-                raise BuildError(f"{pair.before}: size {images['before'].shape[:2]} differs from the after image "
-                                 f"{pair.after} {images['after'].shape[:2]}")
+                raise BuildError(
+                    f"{pair.before}: size {images['before'].shape[:2]} differs from the after image "
+                    f"{pair.after} {images['after'].shape[:2]}"
+                )
             if len(pair.labels) == 2:  # SECOND: semantic maps of both dates
                 before_cls = second_classes(read_raster(pair.labels[0]), pair.labels[0])
                 after_cls = second_classes(read_raster(pair.labels[1]), pair.labels[1])
@@ -224,8 +231,10 @@ def build_records(
                 mask_path = pair.labels[0]
                 change = mask
             if change.shape != images["before"].shape[:2]:
-                raise BuildError(f"{pair.labels[0]}: mask size {change.shape} differs from the image size "
-                                 f"{images['before'].shape[:2]}")
+                raise BuildError(
+                    f"{pair.labels[0]}: mask size {change.shape} differs from the image size "
+                    f"{images['before'].shape[:2]}"
+                )
             captions = render_captions(facts)
             if rewrite is not None:
                 from .maskcaption.rewrite import rewrite_captions
@@ -235,9 +244,14 @@ def build_records(
             stats.rejected_captions += len(captions) - len(good)
             if not good:
                 raise BuildError(f"{uid}: no caption passed the quality gates: {captions}")
-            record = {"uid": uid, "before": _relative(images["before_path"], out_jsonl.parent),
-                      "after": _relative(images["after_path"], out_jsonl.parent), "captions": good,
-                      "changed": facts.changed, "mask": _relative(mask_path, out_jsonl.parent)}
+            record = {
+                "uid": uid,
+                "before": _relative(images["before_path"], out_jsonl.parent),
+                "after": _relative(images["after_path"], out_jsonl.parent),
+                "captions": good,
+                "changed": facts.changed,
+                "mask": _relative(mask_path, out_jsonl.parent),
+            }
             out.write(json.dumps(record) + "\n")
             stats.pairs += 1
             stats.changed += facts.changed

@@ -21,8 +21,7 @@ class CaptionPairDataset(Dataset):
     """Training samples. ``random_choice`` samples draw their caption from an RNG keyed by (seed, epoch, index),
     so a run is reproducible and each epoch sees a fresh draw (call :meth:`set_epoch`, the trainer does)."""
 
-    def __init__(self, samples: Sequence[Sample], seed: int = 42, with_masks: bool = False,
-                 cache_images: bool = False):
+    def __init__(self, samples: Sequence[Sample], seed: int = 42, with_masks: bool = False, cache_images: bool = False):
         self.samples = list(samples)
         self.seed = seed
         self.epoch = 0

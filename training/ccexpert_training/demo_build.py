@@ -112,11 +112,23 @@ def _make_data(options: DemoOptions, data_dir: Path, test_dir: Path) -> Path:
     from .synth import write_benchmark
 
     with tqdm(total=options.n, desc="synthetic train/val", unit="pair") as bar:
-        write_benchmark(data_dir, n=options.n, seed=options.seed, progress=bar.update, splits=("train", "val"),
-                        workers=os.cpu_count() or 1)
+        write_benchmark(
+            data_dir,
+            n=options.n,
+            seed=options.seed,
+            progress=bar.update,
+            splits=("train", "val"),
+            workers=os.cpu_count() or 1,
+        )
     with tqdm(total=options.n_test * 10, desc="synthetic test", unit="pair") as bar:
-        write_benchmark(test_dir, n=options.n_test * 10, seed=options.test_seed, progress=bar.update,
-                        splits=("test",), workers=os.cpu_count() or 1)
+        write_benchmark(
+            test_dir,
+            n=options.n_test * 10,
+            seed=options.test_seed,
+            progress=bar.update,
+            splits=("test",),
+            workers=os.cpu_count() or 1,
+        )
     return _write_train_file(data_dir, options.captions)
 
 
@@ -127,8 +139,12 @@ def _train_stages(options: DemoOptions, data_dir: Path, test_dir: Path, stage_di
     from .stage.launch import launch_stage
 
     work = options.work
-    env = {"CCEXPERT_DEMO_DATA": str(data_dir), "CCEXPERT_DEMO_TEST": str(test_dir), "CCEXPERT_DEMO_WORK": str(work),
-           "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // options.nproc))}
+    env = {
+        "CCEXPERT_DEMO_DATA": str(data_dir),
+        "CCEXPERT_DEMO_TEST": str(test_dir),
+        "CCEXPERT_DEMO_WORK": str(work),
+        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // options.nproc)),
+    }
     save_tiny_model(work / "init", seed=options.seed, **DEMO_ARCHITECTURE)
     os.environ.update(env)  # the stage configs expand these when launch_stage validates them here
     best = work / "stage3" / "best"
@@ -189,15 +205,25 @@ def build_demo_model(options: DemoOptions) -> dict:
         "global_batch_size": GLOBAL_BATCH_SIZE,
         "nproc": options.nproc,
         "wall_time_min": round(train_minutes, 2),
-        "data": {"seed": options.seed, "train_pairs": len(read_records(train_file)),
-                 "val_pairs": len(read_records(data_dir / "val.jsonl")), "test_seed": options.test_seed,
-                 "test_pairs": len(test_records), "captions": options.captions},
+        "data": {
+            "seed": options.seed,
+            "train_pairs": len(read_records(train_file)),
+            "val_pairs": len(read_records(data_dir / "val.jsonl")),
+            "test_seed": options.test_seed,
+            "test_pairs": len(test_records),
+            "captions": options.captions,
+        },
         "eval": scores,
         "eval_files": {name: str(eval_dir / f"{name.replace(' ', '_')}.jsonl") for name in predictions},
     }
-    write_model_card(out, model_name=MODEL_NAME, chip_size=DEMO_CHIP_SIZE, model_version=f"synthetic-seed"
-                     f"{options.seed}-{datetime.now(timezone.utc).strftime('%Y%m%d')}", demo=True,
-                     gsd_m=PIXEL_SIZE)
+    write_model_card(
+        out,
+        model_name=MODEL_NAME,
+        chip_size=DEMO_CHIP_SIZE,
+        model_version=f"synthetic-seed{options.seed}-{datetime.now(timezone.utc).strftime('%Y%m%d')}",
+        demo=True,
+        gsd_m=PIXEL_SIZE,
+    )
     (out / "eval.json").write_text(json.dumps(card, indent=2) + "\n")
     (out / "README.md").write_text(model_card_readme(card))
     card["total_minutes"] = (time.monotonic() - start) / 60
@@ -227,7 +253,7 @@ def model_card_readme(card: dict) -> str:
 
 **A demonstration model, not a model for real imagery.** It is a small CCExpert (SigLIP-style vision tower at
 128 px with 16 px patches, 64 tokens per image; Difference-aware Integration Module on vision layers
-{DEMO_ARCHITECTURE['dim_layers']}; Qwen2-style decoder; {card['parameters'] / 1e6:.2f} M parameters) trained from
+{DEMO_ARCHITECTURE["dim_layers"]}; Qwen2-style decoder; {card["parameters"] / 1e6:.2f} M parameters) trained from
 scratch only on procedurally generated aerial-like image pairs (`ccexpert synth`). It shows the whole product working
 on a fresh machine without downloads: the service, the CLI and the QGIS plugin caption chips with it. On real satellite
 or aerial images its captions are meaningless; use a converted CCExpert checkpoint for real work (`ccexpert convert`).
@@ -238,20 +264,20 @@ or aerial images its captions are meaningless; use a converted CCExpert checkpoi
 ccexpert train-demo --out backend/ccexpert/demo_model
 ```
 
-- data: {card['data']['train_pairs']} synthetic training pairs (seed {card['data']['seed']}),
-  {card['data']['val_pairs']} validation pairs (checkpoint selection), captions from the mask->caption engine
-  ({card['data']['captions']} phrasing used for training);
-- training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card['nproc']} processes), stages
-  I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair, lower learning rate), {card['steps']}
-  optimizer steps, global batch {card['global_batch_size']}; configs
+- data: {card["data"]["train_pairs"]} synthetic training pairs (seed {card["data"]["seed"]}),
+  {card["data"]["val_pairs"]} validation pairs (checkpoint selection), captions from the mask->caption engine
+  ({card["data"]["captions"]} phrasing used for training);
+- training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card["nproc"]} processes), stages
+  I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair, lower learning rate), {card["steps"]}
+  optimizer steps, global batch {card["global_batch_size"]}; configs
   `ccexpert_training/configs/demo_stage{{1,2,3}}.yaml`. The pairs' change masks drive an auxiliary per-token
-  change-mask loss (weight {DEMO_ARCHITECTURE['change_mask_loss_weight']}; two linear heads, on the DIM's change
+  change-mask loss (weight {DEMO_ARCHITECTURE["change_mask_loss_weight"]}; two linear heads, on the DIM's change
   stream and on the projected image tokens, kept in the checkpoint but never used to caption);
-- wall time: {card['wall_time_min']:.1f} min on {card['machine']} ({card['created_utc']}).
+- wall time: {card["wall_time_min"]:.1f} min on {card["machine"]} ({card["created_utc"]}).
 
 ## Scores
 
-`ccexpert eval` on {card['data']['test_pairs']} synthetic test pairs generated with seed {card['data']['test_seed']}
+`ccexpert eval` on {card["data"]["test_pairs"]} synthetic test pairs generated with seed {card["data"]["test_seed"]}
 (never seen in training or selection), LEVIR-CC protocol, x100:
 
 | predictor | BLEU-4 | METEOR | ROUGE-L | CIDEr-D | S*m | change/no-change acc. |

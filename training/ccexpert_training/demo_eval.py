@@ -24,8 +24,17 @@ from .records import Prediction, read_records
 from .synth import write_benchmark
 from .synth.baselines import always_no_change
 
-QUANTITY_WORDS = {"a": "a", "an": "a", "one": "a", "two": "two", "three": "three", "four": "four", "five": "five",
-                  "several": "several", "many": "many"}
+QUANTITY_WORDS = {
+    "a": "a",
+    "an": "a",
+    "one": "a",
+    "two": "two",
+    "three": "three",
+    "four": "four",
+    "five": "five",
+    "several": "several",
+    "many": "many",
+}
 
 Captioner = Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], list[str]]
 
@@ -44,9 +53,15 @@ class SplitScores:
         return self.model["S*m"] / self.baseline["S*m"]
 
     def to_dict(self) -> dict:
-        return {"seed": self.seed, "pairs": self.pairs, "model": self.model, "always_no_change": self.baseline,
-                "s_m_ratio": round(self.s_m_ratio, 3), "counting_accuracy": self.counting_accuracy,
-                "counted_pairs": self.counted_pairs}
+        return {
+            "seed": self.seed,
+            "pairs": self.pairs,
+            "model": self.model,
+            "always_no_change": self.baseline,
+            "s_m_ratio": round(self.s_m_ratio, 3),
+            "counting_accuracy": self.counting_accuracy,
+            "counted_pairs": self.counted_pairs,
+        }
 
 
 def caption_quantity(caption: str, cls: str) -> str | None:
@@ -65,8 +80,9 @@ def expected_quantity(facts: dict) -> tuple[str, str] | None:
     return countable[0]["cls"], quantity_word(int(countable[0]["count"]))
 
 
-def score_split(captioner: Captioner, seed: int, pairs: int = 200, workdir: Path | None = None,
-                workers: int = 2) -> SplitScores:
+def score_split(
+    captioner: Captioner, seed: int, pairs: int = 200, workdir: Path | None = None, workers: int = 2
+) -> SplitScores:
     """Generate the test split of `seed` (`pairs` pairs, the 10 % test share of a 10x benchmark, as
     `ccexpert train-demo` does), caption it and score it."""
     with tempfile.TemporaryDirectory(prefix=f"ccexpert_eval_{seed}_") as tmp:
@@ -85,8 +101,14 @@ def score_split(captioner: Captioner, seed: int, pairs: int = 200, workdir: Path
             continue
         counted += 1
         hits += caption_quantity(caption, expected[0]) == expected[1]
-    return SplitScores(seed, len(records), _rounded(model), _rounded(baseline),
-                       round(100.0 * hits / counted, 2) if counted else None, counted)
+    return SplitScores(
+        seed,
+        len(records),
+        _rounded(model),
+        _rounded(baseline),
+        round(100.0 * hits / counted, 2) if counted else None,
+        counted,
+    )
 
 
 def _rounded(scores: dict) -> dict[str, float]:

@@ -80,8 +80,13 @@ class PreferenceDataset(Dataset):
                     images.append(image.convert("RGB"))
             except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
                 raise PreferenceError(f"preference pair {pair.uid!r}, {role} image: cannot read {path}: {exc}") from exc
-        return {"uid": pair.uid, "before": images[0], "after": images[1], "chosen": pair.chosen,
-                "rejected": pair.rejected}
+        return {
+            "uid": pair.uid,
+            "before": images[0],
+            "after": images[1],
+            "chosen": pair.chosen,
+            "rejected": pair.rejected,
+        }
 
 
 class PreferenceCollator:
@@ -113,8 +118,13 @@ class PreferenceCollator:
 def caption_logits(model: nn.Module, batch: dict) -> torch.Tensor:
     """Logits [2B, L - P + 1, V] of the positions that predict the caption tokens (positions P - 1 .. L - 1)."""
     keep = batch["input_ids"].shape[1] - batch["prompt_length"] + 1
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                pixel_values=batch["pixel_values"], logits_to_keep=keep, use_cache=False)
+    out = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        pixel_values=batch["pixel_values"],
+        logits_to_keep=keep,
+        use_cache=False,
+    )
     return out.logits
 
 
@@ -134,8 +144,9 @@ def reverse_kl(policy_logprobs: torch.Tensor, reference_logprobs: torch.Tensor, 
     return (per_position * mask).sum() / mask.sum().clamp(min=1)
 
 
-def dnpo_loss(policy_logits: torch.Tensor, reference_logits: torch.Tensor, batch: dict,
-              config: DNPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dnpo_loss(
+    policy_logits: torch.Tensor, reference_logits: torch.Tensor, batch: dict, config: DNPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The DNPO loss and its parts (detached) for a stacked chosen/rejected batch."""
     policy_seq, policy_lp, mask = sequence_logprobs(policy_logits, batch)
     reference_seq, reference_lp, _ = sequence_logprobs(reference_logits, batch)
@@ -174,8 +185,7 @@ class DNPOTrainer(Trainer):
     # default would not, because the batches carry "labels" and the model's forward takes **kwargs)
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model: nn.Module, ref_model: nn.Module | None = None, dnpo: DNPOConfig | None = None,
-                 **kwargs):
+    def __init__(self, model: nn.Module, ref_model: nn.Module | None = None, dnpo: DNPOConfig | None = None, **kwargs):
         args = kwargs.get("args")
         if args is not None:
             args.remove_unused_columns = False  # items carry chosen/rejected captions, not forward() arguments
@@ -205,9 +215,11 @@ class DNPOTrainer(Trainer):
             config.pop("scheduler", None)
             hidden = ref_model.config.text_config.hidden_size
             zero = config["zero_optimization"]
-            for key, value in (("reduce_bucket_size", hidden * hidden),
-                               ("stage3_prefetch_bucket_size", int(0.9 * hidden * hidden)),
-                               ("stage3_param_persistence_threshold", 10 * hidden)):
+            for key, value in (
+                ("reduce_bucket_size", hidden * hidden),
+                ("stage3_prefetch_bucket_size", int(0.9 * hidden * hidden)),
+                ("stage3_param_persistence_threshold", 10 * hidden),
+            ):
                 if zero.get(key, "auto") == "auto":
                     zero[key] = value
             engine, *_ = deepspeed.initialize(model=ref_model, config=config)

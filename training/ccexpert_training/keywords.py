@@ -42,10 +42,36 @@ class Entry:
 # house/building/villa (8179/3572/2117 plural uses) describe the same thing, so they are one group.
 _OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
     "singular": {
-        "building": ("building", "house", "villa", "bungalow", "cottage", "mansion", "hut", "cabin", "warehouse",
-                     "factory", "tower", "longhouse"),
-        "road": ("road", "street", "path", "lane", "track", "trail", "footpath", "crossroad", "intersection",
-                 "roundabout", "t-junction", "viaduct", "bridge", "overpass"),
+        "building": (
+            "building",
+            "house",
+            "villa",
+            "bungalow",
+            "cottage",
+            "mansion",
+            "hut",
+            "cabin",
+            "warehouse",
+            "factory",
+            "tower",
+            "longhouse",
+        ),
+        "road": (
+            "road",
+            "street",
+            "path",
+            "lane",
+            "track",
+            "trail",
+            "footpath",
+            "crossroad",
+            "intersection",
+            "roundabout",
+            "t-junction",
+            "viaduct",
+            "bridge",
+            "overpass",
+        ),
         "vegetation": ("tree", "forest", "woodland", "meadow", "grassland", "lawn", "jungle", "pasture"),
         "water": ("lake", "pond", "river", "pool", "reservoir"),
         "vehicle": ("car", "truck", "vehicle", "bus"),
@@ -53,12 +79,36 @@ _OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
         "bareland": ("desert", "wasteland", "clearing", "moorland"),
     },
     "plural": {
-        "building": ("buildings", "houses", "villas", "bungalows", "cottages", "mansions", "huts", "cabins",
-                     "warehouses", "factories", "towers", "longhouses", "rooms", "structures"),
-        "road": ("roads", "streets", "paths", "lanes", "tracks", "trails", "crossroads", "intersections",
-                 "viaducts", "bridges", "overpasses"),
-        "vegetation": ("trees", "woods", "forests", "plants", "bushes", "shrubs", "meadows", "grasslands",
-                       "woodlands"),
+        "building": (
+            "buildings",
+            "houses",
+            "villas",
+            "bungalows",
+            "cottages",
+            "mansions",
+            "huts",
+            "cabins",
+            "warehouses",
+            "factories",
+            "towers",
+            "longhouses",
+            "rooms",
+            "structures",
+        ),
+        "road": (
+            "roads",
+            "streets",
+            "paths",
+            "lanes",
+            "tracks",
+            "trails",
+            "crossroads",
+            "intersections",
+            "viaducts",
+            "bridges",
+            "overpasses",
+        ),
+        "vegetation": ("trees", "woods", "forests", "plants", "bushes", "shrubs", "meadows", "grasslands", "woodlands"),
         "water": ("lakes", "ponds", "rivers", "pools", "reservoirs"),
         "vehicle": ("cars", "trucks", "vehicles", "buses"),
         "sports": ("playgrounds", "courts", "stadiums"),
@@ -89,11 +139,30 @@ _VERBS: dict[str, dict[str, tuple[str, ...]]] = {
 # Recognised as change verbs but never swapped: their objects/particles ("developed into", "replaced by",
 # "rebuilt into", "cut down") would not fit a replacement.
 _FIXED_VERBS: dict[str, tuple[str, ...]] = {
-    "build": ("planted", "rebuilt", "reconstructed", "developed", "completed", "renovated", "restored", "build",
-              "builds"),
+    "build": (
+        "planted",
+        "rebuilt",
+        "reconstructed",
+        "developed",
+        "completed",
+        "renovated",
+        "restored",
+        "build",
+        "builds",
+    ),
     "remove": ("cut", "gone", "missing", "withered"),
-    "replace": ("replace", "replaced", "replaces", "replacing", "converted", "transformed", "turned", "becomes",
-                "become", "became"),
+    "replace": (
+        "replace",
+        "replaced",
+        "replaces",
+        "replacing",
+        "converted",
+        "transformed",
+        "turned",
+        "becomes",
+        "become",
+        "became",
+    ),
 }
 
 _DIRECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -102,8 +171,12 @@ _DIRECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "axis-ul": {"upper": ("upper",), "lower": ("lower",)},
     "axis-lr": {"left": ("left",), "right": ("right",)},
     "axis-ab": {"above": ("above",), "below": ("below",)},
-    "corner": {"lower-left": ("lower-left", "bottom-left"), "lower-right": ("lower-right", "bottom-right"),
-               "upper-left": ("upper-left", "top-left"), "upper-right": ("upper-right", "top-right")},
+    "corner": {
+        "lower-left": ("lower-left", "bottom-left"),
+        "lower-right": ("lower-right", "bottom-right"),
+        "upper-left": ("upper-left", "top-left"),
+        "upper-right": ("upper-right", "top-right"),
+    },
     "orientation": {"vertical": ("vertical",), "horizontal": ("horizontal",)},
     "orientation-adv": {"vertically": ("vertically",), "horizontally": ("horizontally",)},
 }
@@ -124,8 +197,21 @@ _FIXED_QUANTITIES: dict[str, tuple[str, ...]] = {
 # An object noun right after one of these is the head of a compound ("parking lot", "swimming pool") or the word
 # after it is a particle of a phrasal verb ("cut down"); such positions are not swapped.
 _COMPOUND_MODIFIERS = frozenset(
-    {"parking", "swimming", "basketball", "football", "baseball", "golf", "playing", "storage", "power", "sports",
-     "teaching", "car", "residential"}
+    {
+        "parking",
+        "swimming",
+        "basketball",
+        "football",
+        "baseball",
+        "golf",
+        "playing",
+        "storage",
+        "power",
+        "sports",
+        "teaching",
+        "car",
+        "residential",
+    }
 )
 _VERB_PARTICLES = frozenset({"into", "as", "down", "off", "up", "out", "to"})
 
@@ -138,14 +224,17 @@ def _build_lexicon() -> dict[str, Entry]:
             raise AssertionError(f"lexicon word {word!r} listed twice")
         lexicon[word] = entry
 
-    for category, table in (("object", _OBJECTS), ("verb", _VERBS), ("direction", _DIRECTIONS),
-                            ("quantity", _QUANTITIES)):
+    for category, table in (
+        ("object", _OBJECTS),
+        ("verb", _VERBS),
+        ("direction", _DIRECTIONS),
+        ("quantity", _QUANTITIES),
+    ):
         for slot, groups in table.items():
             for group, words in groups.items():
                 for word in words:
                     add(word, Entry(category, group, slot))
-    for category, fixed in (("verb", _FIXED_VERBS), ("direction", _FIXED_DIRECTIONS),
-                            ("quantity", _FIXED_QUANTITIES)):
+    for category, fixed in (("verb", _FIXED_VERBS), ("direction", _FIXED_DIRECTIONS), ("quantity", _FIXED_QUANTITIES)):
         for group, words in fixed.items():
             for word in words:
                 add(word, Entry(category, group, "fixed", swappable=False))
@@ -206,8 +295,13 @@ def swap_candidates(tokens: Sequence[str], categories: Sequence[str] = CATEGORIE
         if entry.category == "verb" and following in _VERB_PARTICLES:
             continue
         for word, other in LEXICON.items():
-            if other.category == entry.category and other.slot == entry.slot and other.group != entry.group \
-                    and other.swappable and word not in (previous, following):
+            if (
+                other.category == entry.category
+                and other.slot == entry.slot
+                and other.group != entry.group
+                and other.swappable
+                and word not in (previous, following)
+            ):
                 swaps.append(Swap(index, token, word, entry.category))
     return swaps
 

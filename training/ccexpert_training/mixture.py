@@ -78,9 +78,7 @@ class Mixture:
         return list(seen.values())
 
     def summary(self) -> str:
-        parts = [
-            f"{e.name}: {len(e.records)} pairs x{e.repeat} ({e.caption_mode})" for e in self.entries
-        ]
+        parts = [f"{e.name}: {len(e.records)} pairs x{e.repeat} ({e.caption_mode})" for e in self.entries]
         return "; ".join(parts) + f" -> {len(self.samples())} samples"
 
 

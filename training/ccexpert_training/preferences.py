@@ -63,8 +63,15 @@ class PreferencePair:
             except ValueError:
                 return str(Path(p).resolve())
 
-        return {"uid": self.uid, "before": path(self.before), "after": path(self.after), "chosen": self.chosen,
-                "rejected": self.rejected, "source": self.source, "similarity": self.similarity}
+        return {
+            "uid": self.uid,
+            "before": path(self.before),
+            "after": path(self.after),
+            "chosen": self.chosen,
+            "rejected": self.rejected,
+            "source": self.source,
+            "similarity": self.similarity,
+        }
 
 
 def record_rng(seed: int, kind: str, uid: str) -> random.Random:
@@ -114,8 +121,9 @@ def replacement_pairs(records: Iterable[PairRecord], m: int, seed: int) -> list[
         rng = record_rng(seed, "replacement", record.uid)
         for reference in record.captions:
             for negative in keyword_negatives(reference, m, rng):
-                pairs.append(PreferencePair(record.uid, record.before, record.after, reference, negative,
-                                            "replacement"))
+                pairs.append(
+                    PreferencePair(record.uid, record.before, record.after, reference, negative, "replacement")
+                )
     return pairs
 
 
@@ -163,8 +171,9 @@ def check_thresholds(tau1: float, tau2: float) -> None:
         raise PreferenceError(f"need 0 <= tau1 < tau2 <= 1, got tau1={tau1}, tau2={tau2}")
 
 
-def filter_samples(samples: Sequence[str], references: Sequence[str], tau1: float,
-                   tau2: float) -> list[tuple[str, float]]:
+def filter_samples(
+    samples: Sequence[str], references: Sequence[str], tau1: float, tau2: float
+) -> list[tuple[str, float]]:
     """The samples with tau1 < S < tau2 (strict on both sides), with their S, in order and without duplicates."""
     check_thresholds(tau1, tau2)
     kept: list[tuple[str, float]] = []
@@ -184,8 +193,9 @@ Sampler = Callable[[PairRecord, int, int], list[str]]
 """(record, k, seed) -> k captions sampled from the current model for the record's image pair."""
 
 
-def filtered_pairs(records: Iterable[PairRecord], sampler: Sampler, k: int, tau1: float, tau2: float,
-                   seed: int) -> list[PreferencePair]:
+def filtered_pairs(
+    records: Iterable[PairRecord], sampler: Sampler, k: int, tau1: float, tau2: float, seed: int
+) -> list[PreferencePair]:
     """Information-filtered negatives: for each kept sample, the chosen caption is a reference drawn at random."""
     if k < 1:
         raise PreferenceError(f"K (samples per pair) must be >= 1, got {k}")
@@ -195,16 +205,30 @@ def filtered_pairs(records: Iterable[PairRecord], sampler: Sampler, k: int, tau1
         rng = record_rng(seed, "filtered", record.uid)
         samples = sampler(record, k, rng.randrange(2**31))
         for sample, score in filter_samples(samples, record.captions, tau1, tau2):
-            pairs.append(PreferencePair(record.uid, record.before, record.after, rng.choice(record.captions),
-                                        sample, "filtered", round(score, 6)))
+            pairs.append(
+                PreferencePair(
+                    record.uid,
+                    record.before,
+                    record.after,
+                    rng.choice(record.captions),
+                    sample,
+                    "filtered",
+                    round(score, 6),
+                )
+            )
     return pairs
 
 
 # ----------------------------------------------------------------------------------------------------- mixing
 
 
-def mix_pairs(replacement: Sequence[PreferencePair], filtered: Sequence[PreferencePair], replacement_fraction: float,
-              seed: int, max_pairs: int | None = None) -> list[PreferencePair]:
+def mix_pairs(
+    replacement: Sequence[PreferencePair],
+    filtered: Sequence[PreferencePair],
+    replacement_fraction: float,
+    seed: int,
+    max_pairs: int | None = None,
+) -> list[PreferencePair]:
     """The largest set (at most ``max_pairs``) in which a ``replacement_fraction`` share comes from keyword
     replacement and the rest from filtering, each part a seeded random subset; the result is shuffled."""
     r = replacement_fraction
@@ -255,8 +279,17 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
         score = obj.get("similarity")
         if score is not None and not isinstance(score, (int, float)):
             raise PreferenceError(f"{where}: similarity must be a number or null, got {score!r}")
-        pairs.append(PreferencePair(obj["uid"], path.parent / obj["before"], path.parent / obj["after"],
-                                    obj["chosen"], obj["rejected"], obj["source"], score))
+        pairs.append(
+            PreferencePair(
+                obj["uid"],
+                path.parent / obj["before"],
+                path.parent / obj["after"],
+                obj["chosen"],
+                obj["rejected"],
+                obj["source"],
+                score,
+            )
+        )
     if not pairs:
         raise PreferenceError(f"{path}: no preference pairs")
     return pairs

@@ -152,8 +152,8 @@ def read_pair_folder(
             f"{root}: unpaired images (only in {before_dir}/: {only_before[:5]}, "
             f"only in {after_dir}/: {only_after[:5]})"
         )
-    mapping = captions if isinstance(captions, Mapping) or captions is None else load_captions_mapping(
-        captions, captions_key
+    mapping = (
+        captions if isinstance(captions, Mapping) or captions is None else load_captions_mapping(captions, captions_key)
     )
     records = []
     for name in names_before:

@@ -66,8 +66,10 @@ class PairRecord:
 
     def load_images(self) -> tuple[Image.Image, Image.Image]:
         """Decode both images as RGB; any failure raises RecordError naming this record and the file."""
-        images = [self._decode(path, f"{role} image", "RGB")
-                  for role, path in (("before", self.before), ("after", self.after))]
+        images = [
+            self._decode(path, f"{role} image", "RGB")
+            for role, path in (("before", self.before), ("after", self.after))
+        ]
         if images[0].size != images[1].size:
             raise RecordError(
                 f"{self.where()}: before/after sizes differ: before {images[0].size[0]}x{images[0].size[1]}, "

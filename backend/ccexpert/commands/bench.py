@@ -19,8 +19,12 @@ H100_CEILING_PAIRS_PER_S = {"0.5b": 322.0, "7b": 37.0}
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="measure captioning throughput (pairs/s) against the FLOP ceiling",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure captioning throughput (pairs/s) against the FLOP ceiling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
 
 
@@ -29,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=int, default=None, help="pairs per path (default: 8 on CPU, 64 on GPU)")
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per generate call in (b) (default: all)")
     parser.add_argument("--new-tokens", type=int, default=20, help="tokens generated per pair (default 20)")
-    parser.add_argument("--reference-pairs", type=int, default=None,
-                        help="pairs timed for the slow path (a) (default: min(--pairs, 8))")
+    parser.add_argument(
+        "--reference-pairs", type=int, default=None, help="pairs timed for the slow path (a) (default: min(--pairs, 8))"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,8 +45,10 @@ def _random_pairs(count: int, size: int = 256, seed: int = 0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), rng.integers(0, 256, (size, size, 3),
-                                                                                dtype=np.uint8)) for _ in range(count)]
+    return [
+        (rng.integers(0, 256, (size, size, 3), dtype=np.uint8), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        for _ in range(count)
+    ]
 
 
 def _timed(fn, device) -> float:
@@ -99,7 +106,8 @@ def measure(args) -> dict:
         "h100_ceiling_pairs_per_s": ceiling,
         "share_of_ceiling": round(batched_rate / ceiling, 4) if ceiling and device.type == "cuda" else None,
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        if device.type == "cuda" else None,
+        if device.type == "cuda"
+        else None,
     }
 
 
@@ -108,14 +116,18 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"preset {result['preset']} on {result['device']} ({result['dtype']}), {result['new_tokens_per_pair']} new "
-          f"tokens per pair")
+    print(
+        f"preset {result['preset']} on {result['device']} ({result['dtype']}), {result['new_tokens_per_pair']} new "
+        f"tokens per pair"
+    )
     print(f"(a) one pair per generate call : {result['reference_pairs_per_s']:10.3f} pairs/s")
     print(f"(b) batched, {result['batch_size']:4d} per call     : {result['batched_pairs_per_s']:10.3f} pairs/s")
     print(f"ratio (b)/(a)                  : {result['speedup']:10.2f}x")
     if result["share_of_ceiling"] is not None:
-        print(f"share of the H100 FLOP ceiling ({result['h100_ceiling_pairs_per_s']:.0f} pairs/s): "
-              f"{100 * result['share_of_ceiling']:.1f}%")
+        print(
+            f"share of the H100 FLOP ceiling ({result['h100_ceiling_pairs_per_s']:.0f} pairs/s): "
+            f"{100 * result['share_of_ceiling']:.1f}%"
+        )
     else:
         print("share of the FLOP ceiling: n/a (the ceiling is for 0.5B/7B on an H100)")
     return 0

@@ -12,12 +12,17 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("caption", help="caption one before/after image pair", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "caption",
+        help="caption one before/after image pair",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("before", type=Path, help="the earlier image")
     parser.add_argument("after", type=Path, help="the later image")
-    parser.add_argument("--model", default=None,
-                        help="checkpoint folder or hub id (default: $CCEXPERT_MODEL, else ccexpert/demo_model)")
+    parser.add_argument(
+        "--model", default=None, help="checkpoint folder or hub id (default: $CCEXPERT_MODEL, else ccexpert/demo_model)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--beams", type=int, default=1, help="beam search width (1 = greedy, the reference setting)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -17,19 +17,36 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("convert", help="official CCExpert checkpoint -> this project's format",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "convert",
+        help="official CCExpert checkpoint -> this project's format",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("src", help="official checkpoint folder (or, with --from-llava-onevision, a folder or hub id)")
     parser.add_argument("dst", type=Path, help="output folder")
-    parser.add_argument("--from-llava-onevision", action="store_true",
-                        help="SRC is an HF LLaVA-OneVision checkpoint: add a fresh DIM")
-    parser.add_argument("--vision-config", type=Path, default=None,
-                        help="JSON SigLIP config when the official config names an unknown vision tower")
-    parser.add_argument("--dim-num-heads", type=int, default=None,
-                        help="DIM attention heads (default: the reference's vision width // 128, i.e. 9)")
+    parser.add_argument(
+        "--from-llava-onevision", action="store_true", help="SRC is an HF LLaVA-OneVision checkpoint: add a fresh DIM"
+    )
+    parser.add_argument(
+        "--vision-config",
+        type=Path,
+        default=None,
+        help="JSON SigLIP config when the official config names an unknown vision tower",
+    )
+    parser.add_argument(
+        "--dim-num-heads",
+        type=int,
+        default=None,
+        help="DIM attention heads (default: the reference's vision width // 128, i.e. 9)",
+    )
     parser.add_argument("--dim-layers", default=None, help="comma-separated SigLIP layers for the DIM (OV init only)")
-    parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None,
-                        help="cast the weights (default: keep the source dtype; OV init: fp32)")
+    parser.add_argument(
+        "--dtype",
+        choices=["bf16", "fp16", "fp32"],
+        default=None,
+        help="cast the weights (default: keep the source dtype; OV init: fp32)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fresh DIM (OV init only)")
 
 

@@ -23,10 +23,18 @@ COMPONENTS = {
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("inspect", help="parameter count per component of a preset", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=["tiny", "demo", "0.5b", "7b"], default="0.5b",
-                        help="architecture preset (demo: the shipped demo model's, see docs/DEMO_MODEL.md)")
+    parser = subparsers.add_parser(
+        "inspect",
+        help="parameter count per component of a preset",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        choices=["tiny", "demo", "0.5b", "7b"],
+        default="0.5b",
+        help="architecture preset (demo: the shipped demo model's, see docs/DEMO_MODEL.md)",
+    )
     parser.add_argument("--no-dim", action="store_true", help="the plain LLaVA-OneVision baseline")
 
 

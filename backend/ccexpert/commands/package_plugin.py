@@ -19,16 +19,41 @@ from pathlib import Path
 
 PLUGIN_NAME = "ccexpert_changes"
 MAX_BYTES = 25 * 1024 * 1024
-REQUIRED_KEYS = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker",
-                 "repository")
+REQUIRED_KEYS = (
+    "name",
+    "description",
+    "version",
+    "qgisMinimumVersion",
+    "author",
+    "email",
+    "about",
+    "tracker",
+    "repository",
+)
 ALLOWED_SUFFIXES = {".py", ".txt", ".qml", ".svg", ".png", ".ui", ".qm", ".ts", ".md", ".json", ""}
-FORBIDDEN_SUFFIXES = {".pyc", ".pyo", ".so", ".dll", ".dylib", ".exe", ".safetensors", ".bin", ".pt", ".pth",
-                      ".onnx", ".ckpt"}
+FORBIDDEN_SUFFIXES = {
+    ".pyc",
+    ".pyo",
+    ".so",
+    ".dll",
+    ".dylib",
+    ".exe",
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".onnx",
+    ".ckpt",
+}
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("package-plugin", help="build the installable QGIS plugin zip",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "package-plugin",
+        help="build the installable QGIS plugin zip",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-o", "--output", type=Path, default=Path("dist"), help="folder for the zip (default dist/)")
 
 

@@ -8,8 +8,9 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("report", help="HTML report of a describe output: map, changed tiles, captions",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "report", help="HTML report of a describe output: map, changed tiles, captions", description=__doc__
+    )
     p.add_argument("gpkg", help="GeoPackage written by `ccexpert describe`")
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument("--before", help="before raster, if it moved since the run")
@@ -22,8 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        counts = build_report(args.gpkg, args.output, before=args.before, after=args.after,
-                              max_tiles=args.max_tiles)
+        counts = build_report(args.gpkg, args.output, before=args.before, after=args.after, max_tiles=args.max_tiles)
     except (ValueError, OSError) as exc:
         print(f"ccexpert report: {exc}", file=sys.stderr)
         return 2

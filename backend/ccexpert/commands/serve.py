@@ -21,8 +21,12 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="run the HTTP captioning service", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP captioning service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", help="TOML file")
     p.add_argument("--model", help="checkpoint folder or hub id (default: the shipped demo model)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
@@ -36,13 +40,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-wait-ms", type=float, help="how long a device batch waits to fill (default 10)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
     p.add_argument("--max-concurrency", type=int, help="caption requests in flight before 429 (default 32)")
-    p.add_argument("--max-concurrency-per-key", type=int,
-                   help="caption requests in flight per API key (default max(1, max_concurrency // 4))")
+    p.add_argument(
+        "--max-concurrency-per-key",
+        type=int,
+        help="caption requests in flight per API key (default max(1, max_concurrency // 4))",
+    )
     p.add_argument("--body-timeout-s", type=float, help="the whole body must arrive within this, else 408 (default 30)")
-    p.add_argument("--request-timeout-s", type=float,
-                   help="longest wait for the engine's results, else 503 timeout (default 240)")
-    p.add_argument("--metrics-require-key", action=argparse.BooleanOptionalAction, default=None,
-                   help="put /metrics behind the API key (default: only when keys are on and the bind is not loopback)")
+    p.add_argument(
+        "--request-timeout-s", type=float, help="longest wait for the engine's results, else 503 timeout (default 240)"
+    )
+    p.add_argument(
+        "--metrics-require-key",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put /metrics behind the API key (default: only when keys are on and the bind is not loopback)",
+    )
     p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
     p.add_argument("--log-level", help="debug, info, warning")
     p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")
@@ -91,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ccexpert serve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=10
+    )
     server = uvicorn.Server(config)
     server.run()
     if failures:
@@ -113,11 +126,14 @@ def _run_ray(args: argparse.Namespace, overrides: dict) -> int:
         return 2
     try:
         settings = load_settings(args.config, overrides)
-        logging.basicConfig(level=settings.log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return ray_run(settings, replicas=args.replicas,
-                       autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
-                       address=args.ray_address, blocking=True)
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return ray_run(
+            settings,
+            replicas=args.replicas,
+            autoscale=parse_autoscale(args.autoscale) if args.autoscale else None,
+            address=args.ray_address,
+            blocking=True,
+        )
     except ValueError as exc:
         print(f"ccexpert serve: {exc}", file=sys.stderr)
         return 2

@@ -72,7 +72,7 @@ class KeyStore:
                 continue
             token, _, label = line.partition(" ")
             if token.startswith("sha256:"):
-                digest = token[len("sha256:"):].lower()
+                digest = token[len("sha256:") :].lower()
                 if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                     raise ValueError(f"API keys file {path}, line {number}: 'sha256:' needs 64 hex digits after it")
             else:
@@ -116,8 +116,7 @@ def require_key(request: Request) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
-                       headers=_CHALLENGE)
+        raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
     label = store.identify(token.strip())
     if label is None:
         raise ApiError(401, "unauthorized", "wrong API key", headers=_CHALLENGE)

@@ -91,8 +91,9 @@ class DynamicBatcher:
             if self._running:
                 return self
             self._running = True
-        self._threads = [threading.Thread(target=self._loop, name=f"ccexpert-batcher-{i}", daemon=True)
-                         for i in range(self.workers)]
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"ccexpert-batcher-{i}", daemon=True) for i in range(self.workers)
+        ]
         for thread in self._threads:
             thread.start()
         return self

@@ -32,8 +32,8 @@ def render_docs(schema: dict) -> str:
         f"<h1>{title} <small>{escape(str(info.get('version', '')))}</small></h1>",
         f"<p>{escape(str(info.get('description', '')))}</p>",
         '<p>Machine-readable contract: <a href="/openapi.json"><code>/openapi.json</code></a> (OpenAPI '
-        f"{escape(str(schema.get('openapi', '')))}). Errors are <code>{{\"error\": {{\"code\", \"message\", "
-        "\"id\"}}</code>; <code>id</code> names the pair at fault when there is one.</p>",
+        f'{escape(str(schema.get("openapi", "")))}). Errors are <code>{{"error": {{"code", "message", '
+        '"id"}}</code>; <code>id</code> names the pair at fault when there is one.</p>',
         "<h2>Endpoints</h2>",
     ]
     for path, methods in schema.get("paths", {}).items():
@@ -48,9 +48,11 @@ def render_docs(schema: dict) -> str:
 
 def _operation(schema: dict, path: str, method: str, operation: dict) -> str:
     verb = method.upper()
-    out = [f'<div class="op"><h3><span class="method {verb}">{verb}</span><span class="path">{escape(path)}</span>'
-           f"</h3><p class=\"sig\"><code>{verb} {escape(path)}</code> &mdash; "
-           f"{escape(str(operation.get('summary', '')))}</p>"]
+    out = [
+        f'<div class="op"><h3><span class="method {verb}">{verb}</span><span class="path">{escape(path)}</span>'
+        f'</h3><p class="sig"><code>{verb} {escape(path)}</code> &mdash; '
+        f"{escape(str(operation.get('summary', '')))}</p>"
+    ]
     if operation.get("description"):
         out.append(f"<p>{escape(str(operation['description']))}</p>")
     body = operation.get("requestBody", {}).get("content", {})
@@ -76,8 +78,11 @@ def _resolve(schema: dict, node: dict) -> dict:
 def _fields(schema: dict, node: dict, prefix: str = "", depth: int = 0) -> str:
     node = _resolve(schema, node)
     rows = _rows(schema, node, prefix, depth)
-    return ("<table><tr><th>field</th><th>type</th><th>required</th><th>constraints</th><th>description</th></tr>"
-            + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th>field</th><th>type</th><th>required</th><th>constraints</th><th>description</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _rows(schema: dict, node: dict, prefix: str, depth: int) -> list[str]:
@@ -86,9 +91,11 @@ def _rows(schema: dict, node: dict, prefix: str, depth: int) -> list[str]:
     for name, prop in node.get("properties", {}).items():
         prop = _resolve(schema, prop)
         full = prefix + name
-        rows.append(f"<tr><td><code>{escape(full)}</code></td><td>{escape(_type(schema, prop))}</td>"
-                    f"<td>{'yes' if name in required else 'no'}</td><td>{escape(_constraints(prop))}</td>"
-                    f"<td>{escape(str(prop.get('description', '')))}</td></tr>")
+        rows.append(
+            f"<tr><td><code>{escape(full)}</code></td><td>{escape(_type(schema, prop))}</td>"
+            f"<td>{'yes' if name in required else 'no'}</td><td>{escape(_constraints(prop))}</td>"
+            f"<td>{escape(str(prop.get('description', '')))}</td></tr>"
+        )
         items = _resolve(schema, prop.get("items", {}))
         if depth < 3 and items.get("properties"):
             rows.extend(_rows(schema, items, full + "[].", depth + 1))

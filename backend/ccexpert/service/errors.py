@@ -38,23 +38,30 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "empty_batch": (422, "no pairs"),
     "batch_too_large": (422, "more than max_batch pairs"),
     "duplicate_id": (422, "a pair id appears twice in one request"),
-    "overloaded": (429, "too many requests in flight (in all, or for this key), or too many bytes being "
-                        "received; retry after Retry-After seconds"),
+    "overloaded": (
+        429,
+        "too many requests in flight (in all, or for this key), or too many bytes being "
+        "received; retry after Retry-After seconds",
+    ),
     "header_too_large": (431, "the Authorization header or all headers together are too large"),
     "internal_error": (500, "a bug: logged on the server with a traceback"),
     "engine_error": (500, "the model failed on a pair"),
     "not_ready": (503, "the model is loading (Retry-After)"),
     "model_failed": (503, "the model cannot load or caption its start-up sample (will not recover)"),
-    "timeout": (503, "the results did not come within request_timeout_s (Retry-After; a resend is answered "
-                     "from the cache once computed)"),
+    "timeout": (
+        503,
+        "the results did not come within request_timeout_s (Retry-After; a resend is answered "
+        "from the cache once computed)",
+    ),
 }
 
 
 class ApiError(Exception):
     """Raised anywhere in a request; the app turns it into the JSON error body (and counts it by code)."""
 
-    def __init__(self, status: int, code: str, message: str, pair_id: str | None = None,
-                 headers: Mapping[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, pair_id: str | None = None, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code

@@ -55,8 +55,12 @@ def read_header(data: bytes, pair_id: str, which: str) -> PngHeader:
         raise ApiError(400, "truncated_png", f"{where}: broken or truncated PNG (no IHDR header)", pair_id)
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     if width == 0 or height == 0 or colour not in _COLOUR_TYPES or depth not in (1, 2, 4, 8, 16):
-        raise ApiError(400, "truncated_png", f"{where}: broken PNG header ({width}x{height}, bit depth {depth}, "
-                       f"colour type {colour})", pair_id)
+        raise ApiError(
+            400,
+            "truncated_png",
+            f"{where}: broken PNG header ({width}x{height}, bit depth {depth}, colour type {colour})",
+            pair_id,
+        )
     return PngHeader(width, height, depth, colour)
 
 
@@ -67,8 +71,7 @@ def _check_mode(header: PngHeader, where: str, pair_id: str) -> None:
     if header.bit_depth != 8 or header.colour_type == 3:
         raise ApiError(400, "wrong_mode", f"{where}: expected 8-bit RGB, got {header.bit_depth}-bit {name}", pair_id)
     if channels != 3:
-        raise ApiError(400, "wrong_bands", f"{where}: expected 3 bands (8-bit RGB), got {channels} ({name})",
-                       pair_id)
+        raise ApiError(400, "wrong_bands", f"{where}: expected 3 bands (8-bit RGB), got {channels} ({name})", pair_id)
 
 
 def _decode(data: bytes, where: str, pair_id: str) -> np.ndarray:
@@ -91,8 +94,12 @@ def decode_pair(before: bytes, after: bytes, pair_id: str, chip_size: int) -> tu
     data = {"before": before, "after": after}
     headers = {which: read_header(raw, pair_id, which) for which, raw in data.items()}
     if headers["before"].size != headers["after"].size:
-        raise ApiError(400, "size_mismatch", f"pair {pair_id!r}: before is {headers['before'].wh} but after is "
-                       f"{headers['after'].wh}", pair_id)
+        raise ApiError(
+            400,
+            "size_mismatch",
+            f"pair {pair_id!r}: before is {headers['before'].wh} but after is {headers['after'].wh}",
+            pair_id,
+        )
     for which, header in headers.items():
         where = f"pair {pair_id!r}, {which} image"
         if header.size != (chip_size, chip_size):

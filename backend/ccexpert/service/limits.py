@@ -33,11 +33,19 @@ class _Slot:
         with s.lock:
             mine = self.limiter.by_key.get(self.who, 0)
             if s.inflight >= settings.max_concurrency:
-                raise ApiError(429, "overloaded", f"{s.inflight} requests in flight (limit "
-                               f"{settings.max_concurrency}); retry later", headers={"Retry-After": "1"})
+                raise ApiError(
+                    429,
+                    "overloaded",
+                    f"{s.inflight} requests in flight (limit {settings.max_concurrency}); retry later",
+                    headers={"Retry-After": "1"},
+                )
             if mine >= settings.per_key_limit:
-                raise ApiError(429, "overloaded", f"{self.label} has {mine} requests in flight (limit "
-                               f"{settings.per_key_limit} per key); retry later", headers={"Retry-After": "1"})
+                raise ApiError(
+                    429,
+                    "overloaded",
+                    f"{self.label} has {mine} requests in flight (limit {settings.per_key_limit} per key); retry later",
+                    headers={"Retry-After": "1"},
+                )
             s.inflight += 1
             self.limiter.by_key[self.who] = mine + 1
             s.metrics.inflight.set(s.inflight)

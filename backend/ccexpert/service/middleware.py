@@ -102,16 +102,23 @@ class RequestGuard:
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
             except asyncio.TimeoutError:
-                raise _Refusal(ApiError(408, "body_timeout", f"the request body did not arrive within "
-                                        f"{self.timeout:g} s")) from None
+                raise _Refusal(
+                    ApiError(408, "body_timeout", f"the request body did not arrive within {self.timeout:g} s")
+                ) from None
             if message["type"] == "http.request":
                 size = len(message.get("body", b""))
                 if held + size > self.limit:
                     raise _Refusal(_too_large(held + size, self.limit))
                 if size and not self.budget.take(size):
-                    raise _Refusal(ApiError(
-                        429, "overloaded", f"the server is receiving too many bytes of request bodies (limit "
-                        f"{self.budget.limit}); retry later", headers={"Retry-After": "1"}))
+                    raise _Refusal(
+                        ApiError(
+                            429,
+                            "overloaded",
+                            f"the server is receiving too many bytes of request bodies (limit "
+                            f"{self.budget.limit}); retry later",
+                            headers={"Retry-After": "1"},
+                        )
+                    )
                 held += size
                 body_done = not message.get("more_body", False)
             return message
@@ -136,8 +143,11 @@ class RequestGuard:
         for name, value in headers:
             total += len(name) + len(value) + 4
             if name == b"authorization" and len(value) > MAX_AUTHORIZATION_BYTES:
-                return ApiError(431, "header_too_large", f"Authorization header of {len(value)} bytes is over "
-                                f"{MAX_AUTHORIZATION_BYTES}")
+                return ApiError(
+                    431,
+                    "header_too_large",
+                    f"Authorization header of {len(value)} bytes is over {MAX_AUTHORIZATION_BYTES}",
+                )
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 return _too_large(int(value), self.limit)
         if total > MAX_HEADER_BYTES:
@@ -191,9 +201,15 @@ class RequestMetrics:
                 facts = scope.get("state") or {}
                 client = scope.get("client")
                 access_log.info(
-                    "%s %s key=%s pairs=%d status=%d code=%s ms=%.1f peer=%s", scope.get("method"), scope["path"],
-                    facts.get("key_label") or "-", facts.get("pairs", 0), status, facts.get("error_code") or "-",
-                    elapsed * 1000.0, f"{client[0]}:{client[1]}" if client else "-",
+                    "%s %s key=%s pairs=%d status=%d code=%s ms=%.1f peer=%s",
+                    scope.get("method"),
+                    scope["path"],
+                    facts.get("key_label") or "-",
+                    facts.get("pairs", 0),
+                    status,
+                    facts.get("error_code") or "-",
+                    elapsed * 1000.0,
+                    f"{client[0]}:{client[1]}" if client else "-",
                 )
 
 

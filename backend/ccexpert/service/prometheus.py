@@ -11,7 +11,10 @@ class Metrics:
         r = self.registry
         self.requests = Counter("ccexpert_requests", "HTTP requests", ["route", "status"], registry=r)
         self.latency = Histogram(
-            "ccexpert_request_seconds", "HTTP request latency", ["route"], registry=r,
+            "ccexpert_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
         self.pairs = Counter("ccexpert_pairs", "chip pairs answered", ["status"], registry=r)
@@ -20,7 +23,9 @@ class Metrics:
             "ccexpert_batch_size", "pairs per device batch", registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128)
         )
         self.batch_seconds = Histogram(
-            "ccexpert_batch_seconds", "engine time per device batch", registry=r,
+            "ccexpert_batch_seconds",
+            "engine time per device batch",
+            registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         self.queue = Gauge("ccexpert_queue_pairs", "pairs waiting for the device", registry=r)

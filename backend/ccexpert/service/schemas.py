@@ -24,8 +24,11 @@ class PairIn(Strict):
 class CaptionRequest(Strict):
     pairs: list[PairIn] = Field(..., description="1..max_batch pairs with distinct ids")
     max_new_tokens: StrictInt | None = Field(
-        None, ge=1, le=MAX_NEW_TOKENS_LIMIT,
-        description="an integer (not a string or boolean); default and cap: the server's max_new_tokens")
+        None,
+        ge=1,
+        le=MAX_NEW_TOKENS_LIMIT,
+        description="an integer (not a string or boolean); default and cap: the server's max_new_tokens",
+    )
 
 
 class PairResult(Strict):
@@ -66,10 +69,14 @@ class InfoResponse(Strict):
     demo: bool
     family: str = Field(..., description="model family: ccexpert, llava_onevision, qwen2_vl, qwen2_5_vl")
     change_expert: bool = Field(..., description="a change-captioning expert (CCExpert), or a general VLM prompted")
-    max_in_flight: int = Field(..., description="requests a client should keep here at once (clients' default: "
-                               "two per model replica)")
-    gsd_m: float | None = Field(..., description="metres per pixel of the imagery the model was trained on (model "
-                                "card); clients warn when a raster is far from it; null when unknown")
+    max_in_flight: int = Field(
+        ..., description="requests a client should keep here at once (clients' default: two per model replica)"
+    )
+    gsd_m: float | None = Field(
+        ...,
+        description="metres per pixel of the imagery the model was trained on (model "
+        "card); clients warn when a raster is far from it; null when unknown",
+    )
 
 
 class StatusResponse(Strict):
@@ -86,14 +93,27 @@ MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["id", "before", "after"],
     "properties": {
-        "id": {"type": "array", "items": {"type": "string", "pattern": PAIR_ID_PATTERN},
-               "description": "one per pair, repeated field"},
-        "before": {"type": "array", "items": {"type": "string", "format": "binary"},
-                   "description": "PNG files, in the same order as id"},
-        "after": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "PNG files, in the same order as id"},
-        "max_new_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_NEW_TOKENS_LIMIT,
-                           "description": "decimal digits only"},
+        "id": {
+            "type": "array",
+            "items": {"type": "string", "pattern": PAIR_ID_PATTERN},
+            "description": "one per pair, repeated field",
+        },
+        "before": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "PNG files, in the same order as id",
+        },
+        "after": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "PNG files, in the same order as id",
+        },
+        "max_new_tokens": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_NEW_TOKENS_LIMIT,
+            "description": "decimal digits only",
+        },
     },
     "additionalProperties": False,
 }
@@ -111,15 +131,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         431: "Authorization header over 8 KiB or headers over 64 KiB",
         500: "engine_error (the model failed on a pair) or internal_error",
         503: "model not loaded yet, model failed, a replica is being replaced (unavailable: resend), or the results "
-             "took longer than request_timeout_s",
+        "took longer than request_timeout_s",
     }.items()
 }
 
 
 def _error_response(status: int) -> dict:
     """An ERROR_RESPONSES entry as it appears in the OpenAPI document."""
-    return {"description": ERROR_RESPONSES[status]["description"],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    return {
+        "description": ERROR_RESPONSES[status]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
 
 
 def common_responses(path: str, method: str, metrics_protected: bool) -> dict[str, dict]:

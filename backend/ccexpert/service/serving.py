@@ -115,8 +115,7 @@ class CaptionServing:
             tokens = min(max_new_tokens or settings.max_new_tokens, settings.max_new_tokens)
             pairs = await run_in_threadpool(_decode_all, ids, raw_pairs, info["chip_size"])
             # idempotency key: a resend (any connection) of the same id with the same chips is answered once
-            keys = [(caller.key, pair_id, digest(b, a), tokens)
-                    for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
+            keys = [(caller.key, pair_id, digest(b, a), tokens) for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
             try:
                 futures = batcher.submit(caller.fairness_id, pairs, max_new_tokens=tokens, keys=keys)
             except Overloaded as exc:
@@ -128,16 +127,24 @@ class CaptionServing:
             if pending:
                 for future in pending:
                     future.add_done_callback(_retrieve)
-                raise ApiError(503, "timeout", f"{len(pending)} of {len(ids)} pairs not captioned within "
-                               f"{settings.request_timeout_s:g} s; resend the same ids later",
-                               headers={"Retry-After": "5"})
+                raise ApiError(
+                    503,
+                    "timeout",
+                    f"{len(pending)} of {len(ids)} pairs not captioned within "
+                    f"{settings.request_timeout_s:g} s; resend the same ids later",
+                    headers={"Retry-After": "5"},
+                )
             failures = [exc for exc in (future.exception() for future in waiting) if exc is not None]  # all seen
             if failures:
                 service.metrics.pairs.labels("error").inc(len(ids))
                 retry_after = getattr(failures[0], "retry_after", None)
                 if retry_after is not None:  # the engine is between replicas (one died): the same ids will work again
-                    raise ApiError(503, "unavailable", f"captioning is unavailable: {failures[0]}; resend the same "
-                                   "ids", headers={"Retry-After": str(math.ceil(retry_after))}) from failures[0]
+                    raise ApiError(
+                        503,
+                        "unavailable",
+                        f"captioning is unavailable: {failures[0]}; resend the same ids",
+                        headers={"Retry-After": str(math.ceil(retry_after))},
+                    ) from failures[0]
                 raise ApiError(500, "engine_error", f"captioning failed: {failures[0]}") from failures[0]
             outcomes = [future.result() for future in waiting]
         service.metrics.pairs.labels("ok").inc(len(ids))
@@ -193,14 +200,18 @@ def _decode_all(ids: list[str], raw_pairs: RawPairs, chip_size: int) -> list:
 
 # -- parsing: JSON or multipart into (ids, raw PNG pairs, max_new_tokens) ------------------------------------------
 
+
 async def read_body(request: Request) -> ParsedBody:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         return await _read_json(request)
     if content_type == "multipart/form-data":
         return await _read_multipart(request)
-    raise ApiError(415, "unsupported_media_type",
-                   f"content-type {content_type or '(none)'}: send application/json or multipart/form-data")
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"content-type {content_type or '(none)'}: send application/json or multipart/form-data",
+    )
 
 
 async def _read_json(request: Request) -> ParsedBody:
@@ -247,8 +258,12 @@ async def parse_form(form: FormData) -> ParsedBody:
         raise ApiError(422, "invalid_request", "id fields must be plain form fields, not files")
     befores, afters = form.getlist("before"), form.getlist("after")
     if not (len(ids) == len(befores) == len(afters)):
-        raise ApiError(422, "invalid_request", f"form has {len(ids)} id, {len(befores)} before and {len(afters)} "
-                       "after fields: send one of each per pair, in the same order")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"form has {len(ids)} id, {len(befores)} before and {len(afters)} "
+            "after fields: send one of each per pair, in the same order",
+        )
     for pair_id in ids:
         if not re.fullmatch(PAIR_ID_PATTERN, pair_id):
             raise ApiError(422, "invalid_request", f"id {pair_id[:40]!r} does not match {PAIR_ID_PATTERN}")
@@ -263,8 +278,11 @@ async def parse_form(form: FormData) -> ParsedBody:
         text = values[-1] if len(values) == 1 and isinstance(values[-1], str) else None
         # the JSON bounds: decimal digits only (no sign, spaces, underscores or other scripts' digits), 1..512
         if text is None or not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_NEW_TOKENS_LIMIT:
-            raise ApiError(422, "invalid_request", f"max_new_tokens must be one integer from 1 to "
-                           f"{MAX_NEW_TOKENS_LIMIT}, got {str(values[0])[:20]!r}")
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"max_new_tokens must be one integer from 1 to {MAX_NEW_TOKENS_LIMIT}, got {str(values[0])[:20]!r}",
+            )
         tokens = int(text)
     return ids, raw, tokens
 

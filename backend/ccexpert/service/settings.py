@@ -36,12 +36,16 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_concurrency: int = Field(32, ge=1, description="caption requests in flight; more get 429")
     max_concurrency_per_key: int | None = Field(
-        None, ge=1, description="caption requests in flight per API key (per connection without keys); "
-        "None = max(1, max_concurrency // 4)")
+        None,
+        ge=1,
+        description="caption requests in flight per API key (per connection without keys); "
+        "None = max(1, max_concurrency // 4)",
+    )
     body_timeout_s: float = Field(30.0, gt=0, description="the whole request body must arrive within this; else 408")
     request_timeout_s: float = Field(240.0, gt=0, description="longest wait for the engine's results; else 503")
     metrics_require_key: bool | None = Field(
-        None, description="put /metrics behind the API key; None = only when keys are on and the bind is not loopback")
+        None, description="put /metrics behind the API key; None = only when keys are on and the bind is not loopback"
+    )
     max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
     log_level: str = "info"
 

@@ -41,8 +41,12 @@ def check_captions(engine: Any, engine_info: Mapping[str, Any], max_new_tokens: 
         raise RuntimeError(f"start-up check: the sample pair got no caption ({caption!r})")
     if not isinstance(confidence, float) or not math.isfinite(confidence) or not 0.0 <= confidence <= 1.0:
         raise RuntimeError(f"start-up check: the sample pair got confidence {confidence!r}")
-    log.info("start-up check: sample pair captioned in %.2f s: %r (confidence %.3f)",
-             time.monotonic() - t0, caption, confidence)
+    log.info(
+        "start-up check: sample pair captioned in %.2f s: %r (confidence %.3f)",
+        time.monotonic() - t0,
+        caption,
+        confidence,
+    )
 
 
 class ServiceState:
@@ -71,7 +75,9 @@ class ServiceState:
 
                 log.info("loading model %s", self.settings.model or "(default demo model)")
                 self.engine = CaptionEngine.from_pretrained(
-                    self.settings.model, device=self.settings.device, dtype=self.settings.dtype,
+                    self.settings.model,
+                    device=self.settings.device,
+                    dtype=self.settings.dtype,
                     max_batch=self.settings.device_batch,
                 )
             self.engine_info = dict(self.engine.info())

@@ -14,8 +14,12 @@ def backend_summary(info: Mapping, url: str) -> list[str]:
     name = str(info.get("model_name") or "unknown model")
     version = str(info.get("model_version") or "")
     family = str(info.get("family") or "ccexpert")
-    lines = [f"Connected to {url}.", f"Model: {name}" + (f" ({version})" if version and version != "unknown" else "")
-             + ("" if family == "ccexpert" else f", {family}")]
+    lines = [
+        f"Connected to {url}.",
+        f"Model: {name}"
+        + (f" ({version})" if version and version != "unknown" else "")
+        + ("" if family == "ccexpert" else f", {family}"),
+    ]
     if info.get("demo"):
         lines.append(f"Warning: {DEMO_WARNING}.")
     elif info.get("change_expert") is False:

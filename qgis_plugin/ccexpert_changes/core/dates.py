@@ -13,7 +13,8 @@ from collections.abc import Sequence
 _DATE = re.compile(
     r"(?<!\d)((?:19|20)\d\d)"
     r"(?:([-_.:/]?)(0[1-9]|1[0-2])(?:\2(0[1-9]|[12]\d|3[01]))?)?"
-    r"(?!\d)")
+    r"(?!\d)"
+)
 _BEFORE = {"before", "pre", "old", "older", "t0", "t1", "a", "first", "earlier", "ante"}
 _AFTER = {"after", "post", "new", "newer", "t2", "b", "second", "later"}
 

@@ -120,17 +120,35 @@ def check_record(record: Mapping[str, Any]) -> None:
         raise ValueError(f"record fields do not match the layer: missing {missing}, unexpected {extra}")
 
 
-def run_metadata(before: str, after: str, bands: str, nodata: float | None, chip_size: int, overlap: int,
-                 grid_hash: str, stretch: Mapping[str, Any], *, model: str | None = None,
-                 before_source: Mapping[str, Any] | None = None,
-                 after_source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_metadata(
+    before: str,
+    after: str,
+    bands: str,
+    nodata: float | None,
+    chip_size: int,
+    overlap: int,
+    grid_hash: str,
+    stretch: Mapping[str, Any],
+    *,
+    model: str | None = None,
+    before_source: Mapping[str, Any] | None = None,
+    after_source: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared).
 
     They are also the output's fingerprint: a resume compares them with the run about to append to the file
     (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
     ``before_source``/``after_source`` are :func:`source_identity` of the two rasters."""
-    meta: dict[str, Any] = {"before": before, "after": after, "bands": bands, "nodata": nodata, "chip_size": chip_size,
-                            "overlap": overlap, "grid_hash": grid_hash, "stretch": dict(stretch)}
+    meta: dict[str, Any] = {
+        "before": before,
+        "after": after,
+        "bands": bands,
+        "nodata": nodata,
+        "chip_size": chip_size,
+        "overlap": overlap,
+        "grid_hash": grid_hash,
+        "stretch": dict(stretch),
+    }
     if model is not None:
         meta["model"] = model
     if before_source is not None:
@@ -161,8 +179,12 @@ def source_identity(path: str) -> dict[str, Any]:
     except OSError:
         return {"path": resolved}
     mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc).replace(microsecond=0).isoformat()
-    return {"path": resolved, "size": stat.st_size, "mtime": mtime.replace("+00:00", "Z"),
-            "content": digest.hexdigest()}
+    return {
+        "path": resolved,
+        "size": stat.st_size,
+        "mtime": mtime.replace("+00:00", "Z"),
+        "content": digest.hexdigest(),
+    }
 
 
 def _file_part(source: str) -> str:
@@ -185,7 +207,8 @@ def same_imagery(a: str, b: str) -> bool:
         except OSError:
             pass
     return os.path.normcase(os.path.abspath(os.path.expanduser(fa))) == os.path.normcase(
-        os.path.abspath(os.path.expanduser(fb)))
+        os.path.abspath(os.path.expanduser(fb))
+    )
 
 
 # (key, what it is for the user) compared by a resume; the grid hash is checked on its own (tile ids carry it)

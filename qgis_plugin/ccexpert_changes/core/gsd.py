@@ -26,6 +26,8 @@ def gsd_warning(pixel_size_m: float | None, chip_size: int, model_input: int, mo
     if model_gsd / TOLERANCE <= seen <= model_gsd * TOLERANCE:
         return None
     matching = max(16, round(chip_size * model_gsd / seen))
-    return (f"The model was trained on about {model_gsd:g} m per pixel; these chips give it {seen:.2g} m per pixel "
-            f"({pixel:.2g} m pixels, chips of {chip_size} px). Captions may miss or invent changes; a chip size of "
-            f"about {matching} px matches the model.")
+    return (
+        f"The model was trained on about {model_gsd:g} m per pixel; these chips give it {seen:.2g} m per pixel "
+        f"({pixel:.2g} m pixels, chips of {chip_size} px). Captions may miss or invent changes; a chip size of "
+        f"about {matching} px matches the model."
+    )

@@ -26,19 +26,23 @@ def write_abstract(gpkg_path: str | Path, layer_name: str, title: str, abstract:
         found = db.execute("SELECT table_name FROM gpkg_contents WHERE table_name = ?", (layer_name,)).fetchone()
         if found is None:
             raise ValueError(f"{gpkg_path} has no layer {layer_name!r}")
-        taken = db.execute("SELECT 1 FROM gpkg_contents WHERE identifier = ? AND table_name != ?",
-                           (title, layer_name)).fetchone()
+        taken = db.execute(
+            "SELECT 1 FROM gpkg_contents WHERE identifier = ? AND table_name != ?", (title, layer_name)
+        ).fetchone()
         identifier = f"{title} ({layer_name})" if taken else title
-        db.execute("UPDATE gpkg_contents SET identifier = ?, description = ?, "
-                   "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?",
-                   (identifier, abstract, layer_name))
+        db.execute(
+            "UPDATE gpkg_contents SET identifier = ?, description = ?, "
+            "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?",
+            (identifier, abstract, layer_name),
+        )
 
 
 def read_abstract(gpkg_path: str | Path, layer_name: str) -> tuple[str | None, str | None]:
     """(title, abstract) of `layer_name` in `gpkg_path`; (None, None) when it has no such layer."""
     with sqlite3.connect(str(gpkg_path)) as db:
-        row = db.execute("SELECT identifier, description FROM gpkg_contents WHERE table_name = ?",
-                         (layer_name,)).fetchone()
+        row = db.execute(
+            "SELECT identifier, description FROM gpkg_contents WHERE table_name = ?", (layer_name,)
+        ).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
@@ -63,8 +67,14 @@ def _stat(stats: Mapping[str, Any], key: str) -> int | None:
     return None
 
 
-def run_abstract(info: Mapping[str, Any], stats: Mapping[str, Any] | None = None, *, before: str | None = None,
-                 after: str | None = None, backend: str | None = None) -> str:
+def run_abstract(
+    info: Mapping[str, Any],
+    stats: Mapping[str, Any] | None = None,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    backend: str | None = None,
+) -> str:
     """The layer abstract in words: which model made the captions (the demo model flagged first, in capitals), the
     rasters, and the counts of the run. `info` is the backend's /v1/info (or `CaptionEngine.info()`); `stats` the
     run's counts under ``captioned``, ``changed``, ``errors``, ``skipped_nodata`` (or the algorithm's upper-case
@@ -72,11 +82,15 @@ def run_abstract(info: Mapping[str, Any], stats: Mapping[str, Any] | None = None
     name = str(info.get("model_name") or "unknown model")
     parts: list[str] = []
     if info.get("demo"):
-        parts.append(f"Made with the DEMO model {name}: it only knows synthetic scenes; captions of real imagery "
-                     "are not meaningful.")
+        parts.append(
+            f"Made with the DEMO model {name}: it only knows synthetic scenes; captions of real imagery "
+            "are not meaningful."
+        )
     elif info.get("change_expert") is False:
-        parts.append(f"Captions by {_model_name(info)}, a general vision-language model prompted for changes, not a "
-                     "change-captioning expert.")
+        parts.append(
+            f"Captions by {_model_name(info)}, a general vision-language model prompted for changes, not a "
+            "change-captioning expert."
+        )
     else:
         parts.append(f"Captions by the change-captioning model {_model_name(info)}.")
     if before and after:
@@ -84,15 +98,21 @@ def run_abstract(info: Mapping[str, Any], stats: Mapping[str, Any] | None = None
     if backend:
         parts.append(f"Backend: {backend}.")
     counts = []
-    for key, words in (("captioned", "tiles captioned"), ("changed", "changed"), ("errors", "errors"),
-                       ("skipped_nodata", "skipped for nodata")):
+    for key, words in (
+        ("captioned", "tiles captioned"),
+        ("changed", "changed"),
+        ("errors", "errors"),
+        ("skipped_nodata", "skipped for nodata"),
+    ):
         value = _stat(stats or {}, key)
         if value is not None:
             counts.append(f"{value} {words}")
     if counts:
         parts.append(", ".join(counts).capitalize() + ".")
-    parts.append("One polygon per chip; the caption says what changed between the two dates; confidence is the "
-                 "model's mean token probability (0-1), not a measured accuracy.")
+    parts.append(
+        "One polygon per chip; the caption says what changed between the two dates; confidence is the "
+        "model's mean token probability (0-1), not a measured accuracy."
+    )
     return " ".join(parts)
 
 

@@ -49,8 +49,9 @@ def backoff_delay(attempt: int, backoff: float, max_backoff: float, retry_after:
     return max(delay, retry_after) if retry_after is not None else delay
 
 
-def give_up(attempt: int, *, retries: int | None, server_error: bool, now: float, delay: float,
-            deadline: float) -> str | None:
+def give_up(
+    attempt: int, *, retries: int | None, server_error: bool, now: float, delay: float, deadline: float
+) -> str | None:
     """Why to stop after failed attempt ``attempt`` (None: wait ``delay`` and retry): ``"retries"`` (the count
     ``retries`` is used up), ``"server_error"`` (the model kept failing) or ``"budget"`` (the wait would end past
     ``deadline``; ``now`` and ``deadline`` on the same monotonic clock)."""
@@ -73,8 +74,10 @@ def refusal_is_final(reason: str, answered_before: bool) -> bool:
 def unreachable_message(url: str, reason: str) -> str:
     """What the user reads when nothing answers at ``url`` (``reason``: REFUSED, HOST_NOT_FOUND or the
     transport's own words)."""
-    return (f"Cannot reach the CCExpert backend at {url} ({reason}). Start it with `ccexpert serve` or check the "
-            "backend URL in the CCExpert settings.")
+    return (
+        f"Cannot reach the CCExpert backend at {url} ({reason}). Start it with `ccexpert serve` or check the "
+        "backend URL in the CCExpert settings."
+    )
 
 
 __all__ = [

@@ -191,11 +191,19 @@ class RunLoop:
     docstring. ``on_progress(stats)`` after every written batch, ``on_tile_error(tile_id, message)`` for each
     failed tile, ``on_notice(text)`` for changes of plan (a smaller batch); ``is_canceled()`` is polled."""
 
-    def __init__(self, prepare: Callable[[Chip], Item], captioner: Captioner, writer: Writer,
-                 settings: RunSettings, *, on_progress: Callable[[RunStats], None] | None = None,
-                 on_tile_error: Callable[[str, str], None] | None = None,
-                 on_notice: Callable[[str], None] | None = None,
-                 is_canceled: Callable[[], bool] | None = None, prefetch: int | None = None):
+    def __init__(
+        self,
+        prepare: Callable[[Chip], Item],
+        captioner: Captioner,
+        writer: Writer,
+        settings: RunSettings,
+        *,
+        on_progress: Callable[[RunStats], None] | None = None,
+        on_tile_error: Callable[[str, str], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        is_canceled: Callable[[], bool] | None = None,
+        prefetch: int | None = None,
+    ):
         self.prepare, self.captioner, self.writer, self.settings = prepare, captioner, writer, settings
         self.batch_size = max(1, settings.batch_size)
         self.in_flight = max(1, settings.in_flight)
@@ -212,8 +220,7 @@ class RunLoop:
     def run(self, chips: Iterable[Chip], total: int) -> RunStats:
         self.stats = RunStats(total=total)
         done = frozenset(self.writer.done)
-        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="ccexpert-request") \
-            if self.in_flight > 1 else None
+        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="ccexpert-request") if self.in_flight > 1 else None
         try:
             with Prefetcher(lambda: self._items(chips, done), depth=self.prefetch) as items:
                 batch = _Batch()
@@ -229,8 +236,10 @@ class RunLoop:
                     if item.status == SEND:
                         batch.sending.append(item)
                         batch.bytes += item.size
-                    if len(batch.sending) >= self.batch_size or len(batch.items) - len(batch.sending) >= \
-                            self.settings.hold_rows:
+                    if (
+                        len(batch.sending) >= self.batch_size
+                        or len(batch.items) - len(batch.sending) >= self.settings.hold_rows
+                    ):
                         batch = self._submit(batch, pool)
                 if batch.items and not self._abort and not self.is_canceled():
                     self._submit(batch, pool)
@@ -274,8 +283,9 @@ class RunLoop:
             else:
                 batch.answer = pool.submit(self._request, batch.sending)
         self._queue.append(batch)
-        while sum(1 for b in self._queue if b.answer is not None) >= self.in_flight or \
-                (self._queue and self._ready(self._queue[0])):
+        while sum(1 for b in self._queue if b.answer is not None) >= self.in_flight or (
+            self._queue and self._ready(self._queue[0])
+        ):
             self._write_oldest()
         return _Batch()
 
@@ -338,28 +348,50 @@ class RunLoop:
 
     def _record(self, item: Item, outcome: dict | Exception | None) -> dict:
         chip, common = item.chip, dict(self.settings.common)
-        fields: dict[str, Any] = {"nodata_before": item.nodata_before, "nodata_after": item.nodata_after,
-                                  "created_utc": utc_now_iso()}
+        fields: dict[str, Any] = {
+            "nodata_before": item.nodata_before,
+            "nodata_after": item.nodata_after,
+            "created_utc": utc_now_iso(),
+        }
         if item.status != SEND:
             if item.status == STATUS_ERROR:
                 self.on_tile_error(chip.tile_id, str(item.error))
-            return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=item.status,
-                               error=item.error, **fields, **common)
-        if isinstance(outcome, dict) and outcome.get("caption") is not None and \
-                outcome.get("status", STATUS_OK) == STATUS_OK:
+            return make_record(
+                tile_id=chip.tile_id,
+                row=chip.row,
+                col=chip.col,
+                status=item.status,
+                error=item.error,
+                **fields,
+                **common,
+            )
+        if (
+            isinstance(outcome, dict)
+            and outcome.get("caption") is not None
+            and outcome.get("status", STATUS_OK) == STATUS_OK
+        ):
             if outcome.get("model"):
                 common["model"] = outcome["model"]
-            return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_OK,
-                               caption=str(outcome["caption"]), confidence=outcome.get("confidence"),
-                               changed=bool(outcome.get("changed")), **fields, **common)
+            return make_record(
+                tile_id=chip.tile_id,
+                row=chip.row,
+                col=chip.col,
+                status=STATUS_OK,
+                caption=str(outcome["caption"]),
+                confidence=outcome.get("confidence"),
+                changed=bool(outcome.get("changed")),
+                **fields,
+                **common,
+            )
         if isinstance(outcome, dict):
             reason = str(outcome.get("error") or "the backend returned no caption")
         else:
             reason = str(outcome)
         if not isinstance(outcome, CaptionError) or outcome.kind == "rejected":  # a fatal one is told once
             self.on_tile_error(chip.tile_id, reason)
-        return make_record(tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR, error=reason,
-                           **fields, **common)
+        return make_record(
+            tile_id=chip.tile_id, row=chip.row, col=chip.col, status=STATUS_ERROR, error=reason, **fields, **common
+        )
 
     def _write(self, rows: list[tuple[dict, Bounds]]) -> None:
         if rows:
@@ -391,5 +423,6 @@ class RunLoop:
         limit = self.captioner.slow_after_s(sent)
         if limit is not None and self.batch_size > 1 and seconds > limit / 3:
             self.batch_size = max(1, self.batch_size // 2)
-            self.on_notice(f"a batch of {sent} took {seconds:.0f} s; sending {self.batch_size} chip pairs per "
-                           "request from now on")
+            self.on_notice(
+                f"a batch of {sent} took {seconds:.0f} s; sending {self.batch_size} chip pairs per request from now on"
+            )

@@ -32,14 +32,16 @@ def write_default_style(gpkg: str | Path, layer: str, qml: str, name: str = STYL
         db.execute(_CREATE)
         db.execute(  # registered as an attributes table, as GDAL does for the styles QGIS saves
             "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, last_change) "
-            "VALUES ('layer_styles', 'attributes', 'layer_styles', '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+            "VALUES ('layer_styles', 'attributes', 'layer_styles', '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        )
         db.execute("UPDATE layer_styles SET useAsDefault = 0 WHERE f_table_name = ?", (layer,))
         db.execute("DELETE FROM layer_styles WHERE f_table_name = ? AND styleName = ?", (layer, name))
         db.execute(
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, styleName, "
             "styleQML, styleSLD, useAsDefault, description, owner, ui, update_time) "
             "VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '', '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            (layer, found[0], name, qml, DESCRIPTION))
+            (layer, found[0], name, qml, DESCRIPTION),
+        )
 
 
 def shipped_style() -> str:
@@ -59,8 +61,11 @@ def default_style(gpkg: str | Path, layer: str) -> str | None:
     """The QML of `layer`'s default style in `gpkg`, or None."""
     with sqlite3.connect(str(gpkg)) as db:
         try:
-            row = db.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ? AND useAsDefault = 1 "
-                             "ORDER BY id DESC LIMIT 1", (layer,)).fetchone()
+            row = db.execute(
+                "SELECT styleQML FROM layer_styles WHERE f_table_name = ? AND useAsDefault = 1 "
+                "ORDER BY id DESC LIMIT 1",
+                (layer,),
+            ).fetchone()
         except sqlite3.OperationalError:  # no layer_styles table
             return None
     return row[0] if row else None

@@ -23,13 +23,22 @@ def add_parser(subparsers) -> None:
     parser.add_argument("root", type=Path, help="the change-detection set folder")
     parser.add_argument("--out", type=Path, required=True, help="records JSONL to write")
     parser.add_argument("--layout", choices=["levircd", "sysucd", "second"], default=None, help="default: detect")
-    parser.add_argument("--cls", choices=sorted(CHANGE_CLASSES), default="building",
-                        help="class of binary-mask changes (default building)")
+    parser.add_argument(
+        "--cls",
+        choices=sorted(CHANGE_CLASSES),
+        default="building",
+        help="class of binary-mask changes (default building)",
+    )
     parser.add_argument("--kind", choices=KINDS, default="appear", help="kind of binary-mask changes (default appear)")
-    parser.add_argument("--min-area", type=float, default=0.0005,
-                        help="ignore components smaller than this fraction of the image (default 0.0005)")
-    parser.add_argument("--rewrite-url", default=None,
-                        help="OpenAI-compatible API base (e.g. http://localhost:8000/v1); off by default")
+    parser.add_argument(
+        "--min-area",
+        type=float,
+        default=0.0005,
+        help="ignore components smaller than this fraction of the image (default 0.0005)",
+    )
+    parser.add_argument(
+        "--rewrite-url", default=None, help="OpenAI-compatible API base (e.g. http://localhost:8000/v1); off by default"
+    )
     parser.add_argument("--rewrite-model", default=None, help="chat model name for --rewrite-url")
     parser.add_argument("--rewrite-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
 
@@ -48,11 +57,21 @@ def run(args: argparse.Namespace) -> int:
         rewrite = RewriteConfig(url=args.rewrite_url, model=args.rewrite_model, api_key_env=args.rewrite_key_env)
     try:
         with tqdm(desc="build-dataset", unit="pair") as bar:
-            stats = build_records(args.root, args.out, layout=args.layout, cls=args.cls, kind=args.kind,
-                                  min_area_fraction=args.min_area, rewrite=rewrite, progress=bar.update)
+            stats = build_records(
+                args.root,
+                args.out,
+                layout=args.layout,
+                cls=args.cls,
+                kind=args.kind,
+                min_area_fraction=args.min_area,
+                rewrite=rewrite,
+                progress=bar.update,
+            )
     except (BuildError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {stats.pairs} records ({stats.changed} changed) to {args.out}; "
-          f"{stats.converted_images} images converted, {stats.rejected_captions} captions rejected by the gates")
+    print(
+        f"wrote {stats.pairs} records ({stats.changed} changed) to {args.out}; "
+        f"{stats.converted_images} images converted, {stats.rejected_captions} captions rejected by the gates"
+    )
     return 0

@@ -19,10 +19,17 @@ def add_parser(subparsers) -> None:
         "change/no-change accuracy, and the change / no-change subsets. Duplicate uids are scored once.",
     )
     parser.add_argument("predictions", type=Path, help="predictions JSONL ({uid, pred, change_caption})")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (n, BLEU-1..4, METEOR, ROUGE-L, "
-                        "CIDEr-D, S*m, change_accuracy)")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="also write the full report (overall + change / no-change subsets) to this JSON file")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (n, BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, S*m, change_accuracy)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="also write the full report (overall + change / no-change subsets) to this JSON file",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.report is not None:
-        full = {"overall": report.overall, "change": report.change, "no_change": report.no_change,
-                "duplicates": report.duplicates}
+        full = {
+            "overall": report.overall,
+            "change": report.change,
+            "no_change": report.no_change,
+            "duplicates": report.duplicates,
+        }
         args.report.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(report.as_json()))

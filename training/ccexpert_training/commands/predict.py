@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from ccexpert.engine import CaptionEngine
 
     try:
-        engine = CaptionEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype,
-                                               max_batch=args.batch_size)
+        engine = CaptionEngine.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, max_batch=args.batch_size
+        )
     except (OSError, ValueError) as exc:
         print(f"error: cannot load the model {args.model or '(default)'}: {exc}", file=sys.stderr)
         return 2

@@ -30,14 +30,21 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--records", required=True, type=Path, help="training records JSONL (pairs + references)")
     parser.add_argument("--out", required=True, type=Path, help="output preference JSONL")
     parser.add_argument("--model", default=None, help="checkpoint (or finished stage folder) to sample from")
-    parser.add_argument("--kinds", default="replacement,filtered",
-                        help="comma-separated negative kinds: replacement, filtered (default both)")
+    parser.add_argument(
+        "--kinds",
+        default="replacement,filtered",
+        help="comma-separated negative kinds: replacement, filtered (default both)",
+    )
     parser.add_argument("--k", type=int, default=DEFAULTS["k"], help="samples per pair for filtering (K)")
     parser.add_argument("--m", type=int, default=DEFAULTS["m"], help="keyword-replacement negatives per reference (M)")
     parser.add_argument("--tau1", type=float, default=DEFAULTS["tau1"], help="keep samples with S > tau1")
     parser.add_argument("--tau2", type=float, default=DEFAULTS["tau2"], help="keep samples with S < tau2")
-    parser.add_argument("--replacement-fraction", type=float, default=DEFAULTS["replacement_fraction"],
-                        help="share of keyword-replacement pairs in the output (with both kinds)")
+    parser.add_argument(
+        "--replacement-fraction",
+        type=float,
+        default=DEFAULTS["replacement_fraction"],
+        help="share of keyword-replacement pairs in the output (with both kinds)",
+    )
     parser.add_argument("--max-pairs", type=int, default=None, help="cap on the number of output pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="sampling temperature")
@@ -58,8 +65,10 @@ class ModelSampler:
         from ..train import resolve_init
 
         if not temperature > 0 or not 0 < top_p <= 1 or max_new_tokens < 1:
-            raise ValueError(f"need temperature > 0, 0 < top_p <= 1, max_new_tokens >= 1; got {temperature}, "
-                             f"{top_p}, {max_new_tokens}")
+            raise ValueError(
+                f"need temperature > 0, 0 < top_p <= 1, max_new_tokens >= 1; got {temperature}, "
+                f"{top_p}, {max_new_tokens}"
+            )
         folder = resolve_checkpoint(resolve_init(source))  # a stage folder -> its best checkpoint; a hub id -> cache
         self.device = resolve_device(device)
         self.model = load_model(folder, dtype=resolve_dtype("auto", self.device), device=self.device)
@@ -75,12 +84,18 @@ class ModelSampler:
         torch.manual_seed(seed)
         with torch.inference_mode():
             out = self.model.generate(
-                **batch, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=0,
-                num_return_sequences=k, max_new_tokens=self.max_new_tokens,
-                eos_token_id=self.processor.im_end_id, pad_token_id=self.processor.pad_token_id,
+                **batch,
+                do_sample=True,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                top_k=0,
+                num_return_sequences=k,
+                max_new_tokens=self.max_new_tokens,
+                eos_token_id=self.processor.im_end_id,
+                pad_token_id=self.processor.pad_token_id,
             )
         captions = []
-        for tokens in out[:, batch["input_ids"].shape[1]:].tolist():
+        for tokens in out[:, batch["input_ids"].shape[1] :].tolist():
             if self.processor.im_end_id in tokens:
                 tokens = tokens[: tokens.index(self.processor.im_end_id)]
             captions.append(self.processor.decode(tokens))
@@ -115,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
         filtered = []
         if "filtered" in kinds:
             sampler = ModelSampler(args.model, args.device, args.temperature, args.top_p, args.max_new_tokens)
-            filtered = filtered_pairs(tqdm(records, desc="sampling", unit="pair"), sampler, args.k, args.tau1,
-                                      args.tau2, args.seed)
+            filtered = filtered_pairs(
+                tqdm(records, desc="sampling", unit="pair"), sampler, args.k, args.tau1, args.tau2, args.seed
+            )
         if kinds == {"replacement"}:
             fraction = 1.0
         elif kinds == {"filtered"}:
@@ -134,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = Counter(pair.source for pair in pairs)
-    print(f"{written} pairs -> {args.out} (replacement {counts['replacement']} of {len(replacement)} candidates, "
-          f"filtered {counts['filtered']} of {len(filtered)} candidates)")
+    print(
+        f"{written} pairs -> {args.out} (replacement {counts['replacement']} of {len(replacement)} candidates, "
+        f"filtered {counts['filtered']} of {len(filtered)} candidates)"
+    )
     return 0

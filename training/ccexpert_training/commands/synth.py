@@ -22,15 +22,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of pairs (split 80/10/10 into train/val/test)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (pair i depends only on seed and i)")
     parser.add_argument("--scene", action="store_true", help="write a GeoTIFF scene instead of the benchmark")
-    parser.add_argument("--no-date-shift", action="store_true",
-                        help="easy variant: both dates under the same sun, season and illumination (a training "
-                        "curriculum; the benchmark itself always has date shifts)")
-    parser.add_argument("--zoom", type=float, default=1.0,
-                        help="show each pair through a window of 1/zoom of its tile around the change (changes "
-                        "cover zoom^2 more of the image; another curriculum step; default 1 = whole tiles)")
+    parser.add_argument(
+        "--no-date-shift",
+        action="store_true",
+        help="easy variant: both dates under the same sun, season and illumination (a training "
+        "curriculum; the benchmark itself always has date shifts)",
+    )
+    parser.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="show each pair through a window of 1/zoom of its tile around the change (changes "
+        "cover zoom^2 more of the image; another curriculum step; default 1 = whole tiles)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="render in this many processes (same output)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="pair size in px (default 256) or, with --scene, scene size in px (default 2048)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="pair size in px (default 256) or, with --scene, scene size in px (default 2048)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,14 +51,24 @@ def run(args: argparse.Namespace) -> int:
         if args.scene:
             before, after, changes = make_scene_pair(args.out, size=args.size or 2048, seed=args.seed)
             data = json.loads(changes.read_text())
-            print(f"wrote {before}, {after} ({data['size']}x{data['size']} px, {data['crs']}, "
-                  f"{data['pixel_size']} m) and {changes} ({len(data['changes'])} changes)")
+            print(
+                f"wrote {before}, {after} ({data['size']}x{data['size']} px, {data['crs']}, "
+                f"{data['pixel_size']} m) and {changes} ({len(data['changes'])} changes)"
+            )
             return 0
         from tqdm import tqdm
 
         with tqdm(total=args.n, desc="synth", unit="pair") as bar:
-            paths = write_benchmark(args.out, n=args.n, seed=args.seed, size=args.size or 256, progress=bar.update,
-                                    workers=args.workers, date_shift=not args.no_date_shift, zoom=args.zoom)
+            paths = write_benchmark(
+                args.out,
+                n=args.n,
+                seed=args.seed,
+                size=args.size or 256,
+                progress=bar.update,
+                workers=args.workers,
+                date_shift=not args.no_date_shift,
+                zoom=args.zoom,
+            )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

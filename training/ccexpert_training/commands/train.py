@@ -18,12 +18,28 @@ HELP = "train a stage from a YAML config (HF Trainer + DeepSpeed)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="stage YAML (a path, or a shipped name such as stage1.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set training.output_dir=work/s1 (repeatable)")
-    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
-                        help="resume from the latest checkpoint in output_dir, or from CHECKPOINT")
-    parser.add_argument("--nproc", type=int, default=None,
-                        help="launch this many local processes with torchrun (default: run in this process)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.output_dir=work/s1 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CHECKPOINT",
+        help="resume from the latest checkpoint in output_dir, or from CHECKPOINT",
+    )
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="launch this many local processes with torchrun (default: run in this process)",
+    )
     # the `deepspeed` launcher appends --local_rank=N; the rank is read from the environment (LOCAL_RANK) instead
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 

@@ -108,13 +108,17 @@ class ChangeFacts:
         return bool(self.facts)
 
     def to_dict(self) -> dict:
-        return {"changed": self.changed, "changed_fraction": round(self.changed_fraction, 6),
-                "facts": [f.to_dict() for f in self.facts]}
+        return {
+            "changed": self.changed,
+            "changed_fraction": round(self.changed_fraction, 6),
+            "facts": [f.to_dict() for f in self.facts],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> ChangeFacts:
-        return cls(tuple(ChangeFact.from_dict(f) for f in data.get("facts", ())),
-                   float(data.get("changed_fraction", 0.0)))
+        return cls(
+            tuple(ChangeFact.from_dict(f) for f in data.get("facts", ())), float(data.get("changed_fraction", 0.0))
+        )
 
 
 def grid_location(row: float, col: float, height: int, width: int) -> str:
@@ -206,18 +210,23 @@ def extract_facts(
     for name, labels in (("before labels", before_labels), ("after labels", after_labels)):
         if labels is not None and _as_mask(labels, name).shape != change.shape:
             raise ValueError(f"{name}: shape {np.shape(labels)} does not match the change mask {change.shape}")
-    semantic_mask = before_labels is None and set(np.unique(change).tolist()) - {0} <= set(CLASS_NAMES) \
+    semantic_mask = (
+        before_labels is None
+        and set(np.unique(change).tolist()) - {0} <= set(CLASS_NAMES)
         and not set(np.unique(change).tolist()) <= {0, 1}
+    )
     binary = (change > 0).astype(np.uint8)
     if not binary.any():
         return ChangeFacts((), 0.0)
 
     # Connected components (8-connectivity) as polygons; a semantic mask splits components by class value.
     source = change.astype(np.uint8) if semantic_mask else binary
-    comps = [(shape(geom), int(value)) for geom, value in features.shapes(source, mask=binary.astype(bool),
-                                                                          connectivity=8)]
-    ids = features.rasterize(((g, i + 1) for i, (g, _) in enumerate(comps)), out_shape=change.shape, fill=0,
-                             dtype="int32")
+    comps = [
+        (shape(geom), int(value)) for geom, value in features.shapes(source, mask=binary.astype(bool), connectivity=8)
+    ]
+    ids = features.rasterize(
+        ((g, i + 1) for i, (g, _) in enumerate(comps)), out_shape=change.shape, fill=0, dtype="int32"
+    )
     min_area = min_area_fraction * height * width
     before_map = _as_mask(before_labels, "before labels") if before_labels is not None else None
     after_map = _as_mask(after_labels, "after labels") if after_labels is not None else None
@@ -240,15 +249,17 @@ def extract_facts(
     facts = []
     for (fact_cls, fact_kind, replaced), items in groups.items():
         area = sum(a for a, _ in items)
-        facts.append(ChangeFact(
-            cls=fact_cls,
-            kind=fact_kind,
-            count=len(items),
-            location=_group_location([c for _, c in items], height, width),
-            size=size_name(area / total),
-            area_fraction=area / total,
-            replaced=replaced,
-        ))
+        facts.append(
+            ChangeFact(
+                cls=fact_cls,
+                kind=fact_kind,
+                count=len(items),
+                location=_group_location([c for _, c in items], height, width),
+                size=size_name(area / total),
+                area_fraction=area / total,
+                replaced=replaced,
+            )
+        )
     facts.sort(key=lambda f: -f.area_fraction)
     changed_fraction = sum(f.area_fraction for f in facts)
     return ChangeFacts(tuple(facts), changed_fraction)

@@ -18,35 +18,129 @@ from .facts import ChangeFacts
 MIN_WORDS = 3
 MAX_WORDS = 40  # LEVIR-CC train/val captions are 3..39 words long
 
-LEAKAGE_WORDS = frozenset({
-    "mask", "masks", "masked", "pixel", "pixels", "segmentation", "segmented", "annotation", "annotations",
-    "annotated", "label", "labels", "labelled", "labeled", "image1", "image2", "polygon", "polygons", "binary",
-    "class", "classes", "grid", "cell", "prior", "facts", "json",
-})
+LEAKAGE_WORDS = frozenset(
+    {
+        "mask",
+        "masks",
+        "masked",
+        "pixel",
+        "pixels",
+        "segmentation",
+        "segmented",
+        "annotation",
+        "annotations",
+        "annotated",
+        "label",
+        "labels",
+        "labelled",
+        "labeled",
+        "image1",
+        "image2",
+        "polygon",
+        "polygons",
+        "binary",
+        "class",
+        "classes",
+        "grid",
+        "cell",
+        "prior",
+        "facts",
+        "json",
+    }
+)
 
 # key word -> class. Multi-word names are matched before single words.
 OBJECT_WORDS: dict[str, str] = {
-    "parking lot": "parking lot", "parking lots": "parking lot",
-    "house": "building", "houses": "building", "building": "building", "buildings": "building",
-    "villa": "building", "villas": "building",
-    "road": "road", "roads": "road", "street": "road", "streets": "road",
-    "pond": "water", "ponds": "water", "lake": "water", "lakes": "water", "pool": "water", "water": "water",
-    "tree": "forest", "trees": "forest", "woods": "forest", "forest": "forest", "vegetation": "forest",
+    "parking lot": "parking lot",
+    "parking lots": "parking lot",
+    "house": "building",
+    "houses": "building",
+    "building": "building",
+    "buildings": "building",
+    "villa": "building",
+    "villas": "building",
+    "road": "road",
+    "roads": "road",
+    "street": "road",
+    "streets": "road",
+    "pond": "water",
+    "ponds": "water",
+    "lake": "water",
+    "lakes": "water",
+    "pool": "water",
+    "water": "water",
+    "tree": "forest",
+    "trees": "forest",
+    "woods": "forest",
+    "forest": "forest",
+    "vegetation": "forest",
     "plants": "forest",
-    "grass": "grass", "grassland": "grass", "meadow": "grass",
-    "bareland": "bareland", "desert": "bareland", "wasteland": "bareland",
+    "grass": "grass",
+    "grassland": "grass",
+    "meadow": "grass",
+    "bareland": "bareland",
+    "desert": "bareland",
+    "wasteland": "bareland",
 }
-APPEAR_WORDS = frozenset({"built", "appear", "appears", "appeared", "constructed", "planted", "grow", "grows",
-                          "dug", "erected", "added", "new", "emerge", "emerges", "show", "shows"})
-DISAPPEAR_WORDS = frozenset({"demolished", "disappear", "disappears", "disappeared", "removed", "cleared", "cut",
-                             "filled", "vanished", "gone", "becomes"})
+APPEAR_WORDS = frozenset(
+    {
+        "built",
+        "appear",
+        "appears",
+        "appeared",
+        "constructed",
+        "planted",
+        "grow",
+        "grows",
+        "dug",
+        "erected",
+        "added",
+        "new",
+        "emerge",
+        "emerges",
+        "show",
+        "shows",
+    }
+)
+DISAPPEAR_WORDS = frozenset(
+    {
+        "demolished",
+        "disappear",
+        "disappears",
+        "disappeared",
+        "removed",
+        "cleared",
+        "cut",
+        "filled",
+        "vanished",
+        "gone",
+        "becomes",
+    }
+)
 REPLACE_WORDS = frozenset({"replace", "replaces", "replaced", "place"})
 DIRECTION_WORDS: dict[str, str] = {
-    "top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom", "left": "left", "right": "right",
-    "center": "center", "middle": "center", "centre": "center",
+    "top": "top",
+    "upper": "top",
+    "bottom": "bottom",
+    "lower": "bottom",
+    "left": "left",
+    "right": "right",
+    "center": "center",
+    "middle": "center",
+    "centre": "center",
 }
-NUMBER_VALUES = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                 "nine": 9, "ten": 10}
+NUMBER_VALUES = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 
 
 @dataclass(frozen=True)
@@ -109,8 +203,11 @@ def check_caption(caption: str, facts: ChangeFacts) -> GateResult:
     has_replace = bool(set(words) & REPLACE_WORDS) or (has_appear and has_disappear)
     # A replacement whose old class is unknown (or a vegetation "replacement") can only be said as an appearance.
     replace_as_appear = main.replaced is None or main.cls in {"forest", "grass"}
-    expressed = {"appear": has_appear, "disappear": has_disappear,
-                 "replace": has_replace or (replace_as_appear and has_appear)}
+    expressed = {
+        "appear": has_appear,
+        "disappear": has_disappear,
+        "replace": has_replace or (replace_as_appear and has_appear),
+    }
     if not expressed[main.kind]:
         reasons.append(f"verb: the main change ({main.kind}) is not expressed")
     if has_disappear and not kinds & {"disappear", "replace"}:

@@ -29,22 +29,59 @@ NOUNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # What a changed object stood on / left behind, as LEVIR-CC names it.
 GROUND_PHRASE = {"bareland": "on the bareland", "grass": "on the grassland", "forest": "in the woods"}
-REPLACED_NOUN = {"building": "buildings", "road": "road", "parking lot": "parking lot", "water": "pond",
-                 "forest": "woods", "grass": "grassland", "bareland": "bareland"}
+REPLACED_NOUN = {
+    "building": "buildings",
+    "road": "road",
+    "parking lot": "parking lot",
+    "water": "pond",
+    "forest": "woods",
+    "grass": "grassland",
+    "bareland": "bareland",
+}
 
-CORNER_PHRASES = ("in the {v} {h} corner of the scene", "at the {t} {h} corner", "on the {t} {h}",
-                  "in the {t} {h} corner", "at the {t} {h} corner of the scene")
+CORNER_PHRASES = (
+    "in the {v} {h} corner of the scene",
+    "at the {t} {h} corner",
+    "on the {t} {h}",
+    "in the {t} {h} corner",
+    "at the {t} {h} corner of the scene",
+)
 SIDE_PHRASES = {
-    "top": ("at the top of the scene", "at the top", "on the top side of the scene", "in the upper part of the scene",
-            "at the top of the scene"),
-    "bottom": ("at the bottom of the scene", "at the bottom", "on the bottom side of the scene",
-               "in the lower part of the scene", "at the bottom of the scene"),
-    "left": ("on the left side of the scene", "on the left", "on the left side", "on the left side of the scene",
-             "on the left"),
-    "right": ("on the right side of the scene", "on the right", "on the right side", "on the right side of the scene",
-              "on the right"),
-    "center": ("in the center of the scene", "in the middle", "in the center", "in the middle of the scene",
-               "in the center of the scene"),
+    "top": (
+        "at the top of the scene",
+        "at the top",
+        "on the top side of the scene",
+        "in the upper part of the scene",
+        "at the top of the scene",
+    ),
+    "bottom": (
+        "at the bottom of the scene",
+        "at the bottom",
+        "on the bottom side of the scene",
+        "in the lower part of the scene",
+        "at the bottom of the scene",
+    ),
+    "left": (
+        "on the left side of the scene",
+        "on the left",
+        "on the left side",
+        "on the left side of the scene",
+        "on the left",
+    ),
+    "right": (
+        "on the right side of the scene",
+        "on the right",
+        "on the right side",
+        "on the right side of the scene",
+        "on the right",
+    ),
+    "center": (
+        "in the center of the scene",
+        "in the middle",
+        "in the center",
+        "in the middle of the scene",
+        "in the center of the scene",
+    ),
 }
 
 
@@ -55,7 +92,8 @@ def location_phrase(location: str, style: int) -> str:
     if " " in location:
         vertical, horizontal = location.split()
         return CORNER_PHRASES[style % NUM_STYLES].format(
-            v="upper" if vertical == "top" else "lower", t=vertical, h=horizontal)
+            v="upper" if vertical == "top" else "lower", t=vertical, h=horizontal
+        )
     return SIDE_PHRASES[location][style % NUM_STYLES]
 
 
@@ -99,11 +137,13 @@ def _appear(fact: ChangeFact, style: int) -> str:
         thing = "trees" if fact.cls == "forest" else "grass"
         ground = GROUND_PHRASE.get(fact.replaced or "", "") if fact.replaced != fact.cls else ""
         grow = f"{thing} {'grow' if thing == 'trees' else 'grows'} {ground}" if ground else f"more {thing} grow"
-        return (f"some {thing} {'are' if thing == 'trees' else 'is'} planted",
-                f"new {thing} {'appear' if thing == 'trees' else 'appears'}",
-                f"some {thing} {'have' if thing == 'trees' else 'has'} been planted",
-                grow,
-                f"some new {thing} {'appear' if thing == 'trees' else 'appears'}")[style]
+        return (
+            f"some {thing} {'are' if thing == 'trees' else 'is'} planted",
+            f"new {thing} {'appear' if thing == 'trees' else 'appears'}",
+            f"some {thing} {'have' if thing == 'trees' else 'has'} been planted",
+            grow,
+            f"some new {thing} {'appear' if thing == 'trees' else 'appears'}",
+        )[style]
     built = "dug" if fact.cls == "water" else "built"
     built_again = "dug" if fact.cls == "water" else "constructed"
     ground = GROUND_PHRASE.get(fact.replaced or "", "")
@@ -120,20 +160,38 @@ def _appear(fact: ChangeFact, style: int) -> str:
 
 def _disappear(fact: ChangeFact, style: int) -> str:
     if fact.cls == "forest":
-        return ("some trees are removed", "many trees disappear", "some trees have been cut down",
-                "the woods are cleared", "some vegetation is removed")[style]
+        return (
+            "some trees are removed",
+            "many trees disappear",
+            "some trees have been cut down",
+            "the woods are cleared",
+            "some vegetation is removed",
+        )[style]
     if fact.cls == "grass":
-        return ("some grass is removed", "the grass disappears", "the grass has been cleared",
-                "the grassland is cleared", "some grass is cleared")[style]
+        return (
+            "some grass is removed",
+            "the grass disappears",
+            "the grass has been cleared",
+            "the grassland is cleared",
+            "some grass is cleared",
+        )[style]
     np0, np1 = _np(fact, 0), _np(fact, 1)
     if fact.cls == "water":
-        return (f"{np0} {_be(fact)} filled", f"{np1} {_verb_s(fact, 'disappear')}",
-                f"{np0} {_have(fact)} been filled", f"{np1} {_be(fact)} filled with soil",
-                f"{_np(fact, 1, 'original')} {_have(fact)} disappeared")[style]
+        return (
+            f"{np0} {_be(fact)} filled",
+            f"{np1} {_verb_s(fact, 'disappear')}",
+            f"{np0} {_have(fact)} been filled",
+            f"{np1} {_be(fact)} filled with soil",
+            f"{_np(fact, 1, 'original')} {_have(fact)} disappeared",
+        )[style]
     removed = "demolished" if fact.cls == "building" else "removed"
-    return (f"{np0} {_be(fact)} {removed}", f"{np1} {_verb_s(fact, 'disappear')}",
-            f"{np0} {_have(fact)} been {removed}", f"{np1} {_be(fact)} {'removed' if removed != 'removed' else 'gone'}",
-            f"{_np(fact, 1, 'original')} {_have(fact)} disappeared")[style]
+    return (
+        f"{np0} {_be(fact)} {removed}",
+        f"{np1} {_verb_s(fact, 'disappear')}",
+        f"{np0} {_have(fact)} been {removed}",
+        f"{np1} {_be(fact)} {'removed' if removed != 'removed' else 'gone'}",
+        f"{_np(fact, 1, 'original')} {_have(fact)} disappeared",
+    )[style]
 
 
 def _replace(fact: ChangeFact, style: int) -> str:
@@ -143,11 +201,13 @@ def _replace(fact: ChangeFact, style: int) -> str:
     built = "dug" if fact.cls == "water" else "built"
     old_be = "are" if old.endswith("s") else "is"
     np0, np1 = _np(fact, 0), _np(fact, 1)
-    return (f"{np0} {_be(fact)} {built} in place of the {old}",
-            f"{np1} {_verb_s(fact, 'replace')} the {old}",
-            f"the {old} {old_be} replaced by {np0}",
-            f"the {old} {old_be} removed and {np1} {_be(fact)} {built}",
-            f"{_np(fact, 1, 'new')} {_verb_s(fact, 'replace')} the {old}")[style]
+    return (
+        f"{np0} {_be(fact)} {built} in place of the {old}",
+        f"{np1} {_verb_s(fact, 'replace')} the {old}",
+        f"the {old} {old_be} replaced by {np0}",
+        f"the {old} {old_be} removed and {np1} {_be(fact)} {built}",
+        f"{_np(fact, 1, 'new')} {_verb_s(fact, 'replace')} the {old}",
+    )[style]
 
 
 def render_fact(fact: ChangeFact, style: int) -> str:

@@ -57,16 +57,21 @@ def _facts_text(facts: ChangeFacts) -> str:
 
 
 def _ask(config: RewriteConfig, facts: ChangeFacts, n: int, hint: str, session: requests.Session) -> list[str]:
-    user = (f"Changes:\n{_facts_text(facts)}\n\nExamples of the style:\n{EXAMPLES}\n\n"
-            f"Write {n} different captions, one per line. {hint}").strip()
+    user = (
+        f"Changes:\n{_facts_text(facts)}\n\nExamples of the style:\n{EXAMPLES}\n\n"
+        f"Write {n} different captions, one per line. {hint}"
+    ).strip()
     headers = {"Content-Type": "application/json"}
     key = os.environ.get(config.api_key_env)
     if key:
         headers["Authorization"] = f"Bearer {key}"
     response = session.post(
         config.url.rstrip("/") + "/chat/completions",
-        json={"model": config.model, "temperature": config.temperature,
-              "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]},
+        json={
+            "model": config.model,
+            "temperature": config.temperature,
+            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
+        },
         headers=headers,
         timeout=config.timeout_s,
     )

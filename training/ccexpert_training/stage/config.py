@@ -23,8 +23,16 @@ from .schema import DEFAULTS, StageConfig, build_stage_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OVERRIDES = "overrides"  # the source name of values given as overrides (``--set KEY=VALUE``)
-_PATH_KEYS = ("model.init_from", "data.train", "data.val", "data.test", "training.output_dir", "training.deepspeed",
-              "dnpo.preferences", "dnpo.reference")
+_PATH_KEYS = (
+    "model.init_from",
+    "data.train",
+    "data.val",
+    "data.test",
+    "training.output_dir",
+    "training.deepspeed",
+    "dnpo.preferences",
+    "dnpo.reference",
+)
 
 
 class _Sources:
@@ -134,11 +142,7 @@ def _looks_like_hub_id(key: str, value: str) -> bool:
     """``org/name`` in model.init_from is a hub id unless it exists locally or looks like a path."""
     if key != "model.init_from":
         return False
-    return (
-        value.count("/") == 1
-        and not value.startswith((".", "/", "~", "$"))
-        and not Path(value).exists()
-    )
+    return value.count("/") == 1 and not value.startswith((".", "/", "~", "$")) and not Path(value).exists()
 
 
 def _load_file(path: Path, sources: _Sources, seen: tuple[Path, ...] = ()) -> dict:

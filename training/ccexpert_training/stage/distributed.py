@@ -31,8 +31,13 @@ def prepare_environment(use_deepspeed: bool) -> None:
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
     if use_deepspeed and "RANK" not in os.environ:
         os.environ.update(
-            {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "LOCAL_RANK": "0",
-             "WORLD_SIZE": "1"}
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(free_port()),
+                "RANK": "0",
+                "LOCAL_RANK": "0",
+                "WORLD_SIZE": "1",
+            }
         )
 
 

@@ -88,8 +88,9 @@ def export_best(checkpoint: Path, best_dir: Path, processor) -> None:
             shutil.copy2(item, best_dir / item.name)
             copied.append(item.name)
     if not any(name.endswith(".safetensors") for name in copied):
-        raise RuntimeError(f"{checkpoint} holds no safetensors weights (ZeRO-3 needs "
-                           "stage3_gather_16bit_weights_on_model_save: true)")
+        raise RuntimeError(
+            f"{checkpoint} holds no safetensors weights (ZeRO-3 needs stage3_gather_16bit_weights_on_model_save: true)"
+        )
     processor.save_pretrained(best_dir)
 
 
@@ -107,13 +108,22 @@ def evaluate_checkpoint(model_dir: Path, records_path, output_dir: Path, cfg: St
     model = CCExpertForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).to(device).eval()  # type: ignore[arg-type]  # .to() typed loosely
     processor = CCExpertProcessor.from_pretrained(model_dir)
     predictions = generate_predictions(
-        model, processor, read_records(records_path), cfg.batch.eval_batch_size,
-        cfg.training.eval_max_new_tokens, distributed=False,
+        model,
+        processor,
+        read_records(records_path),
+        cfg.batch.eval_batch_size,
+        cfg.training.eval_max_new_tokens,
+        distributed=False,
     )
     write_predictions(predictions, output_dir / "test_predictions.jsonl")
     report = evaluate_predictions(predictions)
-    result = {"overall": report.overall, "change": report.change, "no_change": report.no_change,
-              "checkpoint": str(model_dir), "split": str(records_path)}
+    result = {
+        "overall": report.overall,
+        "change": report.change,
+        "no_change": report.no_change,
+        "checkpoint": str(model_dir),
+        "split": str(records_path),
+    }
     (output_dir / "test_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"[{cfg.stage}] test: S*m {report.overall['S*m']:.2f} on {report.overall['n']} pairs", flush=True)
     return result

@@ -36,9 +36,21 @@ def launch_stage(
     resolved = output_dir / "launch_config.json"
     resolved.write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", LAUNCHED_MODULE, "--config", str(resolved),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        LAUNCHED_MODULE,
+        "--config",
+        str(resolved),
     ]
     full_env = {**os.environ, **(env or {}), "CCEXPERT_LAUNCHED": "1"}
     subprocess.run(command, check=True, env=full_env, timeout=timeout)

@@ -165,8 +165,11 @@ def run_stage(config: str | Path | Mapping, overrides: Mapping | None = None, ca
     trainable = apply_trainable(model, [*cfg.trainable, "change_mask_head"] if with_masks else cfg.trainable)
     if rank == 0:
         count = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
-        print(f"[{cfg.stage}] trainable parts {list(cfg.trainable)}: {len(trainable)} tensors, {count:,} params; "
-              f"global batch {batch.global_batch_size} = {micro} x {accumulation} x {size}", flush=True)
+        print(
+            f"[{cfg.stage}] trainable parts {list(cfg.trainable)}: {len(trainable)} tensors, {count:,} params; "
+            f"global batch {batch.global_batch_size} = {micro} x {accumulation} x {size}",
+            flush=True,
+        )
     if training.gradient_checkpointing:
         model.config.use_cache = False
     train_processor = copy.copy(processor)

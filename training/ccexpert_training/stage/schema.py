@@ -34,8 +34,11 @@ def _meta(check: Checker) -> dict:
 
 def _number(low: float | None = None, strict: bool = False) -> Checker:
     """int/float (not bool); a string that parses as a float too (YAML 1.1 reads "1e-5" without a dot as one)."""
-    what = "a number" if low is None else ("a positive number" if strict and low == 0 else
-                                          f"a number {'>' if strict else '>='} {low:g}")
+    what = (
+        "a number"
+        if low is None
+        else ("a positive number" if strict and low == 0 else f"a number {'>' if strict else '>='} {low:g}")
+    )
 
     def check(value):
         if isinstance(value, bool):
@@ -220,8 +223,14 @@ class TrainingSection:
     torch_compile: bool = field(default=False, metadata=_meta(_boolean))
 
 
-SECTIONS: dict[str, type] = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
-                             "batch": BatchSection, "dnpo": DnpoSection, "training": TrainingSection}
+SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "data": DataSection,
+    "optim": OptimSection,
+    "batch": BatchSection,
+    "dnpo": DnpoSection,
+    "training": TrainingSection,
+}
 
 
 @dataclass(frozen=True)
@@ -333,11 +342,15 @@ def _cross_checks(cfg: StageConfig, fail: Callable[[str, str], ConfigError]) -> 
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
             raise fail(key, f"expected a positive number, got {scale!r}")
     if (cfg.model.init_from is None) == (cfg.model.preset is None):
-        raise fail("model.init_from", "set exactly one of model.init_from (checkpoint / hub id / previous stage) or "
-                   "model.preset")
+        raise fail(
+            "model.init_from",
+            "set exactly one of model.init_from (checkpoint / hub id / previous stage) or model.preset",
+        )
     if cfg.data.train is None and cfg.dnpo.preferences is None:
-        raise fail("data.train", "required (a mixture YAML, a records JSONL or an inline mixture; or dnpo.preferences "
-                   "for a DNPO stage)")
+        raise fail(
+            "data.train",
+            "required (a mixture YAML, a records JSONL or an inline mixture; or dnpo.preferences for a DNPO stage)",
+        )
     if cfg.data.val is None:
         raise fail("data.val", "required: checkpoints are selected on the validation split (never the test split)")
     if cfg.training.output_dir is None:

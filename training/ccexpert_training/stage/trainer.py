@@ -118,8 +118,15 @@ class OptimizerReportCallback(TrainerCallback):
             else:
                 members = group.get("param_names") or [names.get(id(p), "<partition>") for p in group["params"]]
                 members = sorted(members)
-            groups.append({"name": group.get("name"), "lr": group["lr"], "initial_lr": group.get("initial_lr"),
-                           "lr_scale": group.get("lr_scale"), "param_names": members})
+            groups.append(
+                {
+                    "name": group.get("name"),
+                    "lr": group["lr"],
+                    "initial_lr": group.get("initial_lr"),
+                    "lr_scale": group.get("lr_scale"),
+                    "param_names": members,
+                }
+            )
         updates: dict[str | None, list[float]] = {}
         if self.before and state.global_step == 1:
             for name, param in self._probe(model).items():

@@ -22,7 +22,13 @@ from shapely.ops import unary_union
 
 TILE = 256.0
 ROOF_COLOURS = (
-    (168, 84, 62), (150, 70, 55), (74, 104, 150), (206, 206, 202), (232, 230, 222), (92, 92, 98), (186, 150, 110),
+    (168, 84, 62),
+    (150, 70, 55),
+    (74, 104, 150),
+    (206, 206, 202),
+    (232, 230, 222),
+    (92, 92, 98),
+    (186, 150, 110),
 )
 EVENTS = ("build_houses", "demolish_houses", "build_road", "clear_forest", "fill_pond", "build_lot")
 EVENT_WEIGHTS = (0.34, 0.16, 0.15, 0.15, 0.08, 0.12)
@@ -57,8 +63,12 @@ class Layout:
 
     def cell_box(self, row: int, col: int, margin: float = 6.0) -> tuple[float, float, float, float]:
         step = self.size / 3
-        return (self.x0 + col * step + margin, self.y0 + row * step + margin,
-                self.x0 + (col + 1) * step - margin, self.y0 + (row + 1) * step - margin)
+        return (
+            self.x0 + col * step + margin,
+            self.y0 + row * step + margin,
+            self.x0 + (col + 1) * step - margin,
+            self.y0 + (row + 1) * step - margin,
+        )
 
     def cell_of(self, geom: BaseGeometry) -> tuple[int, int]:
         c = geom.centroid
@@ -93,8 +103,14 @@ def _free(lay: Layout, geom: BaseGeometry, gap: float = 3.0) -> bool:
     return inside and not lay.solid().intersects(geom.buffer(gap))
 
 
-def _place(rng: np.random.Generator, lay: Layout, make, region: tuple[float, float, float, float],
-           tries: int = 40, gap: float = 3.0) -> Prim | None:
+def _place(
+    rng: np.random.Generator,
+    lay: Layout,
+    make,
+    region: tuple[float, float, float, float],
+    tries: int = 40,
+    gap: float = 3.0,
+) -> Prim | None:
     x0, y0, x1, y1 = region
     for _ in range(tries):
         prim = make(rng.uniform(x0, x1), rng.uniform(y0, y1))
@@ -107,16 +123,25 @@ def roads_of(lay: Layout) -> list[tuple[str, float]]:
     return [p.style for p in lay.prims if p.cls == "road"]
 
 
-def make_tile(rng: np.random.Generator, x0: float = 0.0, y0: float = 0.0, size: float = TILE,
-              roads: list[tuple[str, float, float]] | None = None) -> Layout:
+def make_tile(
+    rng: np.random.Generator,
+    x0: float = 0.0,
+    y0: float = 0.0,
+    size: float = TILE,
+    roads: list[tuple[str, float, float]] | None = None,
+) -> Layout:
     """A random unchanged tile. ``roads`` (orientation, offset, width) imposes roads (scenes share roads
     across tiles); otherwise 0-2 roads are drawn."""
     lay = Layout(x0, y0, size, base=str(rng.choice(["bareland", "grass"], p=[0.55, 0.45])))
     for _ in range(int(rng.integers(1, 4))):
         cls = str(rng.choice(["forest", "grass", "bareland", "forest"]))
         if cls != lay.base:
-            lay.prims.append(Prim(cls, _blob(rng, x0 + rng.uniform(20, size - 20), y0 + rng.uniform(20, size - 20),
-                                             rng.uniform(22, 55))))
+            lay.prims.append(
+                Prim(
+                    cls,
+                    _blob(rng, x0 + rng.uniform(20, size - 20), y0 + rng.uniform(20, size - 20), rng.uniform(22, 55)),
+                )
+            )
     if roads is None:
         roads = []
         n_roads = int(rng.choice([0, 1, 1, 2]))
@@ -127,9 +152,15 @@ def make_tile(rng: np.random.Generator, x0: float = 0.0, y0: float = 0.0, size: 
     for orientation, offset, width in roads:
         lay.prims.append(_road(orientation, offset, width, lay))
     if rng.random() < 0.22:
-        pond = _place(rng, lay, lambda x, y: Prim("water", affinity.scale(
-            Point(x, y).buffer(1.0), rng.uniform(12, 24), rng.uniform(10, 20))), (x0 + 30, y0 + 30, x0 + size - 30,
-                                                                                 y0 + size - 30), gap=6)
+        pond = _place(
+            rng,
+            lay,
+            lambda x, y: Prim(
+                "water", affinity.scale(Point(x, y).buffer(1.0), rng.uniform(12, 24), rng.uniform(10, 20))
+            ),
+            (x0 + 30, y0 + 30, x0 + size - 30, y0 + size - 30),
+            gap=6,
+        )
         if pond:
             lay.prims.append(pond)
     if rng.random() < 0.2:
@@ -265,8 +296,12 @@ def _build_lot(rng: np.random.Generator, lay: Layout) -> Layout | None:
 
 
 _EVENT_FUNCS = {
-    "build_houses": _build_houses, "demolish_houses": _demolish_houses, "build_road": _build_road,
-    "clear_forest": _clear_forest, "fill_pond": _fill_pond, "build_lot": _build_lot,
+    "build_houses": _build_houses,
+    "demolish_houses": _demolish_houses,
+    "build_road": _build_road,
+    "clear_forest": _clear_forest,
+    "fill_pond": _fill_pond,
+    "build_lot": _build_lot,
 }
 
 

@@ -22,8 +22,13 @@ from ccexpert_training.maskcaption.facts import CLASS_IDS
 from .layout import Layout
 
 BASE_COLOURS = {
-    "bareland": (184, 163, 132), "grass": (118, 146, 84), "forest": (52, 84, 48), "water": (46, 72, 88),
-    "road": (152, 150, 146), "building": (180, 180, 180), "parking lot": (98, 98, 100),
+    "bareland": (184, 163, 132),
+    "grass": (118, 146, 84),
+    "forest": (52, 84, 48),
+    "water": (46, 72, 88),
+    "road": (152, 150, 146),
+    "building": (180, 180, 180),
+    "parking lot": (98, 98, 100),
 }
 SEASONS = {  # vegetation colour multipliers per season
     "summer": (np.array([0.95, 1.05, 0.95]), np.array([0.9, 1.05, 0.9])),
@@ -75,21 +80,27 @@ def _field(seed: int, shape: tuple[int, int], cells: int) -> np.ndarray:
 def class_map(lay: Layout, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
     """HxW uint8 class ids (``CLASS_IDS``) of the layout."""
     shapes = [(p.geom, CLASS_IDS[p.cls]) for p in lay.prims if not p.geom.is_empty]
-    return features.rasterize(shapes, out_shape=shape, transform=_transform(lay, scale),
-                              fill=CLASS_IDS[lay.base], dtype="uint8") if shapes else \
-        np.full(shape, CLASS_IDS[lay.base], np.uint8)
+    return (
+        features.rasterize(
+            shapes, out_shape=shape, transform=_transform(lay, scale), fill=CLASS_IDS[lay.base], dtype="uint8"
+        )
+        if shapes
+        else np.full(shape, CLASS_IDS[lay.base], np.uint8)
+    )
 
 
 def _mask(geoms, lay: Layout, shape: tuple[int, int], scale: float) -> np.ndarray:
     geoms = [g for g in geoms if not g.is_empty]
     if not geoms:
         return np.zeros(shape, bool)
-    return features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=_transform(lay, scale),
-                              fill=0, dtype="uint8").astype(bool)
+    return features.rasterize(
+        ((g, 1) for g in geoms), out_shape=shape, transform=_transform(lay, scale), fill=0, dtype="uint8"
+    ).astype(bool)
 
 
-def render(lay: Layout, acq: Acquisition, shape: tuple[int, int], scale: float = 1.0, ground_seed: int = 0
-           ) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    lay: Layout, acq: Acquisition, shape: tuple[int, int], scale: float = 1.0, ground_seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(HxWx3 uint8 image, HxW class map) of ``lay`` seen under ``acq``; ``scale`` = pixels per world unit."""
     labels = class_map(lay, shape, scale)
     h, w = shape
@@ -119,8 +130,13 @@ def render(lay: Layout, acq: Acquisition, shape: tuple[int, int], scale: float =
     buildings = [p for p in lay.prims if p.cls == "building"]
     transform = _transform(lay, scale)
     if buildings:
-        roof_ids = features.rasterize(((p.geom, i + 1) for i, p in enumerate(buildings)), out_shape=shape,
-                                      transform=transform, fill=0, dtype="int32")
+        roof_ids = features.rasterize(
+            ((p.geom, i + 1) for i, p in enumerate(buildings)),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            dtype="int32",
+        )
         roofs = np.array([(0, 0, 0)] + [p.style[0] for p in buildings], np.float32)
         built = roof_ids > 0
         halves = []
@@ -150,8 +166,11 @@ def render(lay: Layout, acq: Acquisition, shape: tuple[int, int], scale: float =
                 if car_rng.random() < 0.45:
                     half = (y1 - y0) / 2 if horizontal else (x1 - x0) / 2
                     off = car_rng.uniform(1.5, max(1.6, half - 5.5))
-                    cars.append(box(x0 + t + 0.8, y0 + off, x0 + t + 4.2, y0 + off + 4.5) if horizontal
-                                else box(x0 + off, y0 + t + 0.8, x0 + off + 4.5, y0 + t + 4.2))
+                    cars.append(
+                        box(x0 + t + 0.8, y0 + off, x0 + t + 4.2, y0 + off + 4.5)
+                        if horizontal
+                        else box(x0 + off, y0 + t + 0.8, x0 + off + 4.5, y0 + t + 4.2)
+                    )
         lot_mask = labels == CLASS_IDS["parking lot"]
         image[_mask(lines, lay, shape, scale) & lot_mask] = (215, 215, 210)
         car_mask = _mask(cars, lay, shape, scale) & lot_mask
