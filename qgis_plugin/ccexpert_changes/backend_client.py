@@ -16,6 +16,7 @@ before a run writes anything.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -114,6 +115,7 @@ class BackendClient:
         self.base_url = url
         self.answered = False  # this backend answered once: a refused connection later is a restart, retried
         self.feedback = feedback
+        self._home_thread = threading.get_ident()  # where the run's feedback may abort a request (see _abortable)
         self.timeout_s = timeout_s
         self.per_pair_timeout_s = per_pair_timeout_s
         self.retries = retries  # None: only the budget bounds the retries
@@ -210,6 +212,13 @@ class BackendClient:
         return min(wanted, qgis_s) if qgis_s > 0 else wanted
 
     # -- plumbing -----------------------------------------------------------------------------------------
+    def _abortable(self) -> QgsFeedback | None:
+        """The feedback whose cancel aborts a request in flight: only in the thread that made this client. A request
+        sent from one of the run loop's request threads is not tied to it: QGIS 3.22 can leave such a request
+        waiting forever when a feedback of another thread cancels it (its abort drops the reply without ending the
+        wait). That request ends by itself (answer or timeout) and the canceled run drops its answer."""
+        return self.feedback if threading.get_ident() == self._home_thread else None
+
     def _canceled(self) -> bool:
         return self.feedback is not None and self.feedback.isCanceled()
 
@@ -279,10 +288,10 @@ class BackendClient:
         if self._authcfg:
             blocking.setAuthCfg(self._authcfg)
         if method == "GET":
-            code = blocking.get(request, True, self.feedback)
+            code = blocking.get(request, True, self._abortable())
         else:
             request.setHeader(QNetworkRequest.KnownHeaders.ContentTypeHeader, "application/json")
-            code = blocking.post(request, data or b"", True, self.feedback)
+            code = blocking.post(request, data or b"", True, self._abortable())
         if self._canceled():
             raise BackendError("canceled", tr("Canceled."))
         reply = blocking.reply()

@@ -133,3 +133,28 @@ def test_the_chip_limit_counts_only_chips_that_will_be_sent(run_describe, scene,
     assert len(read_layer(out)) == 2  # refused before anything was replaced
     resumed, _ = run_describe({**params, "RESUME": True})
     assert resumed["RESUMED"] == 2 and resumed["CAPTIONED"] == 7
+
+
+def test_a_cancel_with_requests_in_flight_leaves_no_request_thread_behind(run_describe, scene, tmp_path):
+    """QGIS 3.22 can leave a request of another thread waiting forever when the run's feedback cancels it; the
+    request threads are therefore not tied to that feedback: they end on their own and the process can exit."""
+    import threading
+    import time
+
+    before, after = scene
+    feedback = RecordingFeedback.make(cancel_at=20)
+    with pytest.raises(QgsProcessingException, match="Canceled"):
+        run_describe(
+            {
+                "BEFORE": str(before),
+                "AFTER": str(after),
+                "BATCH_SIZE": 1,
+                "IN_FLIGHT": 3,
+                "OUTPUT": str(tmp_path / "canceled.gpkg"),
+            },
+            feedback=feedback,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(t.name.startswith("ccexpert-request") for t in threading.enumerate()):
+        time.sleep(0.2)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ccexpert-request")]
