@@ -21,8 +21,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
+from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
 from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.layer_metadata import read_abstract
 from ccexpert_changes.core.stretch import Stretch, valid_mask
 from PIL import Image, ImageFilter
 from rasterio.enums import Resampling
@@ -327,6 +328,11 @@ def build_report(
     )
     title = f"Change captions: {Path(gpkg).name}"
     sources = html.escape(f"before {meta.get('before', '?')} · after {meta.get('after', '?')}")
+    layer_title, abstract = read_abstract(gpkg, LAYER_NAME)  # which model made the captions (demo flagged)
+    about = ""
+    if abstract:
+        css = "warn" if "DEMO" in (layer_title or "") else "meta"
+        about = f'<p class="{css}">{html.escape(abstract)}</p>'
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -351,6 +357,7 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{sources}</p>
+{about}
 <p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
 {conf_note}

@@ -63,6 +63,8 @@ def test_report_has_map_imagery_and_captions_of_changed_tiles(tmp_path, capsys):
     assert before_img.shape == (384, 384, 3) and abs(float(before_img.mean()) - 20) < 1.5  # the chip's own pixels
     assert abs(float(after_img.mean()) - 25) < 1.5
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched from elsewhere
+    # the layer's abstract says which model made the captions; the echo engine calls itself a demo: a warning
+    assert re.search(r'<p class="warn">Made with the DEMO model echo', page)
 
 
 def test_overview_is_drawn_over_the_imagery_with_scale_and_coordinates(tmp_path):
