@@ -26,7 +26,7 @@ print("check_newest: torch", torch.__version__, "| transformers", transformers._
       "| pydantic", pydantic.__version__)'
 
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/backend/test_modeling.py tests/backend/test_dim.py \
-  tests/backend/test_engine.py tests/backend/test_processing.py tests/backend/test_checkpoints.py \
+  tests/backend/test_engine.py tests/backend/test_processing_ccexpert.py tests/backend/test_checkpoints.py \
   tests/backend/test_service.py tests/backend/test_service_startup.py
 
 "$venv/bin/python" -c 'import sys
