@@ -46,6 +46,7 @@ from .core.fields import run_metadata, source_identity
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
+from .qthreads import QThreadExecutor
 from .reader import RasterInputError
 from .run_feedback import RunProgress, finish_layer, warn_gsd
 
@@ -285,6 +286,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             is_canceled=feedback.isCanceled,
             on_notice=feedback.pushInfo,
             on_tile_error=_tile_error_reporter(feedback),
+            executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
         )
         stats = self._run(loop, plan, writer, output)
         finish_layer(output, info, stats, plan.reader, client.base_url, feedback)

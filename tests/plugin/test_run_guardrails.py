@@ -138,7 +138,6 @@ def test_the_chip_limit_counts_only_chips_that_will_be_sent(run_describe, scene,
 def test_a_cancel_with_requests_in_flight_leaves_no_request_thread_behind(run_describe, scene, tmp_path):
     """QGIS 3.22 can leave a request of another thread waiting forever when the run's feedback cancels it; the
     request threads are therefore not tied to that feedback: they end on their own and the process can exit."""
-    import threading
     import time
 
     before, after = scene
@@ -154,7 +153,35 @@ def test_a_cancel_with_requests_in_flight_leaves_no_request_thread_behind(run_de
             },
             feedback=feedback,
         )
+    from ccexpert_changes.qthreads import running_workers
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(t.name.startswith("ccexpert-request") for t in threading.enumerate()):
+    while time.monotonic() < deadline and running_workers():
         time.sleep(0.2)
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("ccexpert-request")]
+    assert running_workers() == 0
+
+
+def test_a_stalled_backend_times_out_in_a_request_thread(qgis_app):
+    """A backend that accepts connections and never answers ends a request in flight (run in a QThread) with the
+    timeout message, in seconds: it cannot hold the run."""
+    import socket
+    import time
+
+    from ccexpert_changes.backend_client import BackendClient, BackendError
+    from ccexpert_changes.qthreads import QThreadExecutor
+
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(8)  # connections are accepted by the kernel and never answered
+    client = BackendClient(f"http://127.0.0.1:{stalled.getsockname()[1]}", "", timeout_s=2.0, retries=0)
+    client.per_pair_timeout_s = 0.0
+    pool = QThreadExecutor(1)
+    start = time.monotonic()
+    try:
+        future = pool.submit(client.captions, [{"id": "a", "before": "", "after": ""}])
+        with pytest.raises(BackendError, match="did not answer"):
+            future.result(timeout=90)
+        assert time.monotonic() - start < 30
+    finally:
+        pool.shutdown()
+        stalled.close()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -166,6 +166,10 @@ def progress_text(stats: RunStats) -> str:
     return text
 
 
+def _thread_pool(workers: int) -> Executor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="ccexpert-request")
+
+
 class _Answer:
     """A finished request: its outcomes, or the exception that failed it (``result()`` re-raises)."""
 
@@ -189,7 +193,8 @@ class _Batch:
 class RunLoop:
     """``RunLoop(prepare, captioner, writer, settings).run(chips, total)`` -> :class:`RunStats`; see the module
     docstring. ``on_progress(stats)`` after every written batch, ``on_tile_error(tile_id, message)`` for each
-    failed tile, ``on_notice(text)`` for changes of plan (a smaller batch); ``is_canceled()`` is polled."""
+    failed tile, ``on_notice(text)`` for changes of plan (a smaller batch); ``is_canceled()`` is polled;
+    ``executor(n)`` makes the n workers of the requests in flight (a ``concurrent.futures.Executor``)."""
 
     def __init__(
         self,
@@ -203,6 +208,7 @@ class RunLoop:
         on_notice: Callable[[str], None] | None = None,
         is_canceled: Callable[[], bool] | None = None,
         prefetch: int | None = None,
+        executor: Callable[[int], Executor] | None = None,
     ):
         self.prepare, self.captioner, self.writer, self.settings = prepare, captioner, writer, settings
         self.batch_size = max(1, settings.batch_size)
@@ -212,6 +218,9 @@ class RunLoop:
         self.on_notice = on_notice or (lambda text: None)
         self.is_canceled = is_canceled or (lambda: False)
         self.prefetch = prefetch or 2 * self.batch_size * self.in_flight
+        # where requests in flight run: Python threads by default; the plugin passes QThreads, whose timers (the
+        # request timeouts of QGIS networking) only work in threads Qt started
+        self.executor = executor or _thread_pool
         self.stats = RunStats()
         self._queue: collections.deque[_Batch] = collections.deque()
         self._abort: RunAborted | None = None
@@ -220,7 +229,7 @@ class RunLoop:
     def run(self, chips: Iterable[Chip], total: int) -> RunStats:
         self.stats = RunStats(total=total)
         done = frozenset(self.writer.done)
-        pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="ccexpert-request") if self.in_flight > 1 else None
+        pool = self.executor(self.in_flight) if self.in_flight > 1 else None
         try:
             with Prefetcher(lambda: self._items(chips, done), depth=self.prefetch) as items:
                 batch = _Batch()
@@ -276,7 +285,7 @@ class RunLoop:
         limit = self.settings.max_request_bytes
         return bool(limit) and batch.bytes + item.size > limit
 
-    def _submit(self, batch: _Batch, pool: ThreadPoolExecutor | None) -> _Batch:
+    def _submit(self, batch: _Batch, pool: Executor | None) -> _Batch:
         if batch.sending:
             if pool is None:
                 batch.answer = self._request(batch.sending)
