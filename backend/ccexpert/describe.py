@@ -308,9 +308,7 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
     """The layer's style and abstract travel with it (``layer_styles``, ``gpkg_contents``): the output opens styled
     in QGIS wherever it is opened and says which model made it (the demo model flagged). A failure here costs the
     styling only, never the captions."""
-    from ccexpert_changes.core.fields import LAYER_NAME
-    from ccexpert_changes.core.layer_metadata import run_abstract, run_title, write_abstract
-    from ccexpert_changes.core.style_table import write_shipped_style
+    from ccexpert_changes.core.layer_metadata import finish_output
 
     counts = {
         "captioned": summary.counts[STATUS_OK],
@@ -319,18 +317,13 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
         "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
     }
     try:
-        write_shipped_style(options.output, LAYER_NAME)
-        write_abstract(
+        finish_output(
             options.output,
-            LAYER_NAME,
-            run_title(info),
-            run_abstract(
-                info,
-                counts,
-                before=str(Path(options.before).resolve()),
-                after=str(Path(options.after).resolve()),
-                backend=backend,
-            ),
+            info,
+            counts,
+            before=str(Path(options.before).resolve()),
+            after=str(Path(options.after).resolve()),
+            backend=backend,
         )
     except (OSError, ValueError, sqlite3.Error) as exc:
         log.warning(

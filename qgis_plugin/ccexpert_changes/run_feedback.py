@@ -9,11 +9,9 @@ import time
 from qgis.core import QgsProcessingFeedback
 
 from .about import tr
-from .core.fields import LAYER_NAME
 from .core.gsd import gsd_warning
-from .core.layer_metadata import run_abstract, run_title, write_abstract
+from .core.layer_metadata import finish_output
 from .core.run_loop import RunStats, progress_text
-from .core.style_table import write_shipped_style
 
 
 class RunProgress:
@@ -59,18 +57,13 @@ def finish_layer(
         "skipped_nodata": stats.skipped_nodata,
     }
     try:
-        write_shipped_style(output, LAYER_NAME)
-        write_abstract(
+        finish_output(
             output,
-            LAYER_NAME,
-            run_title(info),
-            run_abstract(
-                info,
-                counts,
-                before=reader.before.GetDescription(),
-                after=reader.after_src.GetDescription(),
-                backend=backend,
-            ),
+            info,
+            counts,
+            before=reader.before.GetDescription(),
+            after=reader.after_src.GetDescription(),
+            backend=backend,
         )
     except (OSError, ValueError, sqlite3.Error) as exc:
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))

@@ -116,4 +116,19 @@ def run_abstract(
     return " ".join(parts)
 
 
-__all__ = ["TITLE", "read_abstract", "run_abstract", "run_title", "write_abstract"]
+def finish_output(
+    gpkg_path: str | Path, info: Mapping[str, Any], counts: Mapping[str, Any], *, before: str, after: str, backend: str
+) -> None:
+    """What both front ends do once a run's GeoPackage is closed: the shipped QML as the layer's default style and
+    the title/abstract naming the model, so the layer opens styled and explained wherever it is opened. Raises
+    OSError, ValueError or sqlite3.Error; a caller reports it as costing the styling only, never the captions."""
+    from .fields import LAYER_NAME
+    from .style_table import write_shipped_style
+
+    write_shipped_style(gpkg_path, LAYER_NAME)
+    write_abstract(
+        gpkg_path, LAYER_NAME, run_title(info), run_abstract(info, counts, before=before, after=after, backend=backend)
+    )
+
+
+__all__ = ["TITLE", "finish_output", "read_abstract", "run_abstract", "run_title", "write_abstract"]
