@@ -10,7 +10,9 @@ checkout is never touched.
     .venv/bin/python bench/mutants.py --list
 
 A mutant is *killed* when its tests fail (or time out), *survived* when they pass. Exit status 1 when any mutant
-survived or could not be applied. Survivors and what was done about them: docs/DEVELOPING.md, "Mutation testing".
+survived; 2, before any test runs, when a mutant is stale (its snippet no longer occurs exactly once in its file, or
+a test file it names is gone): a stale mutant tests nothing, so it is an error, never a skip. Survivors and what was
+done about them: docs/DEVELOPING.md, "Mutation testing".
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ PROC = "backend/ccexpert/processing_ccexpert.py"
 GRID = "qgis_plugin/ccexpert_changes/core/grid.py"
 GPKG = "backend/ccexpert/gpkg_output.py"
 METRICS = "training/ccexpert_training/caption_metrics.py"
+RUN_LOOP = "qgis_plugin/ccexpert_changes/core/run_loop.py"
+RETRY = "qgis_plugin/ccexpert_changes/core/retry.py"
+FIELDS = "qgis_plugin/ccexpert_changes/core/fields.py"
+LAYER_META = "qgis_plugin/ccexpert_changes/core/layer_metadata.py"
+AUTH = "backend/ccexpert/service/auth.py"
+BATCHING = "backend/ccexpert/service/batching.py"
+IMAGES = "backend/ccexpert/service/images.py"
+GENERAL_VLM = "backend/ccexpert/general_vlm.py"
+NOCHANGE = "backend/ccexpert/nochange.py"
+STAGE_SCHEMA = "training/ccexpert_training/stage/schema.py"
 
 T_DIM = "tests/backend/test_dim.py"
 T_MOD = "tests/backend/test_modeling.py"
@@ -56,6 +68,48 @@ METRIC_TESTS = [
     "tests/training/test_caption_metrics.py::test_report_dedups_scores_subsets_and_accuracy",
     "tests/training/test_caption_metrics.py::test_no_change_truth_needs_one_no_change_reference",
 ]
+# issue 30: behaviours no test pinned; each mutant runs the area's old tests and the new pins
+RUN_LOOP_TESTS = ["tests/core/test_run_loop.py", "tests/core/test_run_loop_pins.py"]
+IN_FLIGHT_FAILURE_TESTS = [
+    "tests/core/test_run_loop.py",
+    "tests/backend/test_describe_exit_codes.py::"
+    "test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_exit_code",
+]
+RETRY_TESTS = ["tests/core/test_retry.py", "tests/core/test_retry_pins.py"]
+FINGERPRINT_TESTS = [
+    "tests/core/test_fields.py",
+    "tests/core/test_fingerprint_pins.py",
+    "tests/backend/test_resume_pins.py",
+]
+SERVICE_PINS = "tests/backend/test_service_pins.py"
+AUTH_TESTS = ["tests/backend/test_auth.py", f"{SERVICE_PINS}::test_the_auth_scheme_is_case_insensitive"]
+CACHE_TESTS = [
+    "tests/backend/test_batching.py",
+    f"{SERVICE_PINS}::test_a_failed_pair_is_not_cached_under_its_idempotency_key",
+]
+ROTATION_TESTS = [
+    "tests/backend/test_batching.py",
+    f"{SERVICE_PINS}::test_round_robin_rotates_so_a_fifth_client_is_served_in_the_second_batch",
+]
+PNG_TESTS = [
+    "tests/backend/test_service.py::test_bombs_and_16_bit_pngs_are_400_without_traceback",
+    f"{SERVICE_PINS}::test_the_png_size_check_covers_both_dimensions",
+]
+TITLE_TESTS = ["tests/core/test_layer_metadata.py", "tests/core/test_layer_metadata_pins.py"]
+PROMPT_TESTS = ["tests/backend/test_general_vlm_pins.py"]
+NOCHANGE_TESTS = ["tests/backend/test_nochange.py"]
+STAGE_TESTS = ["tests/training/test_stage_config.py", "tests/training/test_stage_config_pins.py"]
+
+
+# the converter's two DIM cross-attention rules, as ruff format lays them out (one snippet: the mutant swaps targets)
+CROSS_ATTENTIONS = (
+    r'cross_attn_change_to_imageABC\." + _ATTN,' + "\n"
+    r'        r"model.dim.layers.\1.change_cross_attn.\2.\3",' + "\n"
+    "    ),\n"
+    "    (\n"
+    r'        r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_imageAB_to_change\." + _ATTN,' + "\n"
+    r'        r"model.dim.layers.\1.image_cross_attn.\2.\3",'
+)
 
 
 @dataclass(frozen=True)
@@ -184,8 +238,10 @@ MUTANTS: list[Mutant] = [
     M(
         "convert: the two DIM cross-attentions swapped",
         CKPT,
-        r'(r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_change_to_imageABC\." + _ATTN,',
-        r'(r"model\.vision_resampler\.layers\.(\d+)\.cross_attn_imageAB_to_change\." + _ATTN,',
+        CROSS_ATTENTIONS,
+        CROSS_ATTENTIONS.replace("change_cross_attn", "@")
+        .replace("image_cross_attn", "change_cross_attn")
+        .replace("@", "image_cross_attn"),
         CONVERT_TESTS,
     ),
     M(
@@ -221,8 +277,8 @@ MUTANTS: list[Mutant] = [
     M(
         "grid: AOI span rounds the last chip down",
         GRID,
-        "last = min(n - 1, math.ceil(hi / self.stride) - 1)",
-        "last = min(n - 1, math.floor(hi / self.stride))",
+        "last = min(n - 2, math.ceil(hi / self.stride) - 1)",
+        "last = min(n - 2, math.floor(hi / self.stride))",
         GRID_TESTS,
     ),
     # -- resume (gpkg_output) ----------------------------------------------------------------------------------------
@@ -277,6 +333,117 @@ MUTANTS: list[Mutant] = [
         "return all(is_no_change(ref) for ref in refs)",
         METRIC_TESTS,
     ),
+    # -- issue 30: run loop ------------------------------------------------------------------------------------------
+    M(
+        "run loop: slow request at half the timeout",
+        RUN_LOOP,
+        "seconds > limit / 3:",
+        "seconds > limit / 2:",
+        RUN_LOOP_TESTS,
+    ),
+    M(
+        "run loop: a cancel drops the answered batches",
+        RUN_LOOP,
+        "if self.is_canceled() and not self._ready(self._queue[0]):",
+        "if self.is_canceled():",
+        RUN_LOOP_TESTS,
+    ),
+    M(
+        "run loop: time left paced by every tile done",
+        RUN_LOOP,
+        "return self.not_attempted * elapsed / self.written",
+        "return self.not_attempted * elapsed / self.done",
+        RUN_LOOP_TESTS,
+    ),
+    M(
+        "run loop: requests in flight after a fatal error dropped",
+        RUN_LOOP,
+        "                while self._queue:\n",
+        "                while self._queue and not self._abort:\n",
+        IN_FLIGHT_FAILURE_TESTS,
+    ),
+    # -- retry, resume fingerprint, output title -------------------------------------------------------------------
+    M(
+        "retry: jitter inside the cap",
+        RETRY,
+        "delay = min(max_backoff, backoff * 2 ** min(attempt - 1, 60)) * jitter",
+        "delay = min(max_backoff, backoff * 2 ** min(attempt - 1, 60) * jitter)",
+        RETRY_TESTS,
+    ),
+    M("fingerprint: nodata not compared", FIELDS, '    ("nodata", "nodata value"),\n', "", FINGERPRINT_TESTS),
+    M("fingerprint: overlap not compared", FIELDS, '    ("overlap", "overlap"),\n', "", FINGERPRINT_TESTS),
+    M(
+        "output: the layer's own title counts as taken",
+        LAYER_META,
+        '"SELECT 1 FROM gpkg_contents WHERE identifier = ? AND table_name != ?", (title, layer_name)',
+        '"SELECT 1 FROM gpkg_contents WHERE identifier = ?", (title,)',
+        TITLE_TESTS,
+    ),
+    # -- service ---------------------------------------------------------------------------------------------------
+    M(
+        "service: auth scheme case-sensitive",
+        AUTH,
+        'if scheme.lower() != "bearer"',
+        'if scheme != "Bearer"',
+        AUTH_TESTS,
+    ),
+    M(
+        "service: failed pairs cached under their key",
+        BATCHING,
+        "            if exc is None:\n                self._done[item.key] = item.future",
+        "            if True:\n                self._done[item.key] = item.future",
+        CACHE_TESTS,
+    ),
+    M(
+        "service: round-robin does not rotate",
+        BATCHING,
+        "self._queues.move_to_end(client)  # served",
+        "self._queues.get(client)  # served",
+        ROTATION_TESTS,
+    ),
+    M(
+        "service: PNG size check on the width only",
+        IMAGES,
+        "if header.size != (chip_size, chip_size):",
+        "if header.width != chip_size:",
+        PNG_TESTS,
+    ),
+    # -- general VLMs, no-change detection, stage config -----------------------------------------------------------
+    M(
+        "general VLM: the default prompt sent whatever the caller asked",
+        GENERAL_VLM,
+        "batch = self._inputs(images[start : start + self.max_batch], text)",
+        "batch = self._inputs(images[start : start + self.max_batch], DEFAULT_PROMPT)",
+        PROMPT_TESTS,
+    ),
+    M(
+        "no-change: a phrasing anywhere in the caption",
+        NOCHANGE,
+        "return normalise_caption(text) in _NO_CHANGE_SET",
+        "return any(phrase in normalise_caption(text) for phrase in _NO_CHANGE_SET)",
+        NOCHANGE_TESTS,
+    ),
+    M(
+        "no-change: periods kept",
+        NOCHANGE,
+        'text.lower().replace(".", " ").split()',
+        "text.lower().split()",
+        NOCHANGE_TESTS,
+    ),
+    M(
+        'no-change: "nothing has changed" forgotten',
+        NOCHANGE,
+        '{"nothing has changed", "there is no change", "no change"}',
+        '{"there is no change", "no change"}',
+        NOCHANGE_TESTS,
+    ),
+    M(
+        "stage config: booleans taken as integers",
+        STAGE_SCHEMA,
+        "if isinstance(value, bool) or not isinstance(value, int) or value < low:",
+        "if not isinstance(value, int) or value < low:",
+        STAGE_TESTS,
+    ),
 ]
 
 IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
@@ -300,6 +467,24 @@ def check_imports(work: Path, python: str, env: dict) -> None:
     out = subprocess.run([python, "-c", code], cwd=work, env=env, capture_output=True, text=True, check=True).stdout
     if not all(Path(p).resolve().is_relative_to(work.resolve()) for p in out.split()):
         raise SystemExit(f"the copy's code is not what gets imported: {out.strip()}")
+
+
+def stale(mutants: list[Mutant], root: Path = ROOT) -> list[str]:
+    """Why each mutant cannot be planted as written (empty when all can): its snippet must occur exactly once in
+    its file, differ from its replacement, and its test files must exist. A stale mutant tests nothing, so it is
+    an error that stops the run before any test, never a silent skip."""
+    problems = []
+    for m in mutants:
+        path = root / m.file
+        count = path.read_text().count(m.old) if path.is_file() else 0
+        if count != 1:
+            problems.append(f"{m.name}: snippet found {count} times in {m.file} (update it with the code)")
+        if m.old == m.new:
+            problems.append(f"{m.name}: the replacement equals the snippet")
+        missing = sorted({t.split("::")[0] for t in m.tests if not (root / t.split("::")[0]).exists()})
+        if missing:
+            problems.append(f"{m.name}: no test file {', '.join(missing)}")
+    return problems
 
 
 def run_tests(work: Path, python: str, env: dict, tests, timeout: float) -> tuple[str, float, str]:
@@ -331,13 +516,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     mutants = [m for m in MUTANTS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
-    if args.list:
-        for m in mutants:
-            print(f"{m.name:55s} {m.file}  [{', '.join(t.rsplit('::', 1)[-1] for t in m.tests)}]")
-        return 0
     if not mutants:
         print("no mutant matches", file=sys.stderr)
         return 2
+    problems = stale(mutants)
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:55s} {m.file}  [{', '.join(t.rsplit('::', 1)[-1] for t in m.tests)}]")
+        print(f"{len(mutants)} mutants")
+    if problems:
+        print(f"{len(problems)} stale mutant(s); nothing was run:", file=sys.stderr)
+        for problem in problems:
+            print(f"  error: {problem}", file=sys.stderr)
+        return 2
+    if args.list:
+        return 0
 
     python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
     work = Path(tempfile.mkdtemp(prefix="ccexpert-mutants-")) / "checkout"

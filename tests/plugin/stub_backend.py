@@ -42,6 +42,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _route(self):
+        # read the whole request body before answering, as a real server does: closing the connection with the
+        # body unread makes the kernel send a reset, which can destroy the answer before the client reads it (QGIS
+        # then re-sends the request by itself: a 429's Retry-After was "ignored" 1 run in ~25, issue 30)
+        self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         scenario, _, path = self.path.lstrip("/").partition("/")
         HITS[self.path] += 1
         SEEN.append(
@@ -63,7 +67,6 @@ class Handler(BaseHTTPRequestHandler):
         if scenario == "v2" and path == "v1/info":
             return self._send(200, {**INFO, "api_version": "2"})
         if scenario == "failing" and path == "v1/captions":  # info is fine, every batch fails as the model does
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             return self._send(
                 503, {"error": {"code": "engine_error", "message": FAILURE, "id": None}}, {"Retry-After": "0"}
             )
@@ -72,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "v1/info":
             return self._send(200, INFO)
         if path == "v1/captions":
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.loads(self._body)
             return self._send(
                 200,
                 {
