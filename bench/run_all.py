@@ -1,13 +1,16 @@
 """Runs every benchmark and evaluation the README quotes, writes docs/RESULTS.md (figures, every ratio the scripts
 print, machine, commit, date) and regenerates the README's results block from it. No README figure is typed by hand.
 
-    .venv/bin/python bench/run_all.py                     # everything (~15-25 min on 2 CPU cores)
+    .venv/bin/python bench/run_all.py                     # everything (~10 min on 2 quiet CPU cores)
     .venv/bin/python bench/run_all.py --only generate,http --no-readme
     CCEXPERT_PUBLISHED_PREDICTIONS=CCExpert_7b_LEVIR-CC_infer_results.txt .venv/bin/python bench/run_all.py
 
 Each section is a committed command run as a subprocess; its whole output goes into RESULTS.md, and the figures the
-README shows are read from its JSON. A section that cannot run here (the published predictions file absent, no QGIS)
-is recorded as not run, with the reason, and its README row says so.
+README shows are read from its JSON. Every timing is quoted as its median with the min-max over its rounds
+(``spread``): the rounds a benchmark makes itself (bench_http.py), or whole runs of the command (``Section.repeat``).
+One best round is not a figure: re-runs on a quiet machine moved HTTP ratios by 0.06 (issue 30); enough rounds are
+made that a re-run's median lands inside the quoted range. A section that cannot run here (the published predictions
+file absent, no QGIS) is recorded as not run, with the reason, and its README row says so.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import re
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,10 +45,21 @@ class Section:
     summarise: Callable[[list[str]], list[tuple[str, str]]]  # outputs -> README rows (what, figure)
     env: dict = field(default_factory=dict)
     available: Callable[[], str | None] = lambda: None  # a reason it cannot run here, or None
+    repeat: int = 1  # the commands run this many times; each run is one round of the section's timings
     outputs: list[str] = field(default_factory=list)
     rows: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str | None = None
+
+
+def spread(values: Sequence[float], fmt: str = "{:.3f}") -> str:
+    """A timing over its rounds: ``median (min–max, n rounds)``; one value says it is one round."""
+    if not values:
+        raise ValueError("no rounds to summarise")
+    low, mid, high = min(values), statistics.median(values), max(values)
+    if len(values) == 1:
+        return f"{fmt.format(mid)} (1 round)"
+    return f"{fmt.format(mid)} ({fmt.format(low)}–{fmt.format(high)}, {len(values)} rounds)"
 
 
 def _last_json(text: str) -> dict:
@@ -111,37 +127,60 @@ def _demo(outputs):
 
 
 def _generate(outputs):
-    d = _last_json(outputs[0])
+    runs = [_last_json(text) for text in outputs]
+    d = runs[0]
     return [
         (
             f"tiny preset on CPU, {d['new_tokens_per_pair']} tokens per pair: one pair per generate call vs "
-            f"batched ({d['batch_size']} per call)",
-            f"{d['reference_pairs_per_s']:.3f} vs {d['batched_pairs_per_s']:.3f} pairs/s ({d['speedup']:.2f}x)",
+            f"batched ({d['batch_size']} per call); median (min–max) over runs",
+            f"{spread([r['reference_pairs_per_s'] for r in runs])} vs "
+            f"{spread([r['batched_pairs_per_s'] for r in runs])} pairs/s; "
+            f"{spread([r['speedup'] for r in runs], '{:.2f}x')}",
         )
     ]
 
 
+ROUND_LINE = re.compile(
+    r"^round \d+: in-process ([\d.]+), HTTP service ([\d.]+), HTTP end to end ([\d.]+) pairs/s$", re.MULTILINE
+)
+
+
+def http_rounds(text: str) -> list[tuple[float, float]]:
+    """(service / in-process, end to end / in-process) of each round bench_http.py printed: the two paths are
+    measured side by side within a round, so the ratio is taken round by round."""
+    rounds = [tuple(float(v) for v in m.groups()) for m in ROUND_LINE.finditer(text)]
+    if not rounds:
+        raise ValueError("bench_http.py printed no 'round N:' lines")
+    return [(service / engine, e2e / engine) for engine, service, e2e in rounds]
+
+
 def _http(outputs):
-    d = _last_json(outputs[0])
+    rounds = [r for text in outputs for r in http_rounds(text)]
     return [
         (
-            "HTTP service / in-process engine, same pairs (best round; median)",
-            f"{d['ratio_service']:.3f}; {d['median_ratio_service']:.3f}",
+            "HTTP service / in-process engine, same pairs (median (min–max) over rounds)",
+            spread([service for service, _ in rounds]),
         ),
         (
-            "HTTP end to end (client PNG encoding on the same cores) / in-process (best; median)",
-            f"{d['ratio_e2e']:.3f}; {d['median_ratio_e2e']:.3f}",
+            "HTTP end to end (client PNG encoding on the same cores) / in-process (median (min–max) over rounds)",
+            spread([e2e for _, e2e in rounds]),
         ),
     ]
 
 
 def _plugin_read(outputs):
-    d = _json_block(outputs[0])
-    tp, mem = d["throughput"], d["memory"]
-    big, small, ratio = mem["20000"]["peak_rss_mib"], mem["2000"]["peak_rss_mib"], mem["peak_ratio_20000_vs_2000"]
+    runs = [_json_block(text) for text in outputs]
+    mem = [r["memory"] for r in runs]
     return [
-        ("QGIS plugin chip read + PNG encode / raw GDAL read + encode", f"{tp['ratio_read_encode']:.0%}"),
-        ("plugin peak memory, 20000² vs 2000² uint16 pair", f"{big} vs {small} MiB (x{ratio})"),
+        (
+            "QGIS plugin chip read + PNG encode / raw GDAL read + encode (median (min–max) over runs)",
+            spread([100 * r["throughput"]["ratio_read_encode"] for r in runs], "{:.0f} %"),
+        ),
+        (
+            "plugin peak memory, 20000² vs 2000² uint16 pair, MiB (median (min–max) over runs)",
+            f"{spread([m['20000']['peak_rss_mib'] for m in mem], '{:.1f}')} vs "
+            f"{spread([m['2000']['peak_rss_mib'] for m in mem], '{:.1f}')}",
+        ),
     ]
 
 
@@ -156,16 +195,23 @@ def _reliability(outputs):
 
 
 def _scaleout(outputs):
-    d = _last_json(outputs[0])
+    runs = [_last_json(text) for text in outputs]
+    first = runs[0]
     rows = [
-        (f"{name}: pairs/s; p50 / p95 latency under load", f"{r['pairs_per_s']}; {r['p50_ms']} / {r['p95_ms']} ms")
-        for name, r in d["results"].items()
+        (
+            f"{name}: pairs/s; p50 / p95 latency under load, ms (median (min–max) over runs)",
+            f"{spread([r['results'][name]['pairs_per_s'] for r in runs], '{:.2f}')}; "
+            f"{spread([r['results'][name]['p50_ms'] for r in runs], '{:.0f}')} / "
+            f"{spread([r['results'][name]['p95_ms'] for r in runs], '{:.0f}')}",
+        )
+        for name in first["results"]
     ]
-    rows += [
-        (key.replace("_", " "), str(value))
-        for key, value in d["summary"].items()
-        if isinstance(value, int | float | str) and key not in ("note", "setup")
-    ]
+    for key, value in first["summary"].items():
+        if key in ("note", "setup") or not isinstance(value, int | float | str):
+            continue
+        values = [r["summary"].get(key) for r in runs]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        rows.append((key.replace("_", " "), spread([float(v) for v in values], "{:.2f}") if numbers else str(value)))
     return rows
 
 
@@ -221,11 +267,12 @@ def sections() -> list[Section]:
             [[PY, "bench/bench_generate.py", "--preset", "tiny", "--json"]],
             "batching is what makes a backend fast; on CPU with the tiny model the gain is small",
             _generate,
+            repeat=5,
         ),
         Section(
             "http",
             "HTTP service overhead vs the in-process engine (tiny model, CPU)",
-            [[PY, "bench/bench_http.py", "--rounds", "3", "--json"]],
+            [[PY, "bench/bench_http.py", "--rounds", "7", "--json"]],
             "goal: service overhead <= 15 %",
             _http,
             env=single,
@@ -238,6 +285,7 @@ def sections() -> list[Section]:
             _plugin_read,
             env={"QT_QPA_PLATFORM": "offscreen"},
             available=_qgis_python,
+            repeat=3,
         ),
         Section(
             "scaleout",
@@ -247,6 +295,7 @@ def sections() -> list[Section]:
             "ingress, Serve's proxy and the clients share them)",
             _scaleout,
             env=single,
+            repeat=3,
         ),
         Section(
             "reliability",
@@ -308,7 +357,7 @@ def run(section: Section, timeout: float) -> None:
     if section.skipped:
         return
     t0 = time.monotonic()
-    for command in section.commands:
+    for command in [c for _ in range(section.repeat) for c in section.commands]:
         env = {**os.environ, **section.env, "PYTHONUNBUFFERED": "1"}
         done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         section.outputs.append(done.stdout + (f"\n[stderr tail]\n{done.stderr[-1500:]}" if done.returncode else ""))
@@ -341,7 +390,7 @@ def results_markdown(done: list[Section], header: dict) -> str:
             lines += [f"**Not run here**: {s.skipped}.", ""]
             continue
         lines += [f"Ran in {s.seconds:.0f} s:", ""]
-        for command, output in zip(s.commands, s.outputs, strict=True):
+        for command, output in zip(s.commands * s.repeat, s.outputs, strict=True):
             shown = " ".join(Path(c).name if c == PY else c for c in command)
             lines += [f"```\n$ {shown}\n{output.strip()}\n```", ""]
         lines += ["| figure | value |", "|---|---|", *[f"| {what} | {value} |" for what, value in s.rows], ""]
