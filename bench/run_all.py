@@ -184,13 +184,24 @@ def _plugin_read(outputs):
     ]
 
 
+RELIABILITY_COMMANDS = 3  # bench_reliability.py, bench_load.py, bench_faults.py, in that order in every round
+
+
 def _reliability(outputs):
+    """Counts (bad inputs answered, ids mixed up, tiles lost) must hold in every round: one value when the rounds
+    agree, else their spread; timings (floats: pairs/s, latencies, shares) are spread over the rounds."""
     rows = []
-    for text in outputs:
-        d = _last_json(text)
-        for key, value in d.items():
-            if isinstance(value, int | float | str) and not isinstance(value, bool):
-                rows.append((key.replace("_", " "), f"{value:.3f}" if isinstance(value, float) else str(value)))
+    for command in range(RELIABILITY_COMMANDS):
+        runs = [_last_json(text) for text in outputs[command::RELIABILITY_COMMANDS]]
+        for key, value in runs[0].items():
+            if not isinstance(value, int | float | str) or isinstance(value, bool):
+                continue
+            values = [r.get(key) for r in runs]
+            if isinstance(value, str) or (isinstance(value, int) and len(set(values)) == 1):
+                figure = str(value)
+            else:
+                figure = spread([float(v) for v in values])
+            rows.append((key.replace("_", " "), figure))
     return rows
 
 
@@ -307,6 +318,7 @@ def sections() -> list[Section]:
             ],
             "every bad input answered 4xx, no 5xx under fuzzing, no mixed-up ids under load, no tile lost",
             _reliability,
+            repeat=3,
             available=lambda: next(
                 (r for r in (_script(n)() for n in ("bench_reliability.py", "bench_load.py", "bench_faults.py")) if r),
                 None,

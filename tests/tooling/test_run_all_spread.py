@@ -86,3 +86,20 @@ def test_every_timing_section_makes_several_rounds():
     assert by_key["generate"].repeat >= 5 and by_key["plugin_read"].repeat >= 3 and by_key["scaleout"].repeat >= 3
     http = by_key["http"].commands[0]
     assert int(http[http.index("--rounds") + 1]) >= 7
+
+
+def test_reliability_counts_stay_exact_and_timings_spread():
+    def round_outputs(rate, mixed):
+        return [
+            json.dumps({"bad_inputs_answered_4xx": 48, "share_4xx": 1.0}),
+            json.dumps({"pairs_per_s": rate, "mixed_up_ids": mixed, "p95_ms": 10 * rate}),
+            json.dumps({"tiles_lost": 0, "mode": "kill"}),
+        ]
+
+    outputs = [text for rate, mixed in ((5.0, 0), (6.0, 0), (4.0, 1)) for text in round_outputs(rate, mixed)]
+    rows = dict(run_all._reliability(outputs))
+    assert rows["bad inputs answered 4xx"] == "48" and rows["tiles lost"] == "0" and rows["mode"] == "kill"
+    assert rows["pairs per s"] == "5.000 (4.000–6.000, 3 rounds)"
+    assert rows["mixed up ids"] == "0.000 (0.000–1.000, 3 rounds)"  # a round that mixed ids up shows
+    reliability = next(s for s in run_all.sections() if s.key == "reliability")
+    assert len(reliability.commands) == run_all.RELIABILITY_COMMANDS and reliability.repeat >= 3
