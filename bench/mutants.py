@@ -71,7 +71,6 @@ METRIC_TESTS = [
 # issue 30: behaviours no test pinned; each mutant runs the area's old tests and the new pins
 RUN_LOOP_TESTS = ["tests/core/test_run_loop.py", "tests/core/test_run_loop_pins.py"]
 IN_FLIGHT_FAILURE_TESTS = [
-    "tests/core/test_run_loop.py",
     "tests/backend/test_describe_exit_codes.py::"
     "test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_exit_code",
 ]
@@ -360,6 +359,13 @@ MUTANTS: list[Mutant] = [
         RUN_LOOP,
         "                while self._queue:\n",
         "                while self._queue and not self._abort:\n",
+        RUN_LOOP_TESTS,
+    ),
+    M(
+        "run loop: a fatal error's tiles left unwritten",
+        RUN_LOOP,
+        'if exc.kind in ("refused_key", "canceled"):',
+        'if exc.kind in ("refused_key", "canceled", "fatal"):',
         IN_FLIGHT_FAILURE_TESTS,
     ),
     # -- retry, resume fingerprint, output title -------------------------------------------------------------------

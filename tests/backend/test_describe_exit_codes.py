@@ -109,8 +109,8 @@ def test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_
     (2 pairs each) are at the backend before any answer, and the first one's failure is seen when the fifth batch
     (the ninth chip) is still unsent. It used to fail "after two engine calls" while the batcher merged requests
     as they came, so which requests failed, and whether any failed at all, changed from run to run (a broken
-    build passed 2 of 16 runs). Broken copy: not writing the requests in flight after a fatal error
-    (``while self._queue and not self._abort``) wrote 2 error tiles and no caption; this test failed."""
+    build passed 2 of 16 runs); the exit code was allowed to be 3 or 4. Broken copy: a fatal error's tiles left
+    unwritten (``_failed`` treating "fatal" like a refused key) gave 0 error tiles; this test failed."""
     out = tmp_path / "o.gpkg"
     settings = Settings(device_batch=8, max_wait_ms=60_000)
     with thread_server(create_app(settings, FailsOnFirstChip())) as url:

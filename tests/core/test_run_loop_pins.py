@@ -141,6 +141,52 @@ def test_batches_answered_before_a_cancel_are_written_in_grid_order():
     assert caught.value.stats.captioned == 6 and caught.value.stats.not_attempted == len(CHIPS) - 6
 
 
+class AnsweredWhenAwaited(Future):
+    """A request in flight that is not done when polled and answers once the loop waits for it."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def result(self, timeout=None):
+        if not self.done():
+            self.set_result(self.value)
+        return super().result(timeout)
+
+
+class LazyExecutor(HandDrivenExecutor):
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        return AnsweredWhenAwaited(fn(*args, **kwargs))
+
+
+def test_requests_in_flight_when_a_fatal_error_comes_back_are_still_written():
+    """Four requests out; the first fails for good (the backend's model broke) while the other three are still
+    unanswered: the run stops sending, waits for those three and writes them (6 captioned after 2 error tiles),
+    then raises. Broken copy: the final write loop skipped after an abort (``while self._queue and not
+    self._abort``) wrote the 2 error tiles only; this test failed (the older tests and the describe in-flight test
+    passed: there the answers were usually in before the loop looked)."""
+
+    class FirstFails:
+        def caption(self, items):
+            if items[0].chip is CHIPS[0]:
+                raise run_loop.CaptionError("CUDA error: an illegal memory access", "fatal")
+            return [{"caption": f"c {i.payload}", "confidence": 0.5, "changed": True} for i in items]
+
+        def slow_after_s(self, pairs):
+            return None
+
+    executor, writer = LazyExecutor(), Writer()
+    loop = RunLoop(prepare, FirstFails(), writer, RunSettings(batch_size=2, in_flight=4), executor=lambda n: executor)
+    with pytest.raises(RunAborted, match="illegal memory access") as caught:
+        loop.run(CHIPS, len(CHIPS))
+    assert caught.value.kind == "fatal" and executor.submitted == 4
+    assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in CHIPS[:8]]
+    assert [r["status"] for r in writer.rows] == ["error"] * 2 + ["ok"] * 6
+    stats = caught.value.stats
+    assert (stats.captioned, stats.errors, stats.not_attempted) == (6, 2, len(CHIPS) - 8)
+
+
 def test_time_left_on_a_resumed_run_is_paced_by_this_runs_tiles(clock):
     """600 tiles, 300 done by an earlier run, 100 written in the 200 s of this one: 200 left at 2 s each = 400 s.
     Broken copy: pacing by every tile done (``self.done``) promised 100 s (this test failed)."""
