@@ -103,3 +103,14 @@ def test_reliability_counts_stay_exact_and_timings_spread():
     assert rows["mixed up ids"] == "0.000 (0.000–1.000, 3 rounds)"  # a round that mixed ids up shows
     reliability = next(s for s in run_all.sections() if s.key == "reliability")
     assert len(reliability.commands) == run_all.RELIABILITY_COMMANDS and reliability.repeat >= 3
+
+
+def test_plugin_read_rows_spread_over_runs():
+    def output(ratio, big):
+        block = {"throughput": {"ratio_read_encode": ratio}, "memory": {"20000": {"peak_rss_mib": big}, "2000": {}}}
+        block["memory"]["2000"]["peak_rss_mib"] = 250.0
+        return "log line\n" + json.dumps(block, indent=1) + "\n\nplugin read+encode vs raw: 99%"
+
+    runs = [output(0.99, 251.3), output(0.95, 252.0), output(1.01, 251.0)]
+    rows = [figure for _, figure in run_all._plugin_read(runs)]
+    assert rows == ["99 % (95 %–101 %, 3 rounds)", "251.3 (251.0–252.0, 3 rounds) vs 250.0 (250.0–250.0, 3 rounds)"]
