@@ -24,10 +24,8 @@ import numpy as np
 from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
 from ccexpert_changes.core.grid import Chip, ChipGrid
 from ccexpert_changes.core.layer_metadata import read_abstract
-from ccexpert_changes.core.stretch import Stretch, valid_mask
+from ccexpert_changes.core.stretch import Stretch
 from PIL import Image, ImageFilter
-from rasterio.enums import Resampling
-from rasterio.windows import Window
 
 from .gpkg_output import read_metadata, read_tiles
 
@@ -145,20 +143,8 @@ class _Rasters:
         height = max(1, round(width * window.height / max(window.width, 1)))
         images = []
         for reader in (self.pair.before_reader, self.pair.after_reader):
-            x0, y0 = window.col_off + reader.offset[0], window.row_off + reader.offset[1]
-            indexes = list(reader.bands) + ([reader.alpha_band] if reader.alpha_band else [])
-            data = reader.src.read(
-                indexes,
-                window=Window(x0, y0, window.width, window.height),
-                boundless=True,
-                out_shape=(len(indexes), height, width),
-                resampling=Resampling.average,
-                fill_value=reader.nodata if reader.nodata is not None else 0,
-            )
-            valid = valid_mask(data[:3], reader.nodata)
-            if reader.alpha_band:
-                valid &= data[3] > 0
-            rgb = self.stretch.apply(data[:3], valid).transpose(1, 2, 0).copy()
+            data, valid = reader.overview(window, (height, width))
+            rgb = self.stretch.apply(data, valid).transpose(1, 2, 0).copy()
             rgb[~valid] = 238  # nodata: the page's light grey
             images.append(Image.fromarray(np.ascontiguousarray(rgb), "RGB"))
         return images[0], images[1]
