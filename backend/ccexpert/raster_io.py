@@ -240,9 +240,9 @@ class RasterPair:
 
     def _overlap(self) -> Bounds:
         """Intersection of both footprints in the before CRS; ValueError when they do not overlap."""
-        bb = self.before.bounds
-        ab = transform_bounds(self.after.crs, self.before.crs, *self.after.bounds, densify_pts=21)
-        box = (max(bb.left, ab[0]), max(bb.bottom, ab[1]), min(bb.right, ab[2]), min(bb.top, ab[3]))
+        bb = _ordered(self.before.bounds)  # a south-up raster's "bottom" is above its "top"
+        ab = transform_bounds(self.after.crs, self.before.crs, *_ordered(self.after.bounds), densify_pts=21)
+        box = (max(bb[0], ab[0]), max(bb[1], ab[1]), min(bb[2], ab[2]), min(bb[3], ab[3]))
         if box[0] >= box[2] or box[1] >= box[3]:
             raise ValueError(
                 f"before and after rasters do not overlap: before covers {tuple(round(v, 3) for v in bb)} and "
@@ -375,6 +375,12 @@ class RasterPair:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _ordered(bounds) -> Bounds:
+    """(xmin, ymin, xmax, ymax) of rasterio bounds, whichever way the raster's rows and columns run."""
+    left, bottom, right, top = bounds
+    return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
 
 def _open(path: str, name: str):

@@ -4,18 +4,21 @@ the Before CRS, the chip grid and the chip count."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsCsException,
     QgsFeatureRequest,
     QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsRectangle,
+    QgsWkbTypes,
 )
 
 from .about import tr
@@ -99,7 +102,7 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
                 )
     source = alg.parameterAsSource(parameters, alg.AOI, context)
     if source is not None:
-        aoi = _aoi_geometry(source, before_crs, context, feedback)
+        aoi = _aoi_geometry(source, before_crs, context, feedback, within=area)
         aoi = aoi.intersection(QgsGeometry.fromRect(area))
         if aoi.isEmpty() or aoi.area() <= 0:
             raise QgsProcessingException(
@@ -115,19 +118,65 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
     return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt())
 
 
-def _aoi_geometry(source, target_crs, context, feedback) -> QgsGeometry:
-    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``."""
-    request = QgsFeatureRequest().setDestinationCrs(target_crs, context.transformContext())
+def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | None = None) -> QgsGeometry:
+    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``, with the rule of
+    ``ccexpert describe`` (``ccexpert.aoi``): a coordinate that is not a number is refused naming the feature; an
+    invalid polygon (a self-intersecting bow-tie) is repaired with ``makeValid`` (GEOS MakeValid, which keeps every
+    lobe), its polygons kept, and a warning says so; the AOI is clipped to ``within`` (the rasters' footprint in
+    ``target_crs``) in its own CRS before it is projected, so a whole-globe AOI in degrees still projects."""
+    source_crs = source.sourceCrs()
+    to_target = QgsCoordinateTransform(source_crs, target_crs, context.transformContext())
     parts = []
-    for feature in source.getFeatures(request):
+    for feature in source.getFeatures(QgsFeatureRequest()):
         if feedback.isCanceled():
             raise QgsProcessingException(tr("Canceled."))
         geometry = feature.geometry()
-        if geometry and not geometry.isEmpty():
-            parts.append(geometry.makeValid() if not geometry.isGeosValid() else geometry)
+        if not geometry or geometry.isEmpty():
+            continue
+        if any(not (math.isfinite(v.x()) and math.isfinite(v.y())) for v in geometry.vertices()):
+            raise QgsProcessingException(
+                tr(
+                    "The area of interest, feature {0}, has a coordinate that is not a number: "
+                    "fix or remove that vertex"
+                ).format(feature.id())
+            )
+        if not geometry.isGeosValid():
+            reason = geometry.validateGeometry(QgsGeometry.ValidatorGeos)
+            geometry = _polygons(geometry.makeValid())
+            feedback.pushWarning(
+                tr(
+                    "The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part "
+                    "it encloses (area {2:.6g} in its CRS units)"
+                ).format(feature.id(), "; ".join(e.what() for e in reason) or "invalid", geometry.area())
+            )
+        parts.append(geometry)
     if not parts:
         raise QgsProcessingException(tr("The area of interest has no polygon (no features, or none selected)"))
-    return QgsGeometry.unaryUnion(parts)
+    aoi = QgsGeometry.unaryUnion(parts)
+    if source_crs != target_crs:
+        if within is not None:
+            margin = max(within.width(), within.height()) * 0.05
+            footprint = within.buffered(margin)
+            try:
+                clip = to_target.transformBoundingBox(footprint, QgsCoordinateTransform.ReverseTransform)
+                aoi = aoi.intersection(QgsGeometry.fromRect(clip))
+            except QgsCsException:
+                pass  # the footprint cannot be expressed in the AOI's CRS: project the whole AOI
+        try:
+            aoi.transform(to_target)
+        except QgsCsException as exc:
+            raise QgsProcessingException(
+                tr("The area of interest cannot be projected into the BEFORE raster's CRS ({0})").format(str(exc))
+            ) from exc
+    return aoi
+
+
+def _polygons(geometry: QgsGeometry) -> QgsGeometry:
+    """The polygonal parts of a repaired geometry (makeValid can return a collection with stray lines)."""
+    if geometry.type() == QgsWkbTypes.PolygonGeometry and not geometry.isMultipart():
+        return geometry
+    polys = [g for g in geometry.asGeometryCollection() if g.type() == QgsWkbTypes.PolygonGeometry]
+    return QgsGeometry.unaryUnion(polys) if polys else QgsGeometry()
 
 
 def _touches(aoi: QgsGeometry):
