@@ -106,3 +106,23 @@ def test_a_south_up_pair_is_described_on_the_raster(tmp_path):
         assert X0 <= xmin < xmax <= X0 + 576 and Y0 - 576 <= ymin < ymax <= Y0
     first = next(t for t in tiles if (t["row"], t["col"]) == (0, 0))
     assert first["bounds"][1] == pytest.approx(Y0 - 576)  # chip (0, 0) starts at the raster's first row: the south
+
+
+def test_a_raster_smaller_than_one_chip_is_refused_before_anything_is_written(tmp_path, capsys):
+    """102 px at 10 m (issue 25.4): it used to give one padded chip "skipped for nodata", a polygon 3.8 km wide
+    over a 1 km raster and a run that "succeeded" with 0 captioned. Now: exit 2 naming the chip size that fits,
+    and that chip size describes the raster with polygons inside it."""
+    transform = from_origin(*ORIGIN, 10.0, 10.0)
+    before = write_tif(tmp_path / "b.tif", blocks(102, chip=51), transform)
+    after = write_tif(tmp_path / "a.tif", blocks(102, chip=51) + 1, transform)
+    out = tmp_path / "o.gpkg"
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        code = main(["describe", str(before), str(after), "-o", str(out), "--backend", url, "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and "102 x 102 pixels, smaller than one chip of 384 x 384" in err, err
+        assert "chip size of at most 102 pixels" in err and "Traceback" not in err and not out.exists()
+        code = main(["describe", str(before), str(after), "-o", str(out), "--backend", url, "-q", "--chip-size", "102"])
+    assert code == 0
+    tiles, _ = read_tiles(out)
+    assert len(tiles) == 1 and tiles[0]["status"] == "ok" and tiles[0]["nodata_before"] == 0
+    assert tiles[0]["bounds"] == pytest.approx((X0, Y0 - 1020, X0 + 1020, Y0))  # the raster, not 3.8 km past it

@@ -33,7 +33,7 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
         assert any(c.xoff <= x < c.xoff + c.size and c.yoff <= y < c.yoff + c.size for c in chips), (x, y)
     last = chips[-1]
     assert (last.xoff + last.size, last.yoff + last.size) == (1000, 700)
-    assert all(grid.valid_shape(c) == (384, 384) for c in chips)
+    assert all(c.xoff + c.size <= 1000 and c.yoff + c.size <= 700 for c in chips)
     assert last.bounds[2] == pytest.approx(grid.raster.bounds[2]) and last.bounds[1] == pytest.approx(
         grid.raster.bounds[1]
     )
@@ -42,7 +42,22 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
 def test_no_redundant_chip_when_raster_fits_exactly():
     assert make(width=384, height=384, overlap=64).count() == 1
     assert make(width=385, height=384, overlap=64).count() == 2
-    assert make(width=10, height=10).count() == 1  # smaller than a chip: one padded chip
+    assert make(width=384, height=384).count() == 1
+
+
+@pytest.mark.parametrize("width, height", [(102, 102), (383, 1000), (1000, 200)])
+def test_a_raster_smaller_than_one_chip_is_refused_naming_the_chip_size_that_fits(width, height):
+    """It used to get one padded chip, "skipped for nodata" with a polygon far past the imagery (issue 25.4)."""
+    from ccexpert_changes.core.grid import RasterTooSmall
+
+    expected = rf"before raster is {width} x {height} pixels, smaller than one chip of 384 x 384"
+    with pytest.raises(RasterTooSmall, match=expected) as info:
+        make(width=width, height=height)
+    assert info.value.largest_chip == min(width, height)
+    assert f"chip size of at most {min(width, height)} pixels" in str(info.value)
+    fits = make(width=width, height=height, chip=min(width, height))  # the suggested chip size works
+    chips = list(fits.chips())
+    assert chips and all(c.xoff + c.size <= width and c.yoff + c.size <= height for c in chips)
 
 
 def test_tile_ids_stable_and_grid_hash_changes_with_grid():

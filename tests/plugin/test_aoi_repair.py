@@ -1,6 +1,7 @@
 """The plugin's area of interest follows the rule of ``ccexpert describe`` (issue 24, finding 4): a bow-tie keeps both
 lobes with a warning, a NaN coordinate is refused naming the feature, a whole-globe AOI in degrees and a south-up
-Before raster are not refused as "do not overlap". ``make_plan`` runs without the network, so no backend here."""
+Before raster are not refused as "do not overlap"; a raster smaller than one chip is refused (issue 25, finding 4).
+``make_plan`` runs without the network, so no backend here."""
 
 from __future__ import annotations
 
@@ -121,3 +122,13 @@ def test_a_south_up_pair_is_planned(provider, tmp_path):
     after = write_tif(tmp_path / "a.tif", image // 2 + 3, gt)
     p = plan(provider, before, after, None, WarningFeedback.make())
     assert p.count == 9
+
+
+def test_a_raster_smaller_than_one_chip_is_refused_naming_the_chip_size_that_fits(provider, tmp_path):
+    """Issue 25.4: 102 px at 10 m used to plan one padded chip, skipped as nodata, with a polygon past the imagery."""
+    gt = (ORIGIN[0], 10.0, 0.0, ORIGIN[1], 0.0, -10.0)
+    image = textured(102, 102)
+    before = write_tif(tmp_path / "b.tif", image, gt)
+    after = write_tif(tmp_path / "a.tif", image // 2 + 3, gt)
+    with pytest.raises(QgsProcessingException, match="102 x 102 pixels, smaller than one chip of 384 x 384"):
+        plan(provider, before, after, None, WarningFeedback.make())
