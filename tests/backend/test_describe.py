@@ -103,7 +103,7 @@ def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path,
     for r in rows:
         chip = grid.chip(r["row"], r["col"])
         assert r["tile_id"] == chip.tile_id
-        assert r["bounds"] == pytest.approx(chip.bounds, abs=1e-6)
+        assert r["bounds"] == pytest.approx(chip.owned, abs=1e-6)  # the part the tile owns (issue 25.7)
         assert set(r) - {"bounds"} == set(FIELD_NAMES)
         assert r["model"] == "ccexpert-tiny-random" and r["backend"] == "in-process" and len(r["run_id"]) == 12
         assert r["created_utc"].endswith("Z")
@@ -114,7 +114,11 @@ def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path,
         assert r["nodata_before"] == 0 and r["nodata_after"] == 0
     with rasterio.open(before) as src:
         left, bottom, right, top = src.bounds
-        assert rows[-1]["bounds"] == pytest.approx((right - 384 * src.res[0], bottom, right, bottom + 384 * src.res[1]))
+        # chips at 0, 384 and 640 px: the last one owns from the middle of its overlap with the middle one (704 px)
+        owned = 1024 - 704
+        assert rows[-1]["bounds"] == pytest.approx(
+            (right - owned * src.res[0], bottom, right, bottom + owned * src.res[1])
+        )
         assert all(
             left <= r["bounds"][0] and r["bounds"][2] <= right + 1e-6 and bottom - 1e-6 <= r["bounds"][1] for r in rows
         )

@@ -97,7 +97,12 @@ class RasterGrid:
 
 @dataclass(frozen=True)
 class Chip:
-    """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS."""
+    """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS.
+
+    ``owned`` is the part of the chip that is this tile's alone: neighbouring chips overlap (the last row and column
+    are moved inward, and ``overlap`` > 0 overlaps every pair), and each overlap is split at its middle pixel, so
+    the tiles' ``owned`` rectangles tile the raster without gaps or overlaps. The output polygon is ``owned`` (one
+    tile under each point: one label, one tint, one Identify result); the model still sees the whole chip."""
 
     row: int
     col: int
@@ -106,6 +111,7 @@ class Chip:
     size: int
     tile_id: str
     bounds: Bounds
+    owned: Bounds
 
 
 DEFAULT_CHIP_SIZE = 384  # CCExpert's input (LEVIR-CC chips): what a client assumes when a backend names no chip size
@@ -177,7 +183,21 @@ class ChipGrid:
             raise ValueError(f"chip (row {row}, col {col}) is outside the grid of {self.n_rows}x{self.n_cols} chips")
         xoff, yoff = self.offset(col, self.raster.width), self.offset(row, self.raster.height)
         bounds = self.raster.pixel_box(xoff, yoff, xoff + self.chip_size, yoff + self.chip_size)
-        return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds)
+        (x0, x1), (y0, y1) = (
+            self.owned_span(col, self.n_cols, self.raster.width),
+            self.owned_span(row, self.n_rows, self.raster.height),
+        )
+        owned = self.raster.pixel_box(x0, y0, x1, y1)
+        return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds, owned)
+
+    def owned_span(self, index: int, n: int, extent: int) -> tuple[int, int]:
+        """[first, end) pixels along an axis that chip `index` of `n` owns: from the middle of its overlap with the
+        previous chip (or 0) to the middle of its overlap with the next one (or the raster's edge)."""
+
+        def split(a: int) -> int:  # the middle pixel of the overlap of chips a and a + 1
+            return (self.offset(a + 1, extent) + self.offset(a, extent) + self.chip_size) // 2
+
+        return (0 if index == 0 else split(index - 1), extent if index == n - 1 else split(index))
 
     def index_range(self, bounds: Bounds | None = None) -> tuple[range, range]:
         """Rows and cols of the chips whose footprint overlaps ``bounds`` (positive area; default: the whole
