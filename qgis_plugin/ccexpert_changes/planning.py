@@ -69,7 +69,6 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
         chip_size = alg.parameterAsInt(parameters, alg.CHIP_SIZE, context) or out_size
         overlap = alg.parameterAsInt(parameters, alg.OVERLAP, context)
         reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
-        grid = ChipGrid(reader.grid, chip_size, overlap)
     except (RasterInputError, ValueError) as exc:
         raise QgsProcessingException(str(exc)) from exc
 
@@ -88,6 +87,10 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
                 "co-registered pair of the same place"
             ).format(before_rect.toString(3), after_rect.toString(3))
         )
+    try:  # after the overlap check: rasters that do not overlap are the more basic mistake
+        grid = ChipGrid(reader.grid, chip_size, overlap)
+    except ValueError as exc:  # a raster smaller than one chip names the chip size that fits
+        raise QgsProcessingException(str(exc)) from exc
     keep_chip = None
     area = overlap_rect
     if parameters.get(alg.EXTENT) not in (None, ""):
