@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
-from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.grid import Chip, ChipGrid, parse_tile_id
 from ccexpert_changes.core.layer_metadata import read_abstract
 from ccexpert_changes.core.stretch import Stretch
 from PIL import Image, ImageFilter
@@ -41,6 +41,19 @@ LABELS = {
 MAP_WIDTH = 900
 CONFIDENCE_SPREAD = 0.05  # below this spread over the tiles, confidence tells nothing and is not shown
 DIFF_MIN_AREA = 0.002  # outlines smaller than this share of a chip are noise
+
+
+def grid_index(tile: dict) -> tuple[int, int]:
+    """The chip's (row, col) in the grid (0-based), from the tile id: outputs written before the layer's row and
+    column became 1-based (issue 25.8) hold 0-based ones, and the tile id is the same in both."""
+    row, col, _ = parse_tile_id(tile["tile_id"])
+    return row, col
+
+
+def place(tile: dict) -> tuple[int, int]:
+    """Row and column as people count them (1-based), as the layer's ``row`` and ``col`` fields hold them."""
+    row, col = grid_index(tile)
+    return row + 1, col + 1
 
 
 def _kind(tile: dict) -> str:
@@ -128,7 +141,7 @@ class _Rasters:
         """(before, after) HxWx3 uint8 of the tile's chip, stretched as in the run."""
         if self.pair is None:
             return None
-        chip: Chip = self.grid.chip(int(tile["row"]), int(tile["col"]))
+        chip: Chip = self.grid.chip(*grid_index(tile))
         out = []
         for reader in (self.pair.before_reader, self.pair.after_reader):
             read = reader.read(chip)
@@ -200,7 +213,7 @@ def overview_svg(
         if x1 <= x0 or y1 <= y0:
             continue
         kind = _kind(t)
-        where = f"row {t['row'] + 1}, column {t['col'] + 1}"
+        where = "row {}, column {}".format(*place(t))
         label = html.escape(f"{where} ({LABELS[kind]}): {t.get('caption') or t.get('error') or ''}")
         geometry = (
             f'x="{(x0 - xmin) * scale:.2f}" y="{(ymax - y1) * scale:.2f}" width="{(x1 - x0) * scale:.2f}" '
@@ -231,7 +244,7 @@ def overview_svg(
 
 def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confidence: bool) -> str:
     tid = html.escape(tile["tile_id"])
-    title = f"Row {tile['row'] + 1}, column {tile['col'] + 1}"
+    title = "Row {}, column {}".format(*place(tile))
     pics = ""
     if chips is not None:
         before, after = (Image.fromarray(c) for c in chips)
@@ -273,7 +286,7 @@ def build_report(
     tiles, crs_wkt = read_tiles(gpkg)
     if not tiles:
         raise ValueError(f"{gpkg} holds no tiles")
-    tiles.sort(key=lambda t: (t["row"], t["col"]))
+    tiles.sort(key=grid_index)
     meta = read_metadata(gpkg)
     changed = [t for t in tiles if _kind(t) == "changed"]
     counts = {k: sum(1 for t in tiles if _kind(t) == k) for k in COLOURS}

@@ -19,7 +19,7 @@ from ccexpert.cli import main
 from ccexpert.describe import DescribeError, DescribeOptions, EngineCaptioner, ServiceCaptioner, describe
 from ccexpert.gpkg_output import read_metadata, read_tiles
 from ccexpert_changes.core.fields import FIELD_NAMES, LAYER_NAME
-from ccexpert_changes.core.grid import ChipGrid, RasterGrid
+from ccexpert_changes.core.grid import ChipGrid, RasterGrid, parse_tile_id
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -56,7 +56,13 @@ def scene(tmp_path: Path, size: int = 1152, seed: int = 2) -> tuple[Path, Path]:
 
 
 def rows_of(path: Path) -> list[dict]:
+    """The output's tiles in grid order; ``row``/``col`` here are the grid indexes (0-based, as in the tile id),
+    checked against the layer's 1-based ``row``/``col`` fields (issue 25.8) on every tile."""
     tiles, _ = read_tiles(path)
+    for t in tiles:
+        row, col, _ = parse_tile_id(t["tile_id"])
+        assert (t["row"], t["col"]) == (row + 1, col + 1), t
+        t["row"], t["col"] = row, col
     return sorted(tiles, key=lambda t: (t["row"], t["col"]))
 
 

@@ -42,8 +42,9 @@ def write_aoi(path, geometry: dict, crs: str):
 
 
 def cells(out) -> set[tuple[int, int]]:
+    """Grid indexes (0-based) of the output's tiles; the layer's row/col fields are 1-based."""
     tiles, _ = read_tiles(out)
-    return {(t["row"], t["col"]) for t in tiles}
+    return {(t["row"] - 1, t["col"] - 1) for t in tiles}
 
 
 def run(before, after, out, **kwargs):
@@ -104,7 +105,7 @@ def test_a_south_up_pair_is_described_on_the_raster(tmp_path):
     for t in tiles:
         xmin, ymin, xmax, ymax = t["bounds"]
         assert X0 <= xmin < xmax <= X0 + 576 and Y0 - 576 <= ymin < ymax <= Y0
-    first = next(t for t in tiles if (t["row"], t["col"]) == (0, 0))
+    first = next(t for t in tiles if (t["row"], t["col"]) == (1, 1))
     assert first["bounds"][1] == pytest.approx(Y0 - 576)  # chip (0, 0) starts at the raster's first row: the south
 
 
