@@ -72,3 +72,9 @@ def clip_to_footprint(aoi: BaseGeometry, aoi_crs: ProjCRS, footprint: Bounds, fo
     if aoi_crs.is_geographic and clip[0] > clip[2]:  # the footprint crosses the antimeridian: keep both sides
         return aoi.intersection(box(clip[0], clip[1], 180.0, clip[3]).union(box(-180.0, clip[1], clip[2], clip[3])))
     return aoi.intersection(box(*clip))
+
+
+def aoi_wkt(area: BaseGeometry, pixel: float) -> str:
+    """The described area as compact WKT for the run metadata (the report outlines it): simplified to half a pixel
+    (in the before CRS's units), so a detailed AOI does not bloat the GeoPackage."""
+    return shapely.to_wkt(area.simplify(pixel / 2))

@@ -48,6 +48,7 @@ from shapely import prepared
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
+from .aoi import aoi_wkt, check_finite, clip_to_footprint, polygonal, repair
 from .captioners import (  # the captioners are part of describe's API (tests, the command, benchmarks)
     MAX_IN_FLIGHT,
     Captioner,
@@ -118,8 +119,6 @@ def load_aoi(path: str, layer: str | None, target_crs, within: tuple[float, floa
     plugin's rule); ``within`` (bounds in ``target_crs``: the rasters' footprint) clips the AOI before it is
     projected, so an AOI far larger than the rasters (the whole globe in degrees) still projects."""
     import fiona
-
-    from .aoi import check_finite, clip_to_footprint, polygonal, repair
 
     try:
         with fiona.open(path, layer=layer) as src:
@@ -246,6 +245,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             model=model_id,
             before_source=source_identity(options.before),
             after_source=source_identity(options.after),
+            aoi=aoi_wkt(area, abs(rasters.before.transform.a)) if options.aoi else None,
         )
         try:
             writer = TileWriter(

@@ -21,11 +21,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import shapely
+from ccexpert_changes.core.dates import parse_date
 from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
 from ccexpert_changes.core.grid import Chip, ChipGrid, parse_tile_id
 from ccexpert_changes.core.layer_metadata import read_abstract
 from ccexpert_changes.core.stretch import Stretch
 from PIL import Image, ImageFilter
+from shapely.geometry.base import BaseGeometry
 
 from .gpkg_output import read_metadata, read_tiles
 
@@ -38,6 +41,7 @@ LABELS = {
     STATUS_SKIPPED_NODATA: "skipped (nodata)",
     STATUS_ERROR: "error",
 }
+AOI_COLOUR = "#1f78b4"
 MAP_WIDTH = 900
 CONFIDENCE_SPREAD = 0.05  # below this spread over the tiles, confidence tells nothing and is not shown
 DIFF_MIN_AREA = 0.002  # outlines smaller than this share of a chip are noise
@@ -54,6 +58,70 @@ def place(tile: dict) -> tuple[int, int]:
     """Row and column as people count them (1-based), as the layer's ``row`` and ``col`` fields hold them."""
     row, col = grid_index(tile)
     return row + 1, col + 1
+
+
+def _format_date(date: tuple[int, int, int]) -> str:
+    year, month, day = date
+    return f"{year:04d}-{month:02d}-{day:02d}" if day else (f"{year:04d}-{month:02d}" if month else f"{year:04d}")
+
+
+def raster_date(path: str, dataset=None) -> tuple[str, str] | None:
+    """(date, where it was read) of a raster, the way the plugin's dialog finds them (``core.dates``): the
+    acquisition date in its IMAGERY metadata, the TIFF date tag, else a date in its file name; None when none."""
+    if dataset is not None:
+        tags = {**dataset.tags(), **dataset.tags(ns="IMAGERY")}
+        for key in ("ACQUISITIONDATETIME", "TIFFTAG_DATETIME"):
+            found = parse_date(tags.get(key))
+            if found:
+                return _format_date(found), key
+    found = parse_date(Path(path).name)
+    return (_format_date(found), "file name") if found else None
+
+
+def dates_html(paths: dict, datasets: tuple | None) -> str:
+    """One line per date: its raster and its date with where the date was read (or "date unknown")."""
+    lines = []
+    for i, label in enumerate(("Before", "After")):
+        path = str(paths.get(label.lower(), "?"))
+        found = raster_date(path, datasets[i] if datasets else None)
+        when = f"{found[0]} <small>(from the {html.escape(found[1])})</small>" if found else "date unknown"
+        lines.append(f"<li>{label}: <b>{when}</b> · {html.escape(path)}</li>")
+    return f'<ul class="dates">{"".join(lines)}</ul>'
+
+
+def aoi_path(aoi: BaseGeometry, xmin: float, ymax: float, scale: float) -> str:
+    """The area of interest as an SVG path over the overview (map x right, y up; SVG y down)."""
+    rings = []
+    for polygon in getattr(aoi, "geoms", [aoi]):
+        if polygon.geom_type != "Polygon":
+            continue
+        for ring in (polygon.exterior, *polygon.interiors):
+            points = " L ".join(f"{(x - xmin) * scale:.1f} {(ymax - y) * scale:.1f}" for x, y in ring.coords)
+            rings.append(f"M {points} Z")
+    return (
+        f'<path class="aoi" d="{" ".join(rings)}" fill="none" fill-rule="evenodd" stroke="{AOI_COLOUR}" '
+        'stroke-width="2.5" stroke-dasharray="8 5"><title>area of interest</title></path>'
+    )
+
+
+def tiles_table(tiles: list[dict], cards: set[str], show_confidence: bool) -> str:
+    """Every tile in grid order: where, what, the caption (or the error); changed tiles shown above link to their
+    card."""
+    head = "<th>Row</th><th>Column</th><th>Status</th><th>What changed</th>" + (
+        "<th>Confidence</th>" if show_confidence else ""
+    )
+    rows = []
+    for t in tiles:
+        row, col = place(t)
+        kind = _kind(t)
+        text = html.escape(t.get("caption") or t.get("error") or "")
+        if t["tile_id"] in cards:
+            text = f'<a href="#{html.escape(t["tile_id"])}">{text}</a>'
+        conf = ""
+        if show_confidence:
+            conf = f"<td>{t['confidence']:.2f}</td>" if t.get("confidence") is not None else "<td></td>"
+        rows.append(f'<tr class="{kind}"><td>{row}</td><td>{col}</td><td>{LABELS[kind]}</td><td>{text}</td>{conf}</tr>')
+    return f'<table class="tiles"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _kind(tile: dict) -> str:
@@ -168,6 +236,17 @@ class _Rasters:
             self.pair = None
 
 
+def _stored_aoi(meta: dict) -> BaseGeometry | None:
+    """The run's area of interest (WKT in the before CRS, run metadata ``aoi``), or None (no AOI, or unreadable)."""
+    if not meta.get("aoi"):
+        return None
+    try:
+        return shapely.from_wkt(meta["aoi"])
+    except (shapely.errors.GEOSException, TypeError, ValueError):
+        log.warning("the run's area of interest could not be read; it is not outlined")
+        return None
+
+
 def shown_bounds(tiles: list[dict], extent: tuple[float, float, float, float] | None = None) -> tuple:
     """What the map shows: the tiles' union, clipped to the rasters' common extent when it is known."""
     union = (
@@ -186,6 +265,7 @@ def overview_svg(
     extent: tuple[float, float, float, float] | None = None,
     mosaic: tuple[Image.Image, Image.Image] | None = None,
     projected: bool = True,
+    aoi: BaseGeometry | None = None,
 ) -> str:
     """The map: mosaic (before/after toggled by the page's radio buttons), grid, marks, scale bar (map units)."""
     xmin, ymin, xmax, ymax = shown_bounds(tiles, extent)
@@ -227,6 +307,8 @@ def overview_svg(
             style = f'fill="url(#hatch)" fill-opacity="0.45" stroke="{COLOURS[kind]}" stroke-width="1.5"'
         rect = f'<rect class="tile {kind}" {geometry} {style}><title>{label}</title></rect>'
         parts.append(f'<a href="#{html.escape(t["tile_id"])}">{rect}</a>' if kind == "changed" else rect)
+    if aoi is not None and not aoi.is_empty:
+        parts.append(aoi_path(aoi, xmin, ymax, scale))
     width_m = xmax - xmin
     if projected and width_m > 0:
         length = _nice_length(width_m / 4)
@@ -295,16 +377,25 @@ def build_report(
     from pyproj import CRS
 
     crs = CRS.from_wkt(crs_wkt) if crs_wkt else None
+    aoi = _stored_aoi(meta)
     rasters = _Rasters(meta, before, after)
     try:
         extent = rasters.extent
         shown = shown_bounds(tiles, extent)
         mosaic = rasters.mosaic(shown, MAP_WIDTH)
-        overview = overview_svg(tiles, extent, mosaic, projected=crs is None or crs.is_projected)
+        overview = overview_svg(tiles, extent, mosaic, projected=crs is None or crs.is_projected, aoi=aoi)
         cards = [_card(t, rasters.chips(t), show_confidence) for t in changed[:max_tiles]]
+        paths = {"before": before or meta.get("before", "?"), "after": after or meta.get("after", "?")}
+        datasets = (rasters.pair.before, rasters.pair.after) if rasters.pair is not None else None
+        dates = dates_html(paths, datasets)
     finally:
         rasters.close()
     legend = " ".join(f'<span class="key {k}"></span>{LABELS[k]} ({counts[k]})' for k in COLOURS)
+    if aoi is not None:
+        legend += ' <span class="key aoi"></span>area of interest'
+    made = sorted(t["created_utc"] for t in tiles if t.get("created_utc"))
+    when = f'<p class="meta">Captioned {made[0]} – {made[-1]} (UTC).</p>' if made else ""
+    table = tiles_table(tiles, {t["tile_id"] for t in changed[:max_tiles]}, show_confidence)
     more = (
         f"<p>{len(changed) - max_tiles} more changed tiles not shown (raise --max-tiles).</p>"
         if len(changed) > max_tiles
@@ -326,7 +417,6 @@ def build_report(
         '<label><input type="checkbox" id="show-diff" checked> outline where the pixels differ most</label></p>'
     )
     title = f"Change captions: {Path(gpkg).name}"
-    sources = html.escape(f"before {meta.get('before', '?')} · after {meta.get('after', '?')}")
     layer_title, abstract = read_abstract(gpkg, LAYER_NAME)  # which model made the captions (demo flagged)
     about = ""
     if abstract:
@@ -353,9 +443,14 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 #zoom figure{{margin:0}} #zoom img{{width:min(45vw,768px);image-rendering:pixelated}}
 #zoom figcaption{{color:#fff;text-align:center}} #zoom .close{{position:absolute;top:1em;right:2em;color:#fff}}
 .caption{{font-size:1.15em}} .meta{{color:#666;font-size:.85em}} .warn{{color:#a00}}
+.key.aoi{{border:2px dashed {AOI_COLOUR}}} .dates{{list-style:none;padding:0}} .dates small{{color:#666}}
+table.tiles{{border-collapse:collapse;width:100%;font-size:.9em}} .tiles th,.tiles td{{text-align:left;
+padding:.25em .5em;border-bottom:1px solid #eee;vertical-align:top}} .tiles tr.changed td:nth-child(3){{color:#c25e00}}
+.tiles tr.error td:nth-child(3){{color:#b51fd1}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>{sources}</p>
+{dates}
+{when}
 {about}
 <p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
@@ -368,6 +463,8 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 <h2>Changed tiles</h2>
 {problem}{more}
 {"".join(cards) or "<p>No changed tiles.</p>"}
+<h2>All tiles</h2>
+{table}
 <div id="zoom"><a href="#" class="close">close ×</a><figure><img id="zoom-before" alt="before">
 <figcaption>before</figcaption></figure><figure><img id="zoom-after" alt="after"><figcaption>after</figcaption>
 </figure></div>

@@ -39,6 +39,7 @@ class Plan:
     keep: Callable[[Chip], bool] | None
     count: int
     crs_wkt: str
+    aoi_wkt: str | None = None  # the area of interest in the Before CRS, for the run metadata (the report outlines it)
 
 
 def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
@@ -118,7 +119,8 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
     count = grid.count(bounds, keep_chip)
     if count == 0:
         raise QgsProcessingException(tr("The area of interest covers no chip of the BEFORE raster"))
-    return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt())
+    aoi_wkt = aoi.asWkt() if source is not None else None
+    return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt(), aoi_wkt)
 
 
 def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | None = None) -> QgsGeometry:
