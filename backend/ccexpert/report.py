@@ -364,12 +364,20 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
 def build_report(
     gpkg: str | Path, output: str | Path, *, before: str | None = None, after: str | None = None, max_tiles: int = 200
 ) -> dict:
-    """Write the HTML; returns counts (tiles, changed, shown) and whether the imagery could be read."""
+    """Write the HTML; returns counts (tiles, changed, shown) and whether the imagery could be read. The page is
+    written to a temporary file next to ``output`` and moved into place only when complete, and never over the
+    GeoPackage or a raster it was made from."""
+    target = Path(output).resolve()
+    if target == Path(gpkg).resolve():
+        raise ValueError(f"the report {output} would replace the GeoPackage it describes; pick an .html file")
     tiles, crs_wkt = read_tiles(gpkg)
     if not tiles:
         raise ValueError(f"{gpkg} holds no tiles")
     tiles.sort(key=grid_index)
     meta = read_metadata(gpkg)
+    rasters_used = (before or meta.get("before"), after or meta.get("after"))
+    if any(path and Path(path).resolve() == target for path in rasters_used):
+        raise ValueError(f"the report {output} would replace a raster of the run; pick an .html file")
     changed = [t for t in tiles if _kind(t) == "changed"]
     counts = {k: sum(1 for t in tiles if _kind(t) == k) for k in COLOURS}
     confidences = [t["confidence"] for t in tiles if t["status"] == STATUS_OK and t.get("confidence") is not None]
@@ -476,5 +484,7 @@ function zoom(link) {{  // the enlarged pair: the card's own images, not a secon
 </script>
 </body></html>
 """
-    Path(output).write_text(page, encoding="utf-8")
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
     return {"tiles": len(tiles), "changed": len(changed), "shown": len(cards), "thumbnails": rasters.problem is None}

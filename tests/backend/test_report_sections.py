@@ -86,3 +86,18 @@ def test_every_tile_is_in_the_table_with_one_based_places(tmp_path):
     assert kinds[(1, 2)][:2] == ("changed", "changed") and 'href="#r00000_c00001_' in kinds[(1, 2)][2]
     assert kinds[(2, 1)][:2] == ("skipped_nodata", "skipped (nodata)")
     assert kinds[(1, 1)][0] == "unchanged" and "before 10 after 10" in kinds[(1, 1)][2]
+
+
+def test_the_report_never_replaces_its_inputs(tmp_path, capsys):
+    from ccexpert.cli import main
+
+    out = scene(tmp_path)
+    kept = out.read_bytes()
+    assert main(["report", str(out), "-o", str(out)]) == 2
+    assert "would replace the GeoPackage" in capsys.readouterr().err and out.read_bytes() == kept
+    before = tmp_path / "before.tif"
+    raster = before.read_bytes()
+    assert main(["report", str(out), "-o", str(before)]) == 2
+    assert "would replace a raster" in capsys.readouterr().err and before.read_bytes() == raster
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    assert not list(tmp_path.glob("*.partial"))  # written whole, then moved into place
