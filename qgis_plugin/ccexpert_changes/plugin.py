@@ -1,6 +1,6 @@
 """QGIS GUI glue: the Processing provider, a toolbar/menu action "Describe changes" that opens the algorithm (two
-different rasters preselected, the older as Before), and the settings dialog. No network and no heavy import here
-(the algorithm loads on first use)."""
+different rasters preselected, the older as Before), the settings dialog and the "Show before/after" layer action.
+No network and no heavy import here (the algorithm loads on first use)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class CCExpertPlugin:
         self.iface = iface
         self.provider = None
         self.actions: list[QAction] = []
+        self.tile_action = None  # "Show before/after" on change-captions tiles (tile_view)
         self.menu = tr("&CCExpert")
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name; also what qgis_process calls
@@ -40,12 +41,23 @@ class CCExpertPlugin:
         for action in (describe, settings_action):
             self.iface.addPluginToRasterMenu(self.menu, action)
         self.actions = [describe, settings_action]
+        from qgis.gui import QgsGui
+
+        from .tile_view import ShowBeforeAfterAction
+
+        self.tile_action = ShowBeforeAfterAction(self.iface.mainWindow())
+        QgsGui.mapLayerActionRegistry().addMapLayerAction(self.tile_action)
 
     def unload(self) -> None:
         for action in self.actions:
             self.iface.removePluginRasterMenu(self.menu, action)
             self.iface.removeToolBarIcon(action)
         self.actions = []
+        if self.tile_action is not None:
+            from qgis.gui import QgsGui
+
+            QgsGui.mapLayerActionRegistry().removeMapLayerAction(self.tile_action)
+            self.tile_action = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
