@@ -132,3 +132,35 @@ def test_a_raster_smaller_than_one_chip_is_refused_naming_the_chip_size_that_fit
     after = write_tif(tmp_path / "a.tif", image // 2 + 3, gt)
     with pytest.raises(QgsProcessingException, match="102 x 102 pixels, smaller than one chip of 384 x 384"):
         plan(provider, before, after, None, WarningFeedback.make())
+
+
+def test_a_south_up_pair_with_a_whole_globe_aoi_is_described_end_to_end(run_describe, tmp_path):
+    """The whole run, not only the plan: every chip captioned, polygons inside the raster, tiles without overlaps."""
+    from conftest import read_layer
+
+    gt = (ORIGIN[0], 0.5, 0.0, ORIGIN[1] - 576, 0.0, 0.5)  # row 0 is the southern edge
+    image = textured(1152, 1152)
+    before = write_tif(tmp_path / "b.tif", image, gt)
+    after = write_tif(tmp_path / "a.tif", image // 2 + 3, gt)
+    globe = QgsGeometry.fromPolygonXY(
+        [
+            [
+                QgsPointXY(-180, -90),
+                QgsPointXY(180, -90),
+                QgsPointXY(180, 90),
+                QgsPointXY(-180, 90),
+                QgsPointXY(-180, -90),
+            ]
+        ]
+    )
+    out = tmp_path / "south_up.gpkg"
+    results, _ = run_describe(
+        {"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": layer("EPSG:4326", globe).id()}
+    )
+    rows = read_layer(out)
+    assert results["TILES"] == len(rows) == 9 and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        xmin, ymin, xmax, ymax = r["bbox"]
+        assert X0 - 1e-6 <= xmin < xmax <= X0 + 576 + 1e-6 and Y0 - 576 - 1e-6 <= ymin < ymax <= Y0 + 1e-6
+    area = sum((r["bbox"][2] - r["bbox"][0]) * (r["bbox"][3] - r["bbox"][1]) for r in rows)
+    assert area == pytest.approx(576 * 576)
