@@ -227,6 +227,11 @@ class _Rasters:
             data, valid = reader.overview(window, (height, width))
             rgb = self.stretch.apply(data, valid).transpose(1, 2, 0).copy()
             rgb[~valid] = 238  # nodata: the page's light grey
+            transform = self.pair.before.transform
+            if transform.e > 0:  # a south-up raster: its first row is the south; the map is north up
+                rgb = rgb[::-1]
+            if transform.a < 0:
+                rgb = rgb[:, ::-1]
             images.append(Image.fromarray(np.ascontiguousarray(rgb), "RGB"))
         return images[0], images[1]
 

@@ -94,7 +94,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(
             QgsProcessingParameterVectorLayer(
-                self.INPUT, tr("Change captions layer"), [QgsProcessing.TypeVectorPolygon]
+                self.INPUT, tr("Change captions layer"), [QgsProcessing.SourceType.TypeVectorPolygon]
             )
         )
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, tr("Report"), tr("HTML files (*.html)")))
@@ -106,7 +106,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         command = QgsProcessingParameterString(  # a string: a file parameter refuses names without an extension
             self.COMMAND, tr("ccexpert command (empty: found on PATH)"), optional=True
         )
-        command.setFlags(command.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        command.setFlags(command.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(command)
         self.addParameter(QgsProcessingParameterBoolean(self.OPEN, tr("Open the report when done"), True))
 
@@ -123,7 +123,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         args = ["report", gpkg, "-o", output, "--max-tiles", str(max_tiles)]
         feedback.pushInfo(tr("Running {0} {1}").format(command, " ".join(args)))
         process = QProcess()
-        process.setProcessChannelMode(QProcess.MergedChannels)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         process.start(command, args)
         if not process.waitForStarted(30_000):
             raise QgsProcessingException(tr("Could not start {0}: {1}").format(command, process.errorString()))
@@ -139,7 +139,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         text = bytes(process.readAll()).decode("utf-8", "replace").strip()
         for line in text.splitlines():
             feedback.pushInfo(line)
-        if process.exitStatus() != QProcess.NormalExit or process.exitCode() != 0:
+        if process.exitStatus() != QProcess.ExitStatus.NormalExit or process.exitCode() != 0:
             last = text.splitlines()[-1] if text else tr("exit code {0}").format(process.exitCode())
             raise QgsProcessingException(tr("The report could not be made: {0}").format(last))
         self._open = self.parameterAsBoolean(parameters, self.OPEN, context)

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 from osgeo import gdal
-from qgis.core import QgsMapLayer, QgsVectorLayer
+from qgis.core import QgsMapLayer, QgsMapLayerType, QgsVectorLayer
 from qgis.gui import QgsMapLayerAction
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImage, QPixmap
@@ -71,7 +71,7 @@ def tile_images(path: str, tile_id: str, size: int = SHOWN_SIZE) -> tuple[np.nda
 
 def _pixmap(rgb: np.ndarray) -> QPixmap:
     height, width, _ = rgb.shape
-    image = QImage(rgb.data, width, height, 3 * width, QImage.Format_RGB888)
+    image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(image.copy())  # the copy owns its pixels; the array may go
 
 
@@ -84,7 +84,7 @@ class BeforeAfterDialog(QDialog):
         grid = QGridLayout(self)
         for column, (name, rgb) in enumerate(((tr("Before"), before), (tr("After"), after))):
             heading = QLabel(name)
-            heading.setAlignment(Qt.AlignCenter)
+            heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
             picture = QLabel()
             picture.setPixmap(_pixmap(rgb))
             grid.addWidget(heading, 0, column)
@@ -99,7 +99,9 @@ class ShowBeforeAfterAction(QgsMapLayerAction):
     """Offered on change-captions layers only; opens :class:`BeforeAfterDialog` for the chosen tile."""
 
     def __init__(self, parent=None):
-        super().__init__(tr("Show before/after"), parent, QgsMapLayer.VectorLayer, QgsMapLayerAction.SingleFeature)
+        super().__init__(
+            tr("Show before/after"), parent, QgsMapLayerType.VectorLayer, QgsMapLayerAction.Target.SingleFeature
+        )
         self.triggeredForFeature.connect(self.show_tile)
         self.dialogs: list[BeforeAfterDialog] = []  # kept alive while shown (non-modal)
 

@@ -103,3 +103,32 @@ def test_overview_reads_only_the_part_inside_the_after_raster(tmp_path, warp):
     assert data.shape == (3, 100, 100) and valid.shape == (100, 100)
     assert not valid[:, :10].any() and valid[:, 11:].all()
     assert (data[:, :, 11:] == 90).all()
+
+
+def test_the_overview_of_a_south_up_raster_is_north_up(tmp_path):
+    """A south-up raster's first row is its southern edge; the overview map (north up, like its grid and scale
+    bar) must show the northern strip at the top."""
+    from ccexpert.report import _Rasters
+    from rasterio.transform import Affine
+
+    data = np.full((3, 768, 768), 40, np.uint8)
+    data[:, -100:] = 220  # the last rows: the north of a south-up raster
+    south_up = Affine(PIXEL, 0.0, ORIGIN[0], 0.0, PIXEL, ORIGIN[1] - 768 * PIXEL)
+    before = write_tif(tmp_path / "b.tif", data, south_up)
+    after = write_tif(tmp_path / "a.tif", data, south_up)
+    from ccexpert_changes.core.grid import ChipGrid
+
+    with rasterio.open(before) as src:
+        from ccexpert.raster_io import raster_grid
+
+        grid_hash = ChipGrid(raster_grid(src), 384).grid_hash
+    meta = {"before": str(before), "after": str(after), "chip_size": 384, "grid_hash": grid_hash, "stretch": {}}
+    meta["stretch"] = {"lo": [0, 0, 0], "hi": [255, 255, 255], "passthrough": True}
+    rasters = _Rasters(meta, None, None)
+    try:
+        assert rasters.problem is None
+        before_image, _ = rasters.mosaic(rasters.extent, 100)
+    finally:
+        rasters.close()
+    pixels = np.asarray(before_image)
+    assert pixels[:10].mean() > 200 and pixels[-10:].mean() < 60
