@@ -11,6 +11,7 @@ from qgis.PyQt.QtWidgets import QAction
 from .about import icon_path, tr
 
 ALGORITHM_ID = "ccexpert:describe_changes"
+REPORT_ID = "ccexpert:create_report"
 
 
 class CCExpertPlugin:
@@ -35,12 +36,15 @@ class CCExpertPlugin:
         describe = QAction(QIcon(icon_path()), tr("Describe changes"), self.iface.mainWindow())
         describe.setToolTip(tr("Caption what changed between a before and an after raster (CCExpert backend)"))
         describe.triggered.connect(self.open_algorithm)
+        report = QAction(tr("Create report…"), self.iface.mainWindow())
+        report.setToolTip(tr("HTML report of a change-captions layer: dates, overview, before/after of each change"))
+        report.triggered.connect(self.open_report)
         settings_action = QAction(tr("Settings…"), self.iface.mainWindow())
         settings_action.triggered.connect(self.open_settings)
         self.iface.addToolBarIcon(describe)
-        for action in (describe, settings_action):
+        for action in (describe, report, settings_action):
             self.iface.addPluginToRasterMenu(self.menu, action)
-        self.actions = [describe, settings_action]
+        self.actions = [describe, report, settings_action]
         from qgis.gui import QgsGui
 
         from .tile_view import ShowBeforeAfterAction
@@ -72,6 +76,15 @@ class CCExpertPlugin:
         from .dialog import preselect_rasters
 
         processing.execAlgorithmDialog(ALGORITHM_ID, preselect_rasters())
+
+    def open_report(self) -> None:
+        """The "Create report" algorithm, with the active layer as input when it is a change-captions layer."""
+        import processing
+
+        from .tile_view import gpkg_path
+
+        layer = self.iface.activeLayer()
+        processing.execAlgorithmDialog(REPORT_ID, {"INPUT": layer} if gpkg_path(layer) else {})
 
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog

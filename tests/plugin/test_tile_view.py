@@ -93,3 +93,27 @@ def test_init_gui_registers_the_action_and_unload_removes_it(qgis_app, qgis_ifac
     finally:
         plugin.unload()
     assert "Show before/after" not in [a.text() for a in QgsGui.mapLayerActionRegistry().mapLayerActions(layer)]
+
+
+def test_create_report_menu_item_opens_the_algorithm_with_the_active_captions_layer(
+    qgis_app, qgis_iface, qgis_processing, output, monkeypatch
+):
+    import ccexpert_changes
+    import processing
+
+    opened = []
+    monkeypatch.setattr(processing, "execAlgorithmDialog", lambda alg_id, params: opened.append((alg_id, params)))
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("ccexpert") is not None:  # registered by a fixture: the plugin registers its own
+        registry.removeProvider(registry.providerById("ccexpert"))
+    plugin = ccexpert_changes.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        layer = captions_layer(output["out"])
+        other = QgsVectorLayer("Polygon?crs=EPSG:32615", "other", "memory")
+        for active in (layer, other):
+            monkeypatch.setattr(plugin.iface, "activeLayer", lambda active=active: active)
+            next(a for a in plugin.actions if a.text() == "Create report…").trigger()
+    finally:
+        plugin.unload()
+    assert opened == [("ccexpert:create_report", {"INPUT": layer}), ("ccexpert:create_report", {})]
