@@ -164,3 +164,13 @@ def test_a_south_up_pair_with_a_whole_globe_aoi_is_described_end_to_end(run_desc
         assert X0 - 1e-6 <= xmin < xmax <= X0 + 576 + 1e-6 and Y0 - 576 - 1e-6 <= ymin < ymax <= Y0 + 1e-6
     area = sum((r["bbox"][2] - r["bbox"][0]) * (r["bbox"][3] - r["bbox"][1]) for r in rows)
     assert area == pytest.approx(576 * 576)
+    # the described area (the globe clipped to the rasters) travels in the run metadata, for the report's outline
+    import json
+
+    from osgeo import gdal, ogr
+
+    ds = gdal.OpenEx(str(out))
+    meta = json.loads(ds.GetLayerByName("change_captions").GetMetadataItem("ccexpert_describe"))
+    ds = None
+    described = ogr.CreateGeometryFromWkt(meta["aoi"])
+    assert described is not None and described.GetArea() == pytest.approx(576 * 576, rel=1e-6)
