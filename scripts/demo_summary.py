@@ -47,14 +47,14 @@ def main(gpkg: str, changes_json: str) -> int:
     agree = 0
     print(f"{'tile':>7}  {'truth':<9} {'predicted':<9} {'conf':>5}  caption   [generator's caption]")
     for p in rows:
-        key = (p["row"], p["col"])
+        key = (p["row"] - 1, p["col"] - 1)  # the layer counts rows and columns from 1, the generator from 0
         is_changed = key in changed_chips
         predicted = {1: "changed", 0: "unchanged"}.get(p["changed"], p["status"])
         agree += (p["changed"] == 1) == is_changed and p["status"] == "ok"
         ref = f"   [{reference[key]}]" if key in reference else ""
         conf = f"{p['confidence']:.2f}" if p["confidence"] is not None else "-"
         print(
-            f"r{key[0]}c{key[1]:<4}  {'changed' if is_changed else 'unchanged':<9} {predicted:<9} {conf:>5}  "
+            f"r{p['row']}c{p['col']:<4}  {'changed' if is_changed else 'unchanged':<9} {predicted:<9} {conf:>5}  "
             f"{p['caption'] or p['error'] or ''}{ref}"
         )
     captioned = sum(p["status"] == "ok" for p in rows)

@@ -48,6 +48,7 @@ from shapely import prepared
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
+from .aoi import aoi_wkt, check_finite, clip_to_footprint, polygonal, repair
 from .captioners import (  # the captioners are part of describe's API (tests, the command, benchmarks)
     MAX_IN_FLIGHT,
     Captioner,
@@ -112,23 +113,32 @@ class DescribeSummary:
             self.first_error = message
 
 
-def load_aoi(path: str, layer: str | None, target_crs) -> Any:
-    """Union of the AOI polygons, transformed to ``target_crs``; ValueError naming what is wrong."""
+def load_aoi(path: str, layer: str | None, target_crs, within: tuple[float, float, float, float] | None = None) -> Any:
+    """Union of the AOI polygons, transformed to ``target_crs``; ValueError naming what is wrong. Invalid polygons
+    are repaired keeping their whole area and coordinates that are not numbers refused (``ccexpert.aoi``, the
+    plugin's rule); ``within`` (bounds in ``target_crs``: the rasters' footprint) clips the AOI before it is
+    projected, so an AOI far larger than the rasters (the whole globe in degrees) still projects."""
     import fiona
 
     try:
         with fiona.open(path, layer=layer) as src:
             crs_wkt = src.crs_wkt
-            geoms = [shape(f.geometry) for f in src if f.geometry is not None]
+            geoms = [(i, shape(f.geometry)) for i, f in enumerate(src, 1) if f.geometry is not None]
     except (fiona.errors.DriverError, fiona.errors.FionaValueError, ValueError) as exc:
         raise ValueError(f"AOI {path}: cannot read ({exc})") from None
-    polys = [g for g in geoms if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
+    polys = [(i, g) for i, g in geoms if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
     if not polys:
         raise ValueError(f"AOI {path}: no polygon features (found {len(geoms)} geometries)")
     if not crs_wkt:
         raise ValueError(f"AOI {path}: layer has no CRS")
-    aoi = unary_union([g.buffer(0) if not g.is_valid else g for g in polys])
+    for i, g in polys:
+        check_finite(g, f"AOI {path}, feature {i},")
+    aoi = unary_union([repair(g, f"AOI {path}, feature {i},") for i, g in polys])
     src_crs, dst_crs = ProjCRS.from_user_input(crs_wkt), ProjCRS.from_user_input(target_crs.to_wkt())
+    if within is not None:
+        aoi = clip_to_footprint(aoi, src_crs, within, dst_crs)
+        if aoi.is_empty:
+            raise ValueError(f"AOI {path} does not overlap the area covered by both rasters")
     if src_crs != dst_crs:
         # densify first so long straight edges follow the projection's curvature
         minx, miny, maxx, maxy = aoi.bounds
@@ -136,8 +146,9 @@ def load_aoi(path: str, layer: str | None, target_crs) -> Any:
         transformer = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
         aoi = shapely.transform(aoi, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
         log.info("AOI transformed from %s to %s", src_crs.to_string(), dst_crs.to_string())
+        check_finite(aoi, f"AOI {path} projected into {dst_crs.to_string()}")
     if not aoi.is_valid:
-        aoi = aoi.buffer(0)
+        aoi = polygonal(shapely.make_valid(aoi, method="linework"))
     return aoi
 
 
@@ -196,7 +207,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         _warn_gsd(rasters, chip_size, model_chip, info)
         area = box(*rasters.overlap)
         if options.aoi:
-            area = load_aoi(options.aoi, options.aoi_layer, rasters.before.crs).intersection(area)
+            area = load_aoi(options.aoi, options.aoi_layer, rasters.before.crs, rasters.overlap).intersection(area)
             if area.is_empty or area.area == 0:
                 raise ValueError(f"AOI {options.aoi} does not overlap the area covered by both rasters")
         bounds = area.bounds
@@ -234,6 +245,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             model=model_id,
             before_source=source_identity(options.before),
             after_source=source_identity(options.after),
+            aoi=aoi_wkt(area, abs(rasters.before.transform.a)) if options.aoi else None,
         )
         try:
             writer = TileWriter(

@@ -134,6 +134,39 @@ class DateReader:
         valid[sl] = inner_valid
         return ChipRead(array, valid)
 
+    def overview(self, window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """A downsampled (averaged) read of ``window`` (before pixels) into ``shape`` (height, width): (3, h, w) array
+        and validity. Only the part inside the readable raster is read (a WarpedVRT refuses boundless reads), so
+        it works the same for a raster on the before grid, offset by whole pixels, or resampled."""
+        height, width = shape
+        array = np.zeros((3, height, width), dtype=np.dtype(self.src.dtypes[self.bands[0] - 1]))
+        valid = np.zeros((height, width), dtype=bool)
+        x0, y0 = window.col_off + self.offset[0], window.row_off + self.offset[1]
+        cx0, cy0 = max(x0, 0), max(y0, 0)
+        cx1, cy1 = min(x0 + window.width, self.src.width), min(y0 + window.height, self.src.height)
+        if cx1 <= cx0 or cy1 <= cy0 or window.width <= 0 or window.height <= 0:
+            return array, valid
+        sx, sy = width / window.width, height / window.height  # output pixels per before pixel
+        ox0, oy0 = round((cx0 - x0) * sx), round((cy0 - y0) * sy)
+        ox1, oy1 = max(ox0 + 1, round((cx1 - x0) * sx)), max(oy0 + 1, round((cy1 - y0) * sy))
+        ox1, oy1 = min(ox1, width), min(oy1, height)
+        indexes = list(self.bands) + ([self.alpha_band] if self.alpha_band else [])
+        data = _read(
+            self.src,
+            self.label,
+            self.path,
+            indexes,
+            Window(cx0, cy0, cx1 - cx0, cy1 - cy0),
+            out_shape=(len(indexes), oy1 - oy0, ox1 - ox0),
+            resampling=Resampling.average,
+        )
+        ok = valid_mask(data[:3], self.nodata)
+        if self.alpha_band:
+            ok &= data[3] > 0
+        array[:, oy0:oy1, ox0:ox1] = data[:3]
+        valid[oy0:oy1, ox0:ox1] = ok
+        return array, valid
+
     def sample(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """A decimated read of ``window`` (before pixels) for the stretch: (3, h, w) array and validity."""
         x0, y0 = window.col_off + self.offset[0], window.row_off + self.offset[1]
@@ -207,9 +240,9 @@ class RasterPair:
 
     def _overlap(self) -> Bounds:
         """Intersection of both footprints in the before CRS; ValueError when they do not overlap."""
-        bb = self.before.bounds
-        ab = transform_bounds(self.after.crs, self.before.crs, *self.after.bounds, densify_pts=21)
-        box = (max(bb.left, ab[0]), max(bb.bottom, ab[1]), min(bb.right, ab[2]), min(bb.top, ab[3]))
+        bb = _ordered(self.before.bounds)  # a south-up raster's "bottom" is above its "top"
+        ab = transform_bounds(self.after.crs, self.before.crs, *_ordered(self.after.bounds), densify_pts=21)
+        box = (max(bb[0], ab[0]), max(bb[1], ab[1]), min(bb[2], ab[2]), min(bb[3], ab[3]))
         if box[0] >= box[2] or box[1] >= box[3]:
             raise ValueError(
                 f"before and after rasters do not overlap: before covers {tuple(round(v, 3) for v in bb)} and "
@@ -342,6 +375,12 @@ class RasterPair:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _ordered(bounds) -> Bounds:
+    """(xmin, ymin, xmax, ymax) of rasterio bounds, whichever way the raster's rows and columns run."""
+    left, bottom, right, top = bounds
+    return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
 
 def _open(path: str, name: str):

@@ -21,13 +21,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import shapely
+from ccexpert_changes.core.dates import parse_date
 from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
-from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.grid import Chip, ChipGrid, parse_tile_id
 from ccexpert_changes.core.layer_metadata import read_abstract
-from ccexpert_changes.core.stretch import Stretch, valid_mask
+from ccexpert_changes.core.stretch import Stretch
 from PIL import Image, ImageFilter
-from rasterio.enums import Resampling
-from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
 
 from .gpkg_output import read_metadata, read_tiles
 
@@ -40,9 +41,87 @@ LABELS = {
     STATUS_SKIPPED_NODATA: "skipped (nodata)",
     STATUS_ERROR: "error",
 }
+AOI_COLOUR = "#1f78b4"
 MAP_WIDTH = 900
 CONFIDENCE_SPREAD = 0.05  # below this spread over the tiles, confidence tells nothing and is not shown
 DIFF_MIN_AREA = 0.002  # outlines smaller than this share of a chip are noise
+
+
+def grid_index(tile: dict) -> tuple[int, int]:
+    """The chip's (row, col) in the grid (0-based), from the tile id: outputs written before the layer's row and
+    column became 1-based (issue 25.8) hold 0-based ones, and the tile id is the same in both."""
+    row, col, _ = parse_tile_id(tile["tile_id"])
+    return row, col
+
+
+def place(tile: dict) -> tuple[int, int]:
+    """Row and column as people count them (1-based), as the layer's ``row`` and ``col`` fields hold them."""
+    row, col = grid_index(tile)
+    return row + 1, col + 1
+
+
+def _format_date(date: tuple[int, int, int]) -> str:
+    year, month, day = date
+    return f"{year:04d}-{month:02d}-{day:02d}" if day else (f"{year:04d}-{month:02d}" if month else f"{year:04d}")
+
+
+def raster_date(path: str, dataset=None) -> tuple[str, str] | None:
+    """(date, where it was read) of a raster, the way the plugin's dialog finds them (``core.dates``): the
+    acquisition date in its IMAGERY metadata, the TIFF date tag, else a date in its file name; None when none."""
+    if dataset is not None:
+        tags = {**dataset.tags(), **dataset.tags(ns="IMAGERY")}
+        for key in ("ACQUISITIONDATETIME", "TIFFTAG_DATETIME"):
+            found = parse_date(tags.get(key))
+            if found:
+                return _format_date(found), key
+    found = parse_date(Path(path).name)
+    return (_format_date(found), "file name") if found else None
+
+
+def dates_html(paths: dict, datasets: tuple | None) -> str:
+    """One line per date: its raster and its date with where the date was read (or "date unknown")."""
+    lines = []
+    for i, label in enumerate(("Before", "After")):
+        path = str(paths.get(label.lower(), "?"))
+        found = raster_date(path, datasets[i] if datasets else None)
+        when = f"{found[0]} <small>(from the {html.escape(found[1])})</small>" if found else "date unknown"
+        lines.append(f"<li>{label}: <b>{when}</b> · {html.escape(path)}</li>")
+    return f'<ul class="dates">{"".join(lines)}</ul>'
+
+
+def aoi_path(aoi: BaseGeometry, xmin: float, ymax: float, scale: float) -> str:
+    """The area of interest as an SVG path over the overview (map x right, y up; SVG y down)."""
+    rings = []
+    for polygon in getattr(aoi, "geoms", [aoi]):
+        if polygon.geom_type != "Polygon":
+            continue
+        for ring in (polygon.exterior, *polygon.interiors):
+            points = " L ".join(f"{(x - xmin) * scale:.1f} {(ymax - y) * scale:.1f}" for x, y in ring.coords)
+            rings.append(f"M {points} Z")
+    return (
+        f'<path class="aoi" d="{" ".join(rings)}" fill="none" fill-rule="evenodd" stroke="{AOI_COLOUR}" '
+        'stroke-width="2.5" stroke-dasharray="8 5"><title>area of interest</title></path>'
+    )
+
+
+def tiles_table(tiles: list[dict], cards: set[str], show_confidence: bool) -> str:
+    """Every tile in grid order: where, what, the caption (or the error); changed tiles shown above link to their
+    card."""
+    head = "<th>Row</th><th>Column</th><th>Status</th><th>What changed</th>" + (
+        "<th>Confidence</th>" if show_confidence else ""
+    )
+    rows = []
+    for t in tiles:
+        row, col = place(t)
+        kind = _kind(t)
+        text = html.escape(t.get("caption") or t.get("error") or "")
+        if t["tile_id"] in cards:
+            text = f'<a href="#{html.escape(t["tile_id"])}">{text}</a>'
+        conf = ""
+        if show_confidence:
+            conf = f"<td>{t['confidence']:.2f}</td>" if t.get("confidence") is not None else "<td></td>"
+        rows.append(f'<tr class="{kind}"><td>{row}</td><td>{col}</td><td>{LABELS[kind]}</td><td>{text}</td>{conf}</tr>')
+    return f'<table class="tiles"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _kind(tile: dict) -> str:
@@ -130,7 +209,7 @@ class _Rasters:
         """(before, after) HxWx3 uint8 of the tile's chip, stretched as in the run."""
         if self.pair is None:
             return None
-        chip: Chip = self.grid.chip(int(tile["row"]), int(tile["col"]))
+        chip: Chip = self.grid.chip(*grid_index(tile))
         out = []
         for reader in (self.pair.before_reader, self.pair.after_reader):
             read = reader.read(chip)
@@ -145,21 +224,14 @@ class _Rasters:
         height = max(1, round(width * window.height / max(window.width, 1)))
         images = []
         for reader in (self.pair.before_reader, self.pair.after_reader):
-            x0, y0 = window.col_off + reader.offset[0], window.row_off + reader.offset[1]
-            indexes = list(reader.bands) + ([reader.alpha_band] if reader.alpha_band else [])
-            data = reader.src.read(
-                indexes,
-                window=Window(x0, y0, window.width, window.height),
-                boundless=True,
-                out_shape=(len(indexes), height, width),
-                resampling=Resampling.average,
-                fill_value=reader.nodata if reader.nodata is not None else 0,
-            )
-            valid = valid_mask(data[:3], reader.nodata)
-            if reader.alpha_band:
-                valid &= data[3] > 0
-            rgb = self.stretch.apply(data[:3], valid).transpose(1, 2, 0).copy()
+            data, valid = reader.overview(window, (height, width))
+            rgb = self.stretch.apply(data, valid).transpose(1, 2, 0).copy()
             rgb[~valid] = 238  # nodata: the page's light grey
+            transform = self.pair.before.transform
+            if transform.e > 0:  # a south-up raster: its first row is the south; the map is north up
+                rgb = rgb[::-1]
+            if transform.a < 0:
+                rgb = rgb[:, ::-1]
             images.append(Image.fromarray(np.ascontiguousarray(rgb), "RGB"))
         return images[0], images[1]
 
@@ -167,6 +239,17 @@ class _Rasters:
         if self.pair is not None:
             self.pair.close()
             self.pair = None
+
+
+def _stored_aoi(meta: dict) -> BaseGeometry | None:
+    """The run's area of interest (WKT in the before CRS, run metadata ``aoi``), or None (no AOI, or unreadable)."""
+    if not meta.get("aoi"):
+        return None
+    try:
+        return shapely.from_wkt(meta["aoi"])
+    except (shapely.errors.GEOSException, TypeError, ValueError):
+        log.warning("the run's area of interest could not be read; it is not outlined")
+        return None
 
 
 def shown_bounds(tiles: list[dict], extent: tuple[float, float, float, float] | None = None) -> tuple:
@@ -187,6 +270,7 @@ def overview_svg(
     extent: tuple[float, float, float, float] | None = None,
     mosaic: tuple[Image.Image, Image.Image] | None = None,
     projected: bool = True,
+    aoi: BaseGeometry | None = None,
 ) -> str:
     """The map: mosaic (before/after toggled by the page's radio buttons), grid, marks, scale bar (map units)."""
     xmin, ymin, xmax, ymax = shown_bounds(tiles, extent)
@@ -214,7 +298,7 @@ def overview_svg(
         if x1 <= x0 or y1 <= y0:
             continue
         kind = _kind(t)
-        where = f"row {t['row'] + 1}, column {t['col'] + 1}"
+        where = "row {}, column {}".format(*place(t))
         label = html.escape(f"{where} ({LABELS[kind]}): {t.get('caption') or t.get('error') or ''}")
         geometry = (
             f'x="{(x0 - xmin) * scale:.2f}" y="{(ymax - y1) * scale:.2f}" width="{(x1 - x0) * scale:.2f}" '
@@ -228,6 +312,8 @@ def overview_svg(
             style = f'fill="url(#hatch)" fill-opacity="0.45" stroke="{COLOURS[kind]}" stroke-width="1.5"'
         rect = f'<rect class="tile {kind}" {geometry} {style}><title>{label}</title></rect>'
         parts.append(f'<a href="#{html.escape(t["tile_id"])}">{rect}</a>' if kind == "changed" else rect)
+    if aoi is not None and not aoi.is_empty:
+        parts.append(aoi_path(aoi, xmin, ymax, scale))
     width_m = xmax - xmin
     if projected and width_m > 0:
         length = _nice_length(width_m / 4)
@@ -245,7 +331,7 @@ def overview_svg(
 
 def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confidence: bool) -> str:
     tid = html.escape(tile["tile_id"])
-    title = f"Row {tile['row'] + 1}, column {tile['col'] + 1}"
+    title = "Row {}, column {}".format(*place(tile))
     pics = ""
     if chips is not None:
         before, after = (Image.fromarray(c) for c in chips)
@@ -283,12 +369,20 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
 def build_report(
     gpkg: str | Path, output: str | Path, *, before: str | None = None, after: str | None = None, max_tiles: int = 200
 ) -> dict:
-    """Write the HTML; returns counts (tiles, changed, shown) and whether the imagery could be read."""
+    """Write the HTML; returns counts (tiles, changed, shown) and whether the imagery could be read. The page is
+    written to a temporary file next to ``output`` and moved into place only when complete, and never over the
+    GeoPackage or a raster it was made from."""
+    target = Path(output).resolve()
+    if target == Path(gpkg).resolve():
+        raise ValueError(f"the report {output} would replace the GeoPackage it describes; pick an .html file")
     tiles, crs_wkt = read_tiles(gpkg)
     if not tiles:
         raise ValueError(f"{gpkg} holds no tiles")
-    tiles.sort(key=lambda t: (t["row"], t["col"]))
+    tiles.sort(key=grid_index)
     meta = read_metadata(gpkg)
+    rasters_used = (before or meta.get("before"), after or meta.get("after"))
+    if any(path and Path(path).resolve() == target for path in rasters_used):
+        raise ValueError(f"the report {output} would replace a raster of the run; pick an .html file")
     changed = [t for t in tiles if _kind(t) == "changed"]
     counts = {k: sum(1 for t in tiles if _kind(t) == k) for k in COLOURS}
     confidences = [t["confidence"] for t in tiles if t["status"] == STATUS_OK and t.get("confidence") is not None]
@@ -296,16 +390,25 @@ def build_report(
     from pyproj import CRS
 
     crs = CRS.from_wkt(crs_wkt) if crs_wkt else None
+    aoi = _stored_aoi(meta)
     rasters = _Rasters(meta, before, after)
     try:
         extent = rasters.extent
         shown = shown_bounds(tiles, extent)
         mosaic = rasters.mosaic(shown, MAP_WIDTH)
-        overview = overview_svg(tiles, extent, mosaic, projected=crs is None or crs.is_projected)
+        overview = overview_svg(tiles, extent, mosaic, projected=crs is None or crs.is_projected, aoi=aoi)
         cards = [_card(t, rasters.chips(t), show_confidence) for t in changed[:max_tiles]]
+        paths = {"before": before or meta.get("before", "?"), "after": after or meta.get("after", "?")}
+        datasets = (rasters.pair.before, rasters.pair.after) if rasters.pair is not None else None
+        dates = dates_html(paths, datasets)
     finally:
         rasters.close()
     legend = " ".join(f'<span class="key {k}"></span>{LABELS[k]} ({counts[k]})' for k in COLOURS)
+    if aoi is not None:
+        legend += ' <span class="key aoi"></span>area of interest'
+    made = sorted(t["created_utc"] for t in tiles if t.get("created_utc"))
+    when = f'<p class="meta">Captioned {made[0]} – {made[-1]} (UTC).</p>' if made else ""
+    table = tiles_table(tiles, {t["tile_id"] for t in changed[:max_tiles]}, show_confidence)
     more = (
         f"<p>{len(changed) - max_tiles} more changed tiles not shown (raise --max-tiles).</p>"
         if len(changed) > max_tiles
@@ -327,7 +430,6 @@ def build_report(
         '<label><input type="checkbox" id="show-diff" checked> outline where the pixels differ most</label></p>'
     )
     title = f"Change captions: {Path(gpkg).name}"
-    sources = html.escape(f"before {meta.get('before', '?')} · after {meta.get('after', '?')}")
     layer_title, abstract = read_abstract(gpkg, LAYER_NAME)  # which model made the captions (demo flagged)
     about = ""
     if abstract:
@@ -354,9 +456,14 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 #zoom figure{{margin:0}} #zoom img{{width:min(45vw,768px);image-rendering:pixelated}}
 #zoom figcaption{{color:#fff;text-align:center}} #zoom .close{{position:absolute;top:1em;right:2em;color:#fff}}
 .caption{{font-size:1.15em}} .meta{{color:#666;font-size:.85em}} .warn{{color:#a00}}
+.key.aoi{{border:2px dashed {AOI_COLOUR}}} .dates{{list-style:none;padding:0}} .dates small{{color:#666}}
+table.tiles{{border-collapse:collapse;width:100%;font-size:.9em}} .tiles th,.tiles td{{text-align:left;
+padding:.25em .5em;border-bottom:1px solid #eee;vertical-align:top}} .tiles tr.changed td:nth-child(3){{color:#c25e00}}
+.tiles tr.error td:nth-child(3){{color:#b51fd1}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>{sources}</p>
+{dates}
+{when}
 {about}
 <p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
@@ -369,6 +476,8 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 <h2>Changed tiles</h2>
 {problem}{more}
 {"".join(cards) or "<p>No changed tiles.</p>"}
+<h2>All tiles</h2>
+{table}
 <div id="zoom"><a href="#" class="close">close ×</a><figure><img id="zoom-before" alt="before">
 <figcaption>before</figcaption></figure><figure><img id="zoom-after" alt="after"><figcaption>after</figcaption>
 </figure></div>
@@ -380,5 +489,7 @@ function zoom(link) {{  // the enlarged pair: the card's own images, not a secon
 </script>
 </body></html>
 """
-    Path(output).write_text(page, encoding="utf-8")
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
     return {"tiles": len(tiles), "changed": len(changed), "shown": len(cards), "thumbnails": rasters.problem is None}

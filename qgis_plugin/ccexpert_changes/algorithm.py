@@ -376,6 +376,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 model=model,
                 before_source=source_identity(before_path),
                 after_source=source_identity(after_path),
+                aoi=plan.aoi_wkt,
             )
             writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, metadata, resume=resume, force=force)
         except (OutputError, OSError) as exc:

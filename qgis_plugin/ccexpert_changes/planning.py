@@ -4,18 +4,21 @@ the Before CRS, the chip grid and the chip count."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
+    QgsCsException,
     QgsFeatureRequest,
     QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsRectangle,
+    QgsWkbTypes,
 )
 
 from .about import tr
@@ -36,6 +39,7 @@ class Plan:
     keep: Callable[[Chip], bool] | None
     count: int
     crs_wkt: str
+    aoi_wkt: str | None = None  # the area of interest in the Before CRS, for the run metadata (the report outlines it)
 
 
 def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
@@ -66,7 +70,6 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
         chip_size = alg.parameterAsInt(parameters, alg.CHIP_SIZE, context) or out_size
         overlap = alg.parameterAsInt(parameters, alg.OVERLAP, context)
         reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
-        grid = ChipGrid(reader.grid, chip_size, overlap)
     except (RasterInputError, ValueError) as exc:
         raise QgsProcessingException(str(exc)) from exc
 
@@ -85,6 +88,10 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
                 "co-registered pair of the same place"
             ).format(before_rect.toString(3), after_rect.toString(3))
         )
+    try:  # after the overlap check: rasters that do not overlap are the more basic mistake
+        grid = ChipGrid(reader.grid, chip_size, overlap)
+    except ValueError as exc:  # a raster smaller than one chip names the chip size that fits
+        raise QgsProcessingException(str(exc)) from exc
     keep_chip = None
     area = overlap_rect
     if parameters.get(alg.EXTENT) not in (None, ""):
@@ -99,7 +106,7 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
                 )
     source = alg.parameterAsSource(parameters, alg.AOI, context)
     if source is not None:
-        aoi = _aoi_geometry(source, before_crs, context, feedback)
+        aoi = _aoi_geometry(source, before_crs, context, feedback, within=area)
         aoi = aoi.intersection(QgsGeometry.fromRect(area))
         if aoi.isEmpty() or aoi.area() <= 0:
             raise QgsProcessingException(
@@ -112,22 +119,69 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
     count = grid.count(bounds, keep_chip)
     if count == 0:
         raise QgsProcessingException(tr("The area of interest covers no chip of the BEFORE raster"))
-    return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt())
+    aoi_wkt = aoi.asWkt() if source is not None else None
+    return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt(), aoi_wkt)
 
 
-def _aoi_geometry(source, target_crs, context, feedback) -> QgsGeometry:
-    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``."""
-    request = QgsFeatureRequest().setDestinationCrs(target_crs, context.transformContext())
+def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | None = None) -> QgsGeometry:
+    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``, with the rule of
+    ``ccexpert describe`` (``ccexpert.aoi``): a coordinate that is not a number is refused naming the feature; an
+    invalid polygon (a self-intersecting bow-tie) is repaired with ``makeValid`` (GEOS MakeValid, which keeps every
+    lobe), its polygons kept, and a warning says so; the AOI is clipped to ``within`` (the rasters' footprint in
+    ``target_crs``) in its own CRS before it is projected, so a whole-globe AOI in degrees still projects."""
+    source_crs = source.sourceCrs()
+    to_target = QgsCoordinateTransform(source_crs, target_crs, context.transformContext())
     parts = []
-    for feature in source.getFeatures(request):
+    for feature in source.getFeatures(QgsFeatureRequest()):
         if feedback.isCanceled():
             raise QgsProcessingException(tr("Canceled."))
         geometry = feature.geometry()
-        if geometry and not geometry.isEmpty():
-            parts.append(geometry.makeValid() if not geometry.isGeosValid() else geometry)
+        if not geometry or geometry.isEmpty():
+            continue
+        if any(not (math.isfinite(v.x()) and math.isfinite(v.y())) for v in geometry.vertices()):
+            raise QgsProcessingException(
+                tr(
+                    "The area of interest, feature {0}, has a coordinate that is not a number: "
+                    "fix or remove that vertex"
+                ).format(feature.id())
+            )
+        if not geometry.isGeosValid():
+            reason = geometry.validateGeometry(QgsGeometry.ValidatorGeos)
+            geometry = _polygons(geometry.makeValid())
+            feedback.pushWarning(
+                tr(
+                    "The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part "
+                    "it encloses (area {2:.6g} in its CRS units)"
+                ).format(feature.id(), "; ".join(e.what() for e in reason) or "invalid", geometry.area())
+            )
+        parts.append(geometry)
     if not parts:
         raise QgsProcessingException(tr("The area of interest has no polygon (no features, or none selected)"))
-    return QgsGeometry.unaryUnion(parts)
+    aoi = QgsGeometry.unaryUnion(parts)
+    if source_crs != target_crs:
+        if within is not None:
+            margin = max(within.width(), within.height()) * 0.05
+            footprint = within.buffered(margin)
+            try:
+                clip = to_target.transformBoundingBox(footprint, QgsCoordinateTransform.ReverseTransform)
+                aoi = aoi.intersection(QgsGeometry.fromRect(clip))
+            except QgsCsException:
+                pass  # the footprint cannot be expressed in the AOI's CRS: project the whole AOI
+        try:
+            aoi.transform(to_target)
+        except QgsCsException as exc:
+            raise QgsProcessingException(
+                tr("The area of interest cannot be projected into the BEFORE raster's CRS ({0})").format(str(exc))
+            ) from exc
+    return aoi
+
+
+def _polygons(geometry: QgsGeometry) -> QgsGeometry:
+    """The polygonal parts of a repaired geometry (makeValid can return a collection with stray lines)."""
+    if geometry.type() == QgsWkbTypes.PolygonGeometry and not geometry.isMultipart():
+        return geometry
+    polys = [g for g in geometry.asGeometryCollection() if g.type() == QgsWkbTypes.PolygonGeometry]
+    return QgsGeometry.unaryUnion(polys) if polys else QgsGeometry()
 
 
 def _touches(aoi: QgsGeometry):

@@ -26,8 +26,10 @@ class CCExpertProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:
         from .algorithm import DescribeChangesAlgorithm
+        from .report_algorithm import CreateReportAlgorithm
 
         self.addAlgorithm(DescribeChangesAlgorithm())
+        self.addAlgorithm(CreateReportAlgorithm())
 
     def supportedOutputVectorLayerExtensions(self) -> list[str]:
         return ["gpkg"]

@@ -19,7 +19,7 @@ from ccexpert.cli import main
 from ccexpert.describe import DescribeError, DescribeOptions, EngineCaptioner, ServiceCaptioner, describe
 from ccexpert.gpkg_output import read_metadata, read_tiles
 from ccexpert_changes.core.fields import FIELD_NAMES, LAYER_NAME
-from ccexpert_changes.core.grid import ChipGrid, RasterGrid
+from ccexpert_changes.core.grid import ChipGrid, RasterGrid, parse_tile_id
 from rasterio.crs import CRS
 from rasterio.transform import Affine, from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -56,7 +56,13 @@ def scene(tmp_path: Path, size: int = 1152, seed: int = 2) -> tuple[Path, Path]:
 
 
 def rows_of(path: Path) -> list[dict]:
+    """The output's tiles in grid order; ``row``/``col`` here are the grid indexes (0-based, as in the tile id),
+    checked against the layer's 1-based ``row``/``col`` fields (issue 25.8) on every tile."""
     tiles, _ = read_tiles(path)
+    for t in tiles:
+        row, col, _ = parse_tile_id(t["tile_id"])
+        assert (t["row"], t["col"]) == (row + 1, col + 1), t
+        t["row"], t["col"] = row, col
     return sorted(tiles, key=lambda t: (t["row"], t["col"]))
 
 
@@ -103,7 +109,7 @@ def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path,
     for r in rows:
         chip = grid.chip(r["row"], r["col"])
         assert r["tile_id"] == chip.tile_id
-        assert r["bounds"] == pytest.approx(chip.bounds, abs=1e-6)
+        assert r["bounds"] == pytest.approx(chip.owned, abs=1e-6)  # the part the tile owns (issue 25.7)
         assert set(r) - {"bounds"} == set(FIELD_NAMES)
         assert r["model"] == "ccexpert-tiny-random" and r["backend"] == "in-process" and len(r["run_id"]) == 12
         assert r["created_utc"].endswith("Z")
@@ -114,7 +120,11 @@ def test_tiny_model_on_generated_scene_fields_and_grid(tiny_model_dir, tmp_path,
         assert r["nodata_before"] == 0 and r["nodata_after"] == 0
     with rasterio.open(before) as src:
         left, bottom, right, top = src.bounds
-        assert rows[-1]["bounds"] == pytest.approx((right - 384 * src.res[0], bottom, right, bottom + 384 * src.res[1]))
+        # chips at 0, 384 and 640 px: the last one owns from the middle of its overlap with the middle one (704 px)
+        owned = 1024 - 704
+        assert rows[-1]["bounds"] == pytest.approx(
+            (right - owned * src.res[0], bottom, right, bottom + owned * src.res[1])
+        )
         assert all(
             left <= r["bounds"][0] and r["bounds"][2] <= right + 1e-6 and bottom - 1e-6 <= r["bounds"][1] for r in rows
         )

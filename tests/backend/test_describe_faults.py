@@ -381,6 +381,6 @@ def test_killed_at_random_points_then_resumed_every_tile_exactly_once(tmp_path):
     assert total == distinct == 81, f"seed {seed}, kills {kills}: {total} rows, {distinct} tiles"
     assert {t["status"] for t in tiles.values()} == {"ok"}
     for t in tiles.values():  # no result landed on the wrong tile (uint8 block values wrap around)
-        value = (t["row"] * 9 + t["col"] + 1) * 10 % 256
+        value = ((t["row"] - 1) * 9 + t["col"]) * 10 % 256  # row/col are 1-based in the layer
         assert t["caption"] == echo_caption(value, (value + 2) % 256), (seed, t)
     assert _leftovers(tmp_path) == [], f"seed {seed}: temporary files left after the last run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 
@@ -89,7 +90,11 @@ def test_overview_is_drawn_over_the_imagery_with_scale_and_coordinates(tmp_path)
         )
     ]
     assert len(tiles) == 9 and max(x + w for x, w in tiles) == pytest.approx(MAP_WIDTH, abs=0.05)
-    assert {round(w, 1) for _, w in tiles} == {round(MAP_WIDTH * 384 / 1000, 1)}
+    # each tile is drawn as the part it owns (issue 25.7): chips at 0, 384 and 616 px, the overlap of the last two
+    # split at 692 px, so the columns are 384, 308 and 308 px wide and meet edge to edge
+    columns = sorted({(round(x, 1), round(w, 1)) for x, w in tiles})
+    assert [w for _, w in columns] == [round(MAP_WIDTH * n / 1000, 1) for n in (384, 308, 308)]
+    assert all(abs(x0 + w0 - x1) < 0.05 for (x0, w0), (x1, _) in itertools.pairwise(columns))
 
 
 def test_confidence_is_shown_only_where_it_tells_tiles_apart(tmp_path):

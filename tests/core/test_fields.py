@@ -45,6 +45,7 @@ def test_make_record_ok_and_skipped():
     )
     assert list(ok) == list(fields.FIELD_NAMES)
     assert ok["changed"] == 1 and ok["confidence"] == 0.5
+    assert (ok["row"], ok["col"]) == (1, 2)  # 1-based for people (issue 25.8); the tile id keeps grid indexes
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", ok["created_utc"])
     skipped = fields.make_record(tile_id="t", row=0, col=0, status="skipped_nodata", changed=True)
     assert skipped["changed"] is None  # NULL when not captioned

@@ -33,7 +33,7 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
         assert any(c.xoff <= x < c.xoff + c.size and c.yoff <= y < c.yoff + c.size for c in chips), (x, y)
     last = chips[-1]
     assert (last.xoff + last.size, last.yoff + last.size) == (1000, 700)
-    assert all(grid.valid_shape(c) == (384, 384) for c in chips)
+    assert all(c.xoff + c.size <= 1000 and c.yoff + c.size <= 700 for c in chips)
     assert last.bounds[2] == pytest.approx(grid.raster.bounds[2]) and last.bounds[1] == pytest.approx(
         grid.raster.bounds[1]
     )
@@ -42,7 +42,22 @@ def test_chips_snap_to_before_pixels_and_cover_raster():
 def test_no_redundant_chip_when_raster_fits_exactly():
     assert make(width=384, height=384, overlap=64).count() == 1
     assert make(width=385, height=384, overlap=64).count() == 2
-    assert make(width=10, height=10).count() == 1  # smaller than a chip: one padded chip
+    assert make(width=384, height=384).count() == 1
+
+
+@pytest.mark.parametrize("width, height", [(102, 102), (383, 1000), (1000, 200)])
+def test_a_raster_smaller_than_one_chip_is_refused_naming_the_chip_size_that_fits(width, height):
+    """It used to get one padded chip, "skipped for nodata" with a polygon far past the imagery (issue 25.4)."""
+    from ccexpert_changes.core.grid import RasterTooSmall
+
+    expected = rf"before raster is {width} x {height} pixels, smaller than one chip of 384 x 384"
+    with pytest.raises(RasterTooSmall, match=expected) as info:
+        make(width=width, height=height)
+    assert info.value.largest_chip == min(width, height)
+    assert f"chip size of at most {min(width, height)} pixels" in str(info.value)
+    fits = make(width=width, height=height, chip=min(width, height))  # the suggested chip size works
+    chips = list(fits.chips())
+    assert chips and all(c.xoff + c.size <= width and c.yoff + c.size <= height for c in chips)
 
 
 def test_tile_ids_stable_and_grid_hash_changes_with_grid():
@@ -166,3 +181,37 @@ def test_the_old_overhanging_grid_has_another_hash():
 
     old = [format(float(v), ".12g") for v in (500000.0, 4100000.0, 0.5, -0.5)] + ["384", "384", "EPSG:32615"]
     assert make().grid_hash != hashlib.sha1("|".join(old).encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize("width, height, overlap", [(1000, 700, 0), (1000, 700, 64), (1152, 1152, 0), (385, 999, 32)])
+def test_owned_parts_tile_the_raster_without_gaps_or_overlaps(width, height, overlap):
+    """Issue 25.7: the output polygon is the part a tile owns, so edge tiles no longer lie over their neighbours
+    (doubled tint, stacked labels, two Identify results). The chip itself is unchanged."""
+    grid = make(width=width, height=height, overlap=overlap)
+    chips = list(grid.chips())
+    area = 0.0
+    for c in chips:
+        xmin, ymin, xmax, ymax = c.owned
+        cx0, cy0, cx1, cy1 = c.bounds
+        assert cx0 <= xmin < xmax <= cx1 and cy0 <= ymin < ymax <= cy1  # inside the chip the model saw
+        area += (xmax - xmin) * (ymax - ymin)
+        for d in chips:
+            if d is not c:
+                ox = min(xmax, d.owned[2]) - max(xmin, d.owned[0])
+                oy = min(ymax, d.owned[3]) - max(ymin, d.owned[1])
+                assert ox <= 1e-9 or oy <= 1e-9, (c.row, c.col, d.row, d.col)  # no two tiles share area
+    rxmin, rymin, rxmax, rymax = grid.raster.bounds
+    assert area == pytest.approx((rxmax - rxmin) * (rymax - rymin))  # and together they cover the raster
+    # whole pixels: every edge of an owned part is on the before raster's pixel grid
+    for c in chips:
+        for x in (c.owned[0], c.owned[2]):
+            assert ((x - GT[0]) / 0.5) == pytest.approx(round((x - GT[0]) / 0.5))
+
+
+def test_the_last_column_owns_only_what_its_neighbour_does_not_see_twice():
+    grid = make(width=1000, height=384)  # chips at x 0, 384, 616 (moved inward; overlaps its neighbour by 152 px)
+    last, middle = grid.chip(0, 2), grid.chip(0, 1)
+    assert (last.xoff, middle.xoff) == (616, 384)
+    split = GT[0] + (616 + 768) // 2 * 0.5  # the middle of the overlap [616, 768)
+    assert middle.owned[2] == pytest.approx(split) and last.owned[0] == pytest.approx(split)
+    assert last.owned[2] == pytest.approx(GT[0] + 1000 * 0.5) and last.bounds[0] == pytest.approx(GT[0] + 616 * 0.5)

@@ -84,7 +84,8 @@ def prepare(chip, nodata=frozenset(), unreadable=frozenset()):
 
 
 def grid_order(rows):
-    return [(r["row"], r["col"]) for r in rows]
+    """Grid indexes (0-based) of the written rows, whose row/col fields are 1-based (issue 25.8)."""
+    return [(r["row"] - 1, r["col"] - 1) for r in rows]
 
 
 @pytest.mark.parametrize("in_flight", [1, 4])

@@ -218,6 +218,7 @@ def run_describe(provider, backend, authcfg):
 
 def read_layer(path) -> list[dict]:
     """Every feature of the output as a dict (attributes + 'bbox' tuple)."""
+    from ccexpert_changes.core.grid import parse_tile_id
     from qgis.core import QgsVectorLayer
 
     layer = QgsVectorLayer(f"{path}|layername=change_captions", "out", "ogr")
@@ -232,5 +233,10 @@ def read_layer(path) -> list[dict]:
         bb = f.geometry().boundingBox()
         row["bbox"] = (bb.xMinimum(), bb.yMinimum(), bb.xMaximum(), bb.yMaximum())
         row["vertices"] = len(list(f.geometry().vertices()))
+        # row/col here are the grid indexes (0-based, as in the tile id), checked against the layer's 1-based
+        # row/col fields (issue 25.8) on every tile
+        grid_row, grid_col, _ = parse_tile_id(row["tile_id"])
+        assert (row["row"], row["col"]) == (grid_row + 1, grid_col + 1), row
+        row["row"], row["col"] = grid_row, grid_col
         rows.append(row)
     return rows

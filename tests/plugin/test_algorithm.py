@@ -76,10 +76,18 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
     for row in range(n_rows):
         for col in range(n_cols):
             r = by_id[f"r{row:05d}_c{col:05d}_{h}"]
-            # every stride; the last row/column moved inward to end at the raster's edge (no polygon outside it)
-            xoff, yoff = min(col * stride, 1000 - CHIP), min(row * stride, 900 - CHIP)
-            x0, y1 = ORIGIN[0] + xoff * 0.5, ORIGIN[1] - yoff * 0.5
-            assert r["bbox"] == pytest.approx((x0, y1 - CHIP * 0.5, x0 + CHIP * 0.5, y1), abs=1e-6)
+
+            # chips every stride, the last row/column moved inward to end at the raster's edge; each polygon is the
+            # part of its chip the tile owns: neighbouring chips' overlap is split at its middle pixel (issue 25.7)
+            def owned(i, n, extent):
+                start = [min(k * stride, extent - CHIP) for k in range(n)]
+                lo = 0 if i == 0 else (start[i] + start[i - 1] + CHIP) // 2
+                hi = extent if i == n - 1 else (start[i + 1] + start[i] + CHIP) // 2
+                return lo, hi
+
+            (c0, c1), (r0, r1) = owned(col, n_cols, 1000), owned(row, n_rows, 900)
+            expected = (ORIGIN[0] + c0 * 0.5, ORIGIN[1] - r1 * 0.5, ORIGIN[0] + c1 * 0.5, ORIGIN[1] - r0 * 0.5)
+            assert r["bbox"] == pytest.approx(expected, abs=1e-6)
             assert r["vertices"] == 5 and (r["row"], r["col"]) == (row, col)
             assert r["nodata_before"] == 0 and r["nodata_after"] == 0  # the whole scene is read, nothing padded
             if r["nodata_before"] > 0.9:

@@ -87,7 +87,8 @@ def make_record(
 ) -> dict[str, Any]:
     """One attribute row with every field in layer order; ``changed`` becomes 0/1, or None (NULL) when the
     tile was not captioned; ``confidence`` is rounded to CONFIDENCE_DECIMALS. Refuses unknown statuses and an
-    ``ok`` tile without a caption."""
+    ``ok`` tile without a caption. ``row``/``col`` are the chip's grid indexes (0-based, as in the tile id); the
+    record holds them 1-based, the way people count rows and columns in the layer, its labels and the report."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
     if status == STATUS_OK and (caption is None or changed is None):
@@ -96,8 +97,8 @@ def make_record(
         changed = None
     return {
         "tile_id": tile_id,
-        "row": int(row),
-        "col": int(col),
+        "row": int(row) + 1,
+        "col": int(col) + 1,
         "caption": caption,
         "confidence": None if confidence is None else round(float(confidence), CONFIDENCE_DECIMALS),
         "changed": None if changed is None else int(bool(changed)),
@@ -133,12 +134,15 @@ def run_metadata(
     model: str | None = None,
     before_source: Mapping[str, Any] | None = None,
     after_source: Mapping[str, Any] | None = None,
+    aoi: str | None = None,
 ) -> dict[str, Any]:
     """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared).
 
     They are also the output's fingerprint: a resume compares them with the run about to append to the file
     (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
-    ``before_source``/``after_source`` are :func:`source_identity` of the two rasters."""
+    ``before_source``/``after_source`` are :func:`source_identity` of the two rasters; ``aoi`` is the area of
+    interest as WKT in the before CRS, when the run had one (the report outlines it; not part of the fingerprint:
+    resuming with another AOI adds its tiles)."""
     meta: dict[str, Any] = {
         "before": before,
         "after": after,
@@ -155,6 +159,8 @@ def run_metadata(
         meta["before_source"] = dict(before_source)
     if after_source is not None:
         meta["after_source"] = dict(after_source)
+    if aoi:
+        meta["aoi"] = aoi
     return meta
 
 

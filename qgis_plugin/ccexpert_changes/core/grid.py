@@ -1,9 +1,10 @@
 """The chip grid shared by the QGIS plugin and ``ccexpert describe`` (pure Python, no QGIS, no torch).
 
 The grid is snapped to the *before* raster's pixels: chip (row, col) covers before-raster pixels
-``[col*stride, col*stride+chip) x [row*stride, row*stride+chip)`` with ``stride = chip_size - overlap``.
-Chips therefore start on pixel boundaries and edge chips extend past the raster (the padding counts as
-nodata). Tile ids carry a hash of the grid so that resuming a run on a different grid can never match
+``[x(col), x(col)+chip) x [y(row), y(row)+chip)`` with ``x(i) = min(i*stride, width - chip)``,
+``stride = chip_size - overlap``: chips start on pixel boundaries and the last row and column are moved inward to
+end at the raster's edge, so no chip reaches past the raster; a raster smaller than one chip is refused.
+Tile ids carry a hash of the grid so that resuming a run on a different grid can never match
 old tiles by accident.
 """
 
@@ -96,7 +97,12 @@ class RasterGrid:
 
 @dataclass(frozen=True)
 class Chip:
-    """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS."""
+    """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS.
+
+    ``owned`` is the part of the chip that is this tile's alone: neighbouring chips overlap (the last row and column
+    are moved inward, and ``overlap`` > 0 overlaps every pair), and each overlap is split at its middle pixel, so
+    the tiles' ``owned`` rectangles tile the raster without gaps or overlaps. The output polygon is ``owned`` (one
+    tile under each point: one label, one tint, one Identify result); the model still sees the whole chip."""
 
     row: int
     col: int
@@ -105,22 +111,40 @@ class Chip:
     size: int
     tile_id: str
     bounds: Bounds
+    owned: Bounds
 
 
 DEFAULT_CHIP_SIZE = 384  # CCExpert's input (LEVIR-CC chips): what a client assumes when a backend names no chip size
 GRID_VERSION = "edge-inward"  # part of the hash: outputs of the earlier grid (edge chips overhanging) are not resumed
 
 
+class RasterTooSmall(ValueError):
+    """The raster is smaller than one chip. Padding it (as before) described mostly nothing: the chip was skipped as
+    nodata and its polygon reached far past the imagery. The message names the chip size that fits."""
+
+    def __init__(self, width: int, height: int, chip_size: int):
+        self.width, self.height, self.chip_size = width, height, chip_size
+        self.largest_chip = min(width, height)
+        super().__init__(
+            f"the before raster is {width} x {height} pixels, smaller than one chip of {chip_size} x {chip_size} "
+            "pixels: "
+            f"choose a chip size of at most {self.largest_chip} pixels (each chip is resized to the model's input; "
+            "check the pixel-size warning) or a larger raster"
+        )
+
+
 class ChipGrid:
     """Chips of ``chip_size`` pixels every ``chip_size - overlap`` pixels over a :class:`RasterGrid`; the last chip
     of each row and column is shifted inward to end at the raster's edge (it overlaps its neighbour more), so the
-    whole raster is covered by chips that lie inside it. Only a raster smaller than one chip is padded."""
+    whole raster is covered by chips that lie inside it. A raster smaller than one chip is refused (RasterTooSmall)."""
 
     def __init__(self, raster: RasterGrid, chip_size: int, overlap: int = 0):
         if int(chip_size) != chip_size or chip_size <= 0:
             raise ValueError(f"chip size must be a positive whole number of pixels, got {chip_size!r}")
         if int(overlap) != overlap or overlap < 0 or overlap >= chip_size:
             raise ValueError(f"overlap must be a whole number in [0, chip size {chip_size}), got {overlap!r}")
+        if raster.width < chip_size or raster.height < chip_size:
+            raise RasterTooSmall(raster.width, raster.height, int(chip_size))
         self.raster = raster
         self.chip_size = int(chip_size)
         self.overlap = int(overlap)
@@ -159,11 +183,21 @@ class ChipGrid:
             raise ValueError(f"chip (row {row}, col {col}) is outside the grid of {self.n_rows}x{self.n_cols} chips")
         xoff, yoff = self.offset(col, self.raster.width), self.offset(row, self.raster.height)
         bounds = self.raster.pixel_box(xoff, yoff, xoff + self.chip_size, yoff + self.chip_size)
-        return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds)
+        (x0, x1), (y0, y1) = (
+            self.owned_span(col, self.n_cols, self.raster.width),
+            self.owned_span(row, self.n_rows, self.raster.height),
+        )
+        owned = self.raster.pixel_box(x0, y0, x1, y1)
+        return Chip(row, col, xoff, yoff, self.chip_size, self.tile_id(row, col), bounds, owned)
 
-    def valid_shape(self, chip: Chip) -> tuple[int, int]:
-        """(height, width) of the part of ``chip`` inside the raster; the rest is padding (nodata)."""
-        return (min(chip.size, self.raster.height - chip.yoff), min(chip.size, self.raster.width - chip.xoff))
+    def owned_span(self, index: int, n: int, extent: int) -> tuple[int, int]:
+        """[first, end) pixels along an axis that chip `index` of `n` owns: from the middle of its overlap with the
+        previous chip (or 0) to the middle of its overlap with the next one (or the raster's edge)."""
+
+        def split(a: int) -> int:  # the middle pixel of the overlap of chips a and a + 1
+            return (self.offset(a + 1, extent) + self.offset(a, extent) + self.chip_size) // 2
+
+        return (0 if index == 0 else split(index - 1), extent if index == n - 1 else split(index))
 
     def index_range(self, bounds: Bounds | None = None) -> tuple[range, range]:
         """Rows and cols of the chips whose footprint overlaps ``bounds`` (positive area; default: the whole

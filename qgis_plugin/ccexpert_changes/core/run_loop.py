@@ -342,7 +342,7 @@ class RunLoop:
             outcome = next(results) if item.status == SEND else None
             if item.status == SEND and outcome is None:  # not written: refused key or canceled
                 continue
-            rows.append((self._record(item, outcome), item.chip.bounds))
+            rows.append((self._record(item, outcome), item.chip.owned))  # the tile's own part: no overlaps
         self._write(rows)
 
     def _failed(self, batch: _Batch, exc: CaptionError) -> list:
