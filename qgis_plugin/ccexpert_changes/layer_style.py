@@ -1,6 +1,7 @@
 """Loading the result: the shipped QML style (changed tiles outlined, caption as label sized in map units, map tip,
 readable field aliases) and a named layer group; map tips are switched on in the main window so that hovering a tile
-shows its caption. Runs in the main thread (Processing's post-processing step)."""
+shows its caption, and the result becomes the active layer (map tips show for the active layer only). Runs in the
+main thread (Processing's post-processing step)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ def enable_map_tips() -> None:
         action.trigger()
 
 
+def make_active(layer: QgsVectorLayer) -> None:
+    """Select the result in the Layers panel: QGIS shows map tips of the active layer only, so without this the
+    tips stay silent until the analyst clicks the new layer. Nothing to do without a main window (qgis_process)."""
+    try:
+        from qgis.utils import iface
+    except ImportError:
+        return
+    if iface is not None:
+        iface.setActiveLayer(layer)
+
+
 def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = GROUP_NAME) -> None:
     root = project.layerTreeRoot()
     node = root.findLayer(layer.id())
@@ -75,3 +87,4 @@ class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
         apply_style(layer)
         move_to_group(layer, context.project() or QgsProject.instance())
         enable_map_tips()
+        make_active(layer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from qgis.core import QgsProcessingFeedback
 
@@ -33,19 +34,31 @@ class RunProgress:
             self.feedback.pushInfo(text)
 
 
-def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: QgsProcessingFeedback) -> None:
-    """Warn when the chips give the model a very different pixel size than its model card's ``gsd_m``."""
-    srs = before_ds.GetSpatialRef()
+def pixel_size_m(ds) -> float | None:
+    """The raster's pixel width in metres; None in degrees (no metres to compare) or without a CRS."""
+    srs = ds.GetSpatialRef()
     if srs is None or not srs.IsProjected():
-        return  # degrees: no metres to compare
-    pixel_m = abs(before_ds.GetGeoTransform()[1]) * srs.GetLinearUnits()
-    text = gsd_warning(pixel_m, chip_size, model_input, info.get("gsd_m"))
+        return None
+    return abs(ds.GetGeoTransform()[1]) * srs.GetLinearUnits()
+
+
+def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: QgsProcessingFeedback) -> str | None:
+    """Warn when the chips give the model a very different pixel size than its model card's ``gsd_m``; the
+    warning is returned for the layer's abstract."""
+    text = gsd_warning(pixel_size_m(before_ds), chip_size, model_input, info.get("gsd_m"))
     if text:
         feedback.pushWarning(text)
+    return text
 
 
 def finish_layer(
-    output: str, info: dict, stats: RunStats, reader, backend: str, feedback: QgsProcessingFeedback
+    output: str,
+    info: dict,
+    stats: RunStats,
+    reader,
+    backend: str,
+    feedback: QgsProcessingFeedback,
+    notes: Sequence[str] = (),
 ) -> None:
     """The style and the abstract travel with the layer (GeoPackage ``layer_styles`` and ``gpkg_contents``), so it
     opens styled and says which model made it (the demo model flagged) wherever it is opened. A failure here costs
@@ -64,6 +77,7 @@ def finish_layer(
             before=reader.before.GetDescription(),
             after=reader.after_src.GetDescription(),
             backend=backend,
+            notes=notes,
         )
     except (OSError, ValueError, sqlite3.Error) as exc:
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))
