@@ -25,7 +25,7 @@ from qgis.utils import iface
 
 from .about import tr
 from .backend_client import BackendClient, BackendError
-from .core.dates import pick_pair
+from .core.dates import parse_date, pick_pair
 from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
 from .core.grid import DEFAULT_CHIP_SIZE
 from .core.gsd import gsd_warning, matching_chip_size
@@ -119,7 +119,10 @@ def source_line(layer) -> str:
         return ""
     path = layer.source().split("|", 1)[0]
     date = raster_date(layer)
-    if date:
+    parsed = parse_date(date)
+    if parsed:
+        when = tr("acquired {0}").format("-".join(f"{part:02d}" for part in parsed if part))
+    elif date:
         when = tr("acquired {0}").format(date)
     else:
         try:
@@ -170,6 +173,8 @@ class DescribeChangesDialog(AlgorithmDialog):
         self._default_output = str(self.algorithm().parameterDefinition("OUTPUT").defaultValue() or "")
         self.source_labels: dict[str, QLabel] = {}
         self._add_source_labels()
+        # wide enough that no parameter label is cut (QGIS restores a size the analyst chose, if larger)
+        self.resize(max(self.width(), 1000), max(self.height(), 760))
 
     # -- file and date under the Before/After selectors ---------------------------------------------------
     def _add_source_labels(self) -> None:
