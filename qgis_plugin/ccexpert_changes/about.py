@@ -47,3 +47,8 @@ def icon_path() -> str:
 
 def style_path() -> str:
     return resource_path("styles", "change_captions.qml")
+
+
+def help_url() -> str:
+    """The user guide: the README's "In QGIS" section (Help buttons, the algorithm's helpUrl)."""
+    return metadata().get("homepage", "https://github.com/ccexpert-team/ccexpert").rstrip("/") + "#in-qgis"

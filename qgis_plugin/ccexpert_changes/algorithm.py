@@ -41,7 +41,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
-from .about import LOG_TAG, icon_path, tr
+from .about import LOG_TAG, help_url, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .core.fields import run_metadata, source_identity
@@ -102,6 +102,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         return QIcon(icon_path())
+
+    def helpUrl(self) -> str:  # noqa: N802 - QGIS API name
+        return help_url()
 
     def createInstance(self) -> DescribeChangesAlgorithm:
         return DescribeChangesAlgorithm()

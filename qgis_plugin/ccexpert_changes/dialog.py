@@ -173,8 +173,17 @@ class DescribeChangesDialog(AlgorithmDialog):
         self._default_output = str(self.algorithm().parameterDefinition("OUTPUT").defaultValue() or "")
         self.source_labels: dict[str, QLabel] = {}
         self._add_source_labels()
-        # wide enough that no parameter label is cut (QGIS restores a size the analyst chose, if larger)
-        self.resize(max(self.width(), 1000), max(self.height(), 760))
+
+    def showEvent(self, event):  # noqa: N802 - Qt API name
+        """Wide enough that no parameter label is cut: QGIS restores the last size on show, which for a new user
+        is a small default; a larger size the analyst chose is kept, and the screen is never exceeded."""
+        super().showEvent(event)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        width, height = 1000, 740
+        if screen is not None:
+            width, height = min(width, screen.width()), min(height, screen.height() - 40)
+        if self.width() < width or self.height() < height:
+            self.resize(max(self.width(), width), max(self.height(), height))
 
     # -- file and date under the Before/After selectors ---------------------------------------------------
     def _add_source_labels(self) -> None:
@@ -210,6 +219,10 @@ class DescribeChangesDialog(AlgorithmDialog):
         super().setParameters(parameters)
         for name in self.source_labels:
             self._update_source_label(name)
+
+    def _log_tail(self, lines: int = 4) -> str:
+        """The last lines of the dialog's Log tab: the reason a run failed."""
+        return "\n".join(_log_lines(self)[-lines:])
 
     # -- run ----------------------------------------------------------------------------------------------
     def runAlgorithm(self):  # noqa: N802 - QGIS API name
@@ -325,9 +338,20 @@ class DescribeChangesDialog(AlgorithmDialog):
 
     def finish(self, successful, result, context, feedback, in_place=False):
         super().finish(successful, result, context, feedback, in_place=in_place)
+        if not successful:
+            from .diagnostics import record_error
+
+            record_error(self._log_tail())  # for "Copy diagnostics" in the settings
         if iface is None or not successful:
             return
         push_summary(iface.messageBar(), result, self.notes)
+
+
+def _log_lines(dialog) -> list[str]:
+    from qgis.PyQt.QtWidgets import QTextEdit
+
+    log = dialog.findChild(QTextEdit, "txtLog")
+    return [line for line in (log.toPlainText() if log is not None else "").splitlines() if line.strip()]
 
 
 def model_chip_size(info: dict | None) -> int:

@@ -1,14 +1,15 @@
 """QGIS GUI glue: the Processing provider, a toolbar/menu action "Describe changes" that opens the algorithm (two
-different rasters preselected, the older as Before), and the settings dialog. No network and no heavy import here
-(the algorithm loads on first use)."""
+different rasters preselected, the older as Before), the settings dialog and Help (Raster > CCExpert). No network
+and no heavy import here (the algorithm loads on first use)."""
 
 from __future__ import annotations
 
 from qgis.core import QgsApplication
-from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtGui import QDesktopServices, QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .about import icon_path, tr
+from .about import help_url, icon_path, tr
 
 ALGORITHM_ID = "ccexpert:describe_changes"
 
@@ -36,16 +37,24 @@ class CCExpertPlugin:
         describe.triggered.connect(self.open_algorithm)
         settings_action = QAction(tr("Settings…"), self.iface.mainWindow())
         settings_action.triggered.connect(self.open_settings)
+        help_action = QAction(tr("Help"), self.iface.mainWindow())
+        help_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl(help_url())))
         self.iface.addToolBarIcon(describe)
-        for action in (describe, settings_action):
+        for action in (describe, settings_action, help_action):
             self.iface.addPluginToRasterMenu(self.menu, action)
-        self.actions = [describe, settings_action]
+        self.actions = [describe, settings_action, help_action]
+        from .diagnostics import watch_log
+
+        watch_log()  # the last CCExpert warning or error, for "Copy diagnostics"
 
     def unload(self) -> None:
         for action in self.actions:
             self.iface.removePluginRasterMenu(self.menu, action)
             self.iface.removeToolBarIcon(action)
         self.actions = []
+        from .diagnostics import unwatch_log
+
+        unwatch_log()
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -72,6 +72,13 @@ def has_api_header_method() -> bool:
     return "APIHeader" in QgsApplication.authManager().authMethodsKeys()
 
 
+def needs_master_password() -> bool:
+    """True when touching the stored key will make QGIS ask for its master password (not yet entered in this
+    session): the settings dialog announces that prompt before it appears."""
+    manager = QgsApplication.authManager()
+    return not manager.isDisabled() and not manager.masterPasswordIsSet()
+
+
 def store_api_key(key: str, cfg_id: str = "") -> str:
     """Create (or update ``cfg_id``) an auth config holding ``key`` and return its id.
 
