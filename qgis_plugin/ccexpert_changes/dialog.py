@@ -210,10 +210,14 @@ class DescribeChangesDialog(AlgorithmDialog):
             parameters = self.createProcessingParameters(include_default=False)
         except Exception:  # noqa: BLE001 - a half-filled form: show nothing rather than fail
             parameters = {}
-        layer = None
-        if parameters.get(name):
-            layer = self.algorithm().parameterAsRasterLayer(parameters, name, dataobjects.createContext())
-        label.setText(f"<small>{source_line(layer)}</small>" if layer is not None else "")
+        context = dataobjects.createContext()  # owns a layer loaded from a path: kept while it is read
+        text = ""
+        try:
+            layer = self.algorithm().parameterAsRasterLayer(parameters, name, context) if parameters.get(name) else None
+            text = source_line(layer) if layer is not None else ""
+        except (RuntimeError, QgsProcessingException):  # a layer being removed from the project
+            text = ""
+        label.setText(f"<small>{text}</small>" if text else "")
 
     def setParameters(self, parameters):  # noqa: N802 - QGIS API name
         super().setParameters(parameters)

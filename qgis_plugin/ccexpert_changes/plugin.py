@@ -4,12 +4,14 @@ and no heavy import here (the algorithm loads on first use)."""
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication
-from qgis.PyQt.QtCore import QUrl
+import os
+
+from qgis.core import QgsApplication, QgsSettings
+from qgis.PyQt.QtCore import QCoreApplication, QTranslator, QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QIcon
 from qgis.PyQt.QtWidgets import QAction
 
-from .about import help_url, icon_path, tr
+from .about import PLUGIN_DIR, help_url, icon_path, tr
 
 ALGORITHM_ID = "ccexpert:describe_changes"
 
@@ -19,6 +21,7 @@ class CCExpertPlugin:
         self.iface = iface
         self.provider = None
         self.actions: list[QAction] = []
+        self.translator = load_translation()
         self.menu = tr("&CCExpert")
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name; also what qgis_process calls
@@ -61,6 +64,9 @@ class CCExpertPlugin:
         from .backend_client import remove_user_agent_hook
 
         remove_user_agent_hook()
+        if self.translator is not None:
+            QCoreApplication.removeTranslator(self.translator)
+            self.translator = None
 
     def open_algorithm(self) -> None:
         """The algorithm dialog with two different rasters of the project preselected, the older as Before."""
@@ -74,3 +80,27 @@ class CCExpertPlugin:
         from .settings_dialog import SettingsDialog
 
         SettingsDialog(self.iface.mainWindow()).exec()
+
+
+def translation_file(locale: str) -> str | None:
+    """``i18n/ccexpert_changes_<lang>.qm`` for a QGIS locale such as "de_CH" (then "de"), or None."""
+    for name in (locale, locale.split("_")[0]):
+        path = os.path.join(PLUGIN_DIR, "i18n", f"ccexpert_changes_{name}.qm")
+        if name and os.path.isfile(path):
+            return path
+    return None
+
+
+def load_translation(locale: str | None = None) -> QTranslator | None:
+    """Install the plugin's translation for the QGIS user locale (Settings > Options > General); None when the
+    plugin ships none for it."""
+    if locale is None:
+        locale = str(QgsSettings().value("locale/userLocale", "") or "") or "en"
+    path = translation_file(locale)
+    if path is None:
+        return None
+    translator = QTranslator()
+    if not translator.load(path):
+        return None
+    QCoreApplication.installTranslator(translator)
+    return translator
