@@ -36,8 +36,8 @@ DEMO_WARNING = (
     "Captions come from the demo model: it only knows synthetic scenes, so captions of real imagery are "
     "not meaningful. Point the CCExpert settings at a backend with a real model for real imagery."
 )
-DEMO_SHORT = "Demo model: not for real imagery."
-GSD_SHORT = "Pixel size off: see More."
+DEMO_SHORT = "demo model"
+GSD_SHORT = "pixel size off"
 
 
 def chips_text(count: int) -> str:
@@ -383,12 +383,12 @@ def ask_pixel_size(parent, text: str, chip: int, matching: int) -> str:
 
 
 def push_summary(bar, result: dict, notes: list[str] | tuple[str, ...] = ()) -> None:
-    """The run's counts in one message bar line that does not wrap: a demo-model run and a pixel-size warning
-    the analyst accepted add a short flag there and their full text under the bar's "More" button, so the counts
-    are never hidden behind a second message."""
+    """The run's counts in one message bar line short enough not to wrap beside the bar's buttons: a demo-model
+    run and a pixel-size warning the analyst accepted are flagged in the title, their full text is under the
+    bar's "Show more" button, so the counts are never hidden behind a second message."""
     demo = int(result.get("DEMO") or 0) == 1
-    text = tr("{0} captioned, {1} changed, {2} errors, {3} skipped for nodata").format(
-        tiles_text(result.get("CAPTIONED", 0)),
+    text = tr("{0} captioned, {1} changed, {2} errors, {3} skipped (nodata)").format(
+        result.get("CAPTIONED", 0),
         result.get("CHANGED", 0),
         result.get("ERRORS", 0),
         result.get("SKIPPED_NODATA", 0),
@@ -400,14 +400,10 @@ def push_summary(bar, result: dict, notes: list[str] | tuple[str, ...] = ()) -> 
     if notes:
         flags.append(tr(GSD_SHORT))
         more.extend(notes)
+    title = tr("CCExpert") + (f" ({', '.join(flags)})" if flags else "")
     warn = bool(result.get("ERRORS")) or bool(flags)
     level = Qgis.MessageLevel.Warning if warn else Qgis.MessageLevel.Success
     if more:
-        bar.pushMessage(tr("CCExpert"), " ".join([text + "."] + flags), "\n\n".join(more), level, 0)
+        bar.pushMessage(title, text, "\n\n".join(more), level, 0)
     else:
-        bar.pushMessage(tr("CCExpert"), text, level=level, duration=10)
-
-
-def tiles_text(count) -> str:
-    """ "1 tile", "25 tiles"."""
-    return tr("1 tile") if int(count or 0) == 1 else tr("{0} tiles").format(count)
+        bar.pushMessage(title, text, level=level, duration=10)

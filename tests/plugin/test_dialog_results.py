@@ -103,7 +103,7 @@ class _Bar:
     def pushMessage(self, title, text, *args, level=None, duration=None):  # noqa: N802 - QGIS API name
         more = args[0] if args else None
         level = args[1] if len(args) > 1 else level
-        self.messages.append({"text": text, "more": more, "level": level})
+        self.messages.append({"title": title, "text": text, "more": more, "level": level})
 
 
 def test_message_bar_one_short_line_keeps_the_counts_with_the_warnings_under_more(qgis_app):
@@ -114,13 +114,15 @@ def test_message_bar_one_short_line_keeps_the_counts_with_the_warnings_under_mor
     note = "The model was trained on about 0.5 m per pixel; these chips give it 2 m per pixel."
     push_summary(bar, {"CAPTIONED": 25, "CHANGED": 8, "ERRORS": 0, "SKIPPED_NODATA": 11, "DEMO": 1}, [note])
     (message,) = bar.messages  # one message: a second one would cover the counts
-    assert message["text"].startswith("25 tiles captioned, 8 changed, 0 errors, 11 skipped for nodata.")
-    assert "Demo model" in message["text"] and len(message["text"]) < 130  # short enough not to wrap
+    assert message["text"] == "25 captioned, 8 changed, 0 errors, 11 skipped (nodata)"
+    assert message["title"] == "CCExpert (demo model, pixel size off)"
+    assert len(message["title"] + message["text"]) < 100  # does not wrap beside "Show more" at 1100 px
     assert DEMO_WARNING in message["more"] and note in message["more"]
     assert message["level"] == Qgis.MessageLevel.Warning
     bar = _Bar()
     push_summary(bar, {"CAPTIONED": 1, "CHANGED": 0, "ERRORS": 0, "SKIPPED_NODATA": 0, "DEMO": 0})
-    assert bar.messages[0]["text"] == "1 tile captioned, 0 changed, 0 errors, 0 skipped for nodata"
+    assert bar.messages[0]["text"] == "1 captioned, 0 changed, 0 errors, 0 skipped (nodata)"
+    assert bar.messages[0]["title"] == "CCExpert"
     assert bar.messages[0]["level"] == Qgis.MessageLevel.Success and bar.messages[0]["more"] is None
     bar = _Bar()
     push_summary(bar, {"CAPTIONED": 3, "CHANGED": 1, "ERRORS": 1, "SKIPPED_NODATA": 0, "DEMO": 0})
