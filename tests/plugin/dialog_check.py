@@ -28,6 +28,7 @@ from plugin_rasters import ORIGIN, textured, write_tif  # noqa: E402
 from processing.core.Processing import Processing  # noqa: E402
 from processing.gui.AlgorithmDialog import AlgorithmDialog  # noqa: E402
 from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402
+from qgis.PyQt.QtWidgets import QTextEdit  # noqa: E402
 
 work = Path(sys.argv[1])
 screenshot = sys.argv[2] if len(sys.argv) > 2 else ""
@@ -90,10 +91,14 @@ dlg = alg.createCustomParametersWidget(None)
 dlg.setParameters({"BEFORE": layers[0].id(), "AFTER": layers[1].id(), "BACKEND_URL": url})
 report["labels"] = {name: label.text() for name, label in dlg.source_labels.items()}
 
+dlg.show()  # QGIS restores its last (for a new profile: small) size on show; the dialog widens itself
+for _ in range(20):
+    app.processEvents()
+screen = dlg.screen().availableGeometry()
+report["size"] = [dlg.width(), dlg.height()]
+report["screen"] = [screen.width(), screen.height()]
+report["log_found"] = dlg.findChild(QTextEdit, "txtLog") is not None and isinstance(dialog_module._log_lines(dlg), list)
 if screenshot:
-    dlg.show()
-    for _ in range(20):
-        app.processEvents()
     dlg.grab().save(screenshot)
 
 # Before = After: refused by checkParameterValues, /v1/info never asked

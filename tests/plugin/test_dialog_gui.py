@@ -33,3 +33,6 @@ def test_dialog_shows_sources_checks_first_and_offers_the_matching_chip_size(tmp
     assert report["keep_chip_size"] in (0, None) and report["notes"] == [report["asked"][0].split(": ", 1)[1]]
     assert report["first_kept"] and report["second_output"] != report["first_output"]
     assert report["second_output"].endswith("_2.gpkg")
+    width, height = report["size"]
+    assert width >= min(1000, report["screen"][0]) and height >= min(740, report["screen"][1] - 40)
+    assert report["log_found"]  # the Log tab a failed run's last lines are read from (Copy diagnostics)

@@ -153,3 +153,21 @@ def test_same_raster_and_no_overlap_refused_before_the_backend_is_asked(provider
         assert ok, message
         assert not [path for path in stub_backend.HITS if path.startswith("/failing")]  # nothing was asked
     assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_ccexpert_warnings_in_the_message_log_become_the_last_error_without_secrets(qgis_app):
+    from ccexpert_changes import diagnostics
+    from qgis.core import Qgis, QgsApplication, QgsMessageLog
+
+    diagnostics.watch_log()
+    try:
+        QgsMessageLog.logMessage("all fine", "CCExpert", Qgis.MessageLevel.Info)
+        QgsMessageLog.logMessage("other plugin failed", "Other", Qgis.MessageLevel.Critical)
+        QgsMessageLog.logMessage("run abc: 2 errors; Bearer s3cr3t-key", "CCExpert", Qgis.MessageLevel.Warning)
+        QgsApplication.processEvents()
+        assert diagnostics.last_error().endswith("run abc: 2 errors; Bearer ***")
+    finally:
+        diagnostics.unwatch_log()
+    QgsMessageLog.logMessage("after unload", "CCExpert", Qgis.MessageLevel.Critical)
+    QgsApplication.processEvents()
+    assert "after unload" not in diagnostics.last_error()
