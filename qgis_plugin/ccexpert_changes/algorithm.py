@@ -46,7 +46,7 @@ from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .core.fields import run_metadata, source_identity
 from .core.grid import DEFAULT_CHIP_SIZE
-from .core.output_names import default_output_path, result_layer_name
+from .core.output_names import default_output_path
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
@@ -509,12 +509,8 @@ def _style_on_load(context: QgsProcessingContext, output: str, after_path: str) 
         return
     from .layer_style import ChangeLayerPostProcessor
 
-    processor = ChangeLayerPostProcessor()
+    processor = ChangeLayerPostProcessor(after_path, datetime.now())  # names the layer: runs told apart
     _POST_PROCESSORS.append(processor)
     details = context.layerToLoadOnCompletionDetails(output)
-    project = context.project()
-    taken = {layer.name() for layer in project.mapLayers().values()} if project is not None else set()
-    details.name = result_layer_name(
-        after_path, datetime.now(), taken, tr("Change captions")
-    )  # runs told apart in the Layers panel
+    details.name = tr("Change captions")
     details.setPostProcessor(processor)

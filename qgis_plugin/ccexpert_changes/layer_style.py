@@ -5,10 +5,13 @@ main thread (Processing's post-processing step)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingLayerPostProcessorInterface, QgsProject, QgsVectorLayer
 
 from .about import LOG_TAG, style_path, tr
 from .core.fields import FIELD_ALIASES
+from .core.output_names import result_layer_name
 
 GROUP_NAME = "CCExpert changes"
 
@@ -81,10 +84,21 @@ def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = 
 
 
 class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Runs once the result is in the project. It names the layer here: QGIS names a loaded file output after
+    its file or table ("change_captions") unless the output is temporary (Processing's "prefer filename as layer
+    name", on by default), and it does so before the post-processor runs."""
+
+    def __init__(self, after_path: str | None = None, when: datetime | None = None):
+        super().__init__()
+        self.after_path, self.when = after_path, when or datetime.now()
+
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
         if not isinstance(layer, QgsVectorLayer):
             return
+        project = context.project() or QgsProject.instance()
+        taken = {other.name() for other in project.mapLayers().values() if other.id() != layer.id()}
+        layer.setName(result_layer_name(self.after_path, self.when, taken, tr("Change captions")))
         apply_style(layer)
-        move_to_group(layer, context.project() or QgsProject.instance())
+        move_to_group(layer, project)
         enable_map_tips()
         make_active(layer)

@@ -65,6 +65,8 @@ def test_default_folder_without_a_saved_project_is_the_documented_one(provider, 
 
 
 def test_each_loaded_result_gets_its_own_layer_name(provider, project, tmp_path):
+    """QGIS first names a loaded file output after its table ("change_captions", Processing's "prefer filename
+    as layer name"), then runs the post-processor, which gives each run's layer its own name."""
     from ccexpert_changes import algorithm
     from qgis.core import QgsProcessingContext
 
@@ -75,11 +77,13 @@ def test_each_loaded_result_gets_its_own_layer_name(provider, project, tmp_path)
         output = str(tmp_path / f"run{i}.gpkg")
         context.addLayerToLoadOnCompletion(output, QgsProcessingContext.LayerDetails("x", project, "OUTPUT"))
         algorithm._style_on_load(context, output, "/data/2021/chip_2.tif")
-        name = context.layerToLoadOnCompletionDetails(output).name
-        project.addMapLayer(QgsVectorLayer("Polygon?crs=EPSG:32615", name, "memory"))
-        names.append(name)
+        details = context.layerToLoadOnCompletionDetails(output)
+        layer = QgsVectorLayer("Polygon?crs=EPSG:32615&field=caption:string", "change_captions", "memory")
+        project.addMapLayer(layer)  # as Processing's handleAlgorithmResults does, then the post-processor
+        details.postProcessor().postProcessLayer(layer, context, QgsProcessingFeedback())
+        names.append(layer.name())
     assert names[0].startswith("Change captions – chip_2.tif ")
-    assert len(set(names)) == 3 and names[1] == names[0] + " (2)"
+    assert len(set(names)) == 3 and names[1] == names[0] + " (2)" and names[2] == names[0] + " (3)"
 
 
 def test_the_result_becomes_the_active_layer_so_map_tips_show(provider, project, qgis_iface, tmp_path):
