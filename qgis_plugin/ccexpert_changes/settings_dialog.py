@@ -110,7 +110,9 @@ class SettingsDialog(QDialog):
         """Say why QGIS is about to ask for its master password, before it asks."""
         QMessageBox.information(self, tr("CCExpert settings"), tr(MASTER_PASSWORD_NOTE))
 
-    def _store_key(self) -> str:
+    def _store_key(self, will_use_stored: bool = False) -> str:
+        """Store a newly typed key; the master-password prompt this (or, with ``will_use_stored``, a request
+        with the stored key) triggers is announced first."""
         key = self.key_edit.text().strip()
         if key:
             if settings.needs_master_password():
@@ -119,7 +121,7 @@ class SettingsDialog(QDialog):
             settings.set_authcfg(cfg_id)
             self.key_edit.clear()
             self._show_key_status()
-        elif settings.authcfg() and settings.needs_master_password():
+        elif will_use_stored and settings.authcfg() and settings.needs_master_password():
             self.announce_master_password()  # the request decrypts the stored key
         return settings.authcfg()
 
@@ -128,7 +130,7 @@ class SettingsDialog(QDialog):
         key (``/v1/auth/check``); or why it cannot be reached."""
         url = self.url_edit.text().strip()
         try:
-            cfg_id = self._store_key()
+            cfg_id = self._store_key(will_use_stored=True)
             client = BackendClient(url, cfg_id, timeout_s=10.0, retries=0)
             info = client.info()
         except (BackendError, RuntimeError) as exc:

@@ -175,3 +175,21 @@ def test_ccexpert_warnings_in_the_message_log_become_the_last_error_without_secr
     QgsMessageLog.logMessage("after unload", "CCExpert", Qgis.MessageLevel.Critical)
     QgsApplication.processEvents()
     assert "after unload" not in diagnostics.last_error()
+
+
+def test_a_run_at_a_pixel_size_far_from_the_models_keeps_the_warning_in_the_abstract(run_describe, backend, tmp_path):
+    """Issue 25.5: the warning was only in the log; whoever opens the layer later reads it in the abstract."""
+    from ccexpert_changes.core.layer_metadata import read_abstract
+
+    if not backend.info.get("gsd_m"):
+        pytest.skip("the test backend's model card names no gsd_m")
+    before, after = pair(tmp_path, h=384, w=384, pixel=2.0, changes=())
+    out = tmp_path / "coarse.gpkg"
+    _, feedback = run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
+    _, abstract = read_abstract(out, "change_captions")
+    assert "Warning: The model was trained on about 0.5 m per pixel" in abstract
+    assert "about 96 px matches the model" in abstract
+    fine_before, fine_after = pair(tmp_path, h=384, w=384, pixel=0.5, changes=(), name="fine")
+    fine = tmp_path / "fine.gpkg"
+    run_describe({"BEFORE": str(fine_before), "AFTER": str(fine_after), "OUTPUT": str(fine)})
+    assert "Warning" not in read_abstract(fine, "change_captions")[1]
