@@ -25,12 +25,14 @@ class RunProgress:
     def __init__(self, feedback: QgsProcessingFeedback, total: int, clock: Callable[[], float] = time.monotonic):
         self.feedback, self.total, self.clock = feedback, max(1, total), clock
         self.shown: float | None = None
+        self.shown_done = -1
 
     def __call__(self, stats: RunStats) -> None:
         self.feedback.setProgress(100.0 * stats.done / self.total)
         now = self.clock()
-        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or stats.done >= self.total:
-            self.shown = now
+        last = stats.done >= self.total and stats.done != self.shown_done  # once, however often it is reported
+        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last:
+            self.shown, self.shown_done = now, stats.done
             self.feedback.setProgressText(progress_text(stats))
 
 
