@@ -72,3 +72,10 @@ def test_plugin_manager_text_names_the_real_menu_and_every_release(qgis_app, qgi
     lines = [line.strip() for line in changelog.splitlines() if line.strip()]
     assert lines[0] == "Unreleased" and "0.1.0" in lines and len(lines) >= 5
     assert all("`" not in line for line in lines) and "`" not in about
+
+
+def test_the_template_holds_every_tr_string_of_the_plugin():
+    """After changing tr() strings: python scripts/update_translations.py (rewrites the .ts and the .qm)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "update_translations.py"
+    done = subprocess.run(["python3", str(script), "--check"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

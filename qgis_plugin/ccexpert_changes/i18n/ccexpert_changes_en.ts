@@ -368,13 +368,13 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../dialog.py"/>
-        <source>{0} captioned, {1} changed, {2} errors, {3} skipped for nodata</source>
-        <translation>{0} captioned, {1} changed, {2} errors, {3} skipped for nodata</translation>
+        <source>{0} captioned, {1} changed, {2} errors, {3} skipped (nodata)</source>
+        <translation>{0} captioned, {1} changed, {2} errors, {3} skipped (nodata)</translation>
     </message>
     <message>
         <location filename="../dialog.py"/>
-        <source>Demo model: not for real imagery.</source>
-        <translation>Demo model: not for real imagery.</translation>
+        <source>demo model</source>
+        <translation>demo model</translation>
     </message>
     <message>
         <location filename="../dialog.py"/>
@@ -383,23 +383,13 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../dialog.py"/>
-        <source>Pixel size off: see More.</source>
-        <translation>Pixel size off: see More.</translation>
+        <source>pixel size off</source>
+        <translation>pixel size off</translation>
     </message>
     <message>
         <location filename="../dialog.py"/>
         <source>CCExpert</source>
         <translation>CCExpert</translation>
-    </message>
-    <message>
-        <location filename="../dialog.py"/>
-        <source>1 tile</source>
-        <translation>1 tile</translation>
-    </message>
-    <message>
-        <location filename="../dialog.py"/>
-        <source>{0} tiles</source>
-        <translation>{0} tiles</translation>
     </message>
     <message>
         <location filename="../layer_style.py"/>
