@@ -52,3 +52,8 @@ def style_path() -> str:
 def help_url() -> str:
     """The user guide: the README's "In QGIS" section (Help buttons, the algorithm's helpUrl)."""
     return metadata().get("homepage", "https://github.com/ccexpert-team/ccexpert").rstrip("/") + "#in-qgis"
+
+
+def chips_text(count: int) -> str:
+    """ "1 chip", "9 chips": GUI text never says "1 chips"."""
+    return tr("1 chip") if count == 1 else tr("{0} chips").format(count)

@@ -41,7 +41,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
-from .about import LOG_TAG, help_url, icon_path, tr
+from .about import LOG_TAG, chips_text, help_url, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .core.fields import run_metadata, source_identity
@@ -285,8 +285,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         plan = self.plan(parameters, context, feedback, out_size)
         gsd_note = warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
         feedback.pushInfo(
-            tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
-                plan.count, plan.grid.chip_size, plan.grid.stride
+            tr("{0} of {1} px (stride {2}) over the area of interest").format(
+                chips_text(plan.count), plan.grid.chip_size, plan.grid.stride
             )
         )
         stretch = plan.reader.compute_stretch(plan.bounds)

@@ -23,7 +23,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QLabel, QMessageBox
 from qgis.utils import iface
 
-from .about import tr
+from .about import chips_text, tr
 from .backend_client import BackendClient, BackendError
 from .core.dates import parse_date, pick_pair
 from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
@@ -38,11 +38,6 @@ DEMO_WARNING = (
 )
 DEMO_SHORT = "demo model"
 GSD_SHORT = "pixel size off"
-
-
-def chips_text(count: int) -> str:
-    """ "1 chip", "9 chips": GUI text never says "1 chips"."""
-    return tr("1 chip") if count == 1 else tr("{0} chips").format(count)
 
 
 def confirmation_text(count: int, limit: int) -> str:

@@ -57,6 +57,11 @@ def test_plugin_manager_text_names_the_real_menu_and_every_release(qgis_app, qgi
     about, changelog = metadata()["about"], metadata()["changelog"]
     assert "Plugins > CCExpert" not in about
     assert "Raster > CCExpert > Describe changes" in about and "Raster > CCExpert > Settings" in about
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    if registry.providerById("ccexpert") is not None:  # registered by another test module: start clean
+        registry.removeProvider(registry.providerById("ccexpert"))
     plugin = ccexpert_changes.classFactory(qgis_iface)
     calls = []
     monkeypatch.setattr(

@@ -4,6 +4,16 @@
 <context>
     <name>CCExpert</name>
     <message>
+        <location filename="../about.py"/>
+        <source>1 chip</source>
+        <translation>1 chip</translation>
+    </message>
+    <message>
+        <location filename="../about.py"/>
+        <source>{0} chips</source>
+        <translation>{0} chips</translation>
+    </message>
+    <message>
         <location filename="../algorithm.py"/>
         <source>Describe changes</source>
         <translation>Describe changes</translation>
@@ -140,8 +150,8 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
-        <source>{0} chips of {1} px (stride {2}) over the area of interest</source>
-        <translation>{0} chips of {1} px (stride {2}) over the area of interest</translation>
+        <source>{0} of {1} px (stride {2}) over the area of interest</source>
+        <translation>{0} of {1} px (stride {2}) over the area of interest</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -320,16 +330,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../backend_client.py"/>
         <source>The backend rejected the request (HTTP {0}): {1}</source>
         <translation>The backend rejected the request (HTTP {0}): {1}</translation>
-    </message>
-    <message>
-        <location filename="../dialog.py"/>
-        <source>1 chip</source>
-        <translation>1 chip</translation>
-    </message>
-    <message>
-        <location filename="../dialog.py"/>
-        <source>{0} chips</source>
-        <translation>{0} chips</translation>
     </message>
     <message>
         <location filename="../dialog.py"/>
