@@ -28,7 +28,7 @@ from .about import help_url, tr
 from .backend_client import BackendClient, BackendError
 from .core.backend_info import backend_summary
 
-MASTER_PASSWORD_NOTE = (
+MASTER_PROMPT_NOTE = (
     "QGIS will now ask for its master password: it protects the API key in the QGIS authentication database. "
     "If none is set yet, the password you type becomes it."
 )
@@ -108,7 +108,7 @@ class SettingsDialog(QDialog):
 
     def announce_master_password(self) -> None:
         """Say why QGIS is about to ask for its master password, before it asks."""
-        QMessageBox.information(self, tr("CCExpert settings"), tr(MASTER_PASSWORD_NOTE))
+        QMessageBox.information(self, tr("CCExpert settings"), tr(MASTER_PROMPT_NOTE))
 
     def _store_key(self, will_use_stored: bool = False) -> str:
         """Store a newly typed key; the master-password prompt this (or, with ``will_use_stored``, a request
