@@ -47,3 +47,13 @@ def icon_path() -> str:
 
 def style_path() -> str:
     return resource_path("styles", "change_captions.qml")
+
+
+def help_url() -> str:
+    """The user guide: the README's "In QGIS" section (Help buttons, the algorithm's helpUrl)."""
+    return metadata().get("homepage", "https://github.com/ccexpert-team/ccexpert").rstrip("/") + "#in-qgis"
+
+
+def chips_text(count: int) -> str:
+    """ "1 chip", "9 chips": GUI text never says "1 chips"."""
+    return tr("1 chip") if count == 1 else tr("{0} chips").format(count)

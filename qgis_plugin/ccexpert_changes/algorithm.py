@@ -12,8 +12,10 @@ written before every check passed; an existing OUTPUT is replaced only once the 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from qgis.core import (
     Qgis,
@@ -39,10 +41,12 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
-from .about import LOG_TAG, icon_path, tr
+from .about import LOG_TAG, chips_text, help_url, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .core.fields import run_metadata, source_identity
+from .core.grid import DEFAULT_CHIP_SIZE
+from .core.output_names import default_output_path
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
@@ -98,6 +102,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         return QIcon(icon_path())
+
+    def helpUrl(self) -> str:  # noqa: N802 - QGIS API name
+        return help_url()
 
     def createInstance(self) -> DescribeChangesAlgorithm:
         return DescribeChangesAlgorithm()
@@ -214,7 +221,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 self.OUTPUT,
                 tr("Change captions"),
                 QgsProcessing.SourceType.TypeVectorPolygon,
-                QgsProcessing.TEMPORARY_OUTPUT,
+                # a new file in a folder the analyst keeps: QGIS deletes its temporary outputs on exit
+                default_output_path(settings.output_folder(), datetime.now()),
             )
         )
         for name, text in (
@@ -229,6 +237,19 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("DEMO", tr("1 when the captions come from the demo model")))
         self.addOutput(QgsProcessingOutputString("MODEL", tr("Model that made the captions")))
         self.addOutput(QgsProcessingOutputString("RUN_ID", tr("Run id")))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+        """Before = After, rasters that do not overlap, an area of interest outside them: refused before the
+        backend is contacted (the dialog, processing.run and qgis_process all ask this first)."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            chip_size = self.parameterAsInt(parameters, self.CHIP_SIZE, context) or DEFAULT_CHIP_SIZE
+            self.plan(parameters, context, QgsProcessingFeedback(), chip_size)
+        except QgsProcessingException as exc:
+            return False, str(exc)
+        return True, ""
 
     # -- planning (shared with the dialog's confirmation) -------------------------------------------------
     def plan(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
@@ -250,8 +271,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             inputs["AOI"] = None
         try:
             check_output(output, inputs)
+            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)  # the default folder, first run
         except OutputError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        except OSError as exc:
+            raise QgsProcessingException(tr("Cannot create the folder of OUTPUT {0}: {1}").format(output, exc)) from exc
         return output
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback):
@@ -259,10 +283,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         client, info = self._connect(parameters, context, feedback)
         out_size = int(info["chip_size"])
         plan = self.plan(parameters, context, feedback, out_size)
-        warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
+        gsd_note = warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
         feedback.pushInfo(
-            tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
-                plan.count, plan.grid.chip_size, plan.grid.stride
+            tr("{0} of {1} px (stride {2}) over the area of interest").format(
+                chips_text(plan.count), plan.grid.chip_size, plan.grid.stride
             )
         )
         stretch = plan.reader.compute_stretch(plan.bounds)
@@ -289,8 +313,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
         )
         stats = self._run(loop, plan, writer, output)
-        finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
-        _style_on_load(context, output)
+        finish_layer(output, info, stats, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else [])
+        _style_on_load(context, output, plan.reader.after_src.GetDescription())
         summary = tr(
             "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
         ).format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
@@ -481,12 +505,12 @@ def _tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str]
 _POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors
 
 
-def _style_on_load(context: QgsProcessingContext, output: str) -> None:
+def _style_on_load(context: QgsProcessingContext, output: str, after_path: str) -> None:
     if not context.willLoadLayerOnCompletion(output):
         return
     from .layer_style import ChangeLayerPostProcessor
 
-    processor = ChangeLayerPostProcessor()
+    processor = ChangeLayerPostProcessor(after_path, datetime.now())  # names the layer: runs told apart
     _POST_PROCESSORS.append(processor)
     details = context.layerToLoadOnCompletionDetails(output)
     details.name = tr("Change captions")

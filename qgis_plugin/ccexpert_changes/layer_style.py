@@ -1,13 +1,17 @@
 """Loading the result: the shipped QML style (changed tiles outlined, caption as label sized in map units, map tip,
 readable field aliases) and a named layer group; map tips are switched on in the main window so that hovering a tile
-shows its caption. Runs in the main thread (Processing's post-processing step)."""
+shows its caption, and the result becomes the active layer (map tips show for the active layer only). Runs in the
+main thread (Processing's post-processing step)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingLayerPostProcessorInterface, QgsProject, QgsVectorLayer
 
 from .about import LOG_TAG, style_path, tr
 from .core.fields import FIELD_ALIASES
+from .core.output_names import result_layer_name
 
 GROUP_NAME = "CCExpert changes"
 
@@ -55,6 +59,17 @@ def enable_map_tips() -> None:
         action.trigger()
 
 
+def make_active(layer: QgsVectorLayer) -> None:
+    """Select the result in the Layers panel: QGIS shows map tips of the active layer only, so without this the
+    tips stay silent until the analyst clicks the new layer. Nothing to do without a main window (qgis_process)."""
+    try:
+        from qgis.utils import iface
+    except ImportError:
+        return
+    if iface is not None:
+        iface.setActiveLayer(layer)
+
+
 def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = GROUP_NAME) -> None:
     root = project.layerTreeRoot()
     node = root.findLayer(layer.id())
@@ -69,9 +84,21 @@ def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = 
 
 
 class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Runs once the result is in the project. It names the layer here: QGIS names a loaded file output after
+    its file or table ("change_captions") unless the output is temporary (Processing's "prefer filename as layer
+    name", on by default), and it does so before the post-processor runs."""
+
+    def __init__(self, after_path: str | None = None, when: datetime | None = None):
+        super().__init__()
+        self.after_path, self.when = after_path, when or datetime.now()
+
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
         if not isinstance(layer, QgsVectorLayer):
             return
+        project = context.project() or QgsProject.instance()
+        taken = {other.name() for other in project.mapLayers().values() if other.id() != layer.id()}
+        layer.setName(result_layer_name(self.after_path, self.when, taken, tr("Change captions")))
         apply_style(layer)
-        move_to_group(layer, context.project() or QgsProject.instance())
+        move_to_group(layer, project)
         enable_map_tips()
+        make_active(layer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 
 from qgis.core import QgsProcessingFeedback
 
@@ -15,37 +16,51 @@ from .core.run_loop import RunStats, progress_text
 
 
 class RunProgress:
-    """Per-batch feedback: the bar, "120/400 chips · 3.4 pairs/s · 1 min 22 s left" as its text, and that line
-    in the log every ``LOG_EVERY_S`` seconds."""
+    """Per-batch feedback: the bar after every batch, and "120/400 chips · 3.4 pairs/s · 1 min 22 s left" as its
+    text every ``TEXT_EVERY_S`` seconds and for the last batch. The Processing dialog copies every progress text
+    into its Log (QgsProcessingAlgorithmDialogBase::setProgressText), so a text per batch was a log line per batch."""
 
-    LOG_EVERY_S = 15.0
+    TEXT_EVERY_S = 10.0
 
-    def __init__(self, feedback: QgsProcessingFeedback, total: int):
-        self.feedback, self.total, self.logged = feedback, max(1, total), time.monotonic()
+    def __init__(self, feedback: QgsProcessingFeedback, total: int, clock: Callable[[], float] = time.monotonic):
+        self.feedback, self.total, self.clock = feedback, max(1, total), clock
+        self.shown: float | None = None
+        self.shown_done = -1
 
     def __call__(self, stats: RunStats) -> None:
         self.feedback.setProgress(100.0 * stats.done / self.total)
-        text = progress_text(stats)
-        self.feedback.setProgressText(text)
-        now = time.monotonic()
-        if now - self.logged >= self.LOG_EVERY_S:
-            self.logged = now
-            self.feedback.pushInfo(text)
+        now = self.clock()
+        last = stats.done >= self.total and stats.done != self.shown_done  # once, however often it is reported
+        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last:
+            self.shown, self.shown_done = now, stats.done
+            self.feedback.setProgressText(progress_text(stats))
 
 
-def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: QgsProcessingFeedback) -> None:
-    """Warn when the chips give the model a very different pixel size than its model card's ``gsd_m``."""
-    srs = before_ds.GetSpatialRef()
+def pixel_size_m(ds) -> float | None:
+    """The raster's pixel width in metres; None in degrees (no metres to compare) or without a CRS."""
+    srs = ds.GetSpatialRef()
     if srs is None or not srs.IsProjected():
-        return  # degrees: no metres to compare
-    pixel_m = abs(before_ds.GetGeoTransform()[1]) * srs.GetLinearUnits()
-    text = gsd_warning(pixel_m, chip_size, model_input, info.get("gsd_m"))
+        return None
+    return abs(ds.GetGeoTransform()[1]) * srs.GetLinearUnits()
+
+
+def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: QgsProcessingFeedback) -> str | None:
+    """Warn when the chips give the model a very different pixel size than its model card's ``gsd_m``; the
+    warning is returned for the layer's abstract."""
+    text = gsd_warning(pixel_size_m(before_ds), chip_size, model_input, info.get("gsd_m"))
     if text:
         feedback.pushWarning(text)
+    return text
 
 
 def finish_layer(
-    output: str, info: dict, stats: RunStats, reader, backend: str, feedback: QgsProcessingFeedback
+    output: str,
+    info: dict,
+    stats: RunStats,
+    reader,
+    backend: str,
+    feedback: QgsProcessingFeedback,
+    notes: Sequence[str] = (),
 ) -> None:
     """The style and the abstract travel with the layer (GeoPackage ``layer_styles`` and ``gpkg_contents``), so it
     opens styled and says which model made it (the demo model flagged) wherever it is opened. A failure here costs
@@ -64,6 +79,7 @@ def finish_layer(
             before=reader.before.GetDescription(),
             after=reader.after_src.GetDescription(),
             backend=backend,
+            notes=notes,
         )
     except (OSError, ValueError, sqlite3.Error) as exc:
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))

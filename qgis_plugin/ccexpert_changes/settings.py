@@ -7,7 +7,10 @@ Admins can pre-seed both keys (``ccexpert_changes/backend_url``, ``ccexpert_chan
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsSettings
+import os
+
+from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsProject, QgsSettings
+from qgis.PyQt.QtCore import QStandardPaths
 
 from .about import SETTINGS_PREFIX, tr
 
@@ -15,6 +18,8 @@ DEFAULT_BACKEND_URL = "http://127.0.0.1:8000"
 KEY_BACKEND_URL = SETTINGS_PREFIX + "backend_url"
 KEY_AUTHCFG = SETTINGS_PREFIX + "authcfg"
 KEY_MAX_CHIPS = SETTINGS_PREFIX + "max_chips"
+KEY_OUTPUT_FOLDER = SETTINGS_PREFIX + "output_folder"
+OUTPUT_SUBFOLDER = "CCExpert changes"
 DEFAULT_MAX_CHIPS = 5000
 # QGIS < 3.26 has no APIHeader auth method: the key then sits in a Basic config's password under this user
 # name, and the client sends it as a bearer token itself (never as Basic auth).
@@ -49,8 +54,29 @@ def set_max_chips(value: int) -> None:
     QgsSettings().setValue(KEY_MAX_CHIPS, int(value))
 
 
+def output_folder(project: QgsProject | None = None) -> str:
+    """Where a run's result goes by default, a folder the analyst keeps (never QGIS's temporary folder, which is
+    emptied on exit): "CCExpert changes" next to the saved project file, else the folder set under
+    ``ccexpert_changes/output_folder``, else "CCExpert changes" in the user's Documents."""
+    project = project or QgsProject.instance()
+    if project.fileName():
+        return os.path.join(project.absolutePath(), OUTPUT_SUBFOLDER)
+    chosen = str(QgsSettings().value(KEY_OUTPUT_FOLDER, "") or "")
+    if chosen:
+        return chosen
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return os.path.join(documents or os.path.expanduser("~"), OUTPUT_SUBFOLDER)
+
+
 def has_api_header_method() -> bool:
     return "APIHeader" in QgsApplication.authManager().authMethodsKeys()
+
+
+def needs_master_password() -> bool:
+    """True when touching the stored key will make QGIS ask for its master password (not yet entered in this
+    session): the settings dialog announces that prompt before it appears."""
+    manager = QgsApplication.authManager()
+    return not manager.isDisabled() and not manager.masterPasswordIsSet()
 
 
 def store_api_key(key: str, cfg_id: str = "") -> str:

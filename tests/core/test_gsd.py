@@ -16,3 +16,13 @@ def test_resizing_counts_and_unknowns_never_warn():
     assert gsd_warning(0.25, 768, 384, 0.5) is None
     assert gsd_warning(None, 384, 384, 0.5) is None and gsd_warning(0.5, 384, 384, None) is None
     assert gsd_warning(0.5, 384, 384, "n/a") is None
+
+
+def test_the_matching_chip_size_the_dialog_offers():
+    from ccexpert_changes.core.gsd import matching_chip_size
+
+    assert matching_chip_size(2.0, 384, 384, 0.5) == 96  # issue 25.5: 2 m pixels, 96 px chips find the changes
+    assert matching_chip_size(0.5, 384, 384, 0.5) is None
+    assert matching_chip_size(100.0, 384, 384, 0.5) == 16  # never below 16 px
+    assert matching_chip_size(2.0, 384, 384, None) is None and matching_chip_size(None, 384, 384, 0.5) is None
+    assert "about 96 px" in gsd_warning(2.0, 384, 384, 0.5)

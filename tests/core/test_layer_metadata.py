@@ -69,3 +69,11 @@ def test_identifier_taken_by_another_layer_and_missing_layer(gpkg):
     with pytest.raises(ValueError, match="no layer 'nope'"):
         write_abstract(gpkg, "nope", "t", "a")
     assert read_abstract(gpkg, "nope") == (None, None)
+
+
+def test_a_pixel_size_warning_is_kept_in_the_abstract_right_after_the_model():
+    note = "The model was trained on about 0.5 m per pixel; these chips give it 2 m per pixel."
+    text = run_abstract(REAL_INFO, {"captioned": 4}, notes=[note, ""])
+    assert text.index("ccexpert-7b") < text.index("Warning: " + note) < text.index("4 tiles captioned")
+    assert text.count("Warning:") == 1
+    assert "Warning" not in run_abstract(REAL_INFO, {"captioned": 4})

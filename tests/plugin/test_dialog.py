@@ -1,5 +1,5 @@
 """The toolbar dialog (issue 17): two different rasters preselected, the older as Before; the confirmation counts
-only the chips a run will send (RESUME keeps what OUTPUT holds); the message bar flags a demo-model run."""
+only the chips a run will send (RESUME keeps what OUTPUT holds). The message bar: test_dialog_results.py."""
 
 from __future__ import annotations
 
@@ -131,33 +131,9 @@ def test_resume_counts_only_the_chips_still_to_send(dialog_module, provider, tmp
     )
     assert dialog_module.captioned_tiles(str(out)) == set(ids[:4]) | {"r09999_c09999_ffffffff"}
     count = dialog_module.DescribeChangesDialog._count
-    assert count(None, alg, params, context) == (9, 9)  # RESUME off: everything is sent again
-    assert count(None, alg, dict(params, RESUME=True), context) == (9, 5)
+    assert count(None, alg, params, context, 384) == (9, 9)  # RESUME off: everything is sent again
+    assert count(None, alg, dict(params, RESUME=True), context, 384) == (9, 5)
     assert dialog_module.captioned_tiles(str(tmp_path / "missing.gpkg")) == set()
-
-
-class _Bar:
-    def __init__(self):
-        self.messages = []
-
-    def pushMessage(self, title, text, level=None, duration=None):  # noqa: N802 - QGIS API name
-        self.messages.append((text, level))
-
-
-def test_demo_run_gets_a_warning_bar(dialog_module):
-    from qgis.core import Qgis
-
-    bar = _Bar()
-    dialog_module.push_summary(bar, {"CAPTIONED": 25, "CHANGED": 8, "ERRORS": 0, "SKIPPED_NODATA": 11, "DEMO": 1})
-    assert bar.messages[0] == (
-        "25 tiles captioned, 8 changed, 0 errors, 11 skipped for nodata",
-        Qgis.MessageLevel.Success,
-    )
-    text, level = bar.messages[1]
-    assert text.startswith("Captions come from the demo model: ") and level == Qgis.MessageLevel.Warning
-    bar = _Bar()
-    dialog_module.push_summary(bar, {"CAPTIONED": 3, "CHANGED": 1, "ERRORS": 1, "SKIPPED_NODATA": 0, "DEMO": 0})
-    assert len(bar.messages) == 1 and bar.messages[0][1] == Qgis.MessageLevel.Warning
 
 
 def test_the_confirmation_leaves_out_chips_the_nodata_rule_will_skip(dialog_module, provider, tmp_path):
@@ -181,5 +157,5 @@ def test_the_confirmation_leaves_out_chips_the_nodata_rule_will_skip(dialog_modu
         "OUTPUT": str(tmp_path / "o.gpkg"),
     }
     count = dialog_module.DescribeChangesDialog._count
-    assert count(None, alg, params, QgsProcessingContext()) == (9, 6)
-    assert count(None, alg, dict(params, MAX_CHIPS=100), QgsProcessingContext()) == (9, 9)  # no question asked
+    assert count(None, alg, params, QgsProcessingContext(), 384) == (9, 6)
+    assert count(None, alg, dict(params, MAX_CHIPS=100), QgsProcessingContext(), 384) == (9, 9)  # no question asked

@@ -50,6 +50,8 @@ def test_zip_passes_the_repository_checks(plugin_zip):
             "LICENSE",
             "icon.svg",
             "styles/change_captions.qml",
+            "i18n/ccexpert_changes_en.qm",
+            "i18n/ccexpert_changes_en.ts",
             "core/grid.py",
             "algorithm.py",
         ):

@@ -52,7 +52,8 @@ def test_init_gui_registers_the_provider_and_action_then_unloads(qgis_app, qgis_
             assert expected in names
         assert alg.parameterDefinition("AOI").flags() & alg.parameterDefinition("AOI").Flag.FlagOptional
         assert provider.defaultVectorFileExtension(True) == "gpkg"
-        assert [a.text() for a in plugin.actions] == ["Describe changes", "Create report…", "Settings…"]
+        assert [a.text() for a in plugin.actions] == ["Describe changes", "Create report…", "Settings…", "Help"]
+        assert alg.helpUrl().endswith("#in-qgis")
     finally:
         plugin.unload()
     assert registry.providerById("ccexpert") is None and plugin.actions == []

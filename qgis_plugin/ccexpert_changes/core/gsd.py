@@ -12,9 +12,12 @@ def seen_gsd(pixel_size_m: float, chip_size: int, model_input: int) -> float:
     return abs(pixel_size_m) * chip_size / max(1, model_input)
 
 
-def gsd_warning(pixel_size_m: float | None, chip_size: int, model_input: int, model_gsd_m: float | None) -> str | None:
-    """The warning to show, or None when the pixel size is close enough (or unknown: no CRS in metres, no
-    ``gsd_m`` on the model card)."""
+def matching_chip_size(
+    pixel_size_m: float | None, chip_size: int, model_input: int, model_gsd_m: float | None
+) -> int | None:
+    """The chip size (raster pixels, at least 16) that gives the model about its training pixel size, when the
+    current one is off by more than TOLERANCE; None when it is close enough or cannot be told (no CRS in metres,
+    no ``gsd_m`` on the model card). What the dialog offers before a run."""
     try:
         model_gsd = float(model_gsd_m or 0)
         pixel = abs(float(pixel_size_m or 0))
@@ -25,7 +28,17 @@ def gsd_warning(pixel_size_m: float | None, chip_size: int, model_input: int, mo
     seen = seen_gsd(pixel, chip_size, model_input)
     if model_gsd / TOLERANCE <= seen <= model_gsd * TOLERANCE:
         return None
-    matching = max(16, round(chip_size * model_gsd / seen))
+    return max(16, round(chip_size * model_gsd / seen))
+
+
+def gsd_warning(pixel_size_m: float | None, chip_size: int, model_input: int, model_gsd_m: float | None) -> str | None:
+    """The warning to show, or None when the pixel size is close enough (or unknown: no CRS in metres, no
+    ``gsd_m`` on the model card)."""
+    matching = matching_chip_size(pixel_size_m, chip_size, model_input, model_gsd_m)
+    if matching is None:
+        return None
+    model_gsd, pixel = float(model_gsd_m or 0), abs(float(pixel_size_m or 0))
+    seen = seen_gsd(pixel, chip_size, model_input)
     return (
         f"The model was trained on about {model_gsd:g} m per pixel; these chips give it {seen:.2g} m per pixel "
         f"({pixel:.2g} m pixels, chips of {chip_size} px). Captions may miss or invent changes; a chip size of "

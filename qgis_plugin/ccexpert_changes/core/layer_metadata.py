@@ -11,7 +11,7 @@ writer (GDAL rewrites ``gpkg_contents`` when it writes a layer's own metadata).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,13 @@ def run_abstract(
     before: str | None = None,
     after: str | None = None,
     backend: str | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """The layer abstract in words: which model made the captions (the demo model flagged first, in capitals), the
     rasters, and the counts of the run. `info` is the backend's /v1/info (or `CaptionEngine.info()`); `stats` the
     run's counts under ``captioned``, ``changed``, ``errors``, ``skipped_nodata`` (or the algorithm's upper-case
-    output names); unknown items are left out."""
+    output names); unknown items are left out. `notes` are warnings about the run (a pixel size far from the
+    model's), kept right after the model so that whoever opens the layer later reads them too."""
     name = str(info.get("model_name") or "unknown model")
     parts: list[str] = []
     if info.get("demo"):
@@ -93,6 +95,7 @@ def run_abstract(
         )
     else:
         parts.append(f"Captions by the change-captioning model {_model_name(info)}.")
+    parts.extend(f"Warning: {note}" for note in notes if note)
     if before and after:
         parts.append(f"Before: {before}. After: {after}.")
     if backend:
@@ -117,7 +120,14 @@ def run_abstract(
 
 
 def finish_output(
-    gpkg_path: str | Path, info: Mapping[str, Any], counts: Mapping[str, Any], *, before: str, after: str, backend: str
+    gpkg_path: str | Path,
+    info: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    *,
+    before: str,
+    after: str,
+    backend: str,
+    notes: Sequence[str] = (),
 ) -> None:
     """What both front ends do once a run's GeoPackage is closed: the shipped QML as the layer's default style and
     the title/abstract naming the model, so the layer opens styled and explained wherever it is opened. Raises
@@ -127,7 +137,10 @@ def finish_output(
 
     write_shipped_style(gpkg_path, LAYER_NAME)
     write_abstract(
-        gpkg_path, LAYER_NAME, run_title(info), run_abstract(info, counts, before=before, after=after, backend=backend)
+        gpkg_path,
+        LAYER_NAME,
+        run_title(info),
+        run_abstract(info, counts, before=before, after=after, backend=backend, notes=notes),
     )
 
 

@@ -16,7 +16,7 @@
     <rules key="{528a93a9-8c10-4496-8df7-077dcbf1a563}">
       <rule label="Changed" key="{1557ce8c-11c7-4c9c-ba7e-ff1ea23632ef}" symbol="0" filter="&quot;status&quot; = 'ok' AND &quot;changed&quot; = 1"/>
       <rule label="No change" key="{a846b218-6e65-473e-80b2-32c135a67930}" symbol="1" filter="&quot;status&quot; = 'ok' AND &quot;changed&quot; = 0"/>
-      <rule label="Error" key="{51266a52-0ad9-4f24-b3b3-b4e4be447ff6}" symbol="2" filter="&quot;status&quot; = 'error'"/>
+      <rule label="Error (not captioned)" key="{51266a52-0ad9-4f24-b3b3-b4e4be447ff6}" symbol="2" filter="&quot;status&quot; = 'error'"/>
       <rule label="Skipped (nodata)" key="{fe0adcf7-bd1a-4b91-9df1-b2d80941451f}" symbol="3" filter="&quot;status&quot; = 'skipped_nodata'"/>
     </rules>
     <symbols>
@@ -115,28 +115,28 @@
         <layer class="SimpleFill" pass="0" enabled="1" locked="0">
           <Option type="Map">
             <Option name="border_width_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
-            <Option name="color" value="0,0,0,0" type="QString"/>
+            <Option name="color" value="215,25,110,110" type="QString"/>
             <Option name="joinstyle" value="bevel" type="QString"/>
             <Option name="offset" value="0,0" type="QString"/>
             <Option name="offset_map_unit_scale" value="3x:0,0,0,0,0,0" type="QString"/>
             <Option name="offset_unit" value="MM" type="QString"/>
-            <Option name="outline_color" value="255,140,0,255" type="QString"/>
+            <Option name="outline_color" value="215,25,110,255" type="QString"/>
             <Option name="outline_style" value="dash" type="QString"/>
-            <Option name="outline_width" value="0.6" type="QString"/>
+            <Option name="outline_width" value="0.8" type="QString"/>
             <Option name="outline_width_unit" value="MM" type="QString"/>
-            <Option name="style" value="no" type="QString"/>
+            <Option name="style" value="diagonal_x" type="QString"/>
           </Option>
           <prop k="border_width_map_unit_scale" v="3x:0,0,0,0,0,0"/>
-          <prop k="color" v="0,0,0,0"/>
+          <prop k="color" v="215,25,110,110"/>
           <prop k="joinstyle" v="bevel"/>
           <prop k="offset" v="0,0"/>
           <prop k="offset_map_unit_scale" v="3x:0,0,0,0,0,0"/>
           <prop k="offset_unit" v="MM"/>
-          <prop k="outline_color" v="255,140,0,255"/>
+          <prop k="outline_color" v="215,25,110,255"/>
           <prop k="outline_style" v="dash"/>
-          <prop k="outline_width" v="0.6"/>
+          <prop k="outline_width" v="0.8"/>
           <prop k="outline_width_unit" v="MM"/>
-          <prop k="style" v="no"/>
+          <prop k="style" v="diagonal_x"/>
           <data_defined_properties>
             <Option type="Map">
               <Option name="name" value="" type="QString"/>
@@ -194,7 +194,7 @@
     <rules key="{0d353584-9399-42fb-b98c-f418d7d168d8}">
       <rule description="Changed" key="{6a9db623-e073-43c1-b498-7998c3e5ec6c}" filter="&quot;status&quot; = 'ok' AND &quot;changed&quot; = 1">
         <settings calloutType="simple">
-          <text-style fontSizeMapUnitScale="3x:0,0,0,0,0,0" fontKerning="1" fontWordSpacing="0" capitalization="0" fieldName="caption" useSubstitutions="0" fontItalic="0" textOrientation="horizontal" blendMode="0" isExpression="0" multilineHeight="1" fontStrikeout="0" legendString="Aa" textColor="20,20,20,255" previewBkgrdColor="255,255,255,255" textOpacity="1" fontLetterSpacing="0" fontSizeUnit="MapUnit" fontWeight="50" allowHtml="0" fontFamily="DejaVu LGC Sans" fontSize="12" fontUnderline="0" namedStyle="">
+          <text-style fontSizeMapUnitScale="3x:0,0,0,0,0,0" fontKerning="1" fontWordSpacing="0" capitalization="0" fieldName="CASE WHEN &quot;model&quot; ILIKE '%demo%' THEN '[demo] ' ELSE '' END || &quot;caption&quot;" useSubstitutions="0" fontItalic="0" textOrientation="horizontal" blendMode="0" isExpression="1" multilineHeight="1" fontStrikeout="0" legendString="Aa" textColor="20,20,20,255" previewBkgrdColor="255,255,255,255" textOpacity="1" fontLetterSpacing="0" fontSizeUnit="MapUnit" fontWeight="50" allowHtml="0" fontFamily="DejaVu LGC Sans" fontSize="12" fontUnderline="0" namedStyle="">
             <families/>
             <text-buffer bufferColor="255,255,255,255" bufferOpacity="1" bufferDraw="1" bufferSizeUnits="MM" bufferSize="0.80000000000000004" bufferBlendMode="0" bufferSizeMapUnitScale="3x:0,0,0,0,0,0" bufferJoinStyle="128" bufferNoFill="1"/>
             <text-mask maskedSymbolLayers="" maskSize="1.5" maskJoinStyle="128" maskEnabled="0" maskType="0" maskSizeUnits="MM" maskOpacity="1" maskSizeMapUnitScale="3x:0,0,0,0,0,0"/>
@@ -327,9 +327,13 @@
       </editWidget>
     </field>
     <field name="changed" configurationFlags="None">
-      <editWidget type="">
+      <editWidget type="CheckBox">
         <config>
-          <Option/>
+          <Option type="Map">
+            <Option name="CheckedState" value="1" type="QString"/>
+            <Option name="TextDisplayMethod" value="0" type="int"/>
+            <Option name="UncheckedState" value="0" type="QString"/>
+          </Option>
         </config>
       </editWidget>
     </field>
@@ -391,7 +395,24 @@
   <expressionfields/>
   <attributeactions/>
   <attributetableconfig actionWidgetStyle="dropDown" sortExpression="" sortOrder="0">
-    <columns/>
+    <columns>
+      <column name="caption" type="field" width="520" hidden="0"/>
+      <column name="changed" type="field" width="80" hidden="0"/>
+      <column name="confidence" type="field" width="110" hidden="0"/>
+      <column name="status" type="field" width="110" hidden="0"/>
+      <column name="error" type="field" width="240" hidden="0"/>
+      <column name="row" type="field" width="60" hidden="0"/>
+      <column name="col" type="field" width="70" hidden="0"/>
+      <column name="tile_id" type="field" width="-1" hidden="1"/>
+      <column name="fid" type="field" width="-1" hidden="1"/>
+      <column name="nodata_before" type="field" width="-1" hidden="1"/>
+      <column name="nodata_after" type="field" width="-1" hidden="1"/>
+      <column name="model" type="field" width="-1" hidden="1"/>
+      <column name="backend" type="field" width="-1" hidden="1"/>
+      <column name="run_id" type="field" width="-1" hidden="1"/>
+      <column name="created_utc" type="field" width="-1" hidden="1"/>
+      <column type="actions" width="-1" hidden="1"/>
+    </columns>
   </attributetableconfig>
   <conditionalstyles>
     <rowstyles/>
@@ -411,6 +432,6 @@
   <dataDefinedFieldProperties/>
   <widgets/>
   <previewExpression>"caption"</previewExpression>
-  <mapTip>&lt;b&gt;[% coalesce("caption", CASE WHEN "status" = 'skipped_nodata' THEN 'not captioned: too much nodata' ELSE 'not captioned' END) %]&lt;/b&gt;&lt;br/&gt;Confidence [% coalesce(to_string(round("confidence", 2)), '-') %] · Status [% "status" %][% CASE WHEN "error" IS NOT NULL THEN ' · ' || "error" END %]&lt;br/&gt;&lt;small&gt;Tile [% "tile_id" %]&lt;/small&gt;</mapTip>
+  <mapTip>[% CASE WHEN "model" ILIKE '%demo%' THEN '&lt;span style="color:#b4005a"&gt;DEMO model: not meaningful on real imagery&lt;/span&gt;&lt;br/&gt;' END %]&lt;b&gt;[% coalesce("caption", CASE WHEN "status" = 'skipped_nodata' THEN 'not captioned: too much nodata' ELSE 'not captioned' END) %]&lt;/b&gt;&lt;br/&gt;Confidence [% coalesce(to_string(round("confidence", 2)), '-') %] · Status [% "status" %][% CASE WHEN "error" IS NOT NULL THEN ' · ' || "error" END %]&lt;br/&gt;&lt;small&gt;Tile [% "tile_id" %]&lt;/small&gt;</mapTip>
   <layerGeometryType>2</layerGeometryType>
 </qgis>
