@@ -483,8 +483,23 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../planning.py"/>
+        <source>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</source>
+        <translation>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</translation>
+    </message>
+    <message>
+        <location filename="../planning.py"/>
+        <source>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</source>
+        <translation>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</translation>
+    </message>
+    <message>
+        <location filename="../planning.py"/>
         <source>The area of interest has no polygon (no features, or none selected)</source>
         <translation>The area of interest has no polygon (no features, or none selected)</translation>
+    </message>
+    <message>
+        <location filename="../planning.py"/>
+        <source>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</source>
+        <translation>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</translation>
     </message>
     <message>
         <location filename="../plugin.py"/>
@@ -495,6 +510,16 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../plugin.py"/>
         <source>Caption what changed between a before and an after raster (CCExpert backend)</source>
         <translation>Caption what changed between a before and an after raster (CCExpert backend)</translation>
+    </message>
+    <message>
+        <location filename="../plugin.py"/>
+        <source>Create report…</source>
+        <translation>Create report…</translation>
+    </message>
+    <message>
+        <location filename="../plugin.py"/>
+        <source>HTML report of a change-captions layer: dates, overview, before/after of each change</source>
+        <translation>HTML report of a change-captions layer: dates, overview, before/after of each change</translation>
     </message>
     <message>
         <location filename="../plugin.py"/>
@@ -570,6 +595,96 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../reader.py"/>
         <source>PNG encoding failed: {0}</source>
         <translation>PNG encoding failed: {0}</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>The ccexpert command {0} is not an executable file</source>
+        <translation>The ccexpert command {0} is not an executable file</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Creating the report needs the ccexpert command (the backend's Python package, `pip install ccexpert`, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</source>
+        <translation>Creating the report needs the ccexpert command (the backend's Python package, `pip install ccexpert`, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>{0} is not a change-captions layer (a GeoPackage made by Describe changes)</source>
+        <translation>{0} is not a change-captions layer (a GeoPackage made by Describe changes)</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Create report</source>
+        <translation>Create report</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>A self-contained HTML page of a change-captions layer: the rasters' dates, an overview map with the area of interest, a before/after swipe for each changed tile and a table of all tiles. Made by the ccexpert report command of the backend package, which must be installed on this computer.</source>
+        <translation>A self-contained HTML page of a change-captions layer: the rasters' dates, an overview map with the area of interest, a before/after swipe for each changed tile and a table of all tiles. Made by the ccexpert report command of the backend package, which must be installed on this computer.</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Change captions layer</source>
+        <translation>Change captions layer</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Report</source>
+        <translation>Report</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>HTML files (*.html)</source>
+        <translation>HTML files (*.html)</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Most changed tiles shown with imagery</source>
+        <translation>Most changed tiles shown with imagery</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>ccexpert command (empty: found on PATH)</source>
+        <translation>ccexpert command (empty: found on PATH)</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Open the report when done</source>
+        <translation>Open the report when done</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>The change captions layer is missing</source>
+        <translation>The change captions layer is missing</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>The report would replace the layer's own GeoPackage; pick an .html file</source>
+        <translation>The report would replace the layer's own GeoPackage; pick an .html file</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Running {0} {1}</source>
+        <translation>Running {0} {1}</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>Could not start {0}: {1}</source>
+        <translation>Could not start {0}: {1}</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>The report took over {0} s</source>
+        <translation>The report took over {0} s</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>exit code {0}</source>
+        <translation>exit code {0}</translation>
+    </message>
+    <message>
+        <location filename="../report_algorithm.py"/>
+        <source>The report could not be made: {0}</source>
+        <translation>The report could not be made: {0}</translation>
     </message>
     <message>
         <location filename="../run_feedback.py"/>
@@ -685,6 +800,46 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../settings_dialog.py"/>
         <source>Copied to the clipboard:</source>
         <translation>Copied to the clipboard:</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>{0} holds no run parameters (not made by Describe changes)</source>
+        <translation>{0} holds no run parameters (not made by Describe changes)</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>The rasters of this layer cannot be read: {0}</source>
+        <translation>The rasters of this layer cannot be read: {0}</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>The rasters at {0} are not the ones this layer was made from</source>
+        <translation>The rasters at {0} are not the ones this layer was made from</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>Before</source>
+        <translation>Before</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>After</source>
+        <translation>After</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>Show before/after</source>
+        <translation>Show before/after</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>{0} is not a change-captions layer</source>
+        <translation>{0} is not a change-captions layer</translation>
+    </message>
+    <message>
+        <location filename="../tile_view.py"/>
+        <source>Row {0}, column {1}</source>
+        <translation>Row {0}, column {1}</translation>
     </message>
 </context>
 </TS>
