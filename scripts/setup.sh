@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-apt_packages=(python3-qgis qgis-common qgis-providers qgis python3-venv python3-pip)
+apt_packages=(python3-qgis qgis-common qgis-providers qgis python3-venv python3-pip qttools5-dev-tools)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,8 +43,8 @@ def find_command(given: str | None) -> str:
     if found is None:
         raise QgsProcessingException(
             tr(
-                "Creating the report needs the ccexpert command (the backend's Python package, `pip install "
-                "ccexpert`, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert "
+                "Creating the report needs the ccexpert command (the backend's Python package: pip install "
+                "ccexpert, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert "
                 "executable in the 'ccexpert command' parameter"
             )
         )

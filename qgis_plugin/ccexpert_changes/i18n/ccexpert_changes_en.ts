@@ -603,8 +603,8 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../report_algorithm.py"/>
-        <source>Creating the report needs the ccexpert command (the backend's Python package, `pip install ccexpert`, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</source>
-        <translation>Creating the report needs the ccexpert command (the backend's Python package, `pip install ccexpert`, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</translation>
+        <source>Creating the report needs the ccexpert command (the backend's Python package: pip install ccexpert, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</source>
+        <translation>Creating the report needs the ccexpert command (the backend's Python package: pip install ccexpert, which brings rasterio and Pillow) on this computer: install it, or give its ccexpert executable in the 'ccexpert command' parameter</translation>
     </message>
     <message>
         <location filename="../report_algorithm.py"/>
