@@ -24,6 +24,12 @@ def test_field_list_is_the_contract():
         "backend",
         "run_id",
         "created_utc",
+        "objects",
+        "actions",
+        "n_objects",
+        "where",
+        "change_kind",
+        "facts",
     )
     assert fields.FIELD_TYPES["confidence"] == "real" and fields.FIELD_TYPES["changed"] == "int"
     assert fields.LAYER_NAME == "change_captions"

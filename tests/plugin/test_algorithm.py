@@ -41,6 +41,12 @@ FIELDS = [
     "backend",
     "run_id",
     "created_utc",
+    "objects",
+    "actions",
+    "n_objects",
+    "where",
+    "change_kind",
+    "facts",
 ]
 
 

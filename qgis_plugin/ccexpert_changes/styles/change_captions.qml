@@ -363,6 +363,12 @@
     <alias name="Backend" index="11" field="backend"/>
     <alias name="Run" index="12" field="run_id"/>
     <alias name="Created (UTC)" index="13" field="created_utc"/>
+    <alias name="Objects" index="14" field="objects"/>
+    <alias name="Actions" index="15" field="actions"/>
+    <alias name="Number of objects" index="16" field="n_objects"/>
+    <alias name="Where in the tile" index="17" field="where"/>
+    <alias name="Kind of change" index="18" field="change_kind"/>
+    <alias name="Facts (JSON)" index="19" field="facts"/>
   </aliases>
   <defaults>
     <default expression="" applyOnUpdate="0" field="tile_id"/>
