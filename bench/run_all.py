@@ -169,6 +169,27 @@ def _scaleout(outputs):
     return rows
 
 
+def _facts(outputs):
+    d = _last_json(outputs[0])
+    rows = [
+        ("LEVIR-CC change references with a known object and action (goal >= 98 %)", f"{d['change_coverage']:.2%}"),
+        ("LEVIR-CC no-change references without facts (goal 100 %)", f"{d['no_change_without_facts']:.2%}"),
+    ]
+    rows += [
+        (
+            f"facts vs 200 hand labels: {name} precision / recall",
+            f"{d[name + '_precision']:.3f} / {d[name + '_recall']:.3f}",
+        )
+        for name in ("object", "action", "count", "where")
+    ]
+    return rows
+
+
+def _levircc_captions() -> bool:
+    name = Path("shared", "data", "levircc_captions", "levircc_train_val_captions.json")
+    return (REPO.parent / name).is_file() or (Path("/work") / name).is_file()
+
+
 def _published_file() -> str | None:
     path = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
     return (
@@ -214,6 +235,14 @@ def sections() -> list[Section]:
             [[PY, "bench/eval_demo.py", "--json", "--write-card"]],
             'the learning proof: S*m >= 2x always answering "no change" on seeds never trained or selected on',
             _demo,
+        ),
+        Section(
+            "facts",
+            "Caption parser (change facts) on the LEVIR-CC references",
+            [[PY, "bench/bench_facts.py", "--json"]],
+            "the layer's fact fields are only as good as the parser; labels: tests/data/levircc_fact_labels.jsonl",
+            _facts,
+            available=lambda: None if _levircc_captions() else "../shared/data/levircc_captions is not here",
         ),
         Section(
             "generate",

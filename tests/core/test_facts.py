@@ -51,6 +51,16 @@ def triples(caption: str) -> list[tuple]:
         ),
         ("some houses are removed", [("building", "disappeared", None, "some", [])]),
         ("a few buildings disappear", [("building", "disappeared", None, "a few", [])]),
+        ("two completed villas are built by the road", [("building", "appeared", 2, None, [])]),
+        ("two more houses are built", [("building", "appeared", 2, None, [])]),
+        (
+            "a t-shaped road appears in place of many trees",
+            [("road", "appeared", 1, None, []), ("vegetation", "disappeared", None, "many", [])],
+        ),
+        (
+            "the pasture is developed as a complex of buildings",
+            [("vegetation", "disappeared", None, None, []), ("building", "appeared", None, None, [])],
+        ),
     ],
 )
 def test_levir_cc_phrasings(caption, expected):

@@ -364,13 +364,15 @@ def _count(tokens: Sequence[str], noun: _Noun) -> tuple[int | None, str | None]:
                 return None, None
             return _NUMBERS[word], None
         if word in _VAGUE:
+            if word == "more" and j >= 1 and tokens[j - 1] in _NUMBERS and tokens[j - 1] not in ("a", "an"):
+                return _NUMBERS[tokens[j - 1]], None  # "two more houses"
             if word == "few" and j >= 1 and tokens[j - 1] == "a":
                 return None, "a few"
             return None, word
         if word in _DETERMINERS or word in _LOCATION_PREPS or word in _CLAUSE_BREAKS or word in ("with", "of"):
             break
-        if word in _AUX or _is_verb(tokens, j) or word in _NOUN_CLASS and word != noun.word:
-            break
+        if word in _AUX or (word in _NOUN_CLASS and word != noun.word):
+            break  # participles ("two completed villas") are adjectives here and are skipped
         j -= 1
         steps += 1
     if mass or plural:
@@ -431,7 +433,7 @@ def _clause_facts(clause: list[str]) -> list[Fact]:
         unknown = _unknown_subject(clause, 0, first)
         subjects = [unknown] if unknown else []
     after_stop = verbs[1] if len(verbs) > 1 and clause[verbs[1]] not in ("by",) else len(clause)
-    if verb in _REPLACE_ACTIVE or verb in _BECOME or (verb == "developed" and "into" in clause[first:]):
+    if verb in _REPLACE_ACTIVE or verb in _BECOME or _developed_into(clause, first):
         passive = first > 0 and clause[first - 1] in _AUX
         rest = clause[first + 1 :]
         if verb in _REPLACE_ACTIVE and passive and "by" in rest:
@@ -446,8 +448,10 @@ def _clause_facts(clause: list[str]) -> list[Fact]:
         else:
             # "Y becomes X", "Y is turned into X"
             start = first + 1
-            if "into" in clause[first + 1 : first + 3]:
-                start = clause.index("into", first + 1) + 1
+            for particle in ("into", "as", "to"):
+                if particle in clause[first + 1 : first + 3]:
+                    start = clause.index(particle, first + 1) + 1
+                    break
             old = subjects
             new = _nouns(clause, start, len(clause), skip_locations=True)
         new = new + _pronouns(clause, first + 1, old)
@@ -457,6 +461,8 @@ def _clause_facts(clause: list[str]) -> list[Fact]:
         action = _action(clause, first)
         facts.extend(_fact(clause, n, action, where) for n in subjects)
         facts.extend(_fact(clause, n, action, where) for n in _with_objects(clause, first + 1, after_stop))
+        if action == "appeared":
+            facts.extend(_fact(clause, n, "disappeared", where) for n in _in_place_of(clause, first + 1))
     # a later verb in the same clause ("a road is built with houses built around", "houses are built replacing trees")
     if len(verbs) > 1:
         later = verbs[1]
@@ -469,6 +475,19 @@ def _clause_facts(clause: list[str]) -> list[Fact]:
             action = _action(clause, later)
             facts.extend(_fact(clause, n, action, where) for n in between if n.word not in seen)
     return facts
+
+
+def _developed_into(clause: Sequence[str], i: int) -> bool:
+    """ "the pasture is developed into / as houses": a replacement, not a plain "developed"."""
+    return clause[i] == "developed" and any(p in clause[i + 1 : i + 3] for p in ("into", "as"))
+
+
+def _in_place_of(clause: Sequence[str], start: int) -> list[_Noun]:
+    """ "... appears in place of many trees": what was there before disappeared."""
+    for i in range(start, len(clause) - 2):
+        if clause[i : i + 3] == ["in", "place", "of"]:
+            return _nouns(clause, i + 3, len(clause), skip_locations=False)
+    return []
 
 
 def _pronouns(clause: Sequence[str], start: int, old: Sequence[_Noun]) -> list[_Noun]:
