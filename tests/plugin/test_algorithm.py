@@ -98,6 +98,11 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
             assert r["backend"] == backend.url and r["run_id"] == results["RUN_ID"]
             assert r["created_utc"].endswith("Z")
     assert results["CAPTIONED"] + results["SKIPPED_NODATA"] == 9 and results["ERRORS"] == 0
+    # change areas are on by default: the layer is there, its tiles are the changed tiles of the output (issue 27)
+    areas = QgsVectorLayer(f"{out}|layername=change_areas", "areas", "ogr")
+    assert areas.isValid()
+    grouped = sorted(t for f in areas.getFeatures() for t in f["tile_ids"].split(","))
+    assert grouped == sorted(r["tile_id"] for r in rows if r["changed"] == 1 and r["change_kind"])
 
     # the run's parameters travel with the layer, so `ccexpert report` can cut the same chips again
     ds = gdal.OpenEx(str(out))
