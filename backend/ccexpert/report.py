@@ -30,6 +30,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from .gpkg_output import read_metadata, read_tiles
+from .report_summary import card_kind_attribute, kind_filters, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
         low = " (low)" if tile["confidence"] < 0.5 else ""
         facts.insert(0, f"confidence {tile['confidence']:.2f}{low}")
     return (
-        f'<section class="card" id="{tid}"><h3>{title} <small>{tid}</small></h3>{pics}'
+        f'<section class="card" id="{tid}"><h3{card_kind_attribute(tile)}>{title} <small>{tid}</small></h3>{pics}'
         f'<p class="caption">{html.escape(tile["caption"] or "")}</p><p class="meta">{" · ".join(facts)}</p>'
         "</section>"
     )
@@ -361,12 +362,14 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 <p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
 {conf_note}
+{summary_table(tiles)}
 <h2>Overview</h2>
 {toggle}
 <div>{legend}</div>
 {overview}
 <p class="meta">{coords} Click a changed tile to see it below.</p>
 <h2>Changed tiles</h2>
+{kind_filters(tiles)}
 {problem}{more}
 {"".join(cards) or "<p>No changed tiles.</p>"}
 <div id="zoom"><a href="#" class="close">close ×</a><figure><img id="zoom-before" alt="before">
