@@ -185,6 +185,17 @@ def _facts(outputs):
     return rows
 
 
+def _demo_facts(outputs):
+    d = _last_json(outputs[0])
+    return [
+        (
+            f"demo model, unseen seed {r['seed']}: object F1 / where / exact count / S*m ratio",
+            f"{r['object_f1']:.3f} / {r['where_accuracy']:.3f} / {r['exact_count']:.3f} / {r['s_m_ratio']:.2f}x",
+        )
+        for r in d["seeds"]
+    ]
+
+
 def _levircc_captions() -> bool:
     name = Path("shared", "data", "levircc_captions", "levircc_train_val_captions.json")
     return (REPO.parent / name).is_file() or (Path("/work") / name).is_file()
@@ -243,6 +254,13 @@ def sections() -> list[Section]:
             "the layer's fact fields are only as good as the parser; labels: tests/data/levircc_fact_labels.jsonl",
             _facts,
             available=lambda: None if _levircc_captions() else "../shared/data/levircc_captions is not here",
+        ),
+        Section(
+            "demo_facts",
+            "Demo model: facts parsed from its captions vs the generator's truth (seeds never trained on)",
+            [[PY, "bench/bench_demo_facts.py", "--json"]],
+            "issue 27 targets: object F1 >= 0.90, where >= 0.80, exact count >= 0.85, S*m >= 2.3x no-change",
+            _demo_facts,
         ),
         Section(
             "generate",

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import fiona
-from ccexpert_changes.core.areas import AREA_FIELDS, AREAS_LAYER_NAME, group_areas
+from ccexpert_changes.core.areas import AREA_FIELDS, AREAS_LAYER_NAME, areas_style, group_areas
+from ccexpert_changes.core.style_table import write_default_style
 from shapely.geometry import box, mapping
 from shapely.ops import unary_union
 
@@ -35,4 +36,5 @@ def write_change_areas(path: str | Path) -> int:
             if shape.geom_type == "Polygon":
                 geometry = {"type": "MultiPolygon", "coordinates": [geometry["coordinates"]]}
             dst.write({"geometry": geometry, "properties": area.record()})
+    write_default_style(path, AREAS_LAYER_NAME, areas_style())
     return len(areas)

@@ -17,8 +17,9 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from .about import tr
-from .core.areas import AREA_FIELDS, AREAS_LAYER_NAME, group_areas
+from .core.areas import AREA_FIELDS, AREAS_LAYER_NAME, areas_style, group_areas
 from .core.fields import LAYER_NAME
+from .core.style_table import write_default_style
 
 _QT_TYPES = {"str": QVariant.String, "int": QVariant.Int, "real": QVariant.Double}
 _READ = ("tile_id", "row", "col", "status", "changed", "change_kind", "facts")
@@ -73,4 +74,5 @@ def write_change_areas(path: str) -> int:
     )
     if error != QgsVectorFileWriter.WriterError.NoError:
         raise AreaLayerError(tr("Could not write the change areas into {0}: {1}").format(path, message))
+    write_default_style(path, AREAS_LAYER_NAME, areas_style())
     return len(features)

@@ -9,6 +9,7 @@ from ccexpert.area_layer import write_change_areas
 from ccexpert.cli import main
 from ccexpert.gpkg_output import read_tiles
 from ccexpert_changes.core.areas import AREAS_LAYER_NAME
+from ccexpert_changes.core.style_table import default_style
 from rasterio.transform import from_origin
 from service_helpers import ORIGIN, EchoEngine, EchoResult, blocks, write_tif
 from shapely.geometry import box, shape
@@ -45,6 +46,7 @@ def test_describe_areas_dissolves_overlapping_chips_into_one_area(tmp_path, monk
     assert props["n_objects"] == 8
     union = unary_union([box(*t["bounds"]) for t in tiles])
     assert shape(feature.geometry).equals(union) and union.geom_type == "Polygon"  # one outline, no seams
+    assert "Buildings appeared" in (default_style(out, AREAS_LAYER_NAME) or "")  # opens styled by kind
 
 
 def test_rewritten_from_all_tiles_and_objects_on_a_shared_side_counted_once(tmp_path):

@@ -60,3 +60,18 @@ def test_overlapping_tiles_of_one_kind_become_one_area(qgis_app, tmp_path):
     assert built.geometry().symDifference(union).isEmpty()  # the dissolved tiles, nothing more or less
     assert built.geometry().constGet().numGeometries() == 1  # one outline across the overlaps
     assert areas["vegetation lost"]["n_objects"] == NULL  # "many trees": no number
+
+
+def test_areas_open_styled_by_kind_with_aliases(qgis_app, tmp_path):
+    from ccexpert_changes.area_layer import write_change_areas
+    from ccexpert_changes.core.areas import AREA_FIELD_ALIASES
+    from ccexpert_changes.core.fact_fields import CHANGE_KINDS
+
+    path = _output(tmp_path / "out.gpkg", {(0, 0): "two houses are built", (0, 1): "many trees are removed"})
+    write_change_areas(path)
+    layer = QgsVectorLayer(f"{path}|layername=change_areas", "areas", "ogr")  # its stored default style applies
+    rules = layer.renderer().rootRule().children()
+    assert rules[0].label() == "Buildings appeared" and rules[-1].isElse()
+    assert all(r.filterExpression().split("'")[1] in CHANGE_KINDS for r in rules[:-1])
+    for name, alias in AREA_FIELD_ALIASES.items():
+        assert layer.attributeAlias(layer.fields().indexOf(name)) == alias

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .facts import MASS_NOUNS
@@ -39,6 +40,15 @@ AREA_FIELD_ALIASES: dict[str, str] = {
     "n_objects": "Number of objects",
     "tile_ids": "Tiles (ids)",
 }
+AREAS_STYLE = Path(__file__).resolve().parents[1] / "styles" / "change_areas.qml"
+
+
+def areas_style() -> str:
+    """The shipped QML of layer change_areas (tints and outlines by kind of change, as the tiles), stored as the
+    layer's default style by both writers so the areas open styled anywhere."""
+    return AREAS_STYLE.read_text(encoding="utf-8")
+
+
 _LEFT = frozenset({"top_left", "left", "bottom_left"})
 _TOP = frozenset({"top_left", "top", "top_right"})
 
