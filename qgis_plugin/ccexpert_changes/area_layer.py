@@ -21,7 +21,7 @@ from .core.areas import AREA_FIELDS, AREAS_LAYER_NAME, areas_style, group_areas
 from .core.fields import LAYER_NAME
 from .core.style_table import write_default_style
 
-_QT_TYPES = {"str": QVariant.String, "int": QVariant.Int, "real": QVariant.Double}
+_QT_TYPES = {"str": QVariant.Type.String, "int": QVariant.Type.Int, "real": QVariant.Type.Double}
 _READ = ("tile_id", "row", "col", "status", "changed", "change_kind", "facts")
 
 

@@ -51,6 +51,7 @@ def triples(caption: str) -> list[tuple]:
         ),
         ("some houses are removed", [("building", "disappeared", None, "some", [])]),
         ("a few buildings disappear", [("building", "disappeared", None, "a few", [])]),
+        ("a house is built in the upper left corner of the tile", [("building", "appeared", 1, None, ["top_left"])]),
         ("two completed villas are built by the road", [("building", "appeared", 2, None, [])]),
         ("two more houses are built", [("building", "appeared", 2, None, [])]),
         (

@@ -160,7 +160,7 @@ _NOT_NOUNS = (
     | frozenset(_NUMBERS)
     | _VAGUE
     | _words("of with into to as by for there it them they new old original former existing")
-    | _words("scene image picture corner side sides edge part half end top bottom left right middle")
+    | _words("scene image picture tile corner side sides edge part half end top bottom left right middle")
     | _words("center centre upper lower lots")
 )
 _VERTICAL = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom"}
