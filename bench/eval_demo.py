@@ -38,6 +38,7 @@ def main() -> int:
     from ccexpert_training.demo_eval import score_split
 
     engine = CaptionEngine.from_pretrained(DEMO_MODEL_DIR, device="cpu")
+    engine.wording = "scene"  # scored against references that say "the scene"
 
     def captioner(pairs):
         return [r.caption for r in engine.caption(pairs)]

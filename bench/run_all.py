@@ -226,6 +226,38 @@ def _scaleout(outputs):
     return rows
 
 
+def _facts(outputs):
+    d = _last_json(outputs[0])
+    rows = [
+        ("LEVIR-CC change references with a known object and action (goal >= 98 %)", f"{d['change_coverage']:.2%}"),
+        ("LEVIR-CC no-change references without facts (goal 100 %)", f"{d['no_change_without_facts']:.2%}"),
+    ]
+    rows += [
+        (
+            f"facts vs 200 hand labels: {name} precision / recall",
+            f"{d[name + '_precision']:.3f} / {d[name + '_recall']:.3f}",
+        )
+        for name in ("object", "action", "count", "where")
+    ]
+    return rows
+
+
+def _demo_facts(outputs):
+    d = _last_json(outputs[0])
+    return [
+        (
+            f"demo model, unseen seed {r['seed']}: object F1 / where / exact count / S*m ratio",
+            f"{r['object_f1']:.3f} / {r['where_accuracy']:.3f} / {r['exact_count']:.3f} / {r['s_m_ratio']:.2f}x",
+        )
+        for r in d["seeds"]
+    ]
+
+
+def _levircc_captions() -> bool:
+    name = Path("shared", "data", "levircc_captions", "levircc_train_val_captions.json")
+    return (REPO.parent / name).is_file() or (Path("/work") / name).is_file()
+
+
 def _published_file() -> str | None:
     path = os.environ.get("CCEXPERT_PUBLISHED_PREDICTIONS")
     return (
@@ -271,6 +303,21 @@ def sections() -> list[Section]:
             [[PY, "bench/eval_demo.py", "--json", "--write-card"]],
             'the learning proof: S*m >= 2x always answering "no change" on seeds never trained or selected on',
             _demo,
+        ),
+        Section(
+            "facts",
+            "Caption parser (change facts) on the LEVIR-CC references",
+            [[PY, "bench/bench_facts.py", "--json"]],
+            "the layer's fact fields are only as good as the parser; labels: tests/data/levircc_fact_labels.jsonl",
+            _facts,
+            available=lambda: None if _levircc_captions() else "../shared/data/levircc_captions is not here",
+        ),
+        Section(
+            "demo_facts",
+            "Demo model: facts parsed from its captions vs the generator's truth (seeds never trained on)",
+            [[PY, "bench/bench_demo_facts.py", "--json"]],
+            "issue 27 targets: object F1 >= 0.90, where >= 0.80, exact count >= 0.85, S*m >= 2.3x no-change",
+            _demo_facts,
         ),
         Section(
             "generate",

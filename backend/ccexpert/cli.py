@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "caption": ("ccexpert.commands.caption", "caption one before/after image pair"),
     "convert": ("ccexpert.commands.convert", "official CCExpert checkpoint -> this project's format"),
     "describe": ("ccexpert.commands.describe", "caption every chip of a before/after raster pair into a GeoPackage"),
+    "facts": ("ccexpert.commands.facts", "change facts (object, action, count, where) of captions, one JSON line each"),
     "inspect": ("ccexpert.commands.inspect", "parameter count per component of a preset"),
     "package-plugin": ("ccexpert.commands.package_plugin", "build the installable QGIS plugin zip"),
     "report": ("ccexpert.commands.report", "HTML report (before/after thumbnails, captions) of a describe output"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .caption_text import tidy_caption
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
 from .processing_ccexpert import CCExpertProcessor
@@ -27,6 +28,8 @@ GPU_MAX_BATCH = 32
 
 class CaptionEngine:
     """Captions before/after pairs with a CCExpert model; `caption()` splits big inputs into `max_batch` chunks."""
+
+    wording = "tile"  # caption_text.tidy_caption: "tile" for the layer, "scene" to score against LEVIR-CC references
 
     def __init__(
         self,
@@ -173,6 +176,7 @@ class CaptionEngine:
             caption = self.processor.decode(tokens[:length])
             if restart < len(tokens):  # the words that were to join the second caption go with it
                 caption = _DANGLING.sub("", caption) or caption
+            caption = tidy_caption(caption, cut=eos not in tokens and restart == len(tokens), wording=self.wording)
             confidence = min(1.0, max(0.0, math.exp(score)))
             results.append(CaptionResult(caption, confidence, not is_no_change(caption), length))
         return results

@@ -7,22 +7,7 @@ as the ``changed`` field; evaluation uses it for change/no-change accuracy.
 
 from __future__ import annotations
 
-NO_CHANGE_CAPTIONS: tuple[str, ...] = (
-    "there is no difference",
-    "the two scenes seem identical",
-    "the scene is the same as before",
-    "no change has occurred",
-    "almost nothing has changed",
-)
+# One copy of the phrasings, in the Qt-free core (the plugin's caption parser needs them too).
+from ccexpert_changes.core.lexicon import NO_CHANGE_CAPTIONS, is_no_change, normalise_caption
 
-_NO_CHANGE_SET = frozenset(NO_CHANGE_CAPTIONS) | {"nothing has changed", "there is no change", "no change"}
-
-
-def normalise_caption(text: str) -> str:
-    """The LEVIR-CC evaluation normalisation: lower-case, drop every '.', collapse whitespace."""
-    return " ".join(text.lower().replace(".", " ").split())
-
-
-def is_no_change(text: str) -> bool:
-    """True when ``text`` is a no-change caption (case, periods and spacing ignored)."""
-    return normalise_caption(text) in _NO_CHANGE_SET
+__all__ = ["NO_CHANGE_CAPTIONS", "is_no_change", "normalise_caption"]

@@ -31,6 +31,7 @@ from PIL import Image, ImageFilter
 from shapely.geometry.base import BaseGeometry
 
 from .gpkg_output import read_metadata, read_tiles
+from .report_summary import card_kind_attribute, kind_filters, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +361,7 @@ def _card(tile: dict, chips: tuple[np.ndarray, np.ndarray] | None, show_confiden
         low = " (low)" if tile["confidence"] < 0.5 else ""
         facts.insert(0, f"confidence {tile['confidence']:.2f}{low}")
     return (
-        f'<section class="card" id="{tid}"><h3>{title} <small>{tid}</small></h3>{pics}'
+        f'<section class="card" id="{tid}"><h3{card_kind_attribute(tile)}>{title} <small>{tid}</small></h3>{pics}'
         f'<p class="caption">{html.escape(tile["caption"] or "")}</p><p class="meta">{" · ".join(facts)}</p>'
         "</section>"
     )
@@ -468,12 +469,14 @@ padding:.25em .5em;border-bottom:1px solid #eee;vertical-align:top}} .tiles tr.c
 <p>{len(tiles)} tiles: {counts["changed"]} changed, {counts["unchanged"]} without change, \
 {counts[STATUS_SKIPPED_NODATA]} skipped (nodata), {counts[STATUS_ERROR]} errors.</p>
 {conf_note}
+{summary_table(tiles)}
 <h2>Overview</h2>
 {toggle}
 <div>{legend}</div>
 {overview}
 <p class="meta">{coords} Click a changed tile to see it below.</p>
 <h2>Changed tiles</h2>
+{kind_filters(tiles)}
 {problem}{more}
 {"".join(cards) or "<p>No changed tiles.</p>"}
 <h2>All tiles</h2>

@@ -73,6 +73,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     IN_FLIGHT = "IN_FLIGHT"
     RESUME = "RESUME"
     RESUME_FORCE = "RESUME_FORCE"
+    AREAS = "AREAS"
     MAX_CHIPS = "MAX_CHIPS"
     OUTPUT = "OUTPUT"
 
@@ -98,6 +99,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             "an existing output is replaced once the run captions its first tile.</p>"
             "<p>Needs a running backend (<i>ccexpert serve</i>); set its URL and API key in the CCExpert settings. "
             "Chip size 0 and the advanced request settings 0 take the backend's own values.</p>"
+            "<p><b>Change areas</b> (on by default): a second layer, change_areas, in the same GeoPackage: "
+            "neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number "
+            "of tiles and objects.</p>"
         )
 
     def icon(self) -> QIcon:
@@ -217,6 +221,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(limit)
         self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.AREAS, tr("Also write change areas (layer change_areas: neighbouring tiles of one kind)"), True
+            )
+        )
+        self.addParameter(
             QgsProcessingParameterVectorDestination(
                 self.OUTPUT,
                 tr("Change captions"),
@@ -314,6 +323,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         )
         stats = self._run(loop, plan, writer, output)
         finish_layer(output, info, stats, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else [])
+        if self.parameterAsBoolean(parameters, self.AREAS, context):
+            _write_areas(output, feedback)
         _style_on_load(context, output, plan.reader.after_src.GetDescription())
         summary = tr(
             "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
@@ -493,6 +504,16 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 ).format(stats.errors, stats.first_error, output)
             )
         return stats
+
+
+def _write_areas(output: str, feedback: QgsProcessingFeedback) -> None:
+    """Layer change_areas; a failure is reported and leaves the tiles as they are (they are the result)."""
+    from .area_layer import AreaLayerError, write_change_areas
+
+    try:
+        feedback.pushInfo(tr("{0} change area(s) written to layer change_areas").format(write_change_areas(output)))
+    except AreaLayerError as exc:
+        feedback.reportError(str(exc))
 
 
 def _tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str], None]:

@@ -292,5 +292,49 @@ def test_engine_returns_the_first_caption_of_a_glued_pair(engine, monkeypatch, i
 
     monkeypatch.setattr(engine.model, "generate", glued)
     result = engine.caption(image_pairs[:1])[0]
-    assert result.caption == "a road is built in the center of the scene"
+    assert result.caption == "a road is built in the center of the tile"  # worded for the tile (caption_text)
     assert result.num_tokens == len(first)
+
+
+def _answer(engine, monkeypatch, text: str, *, end: bool) -> None:
+    """The model's generate answers ``text`` (with <|im_end|> when ``end``, else cut as by max_new_tokens)."""
+    tokens = engine.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    tokens = tokens + [engine.processor.im_end_id] if end else tokens
+    real_generate = engine.model.generate
+
+    def fixed(**kwargs):
+        out = real_generate(**{**kwargs, "max_new_tokens": 1})
+        prompt = kwargs["input_ids"]
+        fake = torch.tensor([tokens] * prompt.shape[0])
+        out.sequences = torch.cat((prompt, fake), dim=1)
+        out.logits = tuple(
+            torch.zeros(prompt.shape[0], engine.model.config.text_config.vocab_size) for _ in range(fake.shape[1])
+        )
+        return out
+
+    monkeypatch.setattr(engine.model, "generate", fixed)
+
+
+def test_a_caption_cut_at_the_token_limit_ends_at_its_last_whole_clause(engine, monkeypatch, image_pairs):
+    _answer(
+        engine, monkeypatch, "a road is built at the top and two houses are built on the left side of the", end=False
+    )
+    assert engine.caption(image_pairs[:1])[0].caption == "a road is built at the top"
+    _answer(engine, monkeypatch, "many houses are built on the left side of the", end=False)
+    assert engine.caption(image_pairs[:1])[0].caption == "many houses are built on the left side"
+    # a caption that ended by itself keeps its last clause
+    _answer(engine, monkeypatch, "a road is built at the top and two houses are built", end=True)
+    assert engine.caption(image_pairs[:1])[0].caption == "a road is built at the top and two houses are built"
+
+
+def test_repeated_clauses_are_dropped_and_positions_are_worded_for_the_tile(engine, monkeypatch, image_pairs):
+    _answer(engine, monkeypatch, "a road is built and a house appears and a road is built", end=True)
+    result = engine.caption(image_pairs[:1])[0]
+    assert result.caption == "a road is built and a house appears"
+    _answer(engine, monkeypatch, "a house appears in the corner of the scene", end=True)
+    assert engine.caption(image_pairs[:1])[0].caption == "a house appears in the corner of the tile"
+    monkeypatch.setattr(engine, "wording", "scene")  # scoring against LEVIR-CC references keeps their wording
+    assert engine.caption(image_pairs[:1])[0].caption == "a house appears in the corner of the scene"
+    _answer(engine, monkeypatch, "the scene is the same as before", end=True)
+    result = engine.caption(image_pairs[:1])[0]
+    assert (result.caption, result.changed) == ("the scene is the same as before", False)

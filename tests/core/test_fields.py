@@ -24,6 +24,12 @@ def test_field_list_is_the_contract():
         "backend",
         "run_id",
         "created_utc",
+        "objects",
+        "actions",
+        "n_objects",
+        "where",
+        "change_kind",
+        "facts",
     )
     assert fields.FIELD_TYPES["confidence"] == "real" and fields.FIELD_TYPES["changed"] == "int"
     assert fields.LAYER_NAME == "change_captions"
@@ -149,3 +155,26 @@ def test_shipped_style_carries_the_same_aliases():
     root = ET.fromstring(shipped_style())  # nosec B314 - our own shipped file
     aliases = {a.get("field"): a.get("name") for a in root.find("aliases")}
     assert aliases == fields.FIELD_ALIASES
+
+
+def test_resume_refuses_fact_fields_of_another_parser_version():
+    from ccexpert_changes.core.facts import PARSER_VERSION
+
+    stored, current = _meta(), _meta()
+    assert current["facts_parser"] == PARSER_VERSION
+    assert fields.fingerprint_differences(stored, current) == []
+    stored["facts_parser"] = "0"
+    (line,) = fields.fingerprint_differences(stored, current)
+    assert line.startswith("caption parser version")
+
+
+def test_records_carry_the_fact_fields_of_their_caption():
+    ok = fields.make_record(tile_id="t", row=0, col=0, status="ok", caption="two houses are built", changed=True)
+    assert (ok["objects"], ok["actions"], ok["n_objects"], ok["change_kind"]) == (
+        "building",
+        "appeared",
+        2,
+        "buildings appeared",
+    )
+    error = fields.make_record(tile_id="t", row=0, col=0, status="error", error="x")
+    assert all(error[name] is None for name in ("objects", "actions", "n_objects", "where", "change_kind", "facts"))

@@ -41,6 +41,12 @@ FIELDS = [
     "backend",
     "run_id",
     "created_utc",
+    "objects",
+    "actions",
+    "n_objects",
+    "where",
+    "change_kind",
+    "facts",
 ]
 
 
@@ -100,6 +106,17 @@ def test_fields_and_geometries_are_exactly_on_the_grid(run_describe, scene, tmp_
             assert r["backend"] == backend.url and r["run_id"] == results["RUN_ID"]
             assert r["created_utc"].endswith("Z")
     assert results["CAPTIONED"] + results["SKIPPED_NODATA"] == 9 and results["ERRORS"] == 0
+    # the change-fact fields are the shared core's for each tile's caption (the same code as describe, issue 27)
+    from ccexpert_changes.core.fact_fields import FACT_FIELD_NAMES, tile_fields
+
+    for r in rows:
+        changed = None if r["changed"] is None else bool(r["changed"])
+        assert {n: r[n] for n in FACT_FIELD_NAMES} == tile_fields(r["caption"], changed), r["caption"]
+    # change areas are on by default: the layer is there, its tiles are the changed tiles of the output (issue 27)
+    areas = QgsVectorLayer(f"{out}|layername=change_areas", "areas", "ogr")
+    assert areas.isValid()
+    grouped = sorted(t for f in areas.getFeatures() for t in f["tile_ids"].split(","))
+    assert grouped == sorted(r["tile_id"] for r in rows if r["changed"] == 1 and r["change_kind"])
 
     # the run's parameters travel with the layer, so `ccexpert report` can cut the same chips again
     ds = gdal.OpenEx(str(out))

@@ -148,3 +148,52 @@ def test_qgis_shows_the_demo_flag_in_the_layer_metadata(qgis_app, tmp_path):
         )
     )
     assert "DEMO model ccexpert-demo-synthetic" in layer.htmlMetadata()  # Layer Properties > Information
+
+
+def _tile(col: int, kind: str | None, changed: int) -> tuple[str, dict]:
+    x = col * 192
+    values = {"tile_id": f"r00000_c{col:05d}_abcdef01", "status": "ok", "changed": changed, "caption": "c"}
+    if kind is not None:
+        values["change_kind"] = kind
+    return f"POLYGON (({x} 0, {x + 192} 0, {x + 192} 192, {x} 192, {x} 0))", values
+
+
+def test_changed_tiles_are_coloured_by_kind_of_change_with_a_readable_legend(qgis_app, tmp_path):
+    """Issue 27: the legend lists the kinds of change under "Changed"; tiles of different kinds get different
+    tints, every changed tile keeps the orange outline, unchanged tiles stay unfilled."""
+    from ccexpert_changes.core.fact_fields import CHANGE_KINDS
+    from ccexpert_changes.core.style_table import write_shipped_style
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsRectangle
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    kinds = ["buildings appeared", "buildings disappeared", "vegetation lost", "sports fields appeared"]
+    features = [_tile(i, kind, 1) for i, kind in enumerate(kinds)] + [_tile(4, "no change", 0)]
+    path = _gpkg(tmp_path / "kinds.gpkg", features)
+    write_shipped_style(path, "change_captions")
+    layer = QgsVectorLayer(f"{path}|layername=change_captions", "kinds", "ogr")
+    layer.setLabelsEnabled(False)
+    changed_rule = next(r for r in layer.renderer().rootRule().children() if r.label() == "Changed")
+    children = changed_rule.children()
+    labels = [r.label() for r in children]
+    assert labels[:2] == ["Buildings appeared", "Buildings disappeared"] and "Vegetation lost" in labels
+    assert children[-1].isElse()  # every other kind ("sports fields appeared", ...) still gets a tint
+    for rule in children[:-1]:  # each filter names a value the parser can produce
+        assert rule.filterExpression().split("'")[1] in CHANGE_KINDS
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(QgsRectangle(0, 0, 960, 192))
+    settings.setOutputSize(QSize(1000, 200))
+    settings.setBackgroundColor(QColor(255, 255, 255))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    centres = [QColor(image.pixel(100 + 200 * i, 100)) for i in range(5)]
+    tints = {c.name() for c in centres[:4]}
+    assert len(tints) == 4, tints  # four kinds, four tints
+    assert all(min(c.red(), c.green(), c.blue()) > 150 for c in centres[:4])  # imagery still shows through
+    assert centres[4].name() == "#ffffff"  # the unchanged tile is not filled
+    edge = min((QColor(image.pixel(x, 100)) for x in range(6)), key=lambda c: c.blue())
+    assert edge.red() > 200 and edge.blue() < 80, edge.name()  # the changed outline as before

@@ -3,7 +3,8 @@
 RSICCLLM's DNPO (``../shared/reference/rsiccllm.md``) splits caption words into *key words*, which carry the
 meaning, and the rest (articles, prepositions), which only affect fluency. This module holds the key-word lexicon,
 grounded in the LEVIR-CC train/val vocabulary (the counts in comments are occurrences in its 34k references), and
-two uses of it:
+two uses of it (the word tables themselves live in ``ccexpert_changes.core.lexicon``, shared with the
+caption parser ``core.facts``):
 
 - :func:`key_words` reduces a caption to its key words, each mapped to its *meaning group* (``houses`` and
   ``buildings`` both become ``building``), so the information filter compares what captions say, not their wording;
@@ -22,7 +23,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccexpert.nochange import is_no_change, normalise_caption
+from ccexpert_changes.core.lexicon import DIRECTIONS as _DIRECTIONS
+from ccexpert_changes.core.lexicon import FIXED_DIRECTIONS as _FIXED_DIRECTIONS
+from ccexpert_changes.core.lexicon import FIXED_QUANTITIES as _FIXED_QUANTITIES
+from ccexpert_changes.core.lexicon import FIXED_VERBS as _FIXED_VERBS
+from ccexpert_changes.core.lexicon import OBJECTS as _OBJECTS
+from ccexpert_changes.core.lexicon import QUANTITIES as _QUANTITIES
+from ccexpert_changes.core.lexicon import VERBS as _VERBS
+from ccexpert_changes.core.lexicon import is_no_change, normalise_caption
 
 NO_CHANGE_KEY = "nochange"
 """The single key word a no-change caption reduces to (it has no object/verb/direction/quantity)."""
@@ -37,162 +45,6 @@ class Entry:
     slot: str  # grammatical slot; a swap keeps it (e.g. "plural", "participle", "axis-lr")
     swappable: bool = True
 
-
-# Each table: slot -> {meaning group -> words}. Words of one group are (near-)synonyms in LEVIR-CC usage, e.g.
-# house/building/villa (8179/3572/2117 plural uses) describe the same thing, so they are one group.
-_OBJECTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "singular": {
-        "building": (
-            "building",
-            "house",
-            "villa",
-            "bungalow",
-            "cottage",
-            "mansion",
-            "hut",
-            "cabin",
-            "warehouse",
-            "factory",
-            "tower",
-            "longhouse",
-        ),
-        "road": (
-            "road",
-            "street",
-            "path",
-            "lane",
-            "track",
-            "trail",
-            "footpath",
-            "crossroad",
-            "intersection",
-            "roundabout",
-            "t-junction",
-            "viaduct",
-            "bridge",
-            "overpass",
-        ),
-        "vegetation": ("tree", "forest", "woodland", "meadow", "grassland", "lawn", "jungle", "pasture"),
-        "water": ("lake", "pond", "river", "pool", "reservoir"),
-        "vehicle": ("car", "truck", "vehicle", "bus"),
-        "sports": ("playground", "court", "stadium"),
-        "bareland": ("desert", "wasteland", "clearing", "moorland"),
-    },
-    "plural": {
-        "building": (
-            "buildings",
-            "houses",
-            "villas",
-            "bungalows",
-            "cottages",
-            "mansions",
-            "huts",
-            "cabins",
-            "warehouses",
-            "factories",
-            "towers",
-            "longhouses",
-            "rooms",
-            "structures",
-        ),
-        "road": (
-            "roads",
-            "streets",
-            "paths",
-            "lanes",
-            "tracks",
-            "trails",
-            "crossroads",
-            "intersections",
-            "viaducts",
-            "bridges",
-            "overpasses",
-        ),
-        "vegetation": ("trees", "woods", "forests", "plants", "bushes", "shrubs", "meadows", "grasslands", "woodlands"),
-        "water": ("lakes", "ponds", "rivers", "pools", "reservoirs"),
-        "vehicle": ("cars", "trucks", "vehicles", "buses"),
-        "sports": ("playgrounds", "courts", "stadiums"),
-        "bareland": ("deserts", "wastelands", "barelands"),
-    },
-    "mass": {
-        "vegetation": ("vegetation", "grass"),
-        "bareland": ("bareland", "land", "sand"),
-        "water": ("water",),
-    },
-}
-
-_VERBS: dict[str, dict[str, tuple[str, ...]]] = {
-    # "has been built" / "are removed": passive participles of building vs removing (8870 built, 1747 removed).
-    "participle": {
-        "build": ("built", "constructed", "erected", "added"),
-        "remove": ("removed", "demolished", "cleared", "knocked", "bulldozed", "flattened", "leveled"),
-        "widen": ("widened", "broadened", "expanded", "enlarged", "extended", "lengthened"),
-    },
-    # "trees have decreased": intransitive change of amount.
-    "participle-intransitive": {"increase": ("increased",), "decrease": ("decreased", "reduced")},
-    # "houses appear" / "a road disappears": intransitive appearing vs vanishing.
-    "plain": {"appear": ("appear", "emerge"), "disappear": ("disappear", "vanish")},
-    "third": {"appear": ("appears", "emerges"), "disappear": ("disappears", "vanishes")},
-    "past": {"appear": ("appeared", "emerged"), "disappear": ("disappeared", "vanished")},
-    "third-amount": {"increase": ("increases",), "decrease": ("decreases",)},
-}
-# Recognised as change verbs but never swapped: their objects/particles ("developed into", "replaced by",
-# "rebuilt into", "cut down") would not fit a replacement.
-_FIXED_VERBS: dict[str, tuple[str, ...]] = {
-    "build": (
-        "planted",
-        "rebuilt",
-        "reconstructed",
-        "developed",
-        "completed",
-        "renovated",
-        "restored",
-        "build",
-        "builds",
-    ),
-    "remove": ("cut", "gone", "missing", "withered"),
-    "replace": (
-        "replace",
-        "replaced",
-        "replaces",
-        "replacing",
-        "converted",
-        "transformed",
-        "turned",
-        "becomes",
-        "become",
-        "became",
-    ),
-}
-
-_DIRECTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    # Only same-axis opposites, so "top left corner" -> "bottom left corner", never "left left corner".
-    "axis-tb": {"top": ("top",), "bottom": ("bottom",)},
-    "axis-ul": {"upper": ("upper",), "lower": ("lower",)},
-    "axis-lr": {"left": ("left",), "right": ("right",)},
-    "axis-ab": {"above": ("above",), "below": ("below",)},
-    "corner": {
-        "lower-left": ("lower-left", "bottom-left"),
-        "lower-right": ("lower-right", "bottom-right"),
-        "upper-left": ("upper-left", "top-left"),
-        "upper-right": ("upper-right", "top-right"),
-    },
-    "orientation": {"vertical": ("vertical",), "horizontal": ("horizontal",)},
-    "orientation-adv": {"vertically": ("vertically",), "horizontally": ("horizontally",)},
-}
-_FIXED_DIRECTIONS: dict[str, tuple[str, ...]] = {"center": ("middle", "center", "centre", "central")}
-
-_QUANTITIES: dict[str, dict[str, tuple[str, ...]]] = {
-    # Numerals with a plural noun (6560 "two" ... 58 "five"). "one" is left out: mostly a pronoun ("the original
-    # one"). Vague quantifiers are near-synonyms of each other ("some"/"several"/"a few"), so they are never swapped.
-    "numeral": {w: (w,) for w in ("two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")},
-}
-_FIXED_QUANTITIES: dict[str, tuple[str, ...]] = {
-    "one": ("one", "single"),
-    "many": ("many", "numerous"),
-    "some": ("some", "several", "few"),
-    "all": ("all", "most"),
-}
 
 # An object noun right after one of these is the head of a compound ("parking lot", "swimming pool") or the word
 # after it is a particle of a phrasal verb ("cut down"); such positions are not swapped.

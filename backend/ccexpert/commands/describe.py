@@ -86,6 +86,11 @@ def add_parser(subparsers) -> None:
         "long, with growing jittered waits that honour Retry-After (default 300)",
     )
     p.add_argument("--retries", type=int, help="also stop after this many retries (default: no count limit)")
+    p.add_argument(
+        "--areas",
+        action="store_true",
+        help="also write layer change_areas: neighbouring changed tiles of one kind of change dissolved into one area",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -175,7 +180,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_NONE_CAPTIONED
         summary = exc.summary
-    return _report(summary, args.output)
+    code = _report(summary, args.output)
+    if args.areas and not summary.left_as_it_was and os.path.exists(args.output):
+        from ccexpert.area_layer import write_change_areas
+
+        print(f"{write_change_areas(args.output)} change areas -> {args.output} (layer change_areas)")
+    return code
 
 
 def _report(summary, output: str) -> int:

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .fact_fields import tile_fields
+from .facts import PARSER_VERSION
+
 LAYER_NAME = "change_captions"
 # Layer metadata item holding the run's parameters as JSON (raster paths, bands, nodata, grid, stretch), written by the
 # plugin and by `ccexpert describe`, so that `ccexpert report` can re-read the chips of either.
@@ -38,6 +41,13 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("backend", "str"),
     ("run_id", "str"),
     ("created_utc", "str"),
+    # change facts parsed from the caption (core.fact_fields.tile_fields; docs/ARCHITECTURE.md "Change facts")
+    ("objects", "str"),
+    ("actions", "str"),
+    ("n_objects", "int"),
+    ("where", "str"),
+    ("change_kind", "str"),
+    ("facts", "str"),
 )
 FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in FIELDS)
 FIELD_TYPES: dict[str, str] = dict(FIELDS)
@@ -59,6 +69,12 @@ FIELD_ALIASES: dict[str, str] = {
     "backend": "Backend",
     "run_id": "Run",
     "created_utc": "Created (UTC)",
+    "objects": "Objects",
+    "actions": "Actions",
+    "n_objects": "Number of objects",
+    "where": "Where in the tile",
+    "change_kind": "Kind of change",
+    "facts": "Facts (JSON)",
 }
 CONFIDENCE_DECIMALS = 3  # the model's confidence is no finer than this; more digits only look precise
 
@@ -86,9 +102,10 @@ def make_record(
     created_utc: str | None = None,
 ) -> dict[str, Any]:
     """One attribute row with every field in layer order; ``changed`` becomes 0/1, or None (NULL) when the
-    tile was not captioned; ``confidence`` is rounded to CONFIDENCE_DECIMALS. Refuses unknown statuses and an
-    ``ok`` tile without a caption. ``row``/``col`` are the chip's grid indexes (0-based, as in the tile id); the
-    record holds them 1-based, the way people count rows and columns in the layer, its labels and the report."""
+    tile was not captioned; ``confidence`` is rounded to CONFIDENCE_DECIMALS; the change-fact fields come from the
+    caption (:func:`core.fact_fields.tile_fields`, None when not captioned). Refuses unknown statuses and an ``ok`` tile
+    without a caption. ``row``/``col`` are the chip's grid indexes (0-based, as in the tile id); the record holds them
+    1-based, the way people count rows and columns in the layer, its labels and the report."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
     if status == STATUS_OK and (caption is None or changed is None):
@@ -110,6 +127,7 @@ def make_record(
         "backend": backend,
         "run_id": run_id,
         "created_utc": created_utc or utc_now_iso(),
+        **tile_fields(caption if status == STATUS_OK else None, changed),
     }
 
 
@@ -136,7 +154,8 @@ def run_metadata(
     after_source: Mapping[str, Any] | None = None,
     aoi: str | None = None,
 ) -> dict[str, Any]:
-    """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared).
+    """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared;
+    ``facts_parser``: the caption parser's version, so fact fields of two versions never mix in one layer).
 
     They are also the output's fingerprint: a resume compares them with the run about to append to the file
     (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
@@ -152,6 +171,7 @@ def run_metadata(
         "overlap": overlap,
         "grid_hash": grid_hash,
         "stretch": dict(stretch),
+        "facts_parser": PARSER_VERSION,
     }
     if model is not None:
         meta["model"] = model
@@ -228,6 +248,7 @@ _FINGERPRINT = (
     ("grid_hash", "chip grid"),
     ("stretch", "8-bit stretch"),
     ("model", "model"),
+    ("facts_parser", "caption parser version (the change-fact fields)"),
 )
 
 

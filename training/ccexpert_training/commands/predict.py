@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot load the model {args.model or '(default)'}: {exc}", file=sys.stderr)
         return 2
+    engine.wording = "scene"  # predictions are scored against LEVIR-CC references, which say "the scene"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     partial = args.output.with_name(args.output.name + ".partial")
     try:

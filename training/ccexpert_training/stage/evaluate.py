@@ -56,6 +56,7 @@ def generate_predictions(model, processor, records, batch_size: int, max_new_tok
     padded = mine + [records[0]] * (per_rank - len(mine))
     was_training = model.training
     engine = CaptionEngine(model, processor, max_batch=batch_size)
+    engine.wording = "scene"  # scored against references that say "the scene"
     out = []
     try:
         with torch.no_grad():
