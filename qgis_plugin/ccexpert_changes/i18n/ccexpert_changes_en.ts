@@ -20,8 +20,8 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
-        <source>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;</source>
-        <translation>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;</translation>
+        <source>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;</source>
+        <translation>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -97,6 +97,11 @@
         <location filename="../algorithm.py"/>
         <source>Ask before runs of more chips than</source>
         <translation>Ask before runs of more chips than</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
+        <source>Also write change areas (layer change_areas: neighbouring tiles of one kind)</source>
+        <translation>Also write change areas (layer change_areas: neighbouring tiles of one kind)</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -253,6 +258,11 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../algorithm.py"/>
+        <source>{0} change area(s) written to layer change_areas</source>
+        <translation>{0} change area(s) written to layer change_areas</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
         <source>Tile {0}: {1}</source>
         <translation>Tile {0}: {1}</translation>
     </message>
@@ -260,6 +270,16 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../algorithm.py"/>
         <source>Change captions</source>
         <translation>Change captions</translation>
+    </message>
+    <message>
+        <location filename="../area_layer.py"/>
+        <source>{0} has no readable layer {1}</source>
+        <translation>{0} has no readable layer {1}</translation>
+    </message>
+    <message>
+        <location filename="../area_layer.py"/>
+        <source>Could not write the change areas into {0}: {1}</source>
+        <translation>Could not write the change areas into {0}: {1}</translation>
     </message>
     <message>
         <location filename="../backend_client.py"/>
