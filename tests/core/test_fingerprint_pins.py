@@ -26,7 +26,7 @@ def meta(**change):
         "after_source": SOURCE_B,
     }
     base.update(change)
-    return run_metadata(
+    built = run_metadata(
         base["before"],
         base["after"],
         base["bands"],
@@ -39,6 +39,9 @@ def meta(**change):
         before_source=base["before_source"],
         after_source=base["after_source"],
     )
+    if "facts_parser" in change:  # not a parameter: run_metadata stamps the parser's own version
+        built["facts_parser"] = change["facts_parser"]
+    return built
 
 
 CHANGES = {
@@ -51,6 +54,7 @@ CHANGES = {
     "chip grid": {"grid_hash": "9876543210"},
     "8-bit stretch": {"stretch": {"passthrough": False, "lo": [0.0], "hi": [255.0]}},
     "model": {"model": "ccexpert 2"},
+    "caption parser version (the change-fact fields)": {"facts_parser": "0-older"},
 }
 
 

@@ -151,7 +151,7 @@ def _contract_hash(origin_x, origin_y, pixel_w, pixel_h, chip, stride, crs) -> s
     import hashlib
 
     parts = [format(float(v), ".12g") for v in (origin_x, origin_y, pixel_w, pixel_h)] + [str(chip), str(stride), crs]
-    parts.append("edge-inward")  # the grid version: chips of the last row/column end at the raster's edge
+    parts.append("owned-1based")  # the grid version: owned polygons, 1-based rows, edge chips end at the raster edge
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 

@@ -53,7 +53,7 @@ FIELDS = [
 def expected_hash(origin_x, origin_y, px_w, px_h, chip, stride, crs) -> str:
     """Independent re-statement of the contract in docs/ARCHITECTURE.md (not the plugin's code)."""
     parts = [format(float(v), ".12g") for v in (origin_x, origin_y, px_w, px_h)] + [str(chip), str(stride), crs]
-    parts.append("edge-inward")  # the grid version
+    parts.append("owned-1based")  # the grid version
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:8]
 
 

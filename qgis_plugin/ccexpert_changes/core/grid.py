@@ -115,7 +115,8 @@ class Chip:
 
 
 DEFAULT_CHIP_SIZE = 384  # CCExpert's input (LEVIR-CC chips): what a client assumes when a backend names no chip size
-GRID_VERSION = "edge-inward"  # part of the hash: outputs of the earlier grid (edge chips overhanging) are not resumed
+GRID_VERSION = "owned-1based"  # part of the hash: outputs of earlier grids (edge chips overhanging; whole-chip polygons
+# and 0-based rows) are not resumed into a layer of this one, so one layer never mixes two conventions
 
 
 class RasterTooSmall(ValueError):
