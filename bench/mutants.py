@@ -43,7 +43,7 @@ AUTH = "backend/ccexpert/service/auth.py"
 BATCHING = "backend/ccexpert/service/batching.py"
 IMAGES = "backend/ccexpert/service/images.py"
 GENERAL_VLM = "backend/ccexpert/general_vlm.py"
-NOCHANGE = "backend/ccexpert/nochange.py"
+NOCHANGE = "qgis_plugin/ccexpert_changes/core/lexicon.py"  # the phrasings moved to core (one copy)
 STAGE_SCHEMA = "training/ccexpert_training/stage/schema.py"
 
 T_DIM = "tests/backend/test_dim.py"

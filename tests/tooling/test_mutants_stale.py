@@ -42,3 +42,16 @@ def test_a_stale_mutant_stops_the_run_before_any_test(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "1 stale mutant(s); nothing was run" in err and "stale one: snippet found 0 times" in err
     assert mutants.main(["--list"]) == 2  # listing says so too
+
+
+def test_every_shipped_mutant_still_matches_the_code():
+    """A refactor that moves a mutated line must move its mutant too: ``--list`` exits 2 naming any stale one."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "mutants.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
