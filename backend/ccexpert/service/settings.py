@@ -47,6 +47,18 @@ class Settings(BaseModel):
         None, description="put /metrics behind the API key; None = only when keys are on and the bind is not loopback"
     )
     max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
+    shutdown_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="after SIGTERM/SIGINT, requests in flight have this long to finish; those still waiting are "
+        "answered 503 shutting_down (with Retry-After) just before it ends",
+    )
+    auth_failures_burst: int = Field(
+        10, ge=1, description="wrong API keys one client address may send at once before it is throttled (429)"
+    )
+    auth_failures_per_s: float = Field(
+        1.0, gt=0, description="wrong API keys per second one client address may keep sending once throttled"
+    )
     log_level: str = "info"
 
     @property
