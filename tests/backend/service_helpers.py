@@ -71,6 +71,17 @@ class EchoEngine:
         return out
 
 
+class TokenEchoEngine(EchoEngine):
+    """:class:`EchoEngine` whose captions also name the ``max_new_tokens`` they were asked with, so a result given
+    back to a call of another caption length is visible."""
+
+    def caption(self, pairs, max_new_tokens: int = 64):
+        from dataclasses import replace
+
+        results = super().caption(pairs, max_new_tokens)
+        return [replace(r, caption=f"{r.caption} tokens {max_new_tokens}") for r in results]
+
+
 def echo_caption(before_mean: int, after_mean: int) -> str:
     return f"before {before_mean} after {after_mean}"
 
