@@ -2,19 +2,28 @@
 shutdown with requests in flight, over-quota keys costing a body read, endless header lines, client disconnects
 counted as 500, unthrottled key guessing and short keys, a port in use, a key file left by the Ray ingress.
 
-Servers are real: ``run_service`` (what ``ccexpert serve`` runs) in a process where signals, exit codes, the HTTP
-parser or the process's memory are the subject; uvicorn in a thread otherwise. No sleeps that race: conditions are
-polled with deadlines, and the in-flight requests are held by a slow engine until the test is done with them.
+``SCENARIOS`` (module level, importable: ``bench/bench_reliability.py`` runs them too) holds one :class:`Scenario` per
+finding met over HTTP: ``run(tmp)`` plays it against a real server and returns what was observed, ``check(seen)``
+says what is wrong with that (empty: answered as expected). Servers are real: ``run_service`` (what ``ccexpert
+serve`` runs) in a process where signals, exit codes, the HTTP parser or the process's memory are the subject;
+uvicorn in a thread otherwise. No sleeps that race: conditions are polled with deadlines, and the in-flight
+requests are held by a slow engine until the scenario is done with them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -22,6 +31,7 @@ from ccexpert.cli import main
 from ccexpert.service import Settings, create_app
 from ccexpert.service.auth import AuthThrottle, key_line
 from service_helpers import (
+    REPO,
     EchoEngine,
     b64,
     echo_service_process,
@@ -74,18 +84,34 @@ def keys_file(tmp: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One finding of issue 24 played over HTTP: ``run(tmp)`` -> observations, ``check(observations)`` -> problems."""
+
+    id: str
+    expected: str
+    run: Callable[[Path], dict[str, Any]]
+    check: Callable[[dict[str, Any]], list[str]]
+    needs_proc: bool = False
+
+
+def error_code(response: requests.Response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 # -- 1. memory: the pair cap comes before anything is built per element -------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the RSS peak")
-def test_two_megabyte_array_body_is_refused_within_a_second_and_50_mib(tmp_path):
+def run_array_body(tmp: Path) -> dict[str, Any]:
     port = free_port()
-    process = echo_service_process(port, {"max_batch": 16}, {"chip_size": CHIP}, log_path=tmp_path / "server.log")
+    process = echo_service_process(port, {"max_batch": 16}, {"chip_size": CHIP}, log_path=tmp / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, timeout=60, process=process)
         body = b'{"pairs": [' + b",".join([b"0"] * 1_000_000) + b"]}"
-        assert len(body) > 1_900_000
         requests.post(url + "/v1/captions", json=pair_body(), timeout=30)  # warm: pools, buffers, imports
         Path(f"/proc/{process.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
         before, _ = rss_peak_kib(process.pid)
@@ -97,9 +123,267 @@ def test_two_megabyte_array_body_is_refused_within_a_second_and_50_mib(tmp_path)
         _, peak = rss_peak_kib(process.pid)
     finally:
         stop_process(process)
-    assert response.status_code == 422 and response.json()["error"]["code"] == "batch_too_large", response.text[:300]
-    assert elapsed < 1.0, f"answered after {elapsed:.2f} s"
-    assert (peak - before) / 1024 < 50, f"server grew {(peak - before) / 1024:.0f} MiB for a {len(body)} byte body"
+    return {
+        "body_bytes": len(body),
+        "status": response.status_code,
+        "code": error_code(response),
+        "seconds": round(elapsed, 3),
+        "growth_mib": round((peak - before) / 1024, 1),
+    }
+
+
+def check_array_body(seen: dict[str, Any]) -> list[str]:
+    problems = []
+    if seen["body_bytes"] < 1_900_000:
+        problems.append(f"body of {seen['body_bytes']} bytes, not 2 MB")
+    if (seen["status"], seen["code"]) != (422, "batch_too_large"):
+        problems.append(f"answered {seen['status']} {seen['code']}, expected 422 batch_too_large")
+    if seen["seconds"] >= 1.0:
+        problems.append(f"answered after {seen['seconds']} s (limit 1 s)")
+    if seen["growth_mib"] >= 50:
+        problems.append(f"server grew {seen['growth_mib']} MiB (limit 50)")
+    return problems
+
+
+# -- 5. shutdown: requests in flight get 503 + Retry-After in the envelope, and serve exits 0 ----------------------
+
+
+def run_shutdown(sig: signal.Signals) -> Callable[[Path], dict[str, Any]]:
+    def run(tmp: Path) -> dict[str, Any]:
+        port = free_port()
+        settings = {"shutdown_grace_s": 1.5, "max_batch": 1, "device_batch": 1, "max_wait_ms": 0}
+        log = tmp / f"server-{sig.name}.log"
+        process = echo_service_process(port, settings, {"chip_size": CHIP, "delay_per_pair": 4.0}, log_path=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, timeout=60, process=process)
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                sent = [
+                    pool.submit(requests.post, url + "/v1/captions", json=pair_body(f"p{i}", 10 + i), timeout=60)
+                    for i in range(4)
+                ]
+                wait_for(lambda: metric(url, "ccexpert_inflight_requests") == 4, what="4 requests in flight")
+                process.send_signal(sig)
+                answers = [f.result() for f in sent]
+            code = process.wait(30)
+        finally:
+            stop_process(process)
+        return {
+            "exit_code": code,
+            "answers": [(r.status_code, error_code(r), r.headers.get("Retry-After")) for r in answers],
+            "log_tail": log.read_text(errors="replace")[-1000:],
+        }
+
+    return run
+
+
+def check_shutdown(seen: dict[str, Any]) -> list[str]:
+    problems = [] if seen["exit_code"] == 0 else [f"exit code {seen['exit_code']}, expected 0: {seen['log_tail']}"]
+    # the engine runs one pair at a time, 4 s each: the first may finish, the others cannot within 1.5 s
+    refused = [a for a in seen["answers"] if a[0] != 200]
+    if len(refused) < 3:
+        problems.append(f"only {len(refused)} of 4 requests refused: {seen['answers']}")
+    for status, code, retry_after in refused:
+        if (status, code) != (503, "shutting_down") or not (retry_after or "").isdigit():
+            problems.append(f"answered {status} {code} Retry-After {retry_after}, expected 503 shutting_down with it")
+    return problems
+
+
+# -- 7. a key over its quota is refused before its body is read ------------------------------------------------------
+
+
+def run_over_quota(tmp: Path) -> dict[str, Any]:
+    settings = Settings(
+        api_keys_file=keys_file(tmp), max_concurrency=8, max_concurrency_per_key=1, max_wait_ms=0, max_batch=2
+    )
+    engine = EchoEngine(chip_size=CHIP, delay_per_pair=3.0)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with thread_server(create_app(settings, engine)) as url, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(requests.post, url + "/v1/captions", json=pair_body(), headers=headers, timeout=30)
+        wait_for(lambda: metric(url, "ccexpert_inflight_requests") == 1, what="the first request in flight")
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: 4000000\r\n\r\n"
+            )  # and not a byte of the 4 MB body
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                answer = b"(no answer within 5 s)"
+        held_status = held.result().status_code
+    return {"answer": answer.decode("latin-1")[:400], "held_status": held_status}
+
+
+def check_over_quota(seen: dict[str, Any]) -> list[str]:
+    answer = seen["answer"]
+    problems = [] if seen["held_status"] == 200 else [f"the request in flight got {seen['held_status']}"]
+    if not answer.startswith("HTTP/1.1 429") or '"overloaded"' not in answer:
+        problems.append(f"before its body: {answer[:120]!r}, expected 429 overloaded")
+    elif "retry-after: 1" not in answer.lower():
+        problems.append("429 without Retry-After")
+    return problems
+
+
+# -- 9. the header block is capped while it is read -------------------------------------------------------------------
+
+ENDLESS = 32 * 1024 * 1024
+
+
+def run_endless_header(tmp: Path) -> dict[str, Any]:
+    port = free_port()
+    process = echo_service_process(port, {}, {"chip_size": CHIP}, log_path=tmp / "server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=60, process=process)
+        _, before = rss_peak_kib(process.pid)
+        sent = 0
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+            try:
+                while sent < ENDLESS:
+                    sock.sendall(b"a" * 65536)
+                    sent += 65536
+            except OSError:  # the server closed the connection: what is expected
+                pass
+            try:
+                answer = sock.recv(65536)
+            except (TimeoutError, OSError) as exc:
+                answer = repr(exc).encode()
+        _, after = rss_peak_kib(process.pid)
+        healthy = requests.get(url + "/healthz", timeout=5).status_code
+    finally:
+        stop_process(process)
+    return {
+        "sent": sent,
+        "answer": answer.decode("latin-1")[:200],
+        "growth_mib": round((after - before) / 1024, 1),
+        "healthz_after": healthy,
+    }
+
+
+def check_endless_header(seen: dict[str, Any]) -> list[str]:
+    problems = []
+    if seen["sent"] >= ENDLESS:
+        problems.append("the server read 32 MiB of one header line")
+    if not (seen["answer"].startswith("HTTP/1.1 400") or seen["answer"] == "" or "Reset" in seen["answer"]):
+        problems.append(f"answer {seen['answer'][:100]!r}, expected 400 or a closed connection")
+    if seen["growth_mib"] >= 20:
+        problems.append(f"server grew {seen['growth_mib']} MiB")
+    if seen["healthz_after"] != 200:
+        problems.append(f"/healthz answered {seen['healthz_after']} afterwards")
+    return problems
+
+
+# -- 11. a client that disconnects is counted as 499, not 500 ---------------------------------------------------------
+
+
+def run_disconnect(tmp: Path) -> dict[str, Any]:
+    with thread_server(create_app(Settings(max_wait_ms=0), EchoEngine(chip_size=CHIP))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"pairs": ['
+            )
+        sample = 'ccexpert_requests_total{route="/v1/captions",status="%s"}'
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: metric(url, sample % 499) + metric(url, sample % 500) >= 1, what="the request counted")
+        return {"499": metric(url, sample % 499), "500": metric(url, sample % 500)}
+
+
+def check_disconnect(seen: dict[str, Any]) -> list[str]:
+    return [] if seen == {"499": 1.0, "500": 0.0} else [f"counted {seen}, expected one 499 and no 500"]
+
+
+# -- 12. guessing keys is throttled per address ----------------------------------------------------------------------
+
+
+def run_key_guessing(tmp: Path) -> dict[str, Any]:
+    settings = Settings(api_keys_file=keys_file(tmp), auth_failures_burst=3, auth_failures_per_s=0.1)
+    with thread_server(create_app(settings, EchoEngine(chip_size=CHIP))) as url:
+        check = url + "/v1/auth/check"
+        wrong = [requests.get(check, headers={"Authorization": f"Bearer guess-{i}"}, timeout=5) for i in range(4)]
+        right = requests.get(check, headers={"Authorization": f"Bearer {KEY}"}, timeout=5)
+    return {
+        "answers": [(r.status_code, error_code(r), r.headers.get("Retry-After")) for r in [*wrong, right]],
+    }
+
+
+def check_key_guessing(seen: dict[str, Any]) -> list[str]:
+    answers = seen["answers"]
+    problems = [] if [a[0] for a in answers[:3]] == [401] * 3 else [f"first 3 wrong keys: {answers[:3]}"]
+    for status, code, retry_after in answers[3:]:  # while throttled, the right key too: guessing learns nothing
+        if (status, code) != (429, "auth_throttled") or not 1 <= int(retry_after or 0) <= 10:
+            problems.append(f"throttled try answered {status} {code} Retry-After {retry_after}")
+    return problems
+
+
+# -- 13. a port in use is exit 2 with one line -----------------------------------------------------------------------
+
+
+def run_port_in_use(tmp: Path) -> dict[str, Any]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "ccexpert.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return {"port": port, "exit_code": done.returncode, "stderr": done.stderr}
+
+
+def check_port_in_use(seen: dict[str, Any]) -> list[str]:
+    err = seen["stderr"]
+    problems = [] if seen["exit_code"] == 2 else [f"exit code {seen['exit_code']}, expected 2"]
+    if err.count("\n") != 1 or f"cannot listen on 127.0.0.1:{seen['port']}" not in err:
+        problems.append(f"stderr is not one line naming the address: {err[-300:]!r}")
+    return problems
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        "json_array_2mb_1m_zeros", "422 within 1 s, < 50 MiB growth", run_array_body, check_array_body, needs_proc=True
+    ),
+    Scenario(
+        "shutdown_sigterm_4_in_flight",
+        "503 shutting_down + Retry-After, exit 0",
+        run_shutdown(signal.SIGTERM),
+        check_shutdown,
+    ),
+    Scenario(
+        "shutdown_sigint_4_in_flight",
+        "503 shutting_down + Retry-After, exit 0",
+        run_shutdown(signal.SIGINT),
+        check_shutdown,
+    ),
+    Scenario("over_quota_key_before_body", "429 overloaded before the body", run_over_quota, check_over_quota),
+    Scenario(
+        "header_line_32_mib", "400 / closed after 128 KiB", run_endless_header, check_endless_header, needs_proc=True
+    ),
+    Scenario("client_disconnect_mid_body", "counted 499, not 500", run_disconnect, check_disconnect),
+    Scenario("wrong_keys_from_one_address", "401 x3, then 429 auth_throttled", run_key_guessing, check_key_guessing),
+    Scenario("port_in_use", "exit 2, one line", run_port_in_use, check_port_in_use),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
+def test_scenario_is_answered_as_expected(scenario, tmp_path):
+    if scenario.needs_proc and not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc for the server's memory")
+    seen = scenario.run(tmp_path)
+    assert not scenario.check(seen), (scenario.check(seen), seen)
+
+
+def test_scenarios_cover_the_findings():
+    assert len({s.id for s in SCENARIOS}) == len(SCENARIOS) == 8
+
+
+# -- the parts without a server ---------------------------------------------------------------------------------------
 
 
 def test_value_count_cap_keeps_real_bodies_and_their_own_errors():
@@ -126,117 +410,6 @@ def test_value_count_cap_keeps_real_bodies_and_their_own_errors():
         assert (caught.value.status, caught.value.code) == (422, "batch_too_large")
 
 
-# -- 5. shutdown: requests in flight get 503 + Retry-After in the envelope, and serve exits 0 ----------------------
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_shutdown_answers_requests_in_flight_503_and_exits_0(tmp_path, sig):
-    port = free_port()
-    settings = {"shutdown_grace_s": 1.5, "max_batch": 1, "device_batch": 1, "max_wait_ms": 0}
-    process = echo_service_process(
-        port, settings, {"chip_size": CHIP, "delay_per_pair": 4.0}, log_path=tmp_path / "server.log"
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=60, process=process)
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            sent = [
-                pool.submit(requests.post, url + "/v1/captions", json=pair_body(f"p{i}", 10 + i), timeout=60)
-                for i in range(4)
-            ]
-            wait_for(lambda: metric(url, "ccexpert_inflight_requests") == 4, what="4 requests in flight")
-            process.send_signal(sig)
-            answers = [f.result() for f in sent]
-        code = process.wait(30)
-    finally:
-        stop_process(process)
-    assert code == 0, (tmp_path / "server.log").read_text()[-2000:]
-    # the engine runs one pair at a time, 4 s each: the first may finish, the others cannot within 1.5 s
-    refused = [r for r in answers if r.status_code != 200]
-    assert len(refused) >= 3
-    for response in refused:
-        assert response.status_code == 503, response.text[:200]
-        assert response.json()["error"]["code"] == "shutting_down"
-        assert int(response.headers["Retry-After"]) > 0
-
-
-# -- 7. a key over its quota is refused before its body is read ------------------------------------------------------
-
-
-def test_over_quota_key_is_refused_before_its_body_is_sent(tmp_path):
-    settings = Settings(
-        api_keys_file=keys_file(tmp_path), max_concurrency=8, max_concurrency_per_key=1, max_wait_ms=0, max_batch=2
-    )
-    engine = EchoEngine(chip_size=CHIP, delay_per_pair=3.0)
-    headers = {"Authorization": f"Bearer {KEY}"}
-    with thread_server(create_app(settings, engine)) as url, concurrent.futures.ThreadPoolExecutor(1) as pool:
-        held = pool.submit(requests.post, url + "/v1/captions", json=pair_body(), headers=headers, timeout=30)
-        wait_for(lambda: metric(url, "ccexpert_inflight_requests") == 1, what="the first request in flight")
-        port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(
-                b"POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: 4000000\r\n\r\n"
-            )  # and not a byte of the 4 MB body
-            answer = sock.recv(65536)
-        assert held.result().status_code == 200
-    assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
-    assert b'"overloaded"' in answer and b"retry-after: 1" in answer.lower()
-
-
-# -- 8. (the catalogue holds the 5,000-digit integer) ------------------------------------------------------------------
-# -- 9. the header block is capped while it is read -------------------------------------------------------------------
-
-
-def test_endless_header_line_is_cut_off(tmp_path):
-    port = free_port()
-    process = echo_service_process(port, {}, {"chip_size": CHIP}, log_path=tmp_path / "server.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, timeout=60, process=process)
-        _, before = rss_peak_kib(process.pid)
-        sent = 0
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: ")
-            try:
-                while sent < 32 * 1024 * 1024:
-                    sock.sendall(b"a" * 65536)
-                    sent += 65536
-            except OSError:  # the server closed the connection: what this test wants
-                pass
-            try:
-                answer = sock.recv(65536)
-            except (TimeoutError, OSError) as exc:
-                answer = repr(exc).encode()
-        _, after = rss_peak_kib(process.pid)
-        assert requests.get(url + "/healthz", timeout=5).status_code == 200
-    finally:
-        stop_process(process)
-    assert sent < 32 * 1024 * 1024, "the server read 32 MiB of one header line"
-    assert answer.startswith(b"HTTP/1.1 400") or answer == b"", answer[:200]
-    assert (after - before) / 1024 < 20
-
-
-# -- 11. a client that disconnects is counted as 499, not 500 ---------------------------------------------------------
-
-
-def test_client_disconnect_is_counted_499_not_500():
-    settings = Settings(max_wait_ms=0)
-    with thread_server(create_app(settings, EchoEngine(chip_size=CHIP))) as url:
-        port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(
-                b"POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 1000\r\n\r\n{"pairs": ['
-            )
-        sample = 'ccexpert_requests_total{route="/v1/captions",status="499"}'
-        wait_for(lambda: metric(url, sample) == 1, what="the 499 counted")
-        assert metric(url, 'ccexpert_requests_total{route="/v1/captions",status="500"}') == 0
-
-
-# -- 12. guessing keys is throttled per address; short keys are refused ------------------------------------------------
-
-
 def test_auth_throttle_refills_at_its_rate():
     now = [100.0]
     throttle = AuthThrottle(burst=3, per_s=0.5, clock=lambda: now[0])
@@ -260,18 +433,6 @@ def test_auth_throttle_forgets_addresses_beyond_its_bound():
     assert len(throttle.buckets) <= 100
 
 
-def test_wrong_keys_are_throttled_per_address_with_retry_after(tmp_path):
-    settings = Settings(api_keys_file=keys_file(tmp_path), auth_failures_burst=3, auth_failures_per_s=0.1)
-    with thread_server(create_app(settings, EchoEngine(chip_size=CHIP))) as url:
-        check = url + "/v1/auth/check"
-        wrong = [requests.get(check, headers={"Authorization": f"Bearer guess-{i}"}, timeout=5) for i in range(4)]
-        right = requests.get(check, headers={"Authorization": f"Bearer {KEY}"}, timeout=5)
-    assert [r.status_code for r in wrong] == [401, 401, 401, 429]
-    for response in (wrong[3], right):  # while throttled, the right key is refused too: guessing learns nothing
-        assert response.status_code == 429 and response.json()["error"]["code"] == "auth_throttled"
-        assert 1 <= int(response.headers["Retry-After"]) <= 10
-
-
 def test_hash_key_refuses_keys_shorter_than_16_characters(monkeypatch, capsys):
     import io
 
@@ -282,20 +443,6 @@ def test_hash_key_refuses_keys_shorter_than_16_characters(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("x" * 16 + "\n"))
     assert main(["serve", "--hash-key"]) == 0
     assert capsys.readouterr().out.startswith("sha256:")
-
-
-# -- 13. a port in use is exit 2 with one line; no key file left by the Ray ingress ----------------------------------
-
-
-def test_port_in_use_exits_2_with_one_line(capsys):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        code = main(["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err, err
 
 
 def test_ray_ingress_leaves_no_key_file(tmp_path):
