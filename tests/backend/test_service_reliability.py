@@ -383,7 +383,25 @@ def test_scenarios_cover_the_findings():
     assert len({s.id for s in SCENARIOS}) == len(SCENARIOS) == 8
 
 
-# -- the parts without a server ---------------------------------------------------------------------------------------
+# -- the parts without a server, or beside the scenarios --------------------------------------------------------------
+
+
+def test_over_quota_request_waits_for_its_keys_slot_before_429(tmp_path):
+    """A request over its key's limit waits (body unread) up to key_slot_wait_s: admitted when the key's request in
+    flight ends within it (a client that ignores Retry-After is paced, not answered in a tight loop)."""
+    settings = Settings(
+        api_keys_file=keys_file(tmp_path), max_concurrency_per_key=1, max_wait_ms=0, key_slot_wait_s=5.0
+    )
+    engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.5)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with thread_server(create_app(settings, engine)) as url, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(requests.post, url + "/v1/captions", json=pair_body("a", 3), headers=headers, timeout=30)
+        wait_for(lambda: metric(url, "ccexpert_inflight_requests") == 1, what="the first request in flight")
+        second = requests.post(url + "/v1/captions", json=pair_body("b", 4), headers=headers, timeout=30)
+        assert first.result().status_code == 200
+    assert second.status_code == 200, second.text
+    assert second.json()["results"][0]["caption"] == "before 4 after 2"
+    assert engine.batches == [1, 1, 1]  # the start-up sample, then one at a time: never two of the key's at once
 
 
 def test_value_count_cap_keeps_real_bodies_and_their_own_errors():

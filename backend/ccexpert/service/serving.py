@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
@@ -90,12 +90,12 @@ class CaptionServing:
 
     # -- POST /v1/captions ---------------------------------------------------------------------------------------
 
-    @contextmanager
-    def admit(self, caller: Caller) -> Iterator[None]:
-        """Before the body is read: 503 unless ready (and not shutting down), then the caller's per-key slot (429
-        at the key's limit), held until the request is answered."""
+    @asynccontextmanager
+    async def admit(self, caller: Caller) -> AsyncIterator[None]:
+        """Before the body is read: 503 unless ready (and not shutting down), then the caller's per-key slot (waited
+        for up to ``key_slot_wait_s``, then 429), held until the request is answered."""
         self._check_open()
-        with self.state.limiter.key_slot(caller.fairness_id, _who(caller)):
+        async with self.state.limiter.key_slot(caller.fairness_id, _who(caller)):
             yield
 
     def _check_open(self) -> dict:

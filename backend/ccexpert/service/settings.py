@@ -41,6 +41,12 @@ class Settings(BaseModel):
         description="caption requests in flight per API key (per connection without keys); "
         "None = max(1, max_concurrency // 4)",
     )
+    key_slot_wait_s: float = Field(
+        1.0,
+        ge=0,
+        description="a request of a key at its in-flight limit waits this long (its body unread) for one of the "
+        "key's requests to finish before it is answered 429",
+    )
     body_timeout_s: float = Field(30.0, gt=0, description="the whole request body must arrive within this; else 408")
     request_timeout_s: float = Field(240.0, gt=0, description="longest wait for the engine's results; else 503")
     metrics_require_key: bool | None = Field(

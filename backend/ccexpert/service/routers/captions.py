@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["captions"])
 )
 async def post_captions(request: Request, caller: Caller = Depends(require_key)) -> JSONResponse:
     serving: CaptionServing = request.app.state.serving
-    with serving.admit(caller):
+    async with serving.admit(caller):
         batch = await read_caption_batch(request, serving.state.settings.max_batch)
         request.state.pairs = len(batch.ids)
         return JSONResponse(await serving.create_captions(batch, caller))
