@@ -9,7 +9,13 @@ fresh ids and distinct chips, backs off on 429 honouring Retry-After, and checks
 gives the pair in-process). Prints pairs/s, p50/p95 latency, the 429 share, server RSS before/after and the number of
 mixed-up answers (must be 0); ``--json`` prints one JSON object instead.
 
+``--greedy N`` (issue 24, finding 7) adds a second phase of the same length on the same server: the same clients
+plus N clients sharing one more key that ignore Retry-After and send ``--greedy-body-mb`` bodies (valid JSON, the
+pairs padded with whitespace); it prints the well-behaved clients' pairs/s in both phases and the slowdown, measured
+side by side in one run.
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_load.py                  # echo engine, 20 clients, 20 s
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_load.py --clients 4 --greedy 20 --duration 15
     .venv/bin/python bench/bench_load.py --model ckpt/ --device cuda --duration 60 --json
 """
 
@@ -235,6 +241,38 @@ def client(
                 tally.examples.append(f"client {index}: {wrong} answers belong to other pairs: {results[:2]}")
 
 
+@dataclass
+class GreedyTally:
+    statuses: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def greedy_body(args: argparse.Namespace, kinds: Kinds) -> bytes:
+    """``args.pairs`` valid pairs padded with whitespace to ``--greedy-body-mb``: the cost of a big scene's body."""
+    cache: dict = {}
+    pairs = []
+    for k in range(args.pairs):
+        before, after, _ = kinds.pair(args.chip, 9000 + k, cache)
+        pairs.append({"id": f"greedy_p{k}", "before": before, "after": after})
+    body = json.dumps({"pairs": pairs, "max_new_tokens": args.max_new_tokens}).encode()
+    padding = max(0, int(args.greedy_body_mb * 1024 * 1024) - len(body))
+    return body[:-1] + b" " * padding + b"}"
+
+
+def greedy_client(url: str, key: str, body: bytes, stop_at: float, tally: GreedyTally) -> None:
+    """Sends ``body`` again and again, ignoring Retry-After (a client that does not back off)."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    while time.monotonic() < stop_at:
+        try:
+            status = session.post(url + "/v1/captions", data=body, headers=headers, timeout=(5, 60)).status_code
+        except requests.RequestException:
+            status = 0
+            session = requests.Session()  # the server closed it (429 before the body): a new connection
+        with tally.lock:
+            tally.statuses[status] = tally.statuses.get(status, 0) + 1
+
+
 def start_server(args: argparse.Namespace, keys_file: Path, port: int, log_path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if args.model:
@@ -307,8 +345,11 @@ def run_load(args: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
         keys = [f"bench-key-{i:02d}-{os.urandom(8).hex()}" for i in range(args.clients)]
+        greedy_key = f"bench-greedy-{os.urandom(8).hex()}"
         keys_file = Path(tmp) / "keys.txt"
-        keys_file.write_text("".join(key_line(k, f"client{i:02d}") + "\n" for i, k in enumerate(keys)))
+        keys_file.write_text(
+            "".join(key_line(k, f"client{i:02d}") + "\n" for i, k in enumerate(keys)) + key_line(greedy_key, "greedy")
+        )
         keys_file.chmod(0o600)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -332,6 +373,13 @@ def run_load(args: argparse.Namespace) -> dict:
                 t.join(args.duration * 4 + 60)
             wall = time.monotonic() - t0
             rss_after = rss_mib(process.pid)
+            greedy: dict = {}
+            if args.greedy:
+                greedy = greedy_phase(args, url, keys, greedy_key, kinds)
+                greedy["alone_pairs_per_s"] = round(tally.ok_pairs / wall, 2)
+                greedy["slowdown"] = round(
+                    greedy["alone_pairs_per_s"] / max(greedy["with_greedy_pairs_per_s"], 1e-9), 2
+                )
         finally:
             process.terminate()
             try:
@@ -361,7 +409,75 @@ def run_load(args: argparse.Namespace) -> dict:
         "mixed_up": tally.mixed,
         "examples": tally.examples[:5],
         "server_log_tail": server_log if tally.other_errors or tally.mixed else "",
+        "greedy": greedy,
     }
+
+
+def greedy_phase(args: argparse.Namespace, url: str, keys: list[str], greedy_key: str, kinds: Kinds) -> dict:
+    """The same clients again for ``args.duration``, with ``args.greedy`` clients of one key that do not back off, in
+    a process of their own (so that they do not share this process's GIL with the well-behaved clients)."""
+    body = greedy_body(args, kinds)
+    with tempfile.NamedTemporaryFile(prefix="bench_greedy_", suffix=".json") as body_file:
+        body_file.write(body)
+        body_file.flush()
+        tally = Tally()
+        t0 = time.monotonic()
+        stop_at = t0 + args.duration
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--greedy-worker",
+                body_file.name,
+                "--greedy",
+                str(args.greedy),
+                "--port",
+                "0",
+                "--duration",
+                str(args.duration),
+                "--keys-file",
+                greedy_key,
+                "--url",
+                url,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        threads = [
+            threading.Thread(target=client, args=(i, url, keys[i], kinds, args, stop_at, tally), daemon=True)
+            for i in range(args.clients)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(args.duration * 4 + 60)
+        wall = time.monotonic() - t0
+        out, _ = worker.communicate(timeout=args.duration * 4 + 60)
+    return {
+        "greedy_clients": args.greedy,
+        "greedy_body_bytes": len(body),
+        "greedy_statuses": json.loads(out.strip().splitlines()[-1]),
+        "with_greedy_pairs_per_s": round(tally.ok_pairs / wall, 2),
+        "with_greedy_mixed_up": tally.mixed,
+    }
+
+
+def greedy_worker(args: argparse.Namespace) -> int:
+    """``--greedy-worker BODY``: ``--greedy`` threads posting BODY with key ``--keys-file`` for ``--duration`` s;
+    prints the statuses as one JSON line."""
+    body = Path(args.greedy_worker).read_bytes()
+    tally = GreedyTally()
+    stop_at = time.monotonic() + args.duration
+    threads = [
+        threading.Thread(target=greedy_client, args=(args.url, args.keys_file, body, stop_at, tally), daemon=True)
+        for _ in range(args.greedy)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(args.duration + 120)
+    print(json.dumps({str(k): v for k, v in sorted(tally.statuses.items())}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,13 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument("--greedy", type=int, default=0, help="then again with N clients of one key ignoring 429")
+    parser.add_argument("--greedy-body-mb", type=float, default=4.0, help="body size of the greedy clients")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--greedy-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--keys-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_echo:
         return serve_echo(args)
+    if args.greedy_worker:
+        return greedy_worker(args)
     if args.duration <= 0 or args.duration > 3600 or args.clients < 1:
         parser.error("--duration must be in (0, 3600] and --clients >= 1")
     report = run_load(args)
@@ -406,7 +528,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mixed-up ids:    {report['mixed_up']} (must be 0)")
         for line in report["examples"]:
             print("  " + line)
-    return 0 if report["mixed_up"] == 0 and report["other_errors"] == 0 else 1
+        if report["greedy"]:
+            g = report["greedy"]
+            print(
+                f"greedy key:      {g['greedy_clients']} clients of one key ignoring Retry-After, "
+                f"{g['greedy_body_bytes'] / 1e6:.1f} MB bodies (statuses {g['greedy_statuses']})"
+            )
+            print(
+                f"  the {report['clients']} clients: {g['alone_pairs_per_s']} pairs/s alone, "
+                f"{g['with_greedy_pairs_per_s']} with the greedy key: {g['slowdown']}x slower"
+            )
+    mixed = report["mixed_up"] + (report["greedy"] or {}).get("with_greedy_mixed_up", 0)
+    return 0 if mixed == 0 and report["other_errors"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 - bad inputs: every case of the catalogue (``tests/backend/test_bad_inputs.py``: ``CASES``, JSON and multipart) sent
   to a real uvicorn server on 127.0.0.1 (the service app with the pixel-echo engine, API keys on); counted: tried,
   answered 4xx, answered with the expected status and error code;
+- issue 24's findings met over HTTP (``tests/backend/test_service_reliability.py``: ``SCENARIOS``): a 2 MB
+  ``[0, 0, ...]`` body (time and server memory), SIGTERM/SIGINT with requests in flight, an over-quota key before
+  its body, an endless header line, a client disconnect, key guessing, a port in use; counted: answered as
+  expected;
 - fuzzing: schemathesis (``tests/backend/test_fuzz.py``: ``fuzz``) with ``--examples`` generated cases per operation
   and mode (valid and invalid for the OpenAPI schema, derandomized); counted: cases, 5xx, answers that do not
   conform to the schema.
@@ -27,12 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=100, help="fuzz cases per operation and mode")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip issue 24's scenarios (about 40 s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
 
     from service_helpers import LogRecords
     from test_bad_inputs import CASES, GOOD_HEADERS, catalogue_server, check, send
     from test_fuzz import fuzz
+    from test_service_reliability import SCENARIOS
 
     t0 = time.monotonic()
     with catalogue_server() as url, LogRecords() as logs:
@@ -49,6 +55,24 @@ def main(argv: list[str] | None = None) -> int:
         report = fuzz(url, GOOD_HEADERS, examples=args.examples)
         fuzz_seconds = time.monotonic() - t1
         tracebacks = logs.tracebacks()
+    scenarios: dict[str, dict] = {}
+    if not args.no_scenarios:
+        import tempfile
+
+        for scenario in SCENARIOS:
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    seen = scenario.run(Path(tmp))
+                    problems = scenario.check(seen)
+                except Exception as exc:  # a scenario that cannot run is a failure, reported
+                    seen, problems = {}, [f"{type(exc).__name__}: {exc}"]
+            seen.pop("log_tail", None)
+            scenarios[scenario.id] = {
+                "expected": scenario.expected,
+                "ok": not problems,
+                "problems": problems,
+                "seen": seen,
+            }
     result = {
         "server": "service app + echo engine, uvicorn on 127.0.0.1, API keys on",
         "bad_inputs_tried": len(CASES),
@@ -63,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         "fuzz_examples_per_operation_and_mode": args.examples,
         "fuzz_seconds": round(fuzz_seconds, 1),
         "tracebacks_logged": len(tracebacks),
+        "scenarios_tried": len(scenarios),
+        "scenarios_as_expected": sum(v["ok"] for v in scenarios.values()),
+        "scenarios": scenarios,
         "failures": (report.server_errors + report.nonconforming + tracebacks)[:5],
     }
     if args.json:
@@ -81,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             f"({fuzz_seconds:.1f} s); statuses {result['fuzz_statuses']}"
         )
         print(f"tracebacks logged by the server: {result['tracebacks_logged']}")
+        if scenarios:
+            print(f"issue 24 scenarios: {result['scenarios_as_expected']} of {len(scenarios)} answered as expected")
+            for name, outcome in scenarios.items():
+                mark = "ok  " if outcome["ok"] else "FAIL"
+                print(f"  {mark} {name}: expected {outcome['expected']}; seen {outcome['seen']}")
+                for problem in outcome["problems"]:
+                    print(f"       {problem}")
         for line in result["failures"]:
             print("  " + line[:300])
     ok = not wrong and answered_4xx == len(CASES) and not report.server_errors and not report.nonconforming
+    ok = ok and all(v["ok"] for v in scenarios.values())
     return 0 if ok and not tracebacks else 1
 
 

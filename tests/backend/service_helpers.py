@@ -71,6 +71,17 @@ class EchoEngine:
         return out
 
 
+class TokenEchoEngine(EchoEngine):
+    """:class:`EchoEngine` whose captions also name the ``max_new_tokens`` they were asked with, so a result given
+    back to a call of another caption length is visible."""
+
+    def caption(self, pairs, max_new_tokens: int = 64):
+        from dataclasses import replace
+
+        results = super().caption(pairs, max_new_tokens)
+        return [replace(r, caption=f"{r.caption} tokens {max_new_tokens}") for r in results]
+
+
 def echo_caption(before_mean: int, after_mean: int) -> str:
     return f"before {before_mean} after {after_mean}"
 
@@ -175,6 +186,40 @@ def serve_process(port: int, *args: str, log_path: Path | None = None) -> subpro
             "--log-level",
             "warning",
             *args,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+_SERVICE_SCRIPT = (
+    "import json, sys; sys.path.insert(0, sys.argv[3]); "
+    "from ccexpert.service import Settings; from ccexpert.service.server import run_service; "
+    "from service_helpers import EchoEngine; "
+    "sys.exit(run_service(Settings(**json.loads(sys.argv[1])), EchoEngine(**json.loads(sys.argv[2]))))"
+)
+
+
+def echo_service_process(
+    port: int, settings: dict | None = None, engine: dict | None = None, log_path: Path | None = None
+) -> subprocess.Popen:
+    """The service with the pixel-echo engine, run by ``ccexpert serve``'s own ``run_service`` (uvicorn settings,
+    signals, exit codes) as a real process on 127.0.0.1:port."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    values = {"host": "127.0.0.1", "port": port, "log_level": "warning", **(settings or {})}
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SERVICE_SCRIPT,
+            json.dumps(values),
+            json.dumps(engine or {}),
+            str(REPO / "tests" / "backend"),
         ],
         cwd=REPO,
         env=env,

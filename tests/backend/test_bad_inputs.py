@@ -196,6 +196,26 @@ CASES: list[Case] = [
         "json_nested_100k_deep", 400, "invalid_json", post_raw(b'{"pairs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     ),
     Case("json_nested_objects_50k_deep", 400, "invalid_json", post_raw(b'{"a":' * 50_000 + b"1" + b"}" * 50_000)),
+    Case(
+        "json_int_5000_digits",
+        400,
+        "invalid_json",
+        post_raw(lambda: b'{"pairs": [], "max_new_tokens": ' + b"7" * 5000 + b"}"),
+    ),
+    # issue 24: the pair cap before anything is built per element (a 2 MB array grew the server by 1.4 GiB)
+    Case("json_pairs_200k_zeros", 422, "batch_too_large", post_raw(lambda: b'{"pairs": [' + b"0," * 200_000 + b"0]}")),
+    Case(
+        "json_pairs_100k_empty_objects",
+        422,
+        "batch_too_large",
+        post_raw(lambda: b'{"pairs": [' + b"{}," * 100_000 + b"{}]}"),
+    ),
+    Case(
+        "json_unknown_field_100k_strings",
+        422,
+        "batch_too_large",
+        post_raw(lambda: b'{"pairs": [], "x": [' + b'"ab",' * 80_000 + b'"ab"]}'),
+    ),
     Case("json_top_level_list", 422, "invalid_request", post_raw(b"[1, 2, 3]")),
     Case("json_top_level_null", 422, "invalid_request", post_raw(b"null")),
     Case("json_nan_pairs", 422, "invalid_request", post_raw(b'{"pairs": NaN}')),

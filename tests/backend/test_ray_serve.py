@@ -359,3 +359,29 @@ def test_bad_input_catalogue_same_4xx_as_ccexpert_serve(catalogue_app):
         if problems:
             failures[case.id] = problems
     assert failures == {}, f"{len(failures)} of {len(CASES)} cases differ: {failures}"
+
+
+def test_two_caption_lengths_in_one_replica_batch_go_back_to_their_own_calls(cluster):
+    """Issue 30: calls of different ``max_new_tokens`` merged by one ``@serve.batch`` each get their own result
+    (the caption names the pixels and the length it was made with)."""
+    from ccexpert.ray_deployments import CaptionModel
+
+    model = CaptionModel.options(name="GroupingModel", max_ongoing_requests=16).bind(
+        device_batch=8,
+        max_wait_ms=2000,  # long enough that the calls below land in one batch
+        engine_factory="service_helpers:TokenEchoEngine",
+        engine_kwargs={"chip_size": 32},
+    )
+    handle = serve.run(model, name="grouping", route_prefix="/grouping", blocking=False)
+    try:
+        calls = [(10, 11, 5), (20, 21, 9), (30, 31, 5), (40, 41, 9)]  # (before, after, max_new_tokens)
+        pending = [
+            handle.caption_one.remote((np.full((32, 32, 3), b, np.uint8), np.full((32, 32, 3), a, np.uint8)), tokens)
+            for b, a, tokens in calls
+        ]
+        captions = [r.result(timeout_s=60).caption for r in pending]
+        merged = handle.merged_sizes.remote().result(timeout_s=30)
+    finally:
+        serve.delete("grouping")
+    assert captions == [f"before {b} after {a} tokens {t}" for b, a, t in calls]
+    assert max(merged) >= 2, f"the calls were never merged into one batch: {merged}"

@@ -164,7 +164,14 @@ def test_one_key_cannot_hold_every_slot(tmp_path):
     keys.write_text(f"{key_line('alice-key', 'alice')}\n{key_line('bob-key', 'bob')}\n")
     keys.chmod(0o600)
     engine = EchoEngine(chip_size=CHIP, delay_per_pair=0.6)
-    settings = Settings(api_keys_file=keys, max_concurrency=4, max_concurrency_per_key=2, max_wait_ms=0, device_batch=1)
+    settings = Settings(
+        api_keys_file=keys,
+        max_concurrency=4,
+        max_concurrency_per_key=2,
+        max_wait_ms=0,
+        device_batch=1,
+        key_slot_wait_s=0,  # over the key's limit: 429 at once (the wait is tested in test_service_reliability.py)
+    )
     with thread_server(create_app(settings, engine)) as url:
 
         def post(who: str, i: int) -> requests.Response:

@@ -4,8 +4,9 @@ Configuration: flags > ``CCEXPERT_*`` environment > ``--config`` TOML (a ``[serv
 > defaults. ``--hash-key`` prints the keys-file line for a key read from standard input.
 
 Before it reports ready, the service captions a built-in sample pair with the model. Exit codes: 0 stopped
-(SIGINT/SIGTERM), 2 bad configuration (including a keys file writable by group or others), 3 the model could not be
-loaded or could not caption the sample pair.
+(SIGINT/SIGTERM; requests in flight get ``--shutdown-grace-s`` to finish, then 503 shutting_down), 2 bad configuration
+(including a keys file writable by group or others, or a port in use), 3 the model could not be loaded or could not
+caption the sample pair. ``--hash-key`` refuses keys shorter than 16 characters.
 
 Put a TLS reverse proxy in front of a server that others reach (see docs/SERVING.md, "Limits and threat model").
 
@@ -56,6 +57,11 @@ def add_parser(subparsers) -> None:
         help="put /metrics behind the API key (default: only when keys are on and the bind is not loopback)",
     )
     p.add_argument("--max-new-tokens", type=int, help="default and upper bound per request (default 64)")
+    p.add_argument(
+        "--shutdown-grace-s",
+        type=float,
+        help="after SIGTERM/SIGINT, how long requests in flight may take before they get 503 (default 10)",
+    )
     p.add_argument("--log-level", help="debug, info, warning")
     p.add_argument("--hash-key", action="store_true", help="print the keys-file line of a key read from stdin")
     ray = p.add_argument_group("scale-out on Ray Serve (pip extra ccexpert[ray])")
@@ -67,30 +73,21 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ccexpert.service.auth import key_line
+    from ccexpert.service.auth import check_key_strength, key_line
 
     if args.hash_key:
         try:
-            print(key_line(sys.stdin.readline().strip()))
+            key = sys.stdin.readline().strip()
+            check_key_strength(key)
+            print(key_line(key))
         except ValueError as exc:
             print(f"ccexpert serve: {exc}", file=sys.stderr)
             return 2
         return 0
 
-    import uvicorn
-
-    from ccexpert.service import create_app
     from ccexpert.service.settings import Settings, load_settings
 
     overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
-    failures: list[str] = []
-    server: uvicorn.Server | None = None
-
-    def stop(reason: str) -> None:  # the model cannot serve: stop, so that nothing mistakes this process for a backend
-        failures.append(reason)
-        if server is not None:
-            server.should_exit = True
-
     if (args.replicas is not None or args.autoscale or args.ray_address) and not args.ray:
         print("ccexpert serve: --replicas, --autoscale and --ray-address go with --ray", file=sys.stderr)
         return 2
@@ -98,20 +95,13 @@ def run(args: argparse.Namespace) -> int:
         return _run_ray(args, overrides)
     try:
         settings = load_settings(args.config, overrides)
-        app = create_app(settings, on_failure=stop)
     except ValueError as exc:
         print(f"ccexpert serve: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=10
-    )
-    server = uvicorn.Server(config)
-    server.run()
-    if failures:
-        print(f"ccexpert serve: the model cannot serve captions, stopping: {failures[0]}", file=sys.stderr)
-        return 3
-    return 0
+    from ccexpert.service.server import run_service
+
+    return run_service(settings)
 
 
 def _run_ray(args: argparse.Namespace, overrides: dict) -> int:

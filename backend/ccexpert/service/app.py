@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from .. import __version__
-from .auth import KeyStore
+from .auth import AuthThrottle, KeyStore
 from .errors import install_error_handlers
 from .middleware import RequestGuard, RequestMetrics
 from .routers import auth, captions, docs, health, info, metrics
@@ -33,12 +34,17 @@ from .state import ServiceState
 
 
 def create_app(
-    settings: Settings | None = None, engine: Any | None = None, on_failure: Callable[[str], None] | None = None
+    settings: Settings | None = None,
+    engine: Any | None = None,
+    on_failure: Callable[[str], None] | None = None,
+    keys: KeyStore | None = None,
 ) -> FastAPI:
-    """The service; ``on_failure(reason)`` is called (from the loading thread) when the model cannot serve."""
+    """The service; ``on_failure(reason)`` is called (from the loading thread) when the model cannot serve.
+    ``keys``: the API keys when they come from elsewhere than ``settings.api_keys_file`` (the Ray ingress)."""
     settings = settings or Settings()
     state = ServiceState(settings, engine, on_failure)
-    keys = KeyStore.from_file(settings.api_keys_file) if settings.api_keys_file else KeyStore()
+    if keys is None:
+        keys = KeyStore.from_file(settings.api_keys_file) if settings.api_keys_file else KeyStore()
     if not keys.enabled and not settings.is_loopback and not settings.insecure:
         raise ValueError(
             f"refusing to serve on {settings.host} without API keys: give --api-keys-file, or --insecure "
@@ -49,6 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.loop = asyncio.get_running_loop()
         threading.Thread(target=state.bring_up, name="ccexpert-load", daemon=True).start()
         yield
         state.shut_down()
@@ -64,6 +71,7 @@ def create_app(
     app.state.service = state
     app.state.serving = CaptionServing(state)
     app.state.keys = keys
+    app.state.auth_throttle = AuthThrottle(settings.auth_failures_burst, settings.auth_failures_per_s)
     app.state.metrics_protected = settings.metrics_protected(keys.enabled)
 
     install_error_handlers(app, state.metrics)

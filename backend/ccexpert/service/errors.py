@@ -43,11 +43,21 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "too many requests in flight (in all, or for this key), or too many bytes being "
         "received; retry after Retry-After seconds",
     ),
+    "auth_throttled": (
+        429,
+        "too many wrong API keys from this client address; retry after Retry-After seconds (any key is refused "
+        "until then)",
+    ),
     "header_too_large": (431, "the Authorization header or all headers together are too large"),
     "internal_error": (500, "a bug: logged on the server with a traceback"),
     "engine_error": (500, "the model failed on a pair"),
     "not_ready": (503, "the model is loading (Retry-After)"),
     "model_failed": (503, "the model cannot load or caption its start-up sample (will not recover)"),
+    "shutting_down": (
+        503,
+        "the server is stopping (SIGTERM/SIGINT): the request was not finished within its grace period "
+        "(Retry-After; resend the same ids)",
+    ),
     "timeout": (
         503,
         "the results did not come within request_timeout_s (Retry-After; a resend is answered "

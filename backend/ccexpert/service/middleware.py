@@ -1,7 +1,9 @@
 """The two ASGI middlewares of the service (``create_app`` adds both; issue 16 for the limits):
 
 ``RequestMetrics`` (outermost): request count by route and status, latency by route, and the access log line of
-caption requests (key label, pair count, status, error code, time); it sees the guard's refusals too.
+caption requests (key label, pair count, status, error code, time); it sees the guard's refusals too. A client that
+disconnects before its answer is counted as status 499 (nginx's "client closed request"), so 5xx means a server
+fault.
 
 ``RequestGuard`` (before routing):
 
@@ -38,6 +40,7 @@ access_log = logging.getLogger("ccexpert.service.access")
 MAX_AUTHORIZATION_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 LOGGED_PATHS = frozenset({"/v1/captions"})
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the response
 
 
 class _Refusal(Exception):
@@ -183,16 +186,25 @@ class RequestMetrics:
             return
         t0 = time.perf_counter()
         status = 500
+        responded = disconnected = False
+
+        async def watch_receive() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
 
         async def record_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
             await send(message)
 
         try:
-            await self.app(scope, receive, record_status)
+            await self.app(scope, watch_receive, record_status)
         finally:
+            if not responded and disconnected:  # the client left first: not a server fault (5xx alerts)
+                status = CLIENT_CLOSED
             elapsed = time.perf_counter() - t0
             path = getattr(scope.get("route"), "path", "other")
             self.state.metrics.requests.labels(path, str(status)).inc()
@@ -213,4 +225,4 @@ class RequestMetrics:
                 )
 
 
-__all__ = ["RequestGuard", "RequestMetrics", "note"]
+__all__ = ["CLIENT_CLOSED", "RequestGuard", "RequestMetrics", "note"]

@@ -1,45 +1,36 @@
 """``CaptionServing``: the service's logic behind the routers (``app.state.serving``), as vLLM's ``OpenAIServing*``
 classes are behind its entrypoints: what the API advertises (``info``, ``readiness``) and ``POST /v1/captions``
-end to end:
+end to end, over a typed :class:`~.protocol.CaptionBatch` (the route reads the body with ``protocol``):
 
-- admission: 503 while the model loads or after it failed, then the whole body is read (its size, deadline and
-  memory budget are the ``RequestGuard``'s) before the in-flight slot (global and per key) is taken, so a slow or
-  idle client holds no slot while it sends;
-- parsing: a JSON body (``CaptionRequest``, base64 PNG) or a multipart form (``id``/``before``/``after`` repeated,
-  ``max_new_tokens``), both into ``(ids, raw PNG pairs, max_new_tokens)``; batch bounds and duplicate ids;
-- idempotency: each pair's key is (API key, pair id, digest of its two PNGs, max_new_tokens): a resend of the same
-  ids with the same chips (any connection) is answered once, from the batcher's cache;
-- batching: the pairs go to the ``DynamicBatcher`` (429 when it is full); results are awaited up to
-  ``request_timeout_s`` (pairs left running finish into the cache, so a resend gets them);
-- shaping: one result per id, in order, or one error for the request.
+- admission (:meth:`CaptionServing.admit`, before the body is read): 503 while the model loads, after it failed or
+  while the server shuts down, and the caller's per-key slot (429 before a byte of the body is read);
+- :meth:`CaptionServing.create_captions` (transport-free): batch bounds and duplicate ids, the global in-flight slot,
+  decoding, idempotency (each pair's key is (API key, pair id, digest of its two PNGs, max_new_tokens): a resend of
+  the same ids with the same chips, on any connection, is answered once from the batcher's cache), batching (429
+  when the batcher is full), results awaited up to ``request_timeout_s`` or until the shutdown grace ends (503
+  ``timeout`` / ``shutting_down``; pairs left running finish into the cache, so a resend gets them) and shaping
+  (one result per id, in order, or one error for the request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
-import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
-from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 
 from .auth import Caller
 from .batching import Overloaded
-from .errors import ApiError, format_validation
-from .images import b64decode, decode_pair
-from .schemas import MAX_NEW_TOKENS_LIMIT, MULTIPART_FIELDS, PAIR_ID_PATTERN, CaptionRequest
+from .errors import ApiError
+from .images import decode_pair
+from .protocol import CaptionBatch, RawPairs, check_batch
 from .state import ServiceState
-
-RawPairs = list[tuple[bytes, bytes]]
-ParsedBody = tuple[list[str], RawPairs, int | None]
 
 
 class CaptionServing:
@@ -85,6 +76,9 @@ class CaptionServing:
     def readiness(self) -> dict | JSONResponse:
         """``GET /readyz``: ``{"status": "ready"}``, else 503 with the reason (``Retry-After`` while loading)."""
         service = self.state
+        if service.draining:  # a load balancer stops sending here
+            body = {"error": {"code": "shutting_down", "message": "the server is shutting down", "id": None}}
+            return JSONResponse(body, status_code=503, headers=_RETRY_SOON)
         if service.ready:
             return {"status": "ready"}
         if service.load_error:  # it will not recover: no Retry-After
@@ -96,37 +90,58 @@ class CaptionServing:
 
     # -- POST /v1/captions ---------------------------------------------------------------------------------------
 
-    async def create_captions(self, request: Request, caller: Caller) -> dict:
-        """The response body of ``POST /v1/captions`` (``CaptionResponse``); errors raise :class:`ApiError`."""
+    @asynccontextmanager
+    async def admit(self, caller: Caller) -> AsyncIterator[None]:
+        """Before the body is read: 503 unless ready (and not shutting down), then the caller's per-key slot (waited
+        for up to ``key_slot_wait_s``, then 429), held until the request is answered."""
+        self._check_open()
+        async with self.state.limiter.key_slot(caller.fairness_id, _who(caller)):
+            yield
+
+    def _check_open(self) -> dict:
         service = self.state
-        info = self.info()  # 503 model_failed / not_ready before anything is read
+        if service.draining:
+            raise ApiError(503, "shutting_down", "the server is shutting down; retry later", headers=_RETRY_SOON)
+        info = self.info()  # 503 model_failed / not_ready
         if not service.ready or service.batcher is None:
             raise ApiError(503, "not_ready", "model is loading", headers={"Retry-After": "5"})
+        return info
+
+    async def create_captions(self, batch: CaptionBatch, caller: Caller) -> dict:
+        """The response body of ``POST /v1/captions`` (``CaptionResponse``) for ``batch``; errors raise
+        :class:`ApiError`. Transport-free: the per-key slot is the caller's (``admit``)."""
+        service = self.state
+        info = self._check_open()
         batcher = service.batcher
+        assert batcher is not None  # _check_open
         settings = service.settings
-        # the whole body first (deadline, size and memory budget are the RequestGuard's): a slow or idle client
-        # holds no in-flight slot while it sends
-        ids, raw_pairs, max_new_tokens = await read_body(request)
-        request.state.pairs = len(ids)
+        ids = batch.ids
         check_batch(ids, settings.max_batch)
-        who = f"key {caller.key!r}" if caller.key else f"connection {caller.peer}"
-        with service.limiter.slot(caller.fairness_id, who):
+        with service.limiter.slot():
             # capped, not refused: clients (the plugin) send their default without knowing the server's setting
-            tokens = min(max_new_tokens or settings.max_new_tokens, settings.max_new_tokens)
-            pairs = await run_in_threadpool(_decode_all, ids, raw_pairs, info["chip_size"])
+            tokens = min(batch.max_new_tokens or settings.max_new_tokens, settings.max_new_tokens)
+            pairs = await run_in_threadpool(_decode_all, ids, batch.pairs, info["chip_size"])
             # idempotency key: a resend (any connection) of the same id with the same chips is answered once
-            keys = [(caller.key, pair_id, digest(b, a), tokens) for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
+            raw = batch.pairs
+            keys = [(caller.key, pair_id, digest(b, a), tokens) for pair_id, (b, a) in zip(ids, raw, strict=True)]
             try:
                 futures = batcher.submit(caller.fairness_id, pairs, max_new_tokens=tokens, keys=keys)
             except Overloaded as exc:
                 retry = str(math.ceil(exc.retry_after))
                 raise ApiError(429, "overloaded", str(exc), headers={"Retry-After": retry}) from None
             waiting = [asyncio.wrap_future(f) for f in futures]
-            # asyncio.wait cancels nothing: pairs left running finish into the cache, so a resend gets them
-            _, pending = await asyncio.wait(waiting, timeout=settings.request_timeout_s)
+            pending = await self._wait(waiting, settings.request_timeout_s)
             if pending:
                 for future in pending:
                     future.add_done_callback(_retrieve)
+                if service.stopping.is_set():
+                    raise ApiError(
+                        503,
+                        "shutting_down",
+                        f"{len(pending)} of {len(ids)} pairs not captioned before the server shut down; resend the "
+                        "same ids (another replica)",
+                        headers=_RETRY_SOON,
+                    )
                 raise ApiError(
                     503,
                     "timeout",
@@ -150,18 +165,17 @@ class CaptionServing:
         service.metrics.pairs.labels("ok").inc(len(ids))
         return {"model": info["model_name"], "results": shape_results(ids, outcomes)}
 
-
-def check_batch(ids: list[str], max_batch: int) -> None:
-    """1..max_batch pairs, each id once."""
-    if not ids:
-        raise ApiError(422, "empty_batch", "pairs is empty: send 1 to max_batch pairs")
-    if len(ids) > max_batch:
-        raise ApiError(422, "batch_too_large", f"{len(ids)} pairs is over max_batch {max_batch}")
-    seen: set[str] = set()
-    for pair_id in ids:
-        if pair_id in seen:
-            raise ApiError(422, "duplicate_id", f"pair id {pair_id!r} appears more than once", pair_id)
-        seen.add(pair_id)
+    async def _wait(self, waiting: list[asyncio.Future], timeout: float) -> list[asyncio.Future]:
+        """Wait for every result, up to ``timeout`` or until the shutdown grace ends (``state.stopping``); the
+        results not in yet. Nothing is cancelled: pairs left running finish into the cache."""
+        everything = asyncio.ensure_future(asyncio.wait(waiting))
+        stopping = asyncio.ensure_future(self.state.stopping.wait())
+        try:
+            await asyncio.wait({everything, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (everything, stopping):
+                task.cancel()  # the waits only, not the results
+        return [f for f in waiting if not f.done()]
 
 
 def shape_results(ids: list[str], outcomes: list[Any]) -> list[dict]:
@@ -198,96 +212,13 @@ def _decode_all(ids: list[str], raw_pairs: RawPairs, chip_size: int) -> list:
     return [decode_pair(b, a, pair_id, chip_size) for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
 
 
-# -- parsing: JSON or multipart into (ids, raw PNG pairs, max_new_tokens) ------------------------------------------
+__all__ = ["CaptionServing", "digest", "shape_results"]
+
+_RETRY_SOON = {"Retry-After": "5"}
 
 
-async def read_body(request: Request) -> ParsedBody:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
-        return await _read_json(request)
-    if content_type == "multipart/form-data":
-        return await _read_multipart(request)
-    raise ApiError(
-        415,
-        "unsupported_media_type",
-        f"content-type {content_type or '(none)'}: send application/json or multipart/form-data",
-    )
-
-
-async def _read_json(request: Request) -> ParsedBody:
-    body = await request.body()
-    return await run_in_threadpool(parse_json, body)  # JSON + base64 of megabytes: off the event loop
-
-
-def parse_json(body: bytes) -> ParsedBody:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
-    try:
-        parsed = CaptionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", format_validation(exc.errors())) from None
-    except RecursionError:
-        raise ApiError(400, "invalid_json", "body nested too deeply") from None
-    ids = [p.id for p in parsed.pairs]
-    raw = [(b64decode(p.before, p.id, "before"), b64decode(p.after, p.id, "after")) for p in parsed.pairs]
-    return ids, raw, parsed.max_new_tokens
-
-
-async def _read_multipart(request: Request) -> ParsedBody:
-    try:
-        form = await request.form(max_files=4096, max_fields=4096)
-    except HTTPException as exc:  # starlette's MultiPartException: no boundary, too many parts, bad header
-        raise ApiError(400, "invalid_multipart", f"multipart body cannot be parsed: {exc.detail}") from None
-    try:
-        return await parse_form(form)
-    finally:
-        await form.close()  # the spooled files
-
-
-async def parse_form(form: FormData) -> ParsedBody:
-    unknown = sorted(set(form.keys()) - MULTIPART_FIELDS)
-    if unknown:
-        raise ApiError(422, "invalid_request", f"unknown form field(s): {', '.join(unknown)}")
-    id_values = form.getlist("id")
-    ids = [v for v in id_values if isinstance(v, str)]
-    if len(ids) != len(id_values):
-        raise ApiError(422, "invalid_request", "id fields must be plain form fields, not files")
-    befores, afters = form.getlist("before"), form.getlist("after")
-    if not (len(ids) == len(befores) == len(afters)):
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"form has {len(ids)} id, {len(befores)} before and {len(afters)} "
-            "after fields: send one of each per pair, in the same order",
-        )
-    for pair_id in ids:
-        if not re.fullmatch(PAIR_ID_PATTERN, pair_id):
-            raise ApiError(422, "invalid_request", f"id {pair_id[:40]!r} does not match {PAIR_ID_PATTERN}")
-    raw: RawPairs = []
-    for pair_id, b, a in zip(ids, befores, afters, strict=True):
-        if not isinstance(b, UploadFile) or not isinstance(a, UploadFile):
-            raise ApiError(422, "invalid_request", f"pair {pair_id!r}: before and after must be files", pair_id)
-        raw.append((await b.read(), await a.read()))
-    tokens = None
-    if "max_new_tokens" in form:
-        values = form.getlist("max_new_tokens")
-        text = values[-1] if len(values) == 1 and isinstance(values[-1], str) else None
-        # the JSON bounds: decimal digits only (no sign, spaces, underscores or other scripts' digits), 1..512
-        if text is None or not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_NEW_TOKENS_LIMIT:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"max_new_tokens must be one integer from 1 to {MAX_NEW_TOKENS_LIMIT}, got {str(values[0])[:20]!r}",
-            )
-        tokens = int(text)
-    return ids, raw, tokens
-
-
-__all__ = ["CaptionServing", "check_batch", "digest", "parse_form", "parse_json", "read_body", "shape_results"]
+def _who(caller: Caller) -> str:
+    return f"key {caller.key!r}" if caller.key else f"connection {caller.peer}"
 
 
 def _positive_or_none(value) -> float | None:

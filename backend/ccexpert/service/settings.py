@@ -41,12 +41,30 @@ class Settings(BaseModel):
         description="caption requests in flight per API key (per connection without keys); "
         "None = max(1, max_concurrency // 4)",
     )
+    key_slot_wait_s: float = Field(
+        1.0,
+        ge=0,
+        description="a request of a key at its in-flight limit waits this long (its body unread) for one of the "
+        "key's requests to finish before it is answered 429",
+    )
     body_timeout_s: float = Field(30.0, gt=0, description="the whole request body must arrive within this; else 408")
     request_timeout_s: float = Field(240.0, gt=0, description="longest wait for the engine's results; else 503")
     metrics_require_key: bool | None = Field(
         None, description="put /metrics behind the API key; None = only when keys are on and the bind is not loopback"
     )
     max_new_tokens: int = Field(64, ge=1, le=512, description="default and upper bound per request")
+    shutdown_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="after SIGTERM/SIGINT, requests in flight have this long to finish; those still waiting are "
+        "answered 503 shutting_down (with Retry-After) just before it ends",
+    )
+    auth_failures_burst: int = Field(
+        10, ge=1, description="wrong API keys one client address may send at once before it is throttled (429)"
+    )
+    auth_failures_per_s: float = Field(
+        1.0, gt=0, description="wrong API keys per second one client address may keep sending once throttled"
+    )
     log_level: str = "info"
 
     @property

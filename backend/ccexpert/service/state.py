@@ -10,6 +10,7 @@ looks ready. When loading or that check fails, the reason is kept for ``/readyz`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -62,6 +63,9 @@ class ServiceState:
         self.load_error: str | None = None
         self.inflight = 0
         self.lock = threading.Lock()
+        self.draining = False  # shutting down: new caption requests are answered 503 shutting_down
+        self.stopping = asyncio.Event()  # the shutdown grace is ending: requests still waiting are answered 503
+        self.loop: asyncio.AbstractEventLoop | None = None  # the app's loop (set at startup)
         self.metrics = Metrics()
         self.limiter = InflightLimiter(self)
         self.metrics.queue.set_function(lambda: self.batcher.pending if self.batcher else 0)
@@ -102,6 +106,19 @@ class ServiceState:
     def check_captions(self) -> None:
         """:func:`check_captions` on this state's engine (loaded, ``engine_info`` read)."""
         check_captions(self.engine, self.engine_info or {}, self.settings.max_new_tokens)
+
+    def begin_shutdown(self, grace_s: float) -> None:
+        """The server got SIGTERM/SIGINT: refuse new caption requests now, and answer the ones still waiting 503
+        ``shutting_down`` (with Retry-After) just before ``grace_s`` ends, while the server still sends responses
+        (uvicorn cancels what is left after its graceful timeout, with a plain-text 500). Safe from a signal handler
+        or another thread."""
+        self.draining = True
+        self.ready = False
+        self.metrics.ready.set(0)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            answer_after = max(0.0, grace_s - min(1.0, grace_s / 2))
+            loop.call_soon_threadsafe(loop.call_later, answer_after, self.stopping.set)
 
     def shut_down(self) -> None:
         self.ready = False

@@ -1,6 +1,8 @@
 """``POST /v1/captions``: a batch of chip pairs (base64 PNG in JSON, or multipart files) -> one result per id.
 
-The route only documents the request (``schemas``) and hands it to ``CaptionServing.create_captions``."""
+The route documents the request (``schemas``), admits the caller before reading a byte of the body
+(``CaptionServing.admit``: readiness, the key's quota), reads the body into a typed batch (``protocol``) and hands
+it to ``CaptionServing.create_captions``."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..auth import Caller, require_key
+from ..protocol import read_caption_batch
 from ..schemas import CAPTIONS_REQUEST_BODY, ERROR_RESPONSES, CaptionResponse
 from ..serving import CaptionServing
 
@@ -23,4 +26,7 @@ router = APIRouter(prefix="/v1", tags=["captions"])
 )
 async def post_captions(request: Request, caller: Caller = Depends(require_key)) -> JSONResponse:
     serving: CaptionServing = request.app.state.serving
-    return JSONResponse(await serving.create_captions(request, caller))
+    async with serving.admit(caller):
+        batch = await read_caption_batch(request, serving.state.settings.max_batch)
+        request.state.pairs = len(batch.ids)
+        return JSONResponse(await serving.create_captions(batch, caller))
