@@ -452,11 +452,28 @@ MUTANTS: list[Mutant] = [
     ),
 ]
 
-IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
+
+def _checkout_files() -> list[str]:
+    """The files git would commit here (tracked, and untracked ones not ignored): never a build folder, a chroot or a
+    device node that happens to lie in the checkout (a copied /dev fills the disk)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name]
 
 
 def copy_checkout(target: Path) -> None:
-    shutil.copytree(ROOT, target, ignore=IGNORE, symlinks=True)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _checkout_files():
+        source = ROOT / name
+        if not source.is_file() or any(part in {".venv", ".venv-qgis"} for part in Path(name).parts):
+            continue  # deleted in the work tree, or a link to the shared environments
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination, follow_symlinks=False)
 
 
 def environment(work: Path) -> dict:
