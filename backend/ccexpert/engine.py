@@ -18,7 +18,8 @@ import torch
 
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
-from .processing_ccexpert import CCExpertProcessor
+from .prefetch import prefetched, worker_pool
+from .processing_ccexpert import CCExpertProcessor, normalize_pixels
 from .results import CaptionResult, resolve_device, resolve_dtype
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
@@ -131,16 +132,43 @@ class CaptionEngine:
         if num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         pairs = self.processor.validate(pairs)  # every image checked before any work
+        chunks = list(_chunks(pairs, self.max_batch))
         results: list[CaptionResult] = []
-        for start, chunk in _chunks(pairs, self.max_batch):
-            batch = self.processor(chunk, first_index=start)
+        # one chunk: nothing to overlap with; more: chunk k+1 is prepared while chunk k generates
+        prepared = map(self.prepare_chunk, chunks) if len(chunks) == 1 else prefetched(chunks, self.prepare_chunk)
+        for batch in prepared:
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
 
+    def prepare_chunk(self, chunk: tuple[int, Sequence[tuple]]) -> dict[str, torch.Tensor]:
+        """(first index, checked pairs) -> :meth:`prepare` of the pairs."""
+        return self.prepare(chunk[1], first_index=chunk[0])
+
+    def prepare(self, pairs: Sequence[tuple], first_index: int = 0) -> dict[str, torch.Tensor]:
+        """The CPU half of a batch: the cached prompt rows and uint8 pixels [B, 2, 3, S, S] (pinned on a GPU, so the
+        copy to the device is asynchronous), filled pair by pair in the shared worker pool. Scaling and
+        normalisation happen on the device in :meth:`_generate`; the result equals the processor's float batch."""
+        size = self.processor.image_size
+        pixels = torch.empty((len(pairs), 2, 3, size, size), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        out = pixels.numpy()
+
+        def fill(index: int) -> None:
+            self.processor.pixels_uint8(pairs[index : index + 1], first_index + index, out=out[index : index + 1])
+
+        if len(pairs) == 1:
+            fill(0)
+        else:
+            list(worker_pool().map(fill, range(len(pairs))))  # list(): raises the first pair's error, in order
+        return {**self.processor.prompt_batch(len(pairs)), "pixel_values": pixels}
+
     @torch.inference_mode()
     def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        """Generate for a prepared batch: uint8 pixels from :meth:`prepare`, or the processor's float pixels."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if batch["pixel_values"].dtype == torch.uint8:
+            batch["pixel_values"] = normalize_pixels(batch["pixel_values"], self.model.dtype)
+        else:
+            batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
         eos = self.processor.im_end_id
         out = self.model.generate(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 from PIL import Image
 
 from .nochange import is_no_change
+from .prefetch import prefetched
 from .results import CaptionResult
 
 LLAVA_FAMILIES = ("llava_onevision",)
@@ -208,9 +210,12 @@ class GeneralVLMEngine:
             (self._image(b, f"pair {i}, before image"), self._image(a, f"pair {i}, after image"))
             for i, (b, a) in enumerate(pairs)
         ]
+        chunks = [images[start : start + self.max_batch] for start in range(0, len(images), self.max_batch)]
         results: list[CaptionResult] = []
-        for start in range(0, len(images), self.max_batch):
-            batch = self._inputs(images[start : start + self.max_batch], text)
+        # the checkpoint's own image processor normalises (and LLaVA crops, Qwen patchifies) on the CPU, so the
+        # preparation stays there; with several chunks, chunk k+1 is prepared while chunk k generates
+        prepare = partial(self._inputs, prompt=text)
+        for batch in map(prepare, chunks) if len(chunks) == 1 else prefetched(chunks, prepare):
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
 
@@ -267,7 +272,7 @@ class GeneralVLMEngine:
 
     @torch.inference_mode()
     def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if batch["pixel_values"].is_floating_point():
             batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]
