@@ -18,7 +18,7 @@ import torch
 
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
-from .prefetch import prefetched, worker_pool
+from .prefetch import DEFAULT_DEPTH, prefetched, worker_pool
 from .processing_ccexpert import CCExpertProcessor, normalize_pixels
 from .results import CaptionResult, resolve_device, resolve_dtype
 
@@ -40,7 +40,12 @@ class CaptionEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         chip_size: int | None = None,
         gsd_m: float | None = None,
+        prefetch: int = DEFAULT_DEPTH,
     ):
+        """`prefetch`: chunks prepared ahead while one generates, when an input spans several (0 = one by one)."""
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        self.prefetch = prefetch
         self.model = model.eval()
         self.gsd_m = gsd_m  # the training imagery's metres per pixel (model card), for the clients' pixel-size check
         self.processor = processor
@@ -135,7 +140,8 @@ class CaptionEngine:
         chunks = list(_chunks(pairs, self.max_batch))
         results: list[CaptionResult] = []
         # one chunk: nothing to overlap with; more: chunk k+1 is prepared while chunk k generates
-        prepared = map(self.prepare_chunk, chunks) if len(chunks) == 1 else prefetched(chunks, self.prepare_chunk)
+        overlap = len(chunks) > 1 and self.prefetch > 0
+        prepared = prefetched(chunks, self.prepare_chunk, self.prefetch) if overlap else map(self.prepare_chunk, chunks)
         for batch in prepared:
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
@@ -161,14 +167,27 @@ class CaptionEngine:
             list(worker_pool().map(fill, range(len(pairs))))  # list(): raises the first pair's error, in order
         return {**self.processor.prompt_batch(len(pairs)), "pixel_values": pixels}
 
+    def generate_prepared(
+        self, batch: dict[str, torch.Tensor], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0
+    ) -> list[CaptionResult]:
+        """The device half: captions for a batch from :meth:`prepare` (the service's batcher prepares the next
+        batch in another thread meanwhile)."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        return self._generate(batch, max_new_tokens, num_beams, min_new_tokens)
+
+    def _model_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels on the device -> the model's input: uint8 from :meth:`prepare` scaled and normalised here (on a
+        GPU, a fraction of a millisecond), float from the processor cast to the model's dtype."""
+        if pixels.dtype == torch.uint8:
+            return normalize_pixels(pixels, self.model.dtype)
+        return pixels.to(self.model.dtype)
+
     @torch.inference_mode()
     def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
         """Generate for a prepared batch: uint8 pixels from :meth:`prepare`, or the processor's float pixels."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if batch["pixel_values"].dtype == torch.uint8:
-            batch["pixel_values"] = normalize_pixels(batch["pixel_values"], self.model.dtype)
-        else:
-            batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        batch["pixel_values"] = self._model_pixels(batch["pixel_values"])
         prompt_length = batch["input_ids"].shape[1]
         eos = self.processor.im_end_id
         out = self.model.generate(
