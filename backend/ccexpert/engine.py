@@ -151,11 +151,12 @@ class CaptionEngine:
         return self.prepare(chunk[1], first_index=chunk[0])
 
     def prepare(self, pairs: Sequence[tuple], first_index: int = 0) -> dict[str, torch.Tensor]:
-        """The CPU half of a batch: the cached prompt rows and uint8 pixels [B, 2, 3, S, S] (pinned on a GPU, so the
-        copy to the device is asynchronous), filled pair by pair in the shared worker pool. Scaling and
-        normalisation happen on the device in :meth:`_generate`; the result equals the processor's float batch."""
+        """The CPU half of a batch: the cached prompt rows and uint8 pixels, a [B, 2, 3, S, S] view of a channels-last
+        buffer filled by memcpy pair by pair in the shared worker pool (pinned on a GPU, so the copy to the device
+        is asynchronous; `.to(device)` keeps the strides, so it is one flat copy). Scaling and normalisation happen
+        on the device in :meth:`_generate`; the result equals the processor's float batch."""
         size = self.processor.image_size
-        pixels = torch.empty((len(pairs), 2, 3, size, size), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        pixels = torch.empty((len(pairs), 2, size, size, 3), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
         out = pixels.numpy()
 
         def fill(index: int) -> None:
@@ -165,7 +166,7 @@ class CaptionEngine:
             fill(0)
         else:
             list(worker_pool().map(fill, range(len(pairs))))  # list(): raises the first pair's error, in order
-        return {**self.processor.prompt_batch(len(pairs)), "pixel_values": pixels}
+        return {**self.processor.prompt_batch(len(pairs)), "pixel_values": pixels.permute(0, 1, 4, 2, 3)}
 
     def generate_prepared(
         self, batch: dict[str, torch.Tensor], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0

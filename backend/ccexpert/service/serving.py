@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
+from ..prefetch import worker_pool
 from .auth import Caller
 from .batching import Overloaded
 from .errors import ApiError, format_validation
@@ -195,7 +196,10 @@ def _retrieve(future: asyncio.Future) -> None:
 
 
 def _decode_all(ids: list[str], raw_pairs: RawPairs, chip_size: int) -> list:
-    return [decode_pair(b, a, pair_id, chip_size) for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
+    """PNG decoding in the shared worker pool (PIL releases the GIL while it inflates): a big request uses every
+    core; the first bad pair's error is raised, as before."""
+    decoded = worker_pool().map(decode_pair, *zip(*raw_pairs, strict=True), ids, [chip_size] * len(ids))
+    return list(decoded)
 
 
 # -- parsing: JSON or multipart into (ids, raw PNG pairs, max_new_tokens) ------------------------------------------
