@@ -38,7 +38,7 @@ class NoPrepare:
     def __init__(self, engine):
         self._engine = engine
 
-    def info(self) -> dict:
+    def info(self):
         return self._engine.info()
 
     def caption(self, pairs, max_new_tokens: int = 64):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from .engine_api import CaptionResult, EngineInfo, resolve_device, resolve_dtype
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
 from .prefetch import DEFAULT_DEPTH, prefetched, worker_pool
 from .processing_ccexpert import CCExpertProcessor, normalize_pixels
-from .results import CaptionResult, resolve_device, resolve_dtype
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
 GPU_MAX_BATCH = 32
@@ -108,20 +108,19 @@ class CaptionEngine:
     def device(self) -> torch.device:
         return self.model.device
 
-    def info(self) -> dict:
-        return {
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": str(self.device),
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "max_batch": self.max_batch,
-            "demo": self.demo,
-            "family": "ccexpert",
-            "change_expert": True,
-            "gsd_m": self.gsd_m,
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            chip_size=self.chip_size,
+            device=str(self.device),
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            max_batch=self.max_batch,
+            demo=self.demo,
+            family="ccexpert",
+            change_expert=True,
+            gsd_m=self.gsd_m,
+        )
 
     def caption(
         self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0

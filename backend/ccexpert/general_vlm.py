@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from PIL import Image
 
+from .engine_api import CaptionResult, EngineInfo
 from .nochange import is_no_change
 from .prefetch import prefetched
-from .results import CaptionResult
 
 LLAVA_FAMILIES = ("llava_onevision",)
 QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
@@ -40,7 +41,6 @@ DEFAULT_PROMPT = (
     "changed, answer: the scene is the same as before."
 )
 MAX_PROMPT_CHARS = 1000
-DEFAULT_CHIP_SIZE = 384
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
@@ -177,21 +177,20 @@ class GeneralVLMEngine:
     def device(self) -> torch.device:
         return self.model.device
 
-    def info(self) -> dict:
-        return {
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": str(self.device),
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "max_batch": self.max_batch,
-            "demo": False,
-            "family": self.family,
-            "change_expert": False,
-            "prompt": DEFAULT_PROMPT,
-            "gsd_m": None,  # a general model names no imagery it was made for
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            chip_size=self.chip_size,
+            device=str(self.device),
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            max_batch=self.max_batch,
+            demo=False,
+            family=self.family,
+            change_expert=False,
+            gsd_m=None,  # a general model names no imagery it was made for
+            prompt=DEFAULT_PROMPT,
+        )
 
     def caption(
         self,

@@ -18,7 +18,7 @@ from ccexpert.general_vlm import (
     check_prompt,
     llava_onevision_tokens,
 )
-from ccexpert.results import CaptionResult
+from ccexpert.engine_api import CaptionResult
 from ccexpert.service import Settings, create_app
 from general_vlm_helpers import tiny_llava_onevision, tiny_qwen2_5_vl
 from service_helpers import b64, png_bytes, thread_server

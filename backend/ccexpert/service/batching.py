@@ -19,13 +19,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..engine_api import Engine
+
 log = logging.getLogger(__name__)
-
-
-class Engine(Protocol):
-    def caption(self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64) -> list[Any]: ...
-
-    def info(self) -> dict: ...
 
 
 class PreparingEngine(Engine, Protocol):

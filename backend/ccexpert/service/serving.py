@@ -23,7 +23,6 @@ import math
 import re
 from typing import Any
 
-from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -58,23 +57,11 @@ class CaptionServing:
             raise ApiError(503, "model_failed", service.load_error)
         if service.engine_info is None:
             raise ApiError(503, "not_ready", "model is loading", headers={"Retry-After": "5"})
-        e = service.engine_info
-        return {
-            "api_version": "1",
-            "model_name": str(e.get("model_name", "unknown")),
-            "model_version": str(e.get("model_version", "unknown")),
-            "chip_size": int(e.get("chip_size", DEFAULT_CHIP_SIZE)),
-            "bands": int(e.get("bands", 3)),
-            "max_batch": service.settings.max_batch,
-            "max_body_bytes": service.settings.max_body_bytes,
-            "device": str(e.get("device", "cpu")),
-            "dtype": str(e.get("dtype", "float32")),
-            "demo": bool(e.get("demo", False)),
-            "family": str(e.get("family", "ccexpert")),
-            "change_expert": bool(e.get("change_expert", True)),
-            "max_in_flight": self.max_in_flight(),
-            "gsd_m": _positive_or_none(e.get("gsd_m")),
-        }
+        return service.engine_info.to_wire(
+            max_batch=service.settings.max_batch,
+            max_body_bytes=service.settings.max_body_bytes,
+            max_in_flight=self.max_in_flight(),
+        )
 
     def max_in_flight(self) -> int:
         """Requests one client should keep here at once: two per engine that works in parallel (one computing,
@@ -292,12 +279,3 @@ async def parse_form(form: FormData) -> ParsedBody:
 
 
 __all__ = ["CaptionServing", "check_batch", "digest", "parse_form", "parse_json", "read_body", "shape_results"]
-
-
-def _positive_or_none(value) -> float | None:
-    """The model card's ground sample distance (metres per pixel), None when it names none."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
