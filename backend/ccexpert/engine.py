@@ -19,7 +19,7 @@ import torch
 from .engine_api import CaptionResult, EngineInfo, resolve_device, resolve_dtype
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
-from .prefetch import DEFAULT_DEPTH, prefetched, worker_pool
+from .prefetch import DEFAULT_DEPTH, default_workers, prefetched, worker_pool
 from .processing_ccexpert import CCExpertProcessor, normalize_pixels
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
@@ -45,6 +45,7 @@ class CaptionEngine:
         """`prefetch`: chunks prepared ahead while one generates, when an input spans several (0 = one by one)."""
         if prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        default_workers()  # a bad CCEXPERT_PREP_WORKERS fails the load, not the first big request
         self.prefetch = prefetch
         self.model = model.eval()
         self.gsd_m = gsd_m  # the training imagery's metres per pixel (model card), for the clients' pixel-size check

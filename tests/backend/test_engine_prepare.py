@@ -177,3 +177,17 @@ def test_worker_count_is_configurable_and_checked(monkeypatch):
         monkeypatch.setenv(WORKERS_ENV, bad)
         with pytest.raises(ValueError, match=WORKERS_ENV):
             default_workers()
+
+
+def test_a_bad_worker_setting_or_prefetch_fails_when_the_engine_is_made(demo, monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "many")
+    with pytest.raises(ValueError, match=WORKERS_ENV):
+        CaptionEngine(demo.model, demo.processor)
+    monkeypatch.delenv(WORKERS_ENV)
+    with pytest.raises(ValueError, match="prefetch must be >= 0"):
+        CaptionEngine(demo.model, demo.processor, prefetch=-1)
+    serial = CaptionEngine(demo.model, demo.processor, max_batch=2, prefetch=0)
+    pairs = _pairs([128] * 3)
+    assert [r.caption for r in serial.caption(pairs, max_new_tokens=4)] == [
+        r.caption for r in demo.caption(pairs, max_new_tokens=4)
+    ]
