@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from ccexpert.engine_api import EngineInfo
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,17 +62,8 @@ class EchoEngine:
     def __init__(self, chip_size: int, delay_s: float):
         self.chip_size, self.delay_s = chip_size, delay_s
 
-    def info(self) -> dict:
-        return {
-            "model_name": "echo",
-            "model_version": "1",
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": "cpu",
-            "dtype": "float32",
-            "max_batch": 8,
-            "demo": True,
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo("echo", "1", chip_size=self.chip_size, device="cpu", dtype="float32", max_batch=8, demo=True)
 
     def caption(self, pairs, max_new_tokens: int = 64):
         time.sleep(self.delay_s * len(pairs))

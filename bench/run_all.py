@@ -168,6 +168,41 @@ def _http(outputs):
     ]
 
 
+def _prepare(outputs):
+    d = _last_json(outputs[0])
+    r, one = d["pairs_per_s"], d["one_thread_pairs_per_s"]
+    return [
+        (
+            f"decode + prepare, 384 px {d['source']} chips, {d['cores']} cores: before / after / raw floor "
+            "(inflate + memcpy)",
+            f"{r['before']:.0f} / {r['after']:.0f} / {r['raw_floor']:.0f} pairs/s (after = "
+            f"{d['after_over_before']:.2f}x before, {100 * d['after_over_raw_floor']:.0f}% of the floor; 1 thread: "
+            f"{one['before']:.0f} / {one['after']:.0f} / {one['raw_floor']:.0f})",
+        )
+    ]
+
+
+def _overlap(outputs):
+    d = _last_json(outputs[0])
+    e = d["engine"]
+    rows = [
+        (
+            f"engine over a stand-in model ({e['standin_pairs_per_s']:.0f} pairs/s on its own): without / with overlap",
+            f"{e['without_overlap']:.0f} / {e['with_overlap']:.0f} pairs/s "
+            f"({100 * e['share_of_standin_with_overlap']:.0f}% of the stand-in with overlap)",
+        )
+    ]
+    if "service" in d:
+        s = d["service"]
+        rows.append(
+            (
+                f"service over the stand-in, {s['clients']} clients: without / with overlap",
+                f"{s['without_overlap']:.0f} / {s['with_overlap']:.0f} pairs/s",
+            )
+        )
+    return rows
+
+
 def _plugin_read(outputs):
     runs = [_json_block(text) for text in outputs]
     mem = [r["memory"] for r in runs]
@@ -326,6 +361,22 @@ def sections() -> list[Section]:
             "batching is what makes a backend fast; on CPU with the tiny model the gain is small",
             _generate,
             repeat=5,
+        ),
+        Section(
+            "prepare",
+            "Preparation in front of the device: decode + prepare, today's path vs the new one vs the raw floor",
+            [[PY, "bench/bench_prepare.py", "--png-levels", "--json"]],
+            "goal (issue 29): >= 400 pairs/s on 2 cores and >= 60 % of the raw floor (PNG inflate + memcpy)",
+            _prepare,
+            env=single,
+        ),
+        Section(
+            "overlap",
+            "Overlap: the engine and the service over a stand-in model that waits a fixed time per batch",
+            [[PY, "bench/bench_overlap.py", "--json"]],
+            "goals (issue 29): engine >= 90 % of the stand-in's own rate; service >= 300 pairs/s on 2 cores",
+            _overlap,
+            env=single,
         ),
         Section(
             "http",

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import requests
 from ccexpert_changes.core import retry as policy
+from ccexpert_changes.core.png import PNG_ZLEVEL
 from PIL import Image
 
 from . import __version__
@@ -68,7 +69,7 @@ def encode_png(image: np.ndarray | bytes) -> bytes:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 array, got {array.dtype} {array.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=PNG_ZLEVEL)
     return buffer.getvalue()
 
 

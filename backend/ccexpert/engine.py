@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from .caption_text import tidy_caption
+from .engine_api import CaptionResult, EngineInfo, resolve_device, resolve_dtype
 from .modeling_ccexpert import CCExpertForConditionalGeneration
 from .nochange import is_no_change
-from .processing_ccexpert import CCExpertProcessor
-from .results import CaptionResult, resolve_device, resolve_dtype
+from .prefetch import DEFAULT_DEPTH, default_workers, prefetched, worker_pool
+from .processing_ccexpert import CCExpertProcessor, normalize_pixels
 
 DEFAULT_MAX_BATCH = 8  # CPU; on a GPU `from_pretrained` defaults to GPU_MAX_BATCH
 GPU_MAX_BATCH = 32
@@ -42,7 +43,13 @@ class CaptionEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         chip_size: int | None = None,
         gsd_m: float | None = None,
+        prefetch: int = DEFAULT_DEPTH,
     ):
+        """`prefetch`: chunks prepared ahead while one generates, when an input spans several (0 = one by one)."""
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        default_workers()  # a bad CCEXPERT_PREP_WORKERS fails the load, not the first big request
+        self.prefetch = prefetch
         self.model = model.eval()
         self.gsd_m = gsd_m  # the training imagery's metres per pixel (model card), for the clients' pixel-size check
         self.processor = processor
@@ -105,20 +112,19 @@ class CaptionEngine:
     def device(self) -> torch.device:
         return self.model.device
 
-    def info(self) -> dict:
-        return {
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": str(self.device),
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "max_batch": self.max_batch,
-            "demo": self.demo,
-            "family": "ccexpert",
-            "change_expert": True,
-            "gsd_m": self.gsd_m,
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            chip_size=self.chip_size,
+            device=str(self.device),
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            max_batch=self.max_batch,
+            demo=self.demo,
+            family="ccexpert",
+            change_expert=True,
+            gsd_m=self.gsd_m,
+        )
 
     def caption(
         self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0
@@ -134,16 +140,58 @@ class CaptionEngine:
         if num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got {num_beams}")
         pairs = self.processor.validate(pairs)  # every image checked before any work
+        chunks = list(_chunks(pairs, self.max_batch))
         results: list[CaptionResult] = []
-        for start, chunk in _chunks(pairs, self.max_batch):
-            batch = self.processor(chunk, first_index=start)
+        # one chunk: nothing to overlap with; more: chunk k+1 is prepared while chunk k generates
+        overlap = len(chunks) > 1 and self.prefetch > 0
+        prepared = prefetched(chunks, self.prepare_chunk, self.prefetch) if overlap else map(self.prepare_chunk, chunks)
+        for batch in prepared:
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
 
+    def prepare_chunk(self, chunk: tuple[int, Sequence[tuple]]) -> dict[str, torch.Tensor]:
+        """(first index, checked pairs) -> :meth:`prepare` of the pairs."""
+        return self.prepare(chunk[1], first_index=chunk[0])
+
+    def prepare(self, pairs: Sequence[tuple], first_index: int = 0) -> dict[str, torch.Tensor]:
+        """The CPU half of a batch: the cached prompt rows and uint8 pixels, a [B, 2, 3, S, S] view of a channels-last
+        buffer filled by memcpy pair by pair in the shared worker pool (pinned on a GPU, so the copy to the device
+        is asynchronous; `.to(device)` keeps the strides, so it is one flat copy). Scaling and normalisation happen
+        on the device in :meth:`_generate`; the result equals the processor's float batch."""
+        size = self.processor.image_size
+        pixels = torch.empty((len(pairs), 2, size, size, 3), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        out = pixels.numpy()
+
+        def fill(index: int) -> None:
+            self.processor.pixels_uint8(pairs[index : index + 1], first_index + index, out=out[index : index + 1])
+
+        if len(pairs) == 1:
+            fill(0)
+        else:
+            list(worker_pool().map(fill, range(len(pairs))))  # list(): raises the first pair's error, in order
+        return {**self.processor.prompt_batch(len(pairs)), "pixel_values": pixels.permute(0, 1, 4, 2, 3)}
+
+    def generate_prepared(
+        self, batch: dict[str, torch.Tensor], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0
+    ) -> list[CaptionResult]:
+        """The device half: captions for a batch from :meth:`prepare` (the service's batcher prepares the next
+        batch in another thread meanwhile)."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        return self._generate(batch, max_new_tokens, num_beams, min_new_tokens)
+
+    def _model_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels on the device -> the model's input: uint8 from :meth:`prepare` scaled and normalised here (on a
+        GPU, a fraction of a millisecond), float from the processor cast to the model's dtype."""
+        if pixels.dtype == torch.uint8:
+            return normalize_pixels(pixels, self.model.dtype)
+        return pixels.to(self.model.dtype)
+
     @torch.inference_mode()
     def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        """Generate for a prepared batch: uint8 pixels from :meth:`prepare`, or the processor's float pixels."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch["pixel_values"] = self._model_pixels(batch["pixel_values"])
         prompt_length = batch["input_ids"].shape[1]
         eos = self.processor.im_end_id
         out = self.model.generate(

@@ -20,14 +20,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from PIL import Image
 
+from .engine_api import CaptionResult, EngineInfo
 from .nochange import is_no_change
-from .results import CaptionResult
+from .prefetch import prefetched
 
 LLAVA_FAMILIES = ("llava_onevision",)
 QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
@@ -38,7 +41,6 @@ DEFAULT_PROMPT = (
     "changed, answer: the scene is the same as before."
 )
 MAX_PROMPT_CHARS = 1000
-DEFAULT_CHIP_SIZE = 384
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 
 
@@ -175,21 +177,20 @@ class GeneralVLMEngine:
     def device(self) -> torch.device:
         return self.model.device
 
-    def info(self) -> dict:
-        return {
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": str(self.device),
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "max_batch": self.max_batch,
-            "demo": False,
-            "family": self.family,
-            "change_expert": False,
-            "prompt": DEFAULT_PROMPT,
-            "gsd_m": None,  # a general model names no imagery it was made for
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            chip_size=self.chip_size,
+            device=str(self.device),
+            dtype=str(self.model.dtype).removeprefix("torch."),
+            max_batch=self.max_batch,
+            demo=False,
+            family=self.family,
+            change_expert=False,
+            gsd_m=None,  # a general model names no imagery it was made for
+            prompt=DEFAULT_PROMPT,
+        )
 
     def caption(
         self,
@@ -208,9 +209,12 @@ class GeneralVLMEngine:
             (self._image(b, f"pair {i}, before image"), self._image(a, f"pair {i}, after image"))
             for i, (b, a) in enumerate(pairs)
         ]
+        chunks = [images[start : start + self.max_batch] for start in range(0, len(images), self.max_batch)]
         results: list[CaptionResult] = []
-        for start in range(0, len(images), self.max_batch):
-            batch = self._inputs(images[start : start + self.max_batch], text)
+        # the checkpoint's own image processor normalises (and LLaVA crops, Qwen patchifies) on the CPU, so the
+        # preparation stays there; with several chunks, chunk k+1 is prepared while chunk k generates
+        prepare = partial(self._inputs, prompt=text)
+        for batch in map(prepare, chunks) if len(chunks) == 1 else prefetched(chunks, prepare):
             results.extend(self._generate(batch, max_new_tokens, num_beams, min_new_tokens))
         return results
 
@@ -267,7 +271,7 @@ class GeneralVLMEngine:
 
     @torch.inference_mode()
     def _generate(self, batch: dict, max_new_tokens: int, num_beams: int, min_new_tokens: int) -> list[CaptionResult]:
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if batch["pixel_values"].is_floating_point():
             batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
         prompt_length = batch["input_ids"].shape[1]

@@ -61,6 +61,7 @@ class CCExpertProcessor:
         self.newline_id = newline[0] if len(newline) == 1 else None
         self.prompt_ids = self._expand_images(tokenizer.encode(PROMPT, add_special_tokens=False))
         self.prompt_labels = self._prompt_labels(self.prompt_ids)
+        self._prompt_row: torch.Tensor | None = None  # built on first use by `prompt_batch`
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> CCExpertProcessor:
@@ -131,6 +132,38 @@ class CCExpertProcessor:
         pixels = np.asarray(pil, dtype=np.float32) * (1.0 / 255.0)  # [S, S, 3] in [0, 1]
         pixels = (pixels - IMAGE_MEAN) / IMAGE_STD
         return pixels.transpose(2, 0, 1)  # [3, S, S]
+
+    def image_uint8(self, image, where: str) -> np.ndarray:
+        """HxWx3 uint8 array or PIL image -> uint8 [S, S, 3]: the same squash-resize as `preprocess_image`, skipped
+        when the chip is already S x S, and no float maths: the engine scales and normalises on its device."""
+        self.check_image(image, where)
+        if isinstance(image, np.ndarray) and image.shape[:2] == (self.image_size, self.image_size):
+            return image  # the one copy is into the batch
+        pil = image.convert("RGB") if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image))
+        if pil.size != (self.image_size, self.image_size):
+            pil = pil.resize((self.image_size, self.image_size), resample=Image.Resampling.BICUBIC)
+        return np.asarray(pil, dtype=np.uint8)
+
+    def pixels_uint8(self, pairs: Sequence[tuple], first_index: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """Checked (before, after) pairs -> uint8 [B, 2, S, S, 3], channels last as decoded, so filling it is a plain
+        memcpy per image (a quarter of the float32 bytes; channels first is a free view on the device).
+        `normalize_pixels` of its [B, 2, 3, S, S] view gives exactly the `pixel_values` of `__call__`."""
+        shape = (len(pairs), 2, self.image_size, self.image_size, 3)
+        pixels = np.empty(shape, dtype=np.uint8) if out is None else out
+        if pixels.shape != shape or pixels.dtype != np.uint8:
+            raise ValueError(f"out must be uint8 {shape}, got {pixels.dtype} {pixels.shape}")
+        for index, pair in enumerate(pairs):
+            for slot, image in enumerate(pair):
+                pixels[index, slot] = self.image_uint8(image, f"pair {first_index + index}, {_IMAGE_NAMES[slot]} image")
+        return pixels
+
+    def prompt_batch(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """`input_ids` and `attention_mask` [B, L] of a generation batch: the fixed prompt's row, tokenised once and
+        repeated (every row has the same length, so left padding adds nothing), as `__call__` builds them."""
+        if self._prompt_row is None:
+            self._prompt_row = torch.tensor([self.prompt_ids], dtype=torch.long)
+        row = self._prompt_row
+        return {"input_ids": row.repeat(batch_size, 1), "attention_mask": torch.ones_like(row).repeat(batch_size, 1)}
 
     def patch_change_fraction(self, mask, where: str) -> np.ndarray:
         """A change mask (HxW array or PIL image; nonzero = changed) -> float32 [N]: the changed fraction of each
@@ -230,10 +263,19 @@ class CCExpertProcessor:
         return batch
 
 
+def normalize_pixels(pixels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 pixels [..., 3, S, S] (any strides, on the model's device) -> `dtype` values scaled to [0, 1] and
+    normalised with mean/std 0.5, in float32 first with the very operations of `preprocess_image`, so the values
+    are bit for bit the same."""
+    # one new (contiguous, channels first) buffer, then in place: on a CPU the allocations dominate
+    values = pixels.to(torch.float32, memory_format=torch.contiguous_format)
+    return values.mul_(1.0 / 255.0).sub_(IMAGE_MEAN).div_(IMAGE_STD).to(dtype)
+
+
 def _check_side(side: str) -> str:
     if side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
     return side
 
 
-__all__ = ["PROMPT", "CCExpertProcessor", "IGNORE_INDEX"]
+__all__ = ["PROMPT", "CCExpertProcessor", "IGNORE_INDEX", "normalize_pixels"]

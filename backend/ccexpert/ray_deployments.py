@@ -42,6 +42,7 @@ try:  # a replica that is starting, restarting or unreachable; older Rays have o
 except ImportError:  # pragma: no cover
     ActorUnavailableError = RayActorError
 
+from .engine_api import EngineInfo
 from .service import create_app
 from .service.auth import KeyStore
 from .service.settings import Settings
@@ -193,13 +194,14 @@ class ReplicaEngine:
         self.call_timeout_s = call_timeout_s
         self.resent = 0  # batches resent after a replica died (tests, logs)
         self.parallelism = 1  # batches worth running at once (one per replica); read by the service when it can
-        self._info: dict | None = None
+        self._info: EngineInfo | None = None
         self._down_until = 0.0
 
-    def info(self) -> dict:
+    def info(self) -> EngineInfo:
+        """The replicas' engine info (a plain dict on its way between processes), typed."""
         if self._info is None:
-            self._info = self._call(lambda: [self.handle.info.remote()])[0]
-        return dict(self._info)
+            self._info = EngineInfo.of(self._call(lambda: [self.handle.info.remote()])[0])
+        return self._info
 
     def caption(self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64) -> list:
         pairs = list(pairs)

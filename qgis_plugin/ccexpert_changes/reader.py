@@ -18,6 +18,7 @@ from osgeo import gdal, osr
 
 from .about import tr
 from .core.grid import Bounds, Chip, RasterGrid
+from .core.png import PNG_ZLEVEL
 from .core.stretch import Stretch, compute_stretch, nodata_fraction, valid_mask
 
 STRETCH_SAMPLE_PX = 512  # longest side of the decimated read the stretch percentiles come from (~260k px)
@@ -286,7 +287,7 @@ def _same_crs(a: osr.SpatialReference, b: osr.SpatialReference) -> bool:
     return bool(a.IsSame(b, ["IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES", "CRITERION=EQUIVALENT"]))
 
 
-def encode_png(rgb: np.ndarray, zlevel: int = 1) -> bytes:
+def encode_png(rgb: np.ndarray, zlevel: int = PNG_ZLEVEL) -> bytes:
     """8-bit ``(3, h, w)`` -> PNG bytes through GDAL's in-memory filesystem (no temporary files). zlib level 1:
     5-7x faster than the default 6 for 6-15 % larger chips, and encoding is the plugin's main per-chip cost."""
     bands, h, w = rgb.shape

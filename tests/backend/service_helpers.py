@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import requests
+from ccexpert.engine_api import EngineInfo
 from PIL import Image
 from rasterio.transform import Affine
 
@@ -45,17 +46,8 @@ class EchoEngine:
         self.pairs_seen = 0
         self.lock = threading.Lock()
 
-    def info(self) -> dict:
-        return {
-            "model_name": "echo",
-            "model_version": "1",
-            "chip_size": self.chip_size,
-            "bands": 3,
-            "device": "cpu",
-            "dtype": "float32",
-            "max_batch": 8,
-            "demo": True,
-        }
+    def info(self) -> EngineInfo:
+        return EngineInfo("echo", "1", chip_size=self.chip_size, device="cpu", dtype="float32", max_batch=8, demo=True)
 
     def caption(self, pairs, max_new_tokens: int = 64):
         with self.lock:

@@ -11,6 +11,7 @@ import pytest
 import requests
 from ccexpert.checkpoints import CheckpointError
 from ccexpert.engine import CaptionEngine
+from ccexpert.engine_api import CaptionResult
 from ccexpert.general_vlm import (
     DEFAULT_PROMPT,
     MAX_PROMPT_CHARS,
@@ -18,7 +19,6 @@ from ccexpert.general_vlm import (
     check_prompt,
     llava_onevision_tokens,
 )
-from ccexpert.results import CaptionResult
 from ccexpert.service import Settings, create_app
 from general_vlm_helpers import tiny_llava_onevision, tiny_qwen2_5_vl
 from service_helpers import b64, png_bytes, thread_server

@@ -10,6 +10,7 @@ queued, running or recently finished are not computed again (a client resending 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict, deque
@@ -18,13 +19,22 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..engine_api import Engine
+
 log = logging.getLogger(__name__)
 
 
-class Engine(Protocol):
-    def caption(self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64) -> list[Any]: ...
+class PreparingEngine(Engine, Protocol):
+    """An engine whose CPU preparation can run apart from its device work (CaptionEngine): the batcher prepares
+    batch k+1 while batch k generates."""
 
-    def info(self) -> dict: ...
+    def prepare(self, pairs: Sequence[tuple[Any, Any]], first_index: int = 0) -> Any: ...
+
+    def generate_prepared(self, batch: Any, max_new_tokens: int = 64) -> list[Any]: ...
+
+
+def can_prepare(engine: Any) -> bool:
+    return callable(getattr(engine, "prepare", None)) and callable(getattr(engine, "generate_prepared", None))
 
 
 class Overloaded(Exception):
@@ -64,9 +74,13 @@ class DynamicBatcher:
         cache_size: int = 4096,
         on_batch: Callable[[int, float], None] | None = None,
         workers: int = 1,
+        prefetch: int = 1,
     ):
         """`workers` threads take batches (one engine call each): 1 for one device; one per model replica when the
-        engine fans out to several (Ray Serve), so that every replica has a batch in flight."""
+        engine fans out to several (Ray Serve), so that every replica has a batch in flight.
+
+        With one worker and an engine that can prepare apart (:func:`can_prepare`), a preparing thread forms and
+        prepares up to `prefetch` batches ahead while the worker generates (0 turns this off)."""
         if max_batch < 1 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be >= 1")
         self.engine = engine
@@ -84,6 +98,11 @@ class DynamicBatcher:
         self.workers = max(1, int(workers))
         self._threads: list[threading.Thread] = []
         self._batch_seconds = 0.0  # moving estimate, for Retry-After
+        if prefetch < 0:
+            raise ValueError("prefetch must be >= 0")
+        self.prefetch = prefetch if self.workers == 1 and can_prepare(engine) else 0
+        # prepared batches waiting for the device: (items, prepared batch or the preparation's error); None = stop
+        self._ready: queue.Queue[tuple[list[_Item], Any] | None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> DynamicBatcher:
@@ -91,9 +110,17 @@ class DynamicBatcher:
             if self._running:
                 return self
             self._running = True
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"ccexpert-batcher-{i}", daemon=True) for i in range(self.workers)
-        ]
+        if self.prefetch:
+            self._ready = queue.Queue(maxsize=self.prefetch)
+            self._threads = [
+                threading.Thread(target=self._prepare_loop, name="ccexpert-batcher-prepare", daemon=True),
+                threading.Thread(target=self._generate_loop, name="ccexpert-batcher-0", daemon=True),
+            ]
+        else:
+            self._threads = [
+                threading.Thread(target=self._loop, name=f"ccexpert-batcher-{i}", daemon=True)
+                for i in range(self.workers)
+            ]
         for thread in self._threads:
             thread.start()
         return self
@@ -106,6 +133,10 @@ class DynamicBatcher:
         for thread in self._threads:
             thread.join(timeout)
         with self._cond:
+            while self._ready is not None and not self._ready.empty():  # prepared but never run
+                entry = self._ready.get_nowait()
+                for item in entry[0] if entry else []:
+                    self._settle(item, exc=RuntimeError("service is shutting down"))
             for queue in self._queues.values():
                 for item in queue:
                     self._settle(item, exc=RuntimeError("service is shutting down"))
@@ -207,21 +238,72 @@ class DynamicBatcher:
                 continue
             self._run(batch)
 
-    def _run(self, batch: list[_Item]) -> None:
+    def _prepare_loop(self) -> None:
+        """Forms batches and prepares them (decode already done: copy + prompt rows) ahead of the device."""
+        assert self._ready is not None
+        try:
+            while True:
+                batch = self._next_batch()
+                if not batch:
+                    if not self._running:
+                        return
+                    continue
+                try:
+                    prepared: Any = self.engine.prepare([it.pair for it in batch])  # type: ignore[attr-defined]
+                except Exception as exc:  # a bad pair: the worker isolates it pair by pair
+                    prepared = exc
+                while True:  # bounded hand-off: blocks while `prefetch` batches already wait
+                    try:
+                        self._ready.put((batch, prepared), timeout=0.5)
+                        break
+                    except queue.Full:
+                        if not self._running:
+                            with self._cond:
+                                for item in batch:
+                                    self._settle(item, exc=RuntimeError("service is shutting down"))
+                            return
+        finally:
+            self._ready.put(None)  # the worker may wait in get(); the queue has room once it drains
+
+    def _generate_loop(self) -> None:
+        assert self._ready is not None
+        while True:
+            entry = self._ready.get()
+            if entry is None:
+                return
+            batch, prepared = entry
+            if not self._running:  # stopping: finish nothing new
+                with self._cond:
+                    for item in batch:
+                        self._settle(item, exc=RuntimeError("service is shutting down"))
+                continue
+            if isinstance(prepared, Exception):
+                self._run_isolated(batch, prepared)
+                continue
+            self._run(batch, prepared)
+
+    def _run_isolated(self, batch: list[_Item], exc: Exception) -> None:
+        if len(batch) > 1:
+            log.warning("batch of %d failed (%s); retrying pair by pair", len(batch), exc)
+            for item in batch:
+                self._run([item])
+            return
+        log.error("pair failed: %s", exc, exc_info=exc)
+        with self._cond:
+            self._settle(batch[0], exc=exc)
+
+    def _run(self, batch: list[_Item], prepared: Any = None) -> None:
         start = time.monotonic()
         try:
-            results = self.engine.caption([it.pair for it in batch], max_new_tokens=batch[0].max_new_tokens)
+            tokens = batch[0].max_new_tokens
+            if prepared is None:
+                results = self.engine.caption([it.pair for it in batch], max_new_tokens=tokens)
+            else:
+                results = self.engine.generate_prepared(prepared, max_new_tokens=tokens)  # type: ignore[attr-defined]
             if len(results) != len(batch):
                 raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} pairs")
         except Exception as exc:  # isolate the failing pair instead of failing the whole batch
-            if len(batch) > 1:
-                log.warning("batch of %d failed (%s); retrying pair by pair", len(batch), exc)
-                for item in batch:
-                    self._run([item])
-                return
-            log.exception("pair failed")
-            with self._cond:
-                self._settle(batch[0], exc=exc)
+            self._run_isolated(batch, exc)
             return
         elapsed = time.monotonic() - start
         self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed if self._batch_seconds else elapsed

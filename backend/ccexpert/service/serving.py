@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..prefetch import worker_pool
 from .auth import Caller
 from .batching import Overloaded
 from .errors import ApiError
@@ -48,23 +48,11 @@ class CaptionServing:
             raise ApiError(503, "model_failed", service.load_error)
         if service.engine_info is None:
             raise ApiError(503, "not_ready", "model is loading", headers={"Retry-After": "5"})
-        e = service.engine_info
-        return {
-            "api_version": "1",
-            "model_name": str(e.get("model_name", "unknown")),
-            "model_version": str(e.get("model_version", "unknown")),
-            "chip_size": int(e.get("chip_size", DEFAULT_CHIP_SIZE)),
-            "bands": int(e.get("bands", 3)),
-            "max_batch": service.settings.max_batch,
-            "max_body_bytes": service.settings.max_body_bytes,
-            "device": str(e.get("device", "cpu")),
-            "dtype": str(e.get("dtype", "float32")),
-            "demo": bool(e.get("demo", False)),
-            "family": str(e.get("family", "ccexpert")),
-            "change_expert": bool(e.get("change_expert", True)),
-            "max_in_flight": self.max_in_flight(),
-            "gsd_m": _positive_or_none(e.get("gsd_m")),
-        }
+        return service.engine_info.to_wire(
+            max_batch=service.settings.max_batch,
+            max_body_bytes=service.settings.max_body_bytes,
+            max_in_flight=self.max_in_flight(),
+        )
 
     def max_in_flight(self) -> int:
         """Requests one client should keep here at once: two per engine that works in parallel (one computing,
@@ -209,7 +197,10 @@ def _retrieve(future: asyncio.Future) -> None:
 
 
 def _decode_all(ids: list[str], raw_pairs: RawPairs, chip_size: int) -> list:
-    return [decode_pair(b, a, pair_id, chip_size) for pair_id, (b, a) in zip(ids, raw_pairs, strict=True)]
+    """PNG decoding in the shared worker pool (PIL releases the GIL while it inflates): a big request uses every
+    core; the first bad pair's error is raised, as before."""
+    decoded = worker_pool().map(decode_pair, *zip(*raw_pairs, strict=True), ids, [chip_size] * len(ids))
+    return list(decoded)
 
 
 __all__ = ["CaptionServing", "digest", "shape_results"]
@@ -219,12 +210,3 @@ _RETRY_SOON = {"Retry-After": "5"}
 
 def _who(caller: Caller) -> str:
     return f"key {caller.key!r}" if caller.key else f"connection {caller.peer}"
-
-
-def _positive_or_none(value) -> float | None:
-    """The model card's ground sample distance (metres per pixel), None when it names none."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None

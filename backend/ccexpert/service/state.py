@@ -20,6 +20,7 @@ from typing import Any
 
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 
+from ..engine_api import EngineInfo
 from ..samples import sample_pair
 from .batching import DynamicBatcher
 from .limits import InflightLimiter
@@ -57,7 +58,7 @@ class ServiceState:
         self.settings = settings
         self.engine = engine
         self.on_failure = on_failure
-        self.engine_info: dict | None = None
+        self.engine_info: EngineInfo | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
         self.load_error: str | None = None
@@ -84,7 +85,7 @@ class ServiceState:
                     dtype=self.settings.dtype,
                     max_batch=self.settings.device_batch,
                 )
-            self.engine_info = dict(self.engine.info())
+            self.engine_info = EngineInfo.of(self.engine.info())
             self.check_captions()
             self.batcher = DynamicBatcher(
                 self.engine,

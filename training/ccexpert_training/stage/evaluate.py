@@ -97,15 +97,15 @@ def export_best(checkpoint: Path, best_dir: Path, processor) -> None:
 
 def evaluate_checkpoint(model_dir: Path, records_path, output_dir: Path, cfg: StageConfig) -> dict:
     """Score one checkpoint on one split (the single final test evaluation): predictions + metrics JSON."""
-    import torch
+    from ccexpert.engine_api import resolve_device, resolve_dtype
     from ccexpert.modeling_ccexpert import CCExpertForConditionalGeneration
     from ccexpert.processing_ccexpert import CCExpertProcessor
 
     from ..caption_metrics import evaluate_predictions
     from ..records import read_records, write_predictions
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if use_bf16(cfg.training.precision) else torch.float32
+    device = resolve_device("auto")
+    dtype = resolve_dtype("bf16" if use_bf16(cfg.training.precision) else "fp32", device)
     model = CCExpertForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).to(device).eval()  # type: ignore[arg-type]  # .to() typed loosely
     processor = CCExpertProcessor.from_pretrained(model_dir)
     predictions = generate_predictions(
