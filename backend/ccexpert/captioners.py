@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ccexpert_changes.core.driver import JSON_OVERHEAD_BYTES, MAX_IN_FLIGHT
 from ccexpert_changes.core.run_loop import CaptionError, Item
 
 log = logging.getLogger("ccexpert.describe")
-
-MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
 
 
 class DescribeError(Exception):
@@ -50,6 +49,11 @@ class Captioner:
     def max_in_flight(self, info: dict) -> int:
         """Requests worth keeping at the backend at once (one engine in this process: 1)."""
         return 1
+
+    def payload(self, before: np.ndarray, after: np.ndarray) -> tuple[Any, int]:
+        """What ``caption`` gets for one pair, and its bytes in a request (0: no request body). Called in the
+        prefetch thread, so encoding costs the loop nothing."""
+        return (before, after), 0
 
 
 class EngineCaptioner(Captioner):
@@ -129,6 +133,14 @@ class ServiceCaptioner(Captioner):
             return max(1, min(MAX_IN_FLIGHT, int(info.get("max_in_flight") or 1)))
         except (TypeError, ValueError):
             return 1
+
+    def payload(self, before: np.ndarray, after: np.ndarray) -> tuple[Any, int]:
+        """Two PNGs, and their size as base64 in the request: the run loop splits a batch to stay under the
+        backend's ``max_body_bytes``."""
+        from .client import encode_png
+
+        pngs = (encode_png(before), encode_png(after))
+        return pngs, sum(4 * ((len(png) + 2) // 3) for png in pngs) + JSON_OVERHEAD_BYTES
 
     def _refused(self, exc) -> str:
         return f"backend {self.client.base_url} refused the API key ({exc}): check --api-key-file or CCEXPERT_API_KEY"

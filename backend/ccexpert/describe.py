@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from ccexpert_changes.core.driver import MAX_IN_FLIGHT, keep_output, model_label, settings_from_info
 from ccexpert_changes.core.fields import (
     STATUS_ERROR,
     STATUS_OK,
@@ -39,7 +40,7 @@ from ccexpert_changes.core.fields import (
 )
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
-from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunSettings, RunStats
+from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
 from pyproj import CRS as ProjCRS
@@ -49,7 +50,6 @@ from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
 from .captioners import (  # the captioners are part of describe's API (tests, the command, benchmarks)
-    MAX_IN_FLIGHT,
     Captioner,
     DescribeError,
     EngineCaptioner,
@@ -221,7 +221,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             crs_string(rasters.before.crs),
             "uint8 passthrough" if stretch.passthrough else stretch.to_dict(),
         )
-        model_id = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
+        model_id = model_label(info)
         metadata = run_metadata(
             str(Path(options.before).resolve()),
             str(Path(options.after).resolve()),
@@ -257,19 +257,23 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         if writer.redone:
             log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
         common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
-        in_flight = options.in_flight or captioner.max_in_flight(info)
-        if in_flight > 1:
+        settings = settings_from_info(
+            info, options.batch_size, options.in_flight or captioner.max_in_flight(info), common
+        )
+        if settings.batch_size < options.batch_size:
+            log.info("%d chip pairs per request: the backend's max_batch", settings.batch_size)
+        if settings.in_flight > 1:
             log.info(
                 "%d requests in flight at once (%s)",
-                in_flight,
+                settings.in_flight,
                 "--in-flight" if options.in_flight else "the backend's advertised capacity",
             )
         progress = _progress(summary.total, options.progress)
         run = RunLoop(
-            _chip_reader(rasters, stretch, model_chip, options.max_nodata),
+            _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload),
             LoopCaptioner(captioner, options.max_new_tokens),
             writer,
-            RunSettings(batch_size=options.batch_size, in_flight=in_flight, common=common),
+            settings,
             on_progress=progress,
             on_notice=log.warning,
             on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
@@ -283,8 +287,9 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             raise
         finally:
             progress(None)
-            keep_output = not refused and (not writer.replaces or (completed and summary.failed == 0))
-            held = writer.finish(keep_output)
+            held = writer.finish(
+                keep_output(completed, refused, writer.replaces, summary.counts[STATUS_ERROR], summary.not_attempted)
+            )
             if not held and writer.replaces:
                 summary.left_as_it_was = True
                 log.warning("the run captioned nothing: %s was left as it was", options.output)
@@ -335,8 +340,11 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: float) -> Callable[[Chip], Item]:
-    """``prepare(chip)`` for the run loop: one windowed read per date, the nodata rule, the shared stretch."""
+def _chip_reader(
+    rasters: RasterPair, stretch, model_chip: int, max_nodata: float, payload: Callable[[Any, Any], tuple[Any, int]]
+) -> Callable[[Chip], Item]:
+    """``prepare(chip)`` for the run loop: one windowed read per date, the nodata rule, the shared stretch, and the
+    captioner's payload (PNGs for a backend, with their size on the wire: the byte budget is real)."""
 
     def prepare(chip: Chip) -> Item:
         try:
@@ -353,11 +361,11 @@ def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: floa
                 nodata_after=na,
                 error=f"nodata {max(nb, na):.0%} over max {max_nodata:.0%}",
             )
-        pair = (
+        pair, size = payload(
             _to_rgb(stretch.apply(b.array, b.valid), model_chip),
             _to_rgb(stretch.apply(a.array, a.valid), model_chip),
         )
-        return Item(chip, SEND, payload=pair, nodata_before=nb, nodata_after=na)
+        return Item(chip, SEND, payload=pair, size=size, nodata_before=nb, nodata_after=na)
 
     return prepare
 

@@ -42,6 +42,7 @@ from . import settings
 from .about import LOG_TAG, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
+from .core.driver import MAX_IN_FLIGHT, model_label, settings_from_info
 from .core.fields import run_metadata, source_identity
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
@@ -49,9 +50,6 @@ from .planning import DEFAULT_BANDS, Plan, make_plan
 from .qthreads import QThreadExecutor
 from .reader import RasterInputError
 from .run_feedback import RunProgress, finish_layer, warn_gsd
-
-DEFAULT_BATCH = 8
-MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
 
 
 class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
@@ -272,7 +270,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                     [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]
                 )
             )
-        model = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
+        model = model_label(info)
         writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
         self._check_limit(parameters, context, plan, writer)
         run_id = uuid.uuid4().hex[:12]
@@ -409,26 +407,19 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
 
     def _settings(self, parameters, context, feedback, info: dict, common: dict) -> RunSettings:
         """Pairs per request and requests in flight: what the user set, else what the backend advertises."""
-        max_batch = max(1, int(info.get("max_batch") or DEFAULT_BATCH))
-        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
-        batch_size = min(batch_size or min(DEFAULT_BATCH, max_batch), max_batch)
-        in_flight = self.parameterAsInt(parameters, self.IN_FLIGHT, context)
-        if not in_flight:
-            try:
-                in_flight = int(info.get("max_in_flight") or 1)
-            except (TypeError, ValueError):
-                in_flight = 1
-        in_flight = max(1, min(MAX_IN_FLIGHT, in_flight))
-        if in_flight > 1:
-            feedback.pushInfo(
-                tr("{0} requests of up to {1} chip pairs at the backend at once").format(in_flight, batch_size)
-            )
-        return RunSettings(
-            batch_size=batch_size,
-            max_request_bytes=int(info.get("max_body_bytes") or 0),
-            in_flight=in_flight,
-            common=common,
+        run_settings = settings_from_info(
+            info,
+            self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            self.parameterAsInt(parameters, self.IN_FLIGHT, context),
+            common,
         )
+        if run_settings.in_flight > 1:
+            feedback.pushInfo(
+                tr("{0} requests of up to {1} chip pairs at the backend at once").format(
+                    run_settings.in_flight, run_settings.batch_size
+                )
+            )
+        return run_settings
 
     def _run(self, loop: RunLoop, plan: Plan, writer: TileWriter, output: str) -> RunStats:
         """Run the loop; every way it can stop becomes one message that says what is kept and what to do."""

@@ -1,0 +1,95 @@
+"""The run around the chip loop, once for the QGIS plugin and ``ccexpert describe`` (Qt-free, stdlib only).
+
+Both front ends used to work out the batch size, the requests in flight, the record fields and the keep/discard rule
+each in their own way, and ``describe`` forgot the server's limits (a ``--batch-size`` above its ``max_batch`` got a
+422 that stopped the run). Here is the one place for it:
+
+- :func:`settings_from_info`: what the user asked, clamped to what the backend's ``/v1/info`` advertises: at most
+  ``max_batch`` pairs and ``max_body_bytes`` per request, at most :data:`MAX_IN_FLIGHT` requests at once;
+- :func:`keep_output`: what a run that stopped before captioning keeps, decided once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .grid import Chip
+from .run_loop import RunSettings
+
+MAX_IN_FLIGHT = 16  # requests at the backend at once, whatever a backend advertises or a user asks
+DEFAULT_BATCH = 8  # pairs per request when neither the user nor the backend says
+JSON_OVERHEAD_BYTES = 256  # per pair in a request body: id, keys, quotes (the images are counted apart)
+ENVELOPE_BYTES = 1024  # per request body: ``{"pairs": [...], "max_new_tokens": ...}`` and a margin
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def settings_from_info(
+    info: Mapping[str, Any],
+    batch: int | None,
+    in_flight: int | None,
+    common: Mapping[str, Any] | None = None,
+) -> RunSettings:
+    """Pairs per request, bytes per request and requests in flight for a backend that advertises ``info``.
+
+    ``batch``/``in_flight`` are what the user asked (None or 0: the backend's default). The batch never exceeds the
+    backend's ``max_batch`` and a request body never its ``max_body_bytes`` (the loop splits a batch by bytes), so
+    a run is never refused for asking too much at once."""
+    max_batch = _int(info.get("max_batch"), 0)
+    size = _int(batch, 0) or DEFAULT_BATCH
+    if max_batch:
+        size = min(size, max_batch)
+    body = _int(info.get("max_body_bytes"), 0)
+    budget = max(1, body - ENVELOPE_BYTES) if body else 0
+    flight = _int(in_flight, 0) or _int(info.get("max_in_flight"), 1)
+    return RunSettings(
+        batch_size=max(1, size),
+        max_request_bytes=budget,
+        in_flight=max(1, min(MAX_IN_FLIGHT, flight)),
+        common=dict(common or {}),
+    )
+
+
+def model_label(info: Mapping[str, Any]) -> str:
+    """``"ccexpert-demo 0.3"``: the model as the run metadata and the layer name it."""
+    return " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
+
+
+@dataclass
+class RunPlan:
+    """What a run captions: the chips in grid order and how many there are, and the fields every record carries."""
+
+    chips: Iterable[Chip]
+    total: int
+    common: dict[str, Any] = field(default_factory=dict)
+
+
+def keep_output(completed: bool, refused_key: bool, replaces: bool, errors: int, not_attempted: int) -> bool:
+    """The keep/discard rule of a run that has not captioned a tile yet (a staged output not promoted): a refused
+    key keeps nothing; a run that would replace a previous output keeps its own only when it ended with every tile
+    done and none failed, so a run that failed before captioning leaves the previous output as it was."""
+    if refused_key:
+        return False
+    if not replaces:
+        return True
+    return completed and errors == 0 and not_attempted == 0
+
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "ENVELOPE_BYTES",
+    "JSON_OVERHEAD_BYTES",
+    "MAX_IN_FLIGHT",
+    "RunPlan",
+    "keep_output",
+    "model_label",
+    "settings_from_info",
+]
