@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from ccexpert_changes.core.fields import (
 )
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
+from ccexpert_changes.core.output_lock import OutputLock
 from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
@@ -56,7 +57,7 @@ from .captioners import (  # the captioners are part of describe's API (tests, t
     LoopCaptioner,
     ServiceCaptioner,
 )
-from .gpkg_output import TileWriter, check_output_path
+from .gpkg_output import TileWriter, check_output_path, count_rows
 from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class DescribeSummary:
     run_id: str = ""
     first_error: str | None = None  # the message of the first tile that failed in this run
     left_as_it_was: bool = False  # an --overwrite run that captioned nothing: the previous output was kept
+    output_mismatch: str | None = None  # the output's rows, counted at the end, are not what this run left
 
     @property
     def not_attempted(self) -> int:
@@ -105,7 +107,7 @@ class DescribeSummary:
 
     @property
     def failed(self) -> int:
-        return self.counts[STATUS_ERROR] + self.not_attempted
+        return self.counts[STATUS_ERROR] + self.not_attempted + int(self.output_mismatch is not None)
 
     def note_error(self, message: str) -> None:
         if self.first_error is None:
@@ -235,67 +237,119 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             before_source=source_identity(options.before),
             after_source=source_identity(options.after),
         )
+        prepare = _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload)
+        lock = OutputLock(options.output)
         try:
-            writer = TileWriter(
-                options.output,
-                rasters.before.crs.to_wkt(),
-                grid.grid_hash,
-                metadata,
-                resume=options.resume,
-                overwrite=options.overwrite,
-                staged=True,
-                force=options.force,
-            )
-        except WRITE_ERRORS as exc:
+            lock.acquire()  # OutputBusy (a ValueError) when another run writes this output
+        except OSError as exc:
             raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
-        if writer.fingerprint_differences:
-            log.warning(
-                "--force: resuming %s although it was made by another run: %s",
-                options.output,
-                "; ".join(writer.fingerprint_differences),
-            )
-        if writer.redone:
-            log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
-        common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
-        settings = settings_from_info(
-            info, options.batch_size, options.in_flight or captioner.max_in_flight(info), common
-        )
-        if settings.batch_size < options.batch_size:
-            log.info("%d chip pairs per request: the backend's max_batch", settings.batch_size)
-        if settings.in_flight > 1:
-            log.info(
-                "%d requests in flight at once (%s)",
-                settings.in_flight,
-                "--in-flight" if options.in_flight else "the backend's advertised capacity",
-            )
-        progress = _progress(summary.total, options.progress)
-        run = RunLoop(
-            _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload),
-            LoopCaptioner(captioner, options.max_new_tokens),
-            writer,
-            settings,
-            on_progress=progress,
-            on_notice=log.warning,
-            on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
-        )
-        completed = refused = False
         try:
-            _run_chips(run, grid.chips(bounds, keep), summary)
-            completed = True
-        except DescribeError as exc:
-            refused = exc.refused_key
-            raise
-        finally:
-            progress(None)
-            held = writer.finish(
-                keep_output(completed, refused, writer.replaces, summary.counts[STATUS_ERROR], summary.not_attempted)
+            crs_wkt = rasters.before.crs.to_wkt()
+            _write_run(
+                options,
+                captioner,
+                info,
+                summary,
+                (crs_wkt, grid.grid_hash, metadata),
+                prepare,
+                grid.chips(bounds, keep),
             )
-            if not held and writer.replaces:
-                summary.left_as_it_was = True
-                log.warning("the run captioned nothing: %s was left as it was", options.output)
-            if held:
-                _finish_layer(options, info, summary, captioner.name)
+        finally:
+            lock.release()
     return summary
+
+
+def _write_run(
+    options: DescribeOptions,
+    captioner: Captioner,
+    info: dict,
+    summary: DescribeSummary,
+    layer: tuple[str, str, dict],
+    prepare: Callable[[Chip], Item],
+    chips: Iterable[Chip],
+) -> None:
+    """Open the output (``layer``: CRS, grid hash, run metadata), run the chips into it, keep or drop it by the one
+    rule, and count its rows again: a run reports success only for an output that holds what it wrote."""
+    crs_wkt, grid_hash, metadata = layer
+    try:
+        writer = TileWriter(
+            options.output,
+            crs_wkt,
+            grid_hash,
+            metadata,
+            resume=options.resume,
+            overwrite=options.overwrite,
+            staged=True,
+            force=options.force,
+        )
+    except WRITE_ERRORS as exc:
+        raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
+    if writer.fingerprint_differences:
+        log.warning(
+            "--force: resuming %s although it was made by another run: %s",
+            options.output,
+            "; ".join(writer.fingerprint_differences),
+        )
+    if writer.redone:
+        log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
+    common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
+    settings = settings_from_info(info, options.batch_size, options.in_flight or captioner.max_in_flight(info), common)
+    if settings.batch_size < options.batch_size:
+        log.info("%d chip pairs per request: the backend's max_batch", settings.batch_size)
+    if settings.in_flight > 1:
+        log.info(
+            "%d requests in flight at once (%s)",
+            settings.in_flight,
+            "--in-flight" if options.in_flight else "the backend's advertised capacity",
+        )
+    progress = _progress(summary.total, options.progress)
+    run = RunLoop(
+        prepare,
+        LoopCaptioner(captioner, options.max_new_tokens),
+        writer,
+        settings,
+        on_progress=progress,
+        on_notice=log.warning,
+        on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
+    )
+    completed = refused = False
+    try:
+        _run_chips(run, chips, summary)
+        completed = True
+    except DescribeError as exc:
+        refused = exc.refused_key
+        raise
+    finally:
+        progress(None)
+        held = writer.finish(
+            keep_output(completed, refused, writer.replaces, summary.counts[STATUS_ERROR], summary.not_attempted)
+        )
+        if not held and writer.replaces:
+            summary.left_as_it_was = True
+            log.warning("the run captioned nothing: %s was left as it was", options.output)
+        if held:
+            _finish_layer(options, info, summary, captioner.name)
+    if held:
+        _recount(options.output, summary)
+
+
+def _recount(output: str, summary: DescribeSummary) -> None:
+    """The rows in the output must be the tiles kept from before plus this run's: anything else means another
+    process replaced or changed the file while this run wrote it, and the run must not report success."""
+    expected = summary.skipped_done + sum(summary.counts.values())
+    try:
+        found = count_rows(output)
+    except (OSError, sqlite3.Error) as exc:
+        found, why = -1, _reason(exc)
+    else:
+        why = ""
+    if found != expected:
+        summary.output_mismatch = (
+            f"{output} holds {found if found >= 0 else 'no readable'} rows{f' ({why})' if why else ''} where this "
+            f"run left {expected}: another process replaced or changed it while this run wrote it"
+        )
+        summary.note_error(summary.output_mismatch)
+        log.error("%s", summary.output_mismatch)
 
 
 def _warn_gsd(rasters: RasterPair, chip_size: int, model_chip: int, info: dict) -> None:

@@ -44,6 +44,7 @@ from ccexpert_changes.core.fields import (
     fingerprint_differences,
 )
 from ccexpert_changes.core.grid import Bounds, parse_tile_id
+from ccexpert_changes.core.output_lock import pid_alive
 
 _OGR_TYPES = {"str": "str", "int": "int", "real": "float"}
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
@@ -105,16 +106,6 @@ def _remove(path: Path) -> None:
             os.unlink(name)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but is not ours (EPERM)
-        return True
-    return True
-
-
 def remove_stale_partials(target: Path) -> list[Path]:
     """Delete the temporary files that runs on ``target`` left when they were killed (their process is gone)."""
     removed = []
@@ -123,7 +114,7 @@ def remove_stale_partials(target: Path) -> list[Path]:
             pid = int(partial.name[len(target.name) + 2 :].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             _remove(partial)
             removed.append(partial)
     return removed
@@ -278,6 +269,13 @@ def _open_layer(path: str | Path):
         return fiona.open(path, layer=LAYER_NAME)
     except (fiona.errors.DriverError, ValueError) as exc:
         raise ValueError(f"{path}: not a describe output (GeoPackage with layer {LAYER_NAME!r}): {exc}") from None
+
+
+def count_rows(path: str | Path) -> int:
+    """Rows of the ``change_captions`` layer, read-only (the end-of-run re-count)."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        return int(db.execute(f'SELECT count(*) FROM "{LAYER_NAME}"').fetchone()[0])
 
 
 def read_metadata(path: str | Path) -> dict:

@@ -13,7 +13,8 @@ written before every check passed; an existing OUTPUT is replaced only once the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from qgis.core import (
     Qgis,
@@ -44,6 +45,7 @@ from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .core.driver import MAX_IN_FLIGHT, model_label, settings_from_info
 from .core.fields import run_metadata, source_identity
+from .core.output_lock import OutputBusy, OutputLock
 from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
@@ -271,23 +273,24 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 )
             )
         model = model_label(info)
-        writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
-        self._check_limit(parameters, context, plan, writer)
         run_id = uuid.uuid4().hex[:12]
-        common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
-        loop = RunLoop(
-            ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
-            BackendCaptioner(client),
-            writer,
-            self._settings(parameters, context, feedback, info, common),
-            on_progress=RunProgress(feedback, plan.count),
-            is_canceled=feedback.isCanceled,
-            on_notice=feedback.pushInfo,
-            on_tile_error=_tile_error_reporter(feedback),
-            executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
-        )
-        stats = self._run(loop, plan, writer, output)
-        finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
+        with self._locked(output):  # one run per output: a second one is refused before it writes anything
+            writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
+            self._check_limit(parameters, context, plan, writer)
+            common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
+            loop = RunLoop(
+                ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
+                BackendCaptioner(client),
+                writer,
+                self._settings(parameters, context, feedback, info, common),
+                on_progress=RunProgress(feedback, plan.count),
+                is_canceled=feedback.isCanceled,
+                on_notice=feedback.pushInfo,
+                on_tile_error=_tile_error_reporter(feedback),
+                executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
+            )
+            stats = self._run(loop, plan, writer, output)
+            finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
         _style_on_load(context, output)
         summary = tr(
             "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
@@ -332,6 +335,20 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             "MODEL": model,
             "RUN_ID": run_id,
         }
+
+    @staticmethod
+    @contextmanager
+    def _locked(output: str) -> Iterator[OutputLock]:
+        """The output's lock for the run (``core.output_lock``), given back on every way out."""
+        lock = OutputLock(output)
+        try:
+            lock.acquire()
+        except (OutputBusy, OSError) as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        try:
+            yield lock
+        finally:
+            lock.release()
 
     def _connect(self, parameters, context, feedback) -> tuple[BackendClient, dict]:
         """The backend's info, and its verdict on the API key, before anything is written."""

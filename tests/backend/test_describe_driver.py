@@ -4,12 +4,19 @@ without a fingerprint) holds."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
 
 import pytest
 from ccexpert.cli import main
 from ccexpert.service import Settings, create_app
 from ccexpert_changes.core.fields import LAYER_NAME
+from ccexpert_changes.core.output_lock import OutputLock, lock_path
 from rasterio.transform import from_origin
 from service_helpers import ORIGIN, EchoEngine, blocks, thread_server, write_tif
 
@@ -49,3 +56,97 @@ def test_requests_stay_under_the_servers_byte_budget(rasters, tmp_path, capsys):
         code = _run(before, after, tmp_path / "o.gpkg", "--backend", url, "--batch-size", "8")
     assert code == 0, capsys.readouterr().err
     assert _statuses(tmp_path / "o.gpkg") == ["ok"] * 9
+
+
+# -- one run per output (issue 24 finding 2) ---------------------------------------------------------------------
+
+
+class Gate(EchoEngine):
+    """Holds its first request until ``release`` is set, so a second run can start while the first one writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.armed = False  # not during the server's warm-up
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def caption(self, pairs, max_new_tokens: int = 64):
+        if self.armed:
+            self.entered.set()
+            assert self.release.wait(30)
+        return super().caption(pairs, max_new_tokens)
+
+
+def test_a_second_run_on_the_same_output_is_refused_and_the_first_one_completes(rasters, tmp_path, capsys):
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    engine = Gate()
+    with thread_server(create_app(Settings(), engine)) as url:
+        engine.armed = True
+        first: dict[str, int] = {}
+        thread = threading.Thread(target=lambda: first.setdefault("code", _run(before, after, out, "--backend", url)))
+        thread.start()
+        assert engine.entered.wait(30)
+        assert lock_path(out).exists()
+        second = _run(before, after, out, "--backend", url, "--overwrite")
+        err = capsys.readouterr().err
+        engine.release.set()
+        thread.join(60)
+    assert second == 2 and "being written by another run" in err and "Traceback" not in err
+    assert first["code"] == 0 and _statuses(out) == ["ok"] * 9
+    assert not lock_path(out).exists()  # released at the end
+
+
+def test_the_lock_is_released_when_the_run_fails(rasters, tmp_path, capsys):
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    assert _run(before, after, out, "--backend", "http://127.0.0.1:9", "--retry-budget", "1") == 4
+    assert not lock_path(out).exists()
+    out.write_bytes(b"not a GeoPackage")
+    with thread_server(create_app(Settings(), EchoEngine())) as url:  # refused after the lock was taken
+        assert _run(before, after, out, "--backend", url, "--resume") == 2
+    assert "not a readable GeoPackage" in capsys.readouterr().err
+    assert not lock_path(out).exists() and out.read_bytes() == b"not a GeoPackage"
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(rasters, tmp_path, capsys):
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_path(out).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "token": "x"}))
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        assert _run(before, after, out, "--backend", url) == 0
+    assert _statuses(out) == ["ok"] * 9 and not lock_path(out).exists()
+
+
+def test_a_live_lock_is_refused_before_anything_is_written(rasters, tmp_path, capsys):
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    with OutputLock(out), thread_server(create_app(Settings(), EchoEngine())) as url:
+        assert _run(before, after, out, "--backend", url) == 2
+    err = capsys.readouterr().err
+    assert f"process {os.getpid()}" in err and str(lock_path(out)) in err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_output_changed_behind_the_runs_back_is_not_reported_as_success(rasters, tmp_path, capsys, monkeypatch):
+    """What two unlocked runs did (the second's file replaced the first's): rows vanish while the run writes."""
+    from ccexpert import gpkg_output
+
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    real = gpkg_output.TileWriter.write
+    calls = {"n": 0}
+
+    def write_then_lose_rows(self, tiles):
+        written = real(self, tiles)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            with sqlite3.connect(self.target) as db:
+                db.execute(f'DELETE FROM "{LAYER_NAME}" WHERE fid <= 2')
+        return written
+
+    monkeypatch.setattr(gpkg_output.TileWriter, "write", write_then_lose_rows)
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        code = _run(before, after, out, "--backend", url, "--batch-size", "2")
+    err = capsys.readouterr().err
+    assert code == 3 and "holds 7 rows where this run left 9" in err

@@ -530,6 +530,19 @@ def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gpkg"]  # no temporary file left
 
 
+def test_an_output_another_run_writes_is_refused_and_left_alone(run_describe, scene, tmp_path):
+    """Issue 24: two runs on one output raced (the second's staged file replaced the first's output)."""
+    from ccexpert_changes.core.output_lock import OutputLock, lock_path
+
+    before, after = scene
+    out = tmp_path / "busy.gpkg"
+    with OutputLock(out), pytest.raises(QgsProcessingException, match="being written by another run"):
+        run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
+    assert not out.exists() and not lock_path(out).exists()
+    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})  # free again: it runs
+    assert len(read_layer(out)) == 9 and not lock_path(out).exists()
+
+
 def test_result_loads_styled_in_a_named_group(run_describe, scene, tmp_path, qgis_new_project):
     import processing
     from ccexpert_changes.layer_style import GROUP_NAME

@@ -191,6 +191,8 @@ def _report(summary, output: str) -> int:
         return EXIT_OK
     print(line, file=sys.stderr)
     print(f"first error: {summary.first_error}", file=sys.stderr)
+    if summary.output_mismatch and summary.output_mismatch != summary.first_error:
+        print(summary.output_mismatch, file=sys.stderr)
     if summary.left_as_it_was:
         print(f"the run captioned nothing: {output} was left as it was; fix the problem and run again", file=sys.stderr)
     else:
