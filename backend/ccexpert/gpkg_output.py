@@ -41,9 +41,9 @@ from ccexpert_changes.core.fields import (
     RUN_METADATA_TAG,
     STATUS_OK,
     check_record,
-    fingerprint_differences,
 )
 from ccexpert_changes.core.grid import Bounds, parse_tile_id
+from ccexpert_changes.core.output_contract import check_fingerprint, damage
 from ccexpert_changes.core.output_lock import pid_alive
 
 _OGR_TYPES = {"str": "str", "int": "int", "real": "float"}
@@ -185,6 +185,12 @@ class TileWriter:
             raise
 
     def _open_existing(self, grid_hash: str, metadata: Mapping[str, Any], force: bool) -> None:
+        broken = damage(self.path)  # never append to a damaged file (not even with --force)
+        if broken:
+            raise ValueError(
+                f"--resume: {self.path} is damaged ({broken}); it cannot be continued. Write to a new file or "
+                "use --overwrite"
+            )
         try:
             layers = fiona.listlayers(self.path)
         except Exception as exc:
@@ -204,16 +210,14 @@ class TileWriter:
                     f"{self.path} was made on a different chip grid (hash {', '.join(sorted(hashes))}, now "
                     f"{grid_hash}: other rasters, chip size or overlap); write to a new file or use --overwrite"
                 )
-            try:
-                stored = json.loads(text) if text else {}
-            except ValueError:
-                stored = {}
-            differences = fingerprint_differences(stored, metadata)
+            check = check_fingerprint(text, metadata)
+            differences = check.problems
             if differences and not force:
+                what = "cannot be checked" if not check.readable else "was made by another run"
                 raise ValueError(
-                    f"--resume: {self.path} was made by another run: {'; '.join(differences)}. Write to a new file "
-                    "or use --overwrite; --resume --force appends anyway (only when you know the tiles done so far "
-                    "still hold, e.g. the same pixels re-exported)"
+                    f"--resume: {self.path} {what}: {'; '.join(differences)}. Write to a new file or use "
+                    "--overwrite; --resume --force appends anyway (only when you know the tiles done so far still "
+                    "hold, e.g. the same pixels re-exported)"
                 )
             self.done = {tile_id for tile_id, status in rows if status == STATUS_OK}
             self.redone = db.execute(f'DELETE FROM "{LAYER_NAME}" WHERE status IS NOT ?', (STATUS_OK,)).rowcount

@@ -25,8 +25,9 @@ from typing import Any
 from osgeo import ogr, osr
 
 from .about import tr
-from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK, fingerprint_differences
+from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK
 from .core.grid import Bounds, parse_tile_id
+from .core.output_contract import check_fingerprint, damage
 
 PARTIAL_SUFFIX = ".partial.gpkg"
 
@@ -115,6 +116,14 @@ class TileWriter:
         self.replaces = False  # a staged run that would replace an existing OUTPUT
         self.ds = None
         if os.path.exists(path) and resume:
+            broken = damage(path)  # never append to a damaged file (not even with RESUME_FORCE)
+            if broken:
+                raise OutputError(
+                    tr(
+                        "Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch "
+                        "Resume off to replace it."
+                    ).format(path, broken)
+                )
             self._open(path)
             if self.layer is None:
                 raise OutputError(
@@ -182,12 +191,17 @@ class TileWriter:
         self.layer.ResetReading()
         if metadata is None:
             return
-        try:
-            stored = json.loads(self.layer.GetMetadataItem(RUN_METADATA_TAG) or "{}")
-        except ValueError:
-            stored = {}
-        self.differences = fingerprint_differences(stored, metadata)
+        check = check_fingerprint(self.layer.GetMetadataItem(RUN_METADATA_TAG), metadata)
+        self.differences = check.problems
         if self.differences and not force:
+            if not check.readable:
+                raise OutputError(
+                    tr(
+                        "Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "
+                        '"Resume even if the output was made from other inputs" only when you know it was made from '
+                        "these inputs."
+                    ).format(self.path, "; ".join(self.differences))
+                )
             raise OutputError(
                 tr(
                     "Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "

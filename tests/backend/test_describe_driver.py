@@ -150,3 +150,56 @@ def test_an_output_changed_behind_the_runs_back_is_not_reported_as_success(raste
         code = _run(before, after, out, "--backend", url, "--batch-size", "2")
     err = capsys.readouterr().err
     assert code == 3 and "holds 7 rows where this run left 9" in err
+
+
+# -- a resume checks what it resumes (issue 24 finding 3) --------------------------------------------------------
+
+
+@pytest.fixture
+def made(rasters, tmp_path):
+    """An output of ``rasters``, finished: (before, after, output)."""
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        assert _run(before, after, out, "--backend", url) == 0
+    return before, after, out
+
+
+@pytest.mark.parametrize(
+    "damage_sql",
+    [
+        "DELETE FROM gpkg_metadata_reference; DELETE FROM gpkg_metadata",  # the run metadata rows deleted
+        "UPDATE gpkg_metadata SET metadata = replace(metadata, '\"grid_hash\"', 'grid_hash\"')",  # not JSON any more
+    ],
+    ids=["deleted", "unreadable"],
+)
+def test_resume_without_a_readable_fingerprint_is_refused_and_force_is_the_way_out(made, capsys, damage_sql):
+    before, after, out = made
+    with sqlite3.connect(out) as db:
+        db.executescript(damage_sql)
+    kept = out.read_bytes()
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        # before and after swapped: the run the issue saw accepted ("9 already done", exit 0)
+        assert _run(after, before, out, "--backend", url, "--resume") == 2
+        err = capsys.readouterr().err
+        assert "cannot be checked" in err and "--force" in err and "Traceback" not in err
+        assert out.read_bytes() == kept
+        assert _run(before, after, out, "--backend", url, "--resume", "--force") == 0
+    assert "9 already done" in capsys.readouterr().out
+
+
+def test_resume_of_a_damaged_geopackage_is_refused_even_with_force(made, capsys):
+    before, after, out = made
+    with sqlite3.connect(out) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'gpkg_metadata'").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+    with open(out, "r+b") as f:  # the metadata table's page header: not a b-tree page any more
+        f.seek((root - 1) * page)
+        f.write(b"\xff" * 12)
+    kept = out.read_bytes()
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        for extra in ((), ("--force",)):
+            assert _run(before, after, out, "--backend", url, "--resume", *extra) == 2
+            err = capsys.readouterr().err
+            assert "is damaged" in err and "--overwrite" in err and "Traceback" not in err
+    assert out.read_bytes() == kept

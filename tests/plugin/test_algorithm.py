@@ -511,6 +511,33 @@ def test_resume_refuses_the_output_of_another_scene_unless_forced(run_describe, 
     assert forced["RESUMED"] == 1 and any("although it was made by another run" in e for e in feedback.errors)
 
 
+def test_resume_without_a_fingerprint_or_of_a_damaged_file_is_refused(run_describe, scene, tmp_path):
+    """Issue 24 finding 3: no run metadata was compared with nothing and accepted; a damaged file was appended to."""
+    import sqlite3
+
+    before, after = scene
+    aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
+    out = tmp_path / "nofp.gpkg"
+    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
+    with sqlite3.connect(out) as db:
+        db.executescript("DELETE FROM gpkg_metadata_reference; DELETE FROM gpkg_metadata")
+    swapped = {"BEFORE": str(after), "AFTER": str(before), "OUTPUT": str(out), "AOI": aoi, "RESUME": True}
+    kept = out.read_bytes()
+    with pytest.raises(QgsProcessingException, match="cannot be checked: it holds no run metadata"):
+        run_describe(swapped)
+    assert out.read_bytes() == kept
+    forced, _ = run_describe({**swapped, "RESUME_FORCE": True})  # the way out stays
+    assert forced["RESUMED"] == 1
+    with sqlite3.connect(out) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'gpkg_metadata'").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+    with open(out, "r+b") as f:
+        f.seek((root - 1) * page)
+        f.write(b"\xff" * 12)
+    with pytest.raises(QgsProcessingException, match="is damaged"):
+        run_describe({**swapped, "RESUME_FORCE": True})
+
+
 def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, provider, scene, tmp_path):
     import processing
     from stub_backend import failing_backend

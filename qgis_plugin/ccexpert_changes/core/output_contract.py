@@ -1,0 +1,62 @@
+"""What a resume may continue, decided once for the plugin (GDAL) and ``ccexpert describe`` (fiona) (stdlib only).
+
+A resume appends to an output in place, so it must know the output was made by the same run: the same rasters,
+bands, grid, stretch and model (the *fingerprint*, stored as run metadata in the GeoPackage). Before issue 24, an
+output whose run metadata had been deleted was compared with nothing and accepted, and one whose metadata page was
+corrupt was appended to and left failing ``PRAGMA integrity_check``. The policy now:
+
+- a GeoPackage that SQLite finds damaged is never resumed (``--force`` does not help; ``--overwrite`` does);
+- no readable fingerprint (missing, not JSON, or none of its items) is a reason to refuse, like a fingerprint that
+  differs; ``--force`` / "Resume even if ..." lets both through, and the front end says what it let through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fields import fingerprint_differences, fingerprint_keys
+
+
+@dataclass
+class ResumeCheck:
+    """``problems``: one readable line per reason not to resume; ``readable``: whether there was a fingerprint to
+    compare (False: the problems say why there was none)."""
+
+    problems: list[str] = field(default_factory=list)
+    readable: bool = True
+
+
+def check_fingerprint(stored_text: str | None, current: Mapping[str, Any]) -> ResumeCheck:
+    """Compare the run metadata an output holds (``stored_text``, JSON) with the run about to resume it."""
+    if not stored_text or not stored_text.strip():
+        return ResumeCheck(["it holds no run metadata (fingerprint), so its inputs cannot be checked"], False)
+    try:
+        stored = json.loads(stored_text)
+    except ValueError as exc:
+        return ResumeCheck([f"its run metadata is unreadable ({exc}), so its inputs cannot be checked"], False)
+    if not isinstance(stored, dict) or not any(key in stored for key in fingerprint_keys()):
+        return ResumeCheck(["its run metadata holds no fingerprint, so its inputs cannot be checked"], False)
+    return ResumeCheck(fingerprint_differences(stored, current))
+
+
+def damage(path: str | Path) -> str | None:
+    """Why SQLite finds the GeoPackage damaged (``PRAGMA quick_check``), or None when it is sound. Read-only."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    messages = [str(row[0]) for row in rows]
+    if messages == ["ok"]:
+        return None
+    return "; ".join(messages[:3]) + (f" (+{len(messages) - 3} more)" if len(messages) > 3 else "")
+
+
+__all__ = ["ResumeCheck", "check_fingerprint", "damage"]
