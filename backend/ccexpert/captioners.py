@@ -18,12 +18,14 @@ class DescribeError(Exception):
     """The run cannot go on (backend unreachable, wrong key, disk full...); finished tiles are kept for --resume.
 
     ``summary`` holds the counts up to that point (None when the run stopped before its first chip).
-    ``refused_key``: the backend refused the API key (401/403)."""
+    ``refused_key``: the backend refused the API key (401/403). ``nothing_written``: the output could not be
+    created (a full disk...) and nothing of the run is left."""
 
-    def __init__(self, message: str, summary: Any = None, refused_key: bool = False):
+    def __init__(self, message: str, summary: Any = None, refused_key: bool = False, nothing_written: bool = False):
         super().__init__(message)
         self.summary = summary
         self.refused_key = refused_key
+        self.nothing_written = nothing_written
 
 
 class Captioner:

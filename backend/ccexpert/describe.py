@@ -57,7 +57,7 @@ from .captioners import (  # the captioners are part of describe's API (tests, t
     LoopCaptioner,
     ServiceCaptioner,
 )
-from .gpkg_output import TileWriter, check_output_path, count_rows
+from .gpkg_output import OutputCreateError, TileWriter, check_output_path, count_rows
 from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         try:
             lock.acquire()  # OutputBusy (a ValueError) when another run writes this output
         except OSError as exc:
-            raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
+            raise _cannot_create(options.output, exc) from None
         try:
             crs_wkt = rasters.before.crs.to_wkt()
             _write_run(
@@ -283,7 +283,7 @@ def _write_run(
             force=options.force,
         )
     except WRITE_ERRORS as exc:
-        raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
+        raise _cannot_create(options.output, exc) from None
     if writer.fingerprint_differences:
         log.warning(
             "--force: resuming %s although it was made by another run: %s",
@@ -388,6 +388,12 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
         log.warning(
             "%s: the layer style or abstract could not be stored (%s); the captions are complete", options.output, exc
         )
+
+
+def _cannot_create(output: str, exc: BaseException) -> DescribeError:
+    """One line for an output that could not even be created (nothing of this run is left behind)."""
+    text = str(exc) if isinstance(exc, OutputCreateError) else f"cannot create {output}: {_reason(exc)}"
+    return DescribeError(f"{text} (nothing was written: is the disk full or read-only?)", nothing_written=True)
 
 
 def _reason(exc: BaseException) -> str:

@@ -52,6 +52,18 @@ PARTIAL_SUFFIX = ".partial.gpkg"
 _SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
 
 
+class OutputCreateError(OSError):
+    """The new output could not be created (a full or read-only disk...); nothing of it is left."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    if text.startswith(("b'", 'b"')) and len(text) > 3:  # GDAL messages come as bytes
+        text = text[2:-1]
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def polygon(bounds: Bounds) -> dict:
     xmin, ymin, xmax, ymax = bounds
     return {"type": "Polygon", "coordinates": [[(xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin)]]}
@@ -179,9 +191,13 @@ class TileWriter:
                 dst.update_tags({RUN_METADATA_TAG: json.dumps(dict(metadata))})
             with contextlib.closing(sqlite3.connect(self.path)) as db, db:
                 db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
-        except BaseException:
+        except BaseException as exc:
             if self.staged:
                 _remove(self.path)
+            if isinstance(exc, Exception) and not isinstance(exc, OSError):
+                # fiona reports a full disk as a GDAL error (CPLE_AppDefinedError "disk I/O error"): one kind for
+                # the caller, whatever the layer below says
+                raise OutputCreateError(f"cannot create {self.target}: {_one_line(exc)}") from exc
             raise
 
     def _open_existing(self, grid_hash: str, metadata: Mapping[str, Any], force: bool) -> None:

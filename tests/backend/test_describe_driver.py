@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -104,7 +106,7 @@ def test_the_lock_is_released_when_the_run_fails(rasters, tmp_path, capsys):
     out.write_bytes(b"not a GeoPackage")
     with thread_server(create_app(Settings(), EchoEngine())) as url:  # refused after the lock was taken
         assert _run(before, after, out, "--backend", url, "--resume") == 2
-    assert "not a readable GeoPackage" in capsys.readouterr().err
+    assert "is damaged (file is not a database)" in capsys.readouterr().err
     assert not lock_path(out).exists() and out.read_bytes() == b"not a GeoPackage"
 
 
@@ -203,3 +205,35 @@ def test_resume_of_a_damaged_geopackage_is_refused_even_with_force(made, capsys)
             err = capsys.readouterr().err
             assert "is damaged" in err and "--overwrite" in err and "Traceback" not in err
     assert out.read_bytes() == kept
+
+
+# -- a disk that fills while the output is created (issue 24 finding 10) -----------------------------------------
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:  # in the child: writes past `limit` bytes fail like a full disk (EFBIG), no signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("limit", [4096, 60_000])
+def test_a_disk_full_while_creating_the_output_is_one_line_exit_4_and_no_leftovers(rasters, tmp_path, limit):
+    before, after = rasters
+    out = tmp_path / "new" / "o.gpkg"
+    out.parent.mkdir()
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "ccexpert.cli", "describe", str(before), str(after), "-o", str(out), "-q"]
+            + ["--backend", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=_limit_file_size(limit),
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("ccexpert describe:")]
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr and len(lines) == 1 and "cannot create" in lines[0], done.stderr
+    assert list(out.parent.iterdir()) == []  # no output, no staged file, no lock

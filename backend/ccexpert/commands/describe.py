@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except DescribeError as exc:
         print(f"ccexpert describe: {exc}", file=sys.stderr)
+        if exc.nothing_written:  # the output could not be created: the line above says it all
+            return EXIT_NONE_CAPTIONED
         if exc.refused_key and (exc.summary is None or exc.summary.counts["ok"] == 0):
             print(f"ccexpert describe: nothing was captioned, nothing was written to {args.output}", file=sys.stderr)
             return EXIT_BAD_INPUT

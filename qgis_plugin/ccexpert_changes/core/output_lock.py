@@ -76,8 +76,8 @@ class OutputLock:
 
     def _create(self) -> bool:
         private = self.path.with_name(f"{self.path.name}.{self.token}")
-        private.write_text(json.dumps(self._owner()), encoding="utf-8")
         try:
+            private.write_text(json.dumps(self._owner()), encoding="utf-8")
             os.link(private, self.path)
             return True
         except FileExistsError:
