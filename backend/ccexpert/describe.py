@@ -20,7 +20,9 @@ once, pair-by-pair retry of a refused batch, smaller batches when requests get s
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ from .raster_io import RasterPair, RasterReadError, crs_string
 log = logging.getLogger(__name__)
 
 MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 8192  # grid chip sizes in raster pixels (chips are resized to the model's input)
+CANCEL_GRACE_S = 5.0  # after a first Ctrl-C, answers arriving within this time are still written
 WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(ENOSPC) or GDAL's RuntimeError
 
 
@@ -302,7 +305,9 @@ def _write_run(
             settings.in_flight,
             "--in-flight" if options.in_flight else "the backend's advertised capacity",
         )
+    settings.cancel_grace_s = CANCEL_GRACE_S
     progress = _progress(summary.total, options.progress)
+    interrupts = Interrupts()
     run = RunLoop(
         prepare,
         LoopCaptioner(captioner, options.max_new_tokens),
@@ -311,10 +316,12 @@ def _write_run(
         on_progress=progress,
         on_notice=log.warning,
         on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
+        is_canceled=interrupts.requested.is_set,
     )
     completed = refused = False
     try:
-        _run_chips(run, chips, summary)
+        with interrupts:
+            _run_chips(run, chips, summary)
         completed = True
     except DescribeError as exc:
         refused = exc.refused_key
@@ -331,6 +338,39 @@ def _write_run(
             _finish_layer(options, info, summary, captioner.name)
     if held:
         _recount(options.output, summary)
+
+
+class Interrupts:
+    """Ctrl-C during a run, in two steps (issue 24): the first stops sending and lets the answers that arrive within
+    ``CANCEL_GRACE_S`` be written (then the run ends as interrupted, resumable); the second leaves at once (every
+    written batch is a committed transaction, so the output stays valid). Only the main thread can take signals;
+    elsewhere Ctrl-C is Python's default."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        log.warning(
+            "interrupted: nothing more is sent; answers arriving in the next %.0f s are written (Ctrl-C again to "
+            "leave at once)",
+            CANCEL_GRACE_S,
+        )
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 
 def _recount(output: str, summary: DescribeSummary) -> None:

@@ -22,9 +22,12 @@ The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster 
 from __future__ import annotations
 
 import collections
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +37,7 @@ from .prefetch import Prefetcher
 
 SEND = "send"  # Item.status of a chip that goes to the captioner
 HOLD_ROWS = 512  # rows without a request (nodata, unreadable) held back for the next transaction at most
+POLL_S = 0.1  # how often a wait for an answer looks at the cancel flag
 
 
 @dataclass
@@ -111,6 +115,7 @@ class RunSettings:
     in_flight: int = 1  # requests at the backend at once; 1 = one after the other, in this thread
     hold_rows: int = HOLD_ROWS
     common: dict[str, Any] = field(default_factory=dict)  # fields of every record: model, backend, run_id
+    cancel_grace_s: float = 0.0  # after a cancel, answers arriving within this time are still written
 
 
 @dataclass
@@ -167,7 +172,54 @@ def progress_text(stats: RunStats) -> str:
 
 
 def _thread_pool(workers: int) -> Executor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="ccexpert-request")
+    return DaemonThreadExecutor(workers)
+
+
+class DaemonThreadExecutor(Executor):
+    """``ThreadPoolExecutor`` without the join at interpreter exit: a canceled run abandons requests stalled at a
+    backend, and the process must be able to end at once (a pool's threads are joined at exit, so a stalled request
+    kept ``ccexpert describe`` alive a minute after Ctrl-C). Work runs in ``workers`` daemon threads."""
+
+    def __init__(self, workers: int):
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"ccexpert-request-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._work.get()
+            if job is None:
+                return
+            future, fn, args, kwargs = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the future's owner
+                future.set_exception(exc)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        self._work.put((future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+        for _ in self._threads:
+            self._work.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
 
 
 class _Answer:
@@ -224,6 +276,8 @@ class RunLoop:
         self.stats = RunStats()
         self._queue: collections.deque[_Batch] = collections.deque()
         self._abort: RunAborted | None = None
+        self._cancel_deadline: float | None = None  # set at the first cancel seen: now + cancel_grace_s
+        self._abandoned = False  # a canceled run stopped waiting: nothing after it is written
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self, chips: Iterable[Chip], total: int) -> RunStats:
@@ -256,10 +310,8 @@ class RunLoop:
                     batch.items = [i for i in batch.items if i.status != SEND]
                     batch.sending = []
                     self._queue.append(batch)
-                while self._queue:
-                    if self.is_canceled() and not self._ready(self._queue[0]):
-                        break  # canceled: keep what is answered (in grid order), do not wait for the rest
-                    self._write_oldest()
+                while self._queue and self._write_oldest():
+                    pass  # canceled: what is answered within the grace is kept (in grid order), the rest abandoned
         finally:
             if pool is not None:
                 # a cancel abandons the requests still out (their answers are dropped; a resume sends them again)
@@ -295,7 +347,8 @@ class RunLoop:
         while sum(1 for b in self._queue if b.answer is not None) >= self.in_flight or (
             self._queue and self._ready(self._queue[0])
         ):
-            self._write_oldest()
+            if not self._write_oldest():
+                break
         return _Batch()
 
     @staticmethod
@@ -325,7 +378,27 @@ class RunLoop:
         return outcomes
 
     # -- writing, in grid order ----------------------------------------------------------------------------
-    def _write_oldest(self) -> None:
+    def _wait(self, batch: _Batch) -> bool:
+        """Wait for the batch's answer; False when the run was canceled and it did not come within the grace. The
+        wait wakes every ``POLL_S`` to see a cancel (a stalled backend must not hold the run)."""
+        answer = batch.answer
+        while isinstance(answer, Future) and not answer.done():
+            timeout = POLL_S
+            if self.is_canceled():
+                if self._cancel_deadline is None:
+                    self._cancel_deadline = time.monotonic() + max(0.0, self.settings.cancel_grace_s)
+                timeout = min(timeout, self._cancel_deadline - time.monotonic())
+                if timeout <= 0:
+                    return False
+            wait_futures([answer], timeout=timeout)
+        return True
+
+    def _write_oldest(self) -> bool:
+        """Write the oldest batch once answered; False (nothing written, nothing more will be) when a canceled run
+        gave up waiting for it."""
+        if self._abandoned or not self._wait(self._queue[0]):
+            self._abandoned = True
+            return False
         batch = self._queue.popleft()
         outcomes: list[dict | Exception] = []
         if batch.answer is not None:
@@ -344,6 +417,7 @@ class RunLoop:
                 continue
             rows.append((self._record(item, outcome), item.chip.bounds))
         self._write(rows)
+        return True
 
     def _failed(self, batch: _Batch, exc: CaptionError) -> list:
         """A whole request failed for good: stop after what is in flight; the tiles keep the reason unless the
