@@ -56,7 +56,6 @@ from .captioners import (  # the captioners are part of describe's API (tests, t
     Captioner,
     DescribeError,
     EngineCaptioner,
-    LoopCaptioner,
     ServiceCaptioner,
 )
 from .gpkg_output import OutputCreateError, TileWriter, check_output_path, count_rows
@@ -306,11 +305,13 @@ def _write_run(
             "--in-flight" if options.in_flight else "the backend's advertised capacity",
         )
     settings.cancel_grace_s = CANCEL_GRACE_S
+    if options.max_new_tokens is not None:
+        captioner.max_new_tokens = options.max_new_tokens
     progress = _progress(summary.total, options.progress)
     interrupts = Interrupts()
     run = RunLoop(
         prepare,
-        LoopCaptioner(captioner, options.max_new_tokens),
+        captioner,
         writer,
         settings,
         on_progress=progress,
