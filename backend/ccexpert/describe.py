@@ -42,6 +42,7 @@ from ccexpert_changes.core.fields import (
 )
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
+from ccexpert_changes.core.output_contract import layer_counts
 from ccexpert_changes.core.output_lock import OutputLock
 from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
@@ -410,12 +411,15 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
     styling only, never the captions."""
     from ccexpert_changes.core.layer_metadata import finish_output
 
-    counts = {
-        "captioned": summary.counts[STATUS_OK],
-        "changed": summary.changed,
-        "errors": summary.counts[STATUS_ERROR],
-        "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
-    }
+    try:
+        counts = layer_counts(options.output)  # after a --resume: the layer's, not only this run's (issue 25)
+    except (OSError, sqlite3.Error):
+        counts = {
+            "captioned": summary.counts[STATUS_OK] + summary.skipped_done,
+            "changed": summary.changed,
+            "errors": summary.counts[STATUS_ERROR],
+            "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
+        }
     try:
         finish_output(
             options.output,

@@ -51,7 +51,7 @@ from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
 from .qthreads import QThreadExecutor
 from .reader import RasterInputError
-from .run_feedback import RunProgress, finish_layer, warn_gsd
+from .run_feedback import RunProgress, counts_of_layer, finish_layer, warn_gsd
 
 
 class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
@@ -290,11 +290,20 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
             )
             stats = self._run(loop, plan, writer, output)
-            finish_layer(output, info, stats, plan.reader, client.base_url, feedback)
+            counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
+            finish_layer(output, info, counts, plan.reader, client.base_url, feedback)
         _style_on_load(context, output)
         summary = tr(
-            "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
-        ).format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
+            "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in "
+            "this run, {5} kept from before"
+        ).format(
+            counts["captioned"],
+            counts["changed"],
+            counts["errors"],
+            counts["skipped_nodata"],
+            stats.captioned,
+            stats.resumed,
+        )
         feedback.pushInfo(tr("Done: {0}; output {1}").format(summary, output))
         QgsMessageLog.logMessage(
             tr("describe_changes run {0}: {1}; {2}").format(run_id, summary, output),
@@ -326,10 +335,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         return {
             self.OUTPUT: output,
             "TILES": plan.count,
-            "CAPTIONED": stats.captioned,
-            "CHANGED": stats.changed,
-            "ERRORS": stats.errors,
-            "SKIPPED_NODATA": stats.skipped_nodata,
+            "CAPTIONED": counts["captioned"],
+            "CHANGED": counts["changed"],
+            "ERRORS": counts["errors"],
+            "SKIPPED_NODATA": counts["skipped_nodata"],
             "RESUMED": stats.resumed,
             "DEMO": int(bool(info.get("demo"))),
             "MODEL": model,

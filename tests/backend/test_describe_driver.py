@@ -237,3 +237,29 @@ def test_a_disk_full_while_creating_the_output_is_one_line_exit_4_and_no_leftove
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr and len(lines) == 1 and "cannot create" in lines[0], done.stderr
     assert list(out.parent.iterdir()) == []  # no output, no staged file, no lock
+
+
+def test_the_abstract_after_a_resume_counts_the_layer_not_the_last_run(rasters, tmp_path, monkeypatch):
+    """Issue 25 finding 3: the abstract said "5 captioned" for a layer holding 9 after a resume."""
+    from ccexpert import gpkg_output
+    from ccexpert_changes.core.layer_metadata import read_abstract
+
+    before, after = rasters
+    out = tmp_path / "o.gpkg"
+    real = gpkg_output.TileWriter.write
+    calls = {"n": 0}
+
+    def full_disk_at_the_third_batch(self, tiles):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, tiles)
+
+    with thread_server(create_app(Settings(), EchoEngine())) as url:
+        monkeypatch.setattr(gpkg_output.TileWriter, "write", full_disk_at_the_third_batch)
+        assert _run(before, after, out, "--backend", url, "--batch-size", "2") == 3  # 4 tiles kept
+        monkeypatch.setattr(gpkg_output.TileWriter, "write", real)
+        assert _run(before, after, out, "--backend", url, "--resume") == 0  # 5 more
+    assert _statuses(out) == ["ok"] * 9
+    abstract = read_abstract(out, LAYER_NAME)[1]
+    assert "9 tiles captioned, 9 changed" in abstract, abstract

@@ -237,13 +237,23 @@ def test_cancel_then_resume_writes_every_tile_exactly_once(run_describe, tmp_pat
     rows = read_layer(out)
     ids = [r["tile_id"] for r in rows]
     assert len(ids) == len(set(ids)) == 9
-    assert results["RESUMED"] == len(first) and results["CAPTIONED"] == 9 - len(first)
+    # issue 25: every count shown after a Resume is the layer's, not only this run's
+    changed = sum(1 for r in rows if r["changed"])
+    assert results["RESUMED"] == len(first) and results["CAPTIONED"] == 9 and results["CHANGED"] == changed > 0
+    assert results["ERRORS"] == 0 and results["SKIPPED_NODATA"] == 0
+    assert any(
+        f"9 tiles captioned ({changed} changed)" in line and f"{9 - len(first)} captioned in this run" in line
+        for line in fb.infos
+    )
+    from ccexpert_changes.core.layer_metadata import read_abstract
+
+    assert f"9 tiles captioned, {changed} changed" in read_abstract(out, "change_captions")[1]
     first_run = {r["tile_id"]: r["run_id"] for r in first}
     for r in rows:
         assert r["run_id"] == first_run.get(r["tile_id"], results["RUN_ID"])
     # a second resume has nothing left to do
     again, _ = run_describe(params, RESUME=True)
-    assert again["RESUMED"] == 9 and again["CAPTIONED"] == 0 and len(read_layer(out)) == 9
+    assert again["RESUMED"] == 9 and again["CAPTIONED"] == 9 and len(read_layer(out)) == 9
     # without RESUME the output is replaced
     fresh, _ = run_describe({**params, "MAX_CHIPS": 100})
     assert {r["run_id"] for r in read_layer(out)} == {fresh["RUN_ID"]}

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fields import fingerprint_differences, fingerprint_keys
+from .fields import (
+    LAYER_NAME,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_SKIPPED_NODATA,
+    fingerprint_differences,
+    fingerprint_keys,
+)
 
 
 @dataclass
@@ -59,4 +66,23 @@ def damage(path: str | Path) -> str | None:
     return "; ".join(messages[:3]) + (f" (+{len(messages) - 3} more)" if len(messages) > 3 else "")
 
 
-__all__ = ["ResumeCheck", "check_fingerprint", "damage"]
+def layer_counts(path: str | Path) -> dict[str, int]:
+    """What the layer holds, counted from its rows (read-only): ``captioned``, ``changed``, ``errors``,
+    ``skipped_nodata``, ``rows``. Every count shown after a run (summary, message bar, outputs, abstract) comes from
+    here, so after a Resume it is the layer's, not only the last run's (issue 25)."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        rows = db.execute(
+            f'SELECT status, COUNT(*), COALESCE(SUM(changed = 1), 0) FROM "{LAYER_NAME}" GROUP BY status'
+        ).fetchall()
+    by_status = {status: (int(n), int(changed)) for status, n, changed in rows}
+    return {
+        "captioned": by_status.get(STATUS_OK, (0, 0))[0],
+        "changed": by_status.get(STATUS_OK, (0, 0))[1],
+        "errors": by_status.get(STATUS_ERROR, (0, 0))[0],
+        "skipped_nodata": by_status.get(STATUS_SKIPPED_NODATA, (0, 0))[0],
+        "rows": sum(n for n, _ in by_status.values()),
+    }
+
+
+__all__ = ["ResumeCheck", "check_fingerprint", "damage", "layer_counts"]
