@@ -59,6 +59,9 @@ class Captioner:
         """Requests worth keeping at the backend at once (one engine in this process: 1)."""
         return 1
 
+    def on_retry(self, callback: Any) -> None:
+        """Hand ``callback(core.retry.Waiting)`` to the client, told before each wait for a retry (none in-process)."""
+
     def payload(self, before: np.ndarray, after: np.ndarray) -> tuple[Any, int]:
         """What ``caption`` gets for one pair, and its bytes in a request (0: no request body). Called in the
         prefetch thread, so encoding costs the loop nothing."""
@@ -132,6 +135,9 @@ class ServiceCaptioner(Captioner):
 
     def slow_after_s(self, pairs: int) -> float | None:
         return float(self.client.timeout[1])
+
+    def on_retry(self, callback: Any) -> None:
+        self.client.on_retry = callback
 
     def max_in_flight(self, info: dict) -> int:
         """The capacity the backend advertises (replicas x requests each), at most ``MAX_IN_FLIGHT``."""

@@ -44,6 +44,7 @@ from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
 from ccexpert_changes.core.output_contract import layer_counts
 from ccexpert_changes.core.output_lock import OutputLock
+from ccexpert_changes.core.retry import waiting_text
 from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
@@ -320,6 +321,7 @@ def _write_run(
         on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
         is_canceled=interrupts.requested.is_set,
     )
+    captioner.on_retry(run.waiting)  # an outage shows in the progress line, not as a frozen time left
     completed = refused = False
     try:
         with interrupts:
@@ -510,7 +512,10 @@ def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:
             bar.close()
             return
         bar.update(stats.done - bar.n)
-        bar.set_postfix_str(f"{stats.rate():.1f} pairs/s", refresh=False)
+        if stats.waiting is not None:
+            bar.set_postfix_str(waiting_text(stats.waiting), refresh=True)
+        else:
+            bar.set_postfix_str(f"{stats.rate():.1f} pairs/s (last minute)", refresh=False)
 
     return step
 

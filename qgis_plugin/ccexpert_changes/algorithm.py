@@ -289,6 +289,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 on_tile_error=_tile_error_reporter(feedback),
                 executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
             )
+            client.on_retry = loop.waiting  # an outage shows in the progress line, not as a frozen time left
             stats = self._run(loop, plan, writer, output)
             counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
             finish_layer(output, info, counts, plan.reader, client.base_url, feedback)

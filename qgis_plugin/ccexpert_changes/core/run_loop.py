@@ -12,8 +12,10 @@ What the loop does for every caller, so no caller does it differently:
 - nodata and unreadable chips ride in the next batch's transaction (at most ``hold_rows`` wait);
 - a fatal error (backend gone, model broken) marks the batch's tiles as errors, lets the requests already in
   flight finish and be written, then stops with :class:`RunAborted`; a refused API key writes none of the
-  unanswered tiles; a cancel writes what is answered and abandons the requests still out, without waiting;
-- progress after each written batch: chips done of total, pairs per second, time left.
+  unanswered tiles; a cancel writes the answers that arrive within ``cancel_grace_s`` (0: none) and abandons the
+  requests still out (they run in daemon threads: nothing waits for them, not even the interpreter's exit);
+- progress after each written batch: chips done of total, pairs per second and time left over the last minute;
+  during an outage the client's retry state instead (:meth:`RunLoop.waiting`).
 
 The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster reader), a :class:`Captioner`
 (their HTTP client or the in-process engine) and a :class:`Writer` (their GeoPackage writer).
@@ -22,8 +24,6 @@ The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster 
 from __future__ import annotations
 
 import collections
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
@@ -33,7 +33,8 @@ from typing import Any, Protocol
 
 from .fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, utc_now_iso
 from .grid import Bounds, Chip
-from .prefetch import Prefetcher
+from .prefetch import DaemonThreadExecutor, Prefetcher
+from .retry import Waiting, duration_text, waiting_text
 
 SEND = "send"  # Item.status of a chip that goes to the captioner
 HOLD_ROWS = 512  # rows without a request (nodata, unreadable) held back for the next transaction at most
@@ -118,6 +119,9 @@ class RunSettings:
     cancel_grace_s: float = 0.0  # after a cancel, answers arriving within this time are still written
 
 
+RATE_WINDOW_S = 60.0  # the pace shown is the last minute's, so it recovers after an outage
+
+
 @dataclass
 class RunStats:
     total: int = 0
@@ -127,7 +131,14 @@ class RunStats:
     errors: int = 0
     skipped_nodata: int = 0
     first_error: str | None = None
-    started: float = field(default_factory=time.monotonic)
+    started: float = -1.0  # on ``clock``; set at creation
+    waiting: Waiting | None = None  # a request waits for the backend (an outage); cleared by the next written batch
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    _recent: collections.deque = field(default_factory=collections.deque, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
 
     @property
     def written(self) -> int:
@@ -141,17 +152,32 @@ class RunStats:
     def not_attempted(self) -> int:
         return max(0, self.total - self.done)
 
+    def record(self, pairs: int, rows: int) -> None:
+        """A batch was written: ``pairs`` answered by the captioner, ``rows`` written in all."""
+        now = self.clock()
+        self._recent.append((now, pairs, rows))
+        while self._recent and self._recent[0][0] <= now - RATE_WINDOW_S:
+            self._recent.popleft()
+        self.waiting = None
+
+    def _window(self) -> tuple[float, int, int]:
+        now = self.clock()
+        span = min(RATE_WINDOW_S, now - self.started)
+        recent = [(pairs, rows) for t, pairs, rows in self._recent if t > now - RATE_WINDOW_S]
+        return span, sum(p for p, _ in recent), sum(r for _, r in recent)
+
     def rate(self) -> float:
-        """Chip pairs answered per second in this run."""
-        elapsed = time.monotonic() - self.started
-        return (self.captioned + self.errors) / elapsed if elapsed > 0 else 0.0
+        """Chip pairs answered per second over the last minute (the whole run when shorter)."""
+        span, pairs, _ = self._window()
+        return pairs / span if span > 0 else 0.0
 
     def eta_s(self) -> float | None:
-        """Seconds left at this run's pace (None before the first answer)."""
-        elapsed = time.monotonic() - self.started
-        if self.written == 0 or elapsed <= 0:
+        """Seconds left at the last minute's pace (None before the first answer, or when nothing was written in the
+        last minute: an outage has no pace)."""
+        span, _, rows = self._window()
+        if rows == 0 or span <= 0:
             return None
-        return self.not_attempted * elapsed / self.written
+        return self.not_attempted * span / rows
 
     def note_error(self, message: str) -> None:
         if self.first_error is None:
@@ -159,67 +185,22 @@ class RunStats:
 
 
 def progress_text(stats: RunStats) -> str:
-    """``"120/400 chips · 3.4 pairs/s · 1 min 22 s left"``: what both front ends show after each batch."""
+    """``"120/400 chips · 3.4 pairs/s · 1 min 22 s left"``: what both front ends show after each batch; during an
+    outage ``"24/121 chips · waiting for the backend: attempt 7, next try in 28 s, giving up in 4 min 41 s"``."""
     text = f"{stats.done}/{stats.total} chips"
+    if stats.waiting is not None:
+        return f"{text} · {waiting_text(stats.waiting)}"
     rate = stats.rate()
     if rate > 0:
         text += f" · {rate:.1f} pairs/s"
     eta = stats.eta_s()
     if eta is not None and stats.not_attempted:
-        minutes, seconds = divmod(int(round(eta)), 60)
-        text += f" · {minutes} min {seconds:02d} s left" if minutes else f" · {seconds} s left"
+        text += f" · {duration_text(eta)} left"
     return text
 
 
 def _thread_pool(workers: int) -> Executor:
-    return DaemonThreadExecutor(workers)
-
-
-class DaemonThreadExecutor(Executor):
-    """``ThreadPoolExecutor`` without the join at interpreter exit: a canceled run abandons requests stalled at a
-    backend, and the process must be able to end at once (a pool's threads are joined at exit, so a stalled request
-    kept ``ccexpert describe`` alive a minute after Ctrl-C). Work runs in ``workers`` daemon threads."""
-
-    def __init__(self, workers: int):
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"ccexpert-request-{i}", daemon=True) for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            job = self._work.get()
-            if job is None:
-                return
-            future, fn, args, kwargs = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the future's owner
-                future.set_exception(exc)
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
-        self._work.put((future, fn, args, kwargs))
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            while True:
-                try:
-                    job = self._work.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    job[0].cancel()
-        for _ in self._threads:
-            self._work.put(None)
-        if wait:
-            for thread in self._threads:
-                thread.join()
+    return DaemonThreadExecutor(workers, name="ccexpert-request")
 
 
 class _Answer:
@@ -486,19 +467,29 @@ class RunLoop:
                 message = f"cannot write to {target}: {reason}"
                 self.stats.note_error(message)
                 raise RunAborted(message, "write", self.stats) from exc
+        pairs = 0
         for record, _ in rows:
             status = record["status"]
             if status == STATUS_OK:
+                pairs += 1
                 self.stats.captioned += 1
                 self.stats.changed += int(bool(record["changed"]))
             elif status == STATUS_SKIPPED_NODATA:
                 self.stats.skipped_nodata += 1
             else:
+                pairs += 1
                 self.stats.errors += 1
                 if record["error"]:
                     self.stats.note_error(f"tile {record['tile_id']}: {record['error']}")
         if rows:
+            self.stats.record(pairs, len(rows))
             self.on_progress(self.stats)
+
+    def waiting(self, waiting: Waiting) -> None:
+        """A client's ``on_retry``: a request waits for the backend; the progress line says so until the next
+        written batch (called from request threads)."""
+        self.stats.waiting = waiting
+        self.on_progress(self.stats)
 
     def _adapt(self, sent: int, seconds: float) -> None:
         """Halve the batch when a request took more than a third of its timeout (a slow device), so later
