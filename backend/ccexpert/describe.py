@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from ccexpert_changes.core.driver import MAX_IN_FLIGHT, keep_output, model_label, settings_from_info
+from ccexpert_changes.core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
 from ccexpert_changes.core.fields import (
     STATUS_ERROR,
     STATUS_OK,
@@ -45,7 +45,7 @@ from ccexpert_changes.core.gsd import gsd_warning
 from ccexpert_changes.core.output_contract import layer_counts
 from ccexpert_changes.core.output_lock import OutputLock
 from ccexpert_changes.core.retry import waiting_text
-from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunStats
+from ccexpert_changes.core.run_loop import SEND, Item, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
 from pyproj import CRS as ProjCRS
@@ -311,37 +311,33 @@ def _write_run(
         captioner.max_new_tokens = options.max_new_tokens
     progress = _progress(summary.total, options.progress)
     interrupts = Interrupts()
-    run = RunLoop(
-        prepare,
-        captioner,
-        writer,
-        settings,
+    hooks = Hooks(
         on_progress=progress,
         on_notice=log.warning,
         on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
         is_canceled=interrupts.requested.is_set,
+        on_loop=lambda loop: captioner.on_retry(loop.waiting),  # an outage shows in the progress line
     )
-    captioner.on_retry(run.waiting)  # an outage shows in the progress line, not as a frozen time left
-    completed = refused = False
     try:
         with interrupts:
-            _run_chips(run, chips, summary)
-        completed = True
-    except DescribeError as exc:
-        refused = exc.refused_key
-        raise
+            result = drive(RunPlan(chips, summary.total), prepare, captioner, writer, settings, hooks)
     finally:
         progress(None)
-        held = writer.finish(
-            keep_output(completed, refused, writer.replaces, summary.counts[STATUS_ERROR], summary.not_attempted)
-        )
-        if not held and writer.replaces:
-            summary.left_as_it_was = True
-            log.warning("the run captioned nothing: %s was left as it was", options.output)
-        if held:
-            _finish_layer(options, info, summary, captioner.name)
-    if held:
+    _fill(summary, result.stats)
+    if not result.held and writer.replaces:
+        summary.left_as_it_was = True
+        log.warning("the run captioned nothing: %s was left as it was", options.output)
+    if result.held:
+        _finish_layer(options, info, summary, captioner.name)
         _recount(options.output, summary)
+    if result.aborted is not None:
+        exc = result.aborted
+        if exc.kind == "canceled":
+            raise KeyboardInterrupt
+        message = str(exc)
+        if exc.kind == "write":
+            message += " (the tiles written before are kept; fix it and run again with --resume)"
+        raise DescribeError(message, summary, refused_key=exc.kind == "refused_key")
 
 
 class Interrupts:
@@ -477,28 +473,17 @@ def _chip_reader(
     return prepare
 
 
-def _run_chips(run: RunLoop, chips, summary: DescribeSummary) -> None:
-    """Run the loop; its counts go into ``summary`` whatever happens."""
-    try:
-        run.run(chips, summary.total)
-    except RunAborted as exc:
-        if exc.kind == "canceled":
-            raise KeyboardInterrupt from None
-        message = str(exc)
-        if exc.kind == "write":
-            message += " (the tiles written before are kept; fix it and run again with --resume)"
-        raise DescribeError(message, summary, refused_key=exc.kind == "refused_key") from None
-    finally:
-        stats = run.stats
-        summary.skipped_done = stats.resumed
-        summary.counts = {
-            STATUS_OK: stats.captioned,
-            STATUS_ERROR: stats.errors,
-            STATUS_SKIPPED_NODATA: stats.skipped_nodata,
-        }
-        summary.changed = stats.changed
-        if stats.first_error:
-            summary.note_error(stats.first_error)
+def _fill(summary: DescribeSummary, stats: RunStats) -> None:
+    """The loop's counts into the summary the command reports."""
+    summary.skipped_done = stats.resumed
+    summary.counts = {
+        STATUS_OK: stats.captioned,
+        STATUS_ERROR: stats.errors,
+        STATUS_SKIPPED_NODATA: stats.skipped_nodata,
+    }
+    summary.changed = stats.changed
+    if stats.first_error:
+        summary.note_error(stats.first_error)
 
 
 def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:

@@ -43,10 +43,10 @@ from . import settings
 from .about import LOG_TAG, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
-from .core.driver import MAX_IN_FLIGHT, model_label, settings_from_info
+from .core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
 from .core.fields import run_metadata, source_identity
 from .core.output_lock import OutputBusy, OutputLock
-from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
+from .core.run_loop import RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, Plan, make_plan
 from .qthreads import QThreadExecutor
@@ -278,19 +278,22 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
             self._check_limit(parameters, context, plan, writer)
             common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
-            loop = RunLoop(
-                ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
-                BackendCaptioner(client),
-                writer,
-                self._settings(parameters, context, feedback, info, common),
+            hooks = Hooks(
                 on_progress=RunProgress(feedback, plan.count),
                 is_canceled=feedback.isCanceled,
                 on_notice=feedback.pushInfo,
                 on_tile_error=_tile_error_reporter(feedback),
                 executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
+                on_loop=lambda loop: setattr(client, "on_retry", loop.waiting),  # an outage shows in the progress
             )
-            client.on_retry = loop.waiting  # an outage shows in the progress line, not as a frozen time left
-            stats = self._run(loop, plan, writer, output)
+            stats = self._run(
+                RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
+                ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
+                BackendCaptioner(client),
+                writer,
+                self._settings(parameters, context, feedback, info, {}),
+                hooks,
+            )
             counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
             finish_layer(output, info, counts, plan.reader, client.base_url, feedback)
         _style_on_load(context, output)
@@ -448,37 +451,34 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             )
         return run_settings
 
-    def _run(self, loop: RunLoop, plan: Plan, writer: TileWriter, output: str) -> RunStats:
-        """Run the loop; every way it can stop becomes one message that says what is kept and what to do."""
-        completed = refused = False
+    @staticmethod
+    def _run(run: RunPlan, prepare, captioner, writer: TileWriter, settings: RunSettings, hooks: Hooks) -> RunStats:
+        """The one driver (``core.driver.drive``); every way it can stop becomes one message that says what is kept
+        and what to do."""
+        output = writer.target
         try:
-            stats = loop.run(plan.grid.chips(plan.bounds, plan.keep), plan.count)
-            completed = True
-        except RunAborted as exc:
-            refused = exc.kind == "refused_key"
-            if refused:  # a refused key: no output at all (or the previous one as it was)
-                writer.discard()
-                raise QgsProcessingException(
-                    tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
-                ) from exc
-            if exc.kind == "canceled":
-                raise QgsProcessingException(
-                    tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
-                        len(writer.done), output
-                    )
-                ) from exc
+            result = drive(run, prepare, captioner, writer, settings, hooks)
+        except RasterInputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        exc = result.aborted
+        if exc is not None and exc.kind == "refused_key":  # no output at all (or the previous one as it was)
+            raise QgsProcessingException(
+                tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
+            ) from exc
+        if exc is not None and exc.kind == "canceled":
+            raise QgsProcessingException(
+                tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
+                    len(writer.done), output
+                )
+            ) from exc
+        if exc is not None:
             raise QgsProcessingException(
                 tr("{0}\n{1} tile(s) are saved in {2}; fix the problem and run again with Resume.").format(
                     exc, len(writer.done), output
                 )
             ) from exc
-        except RasterInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        finally:
-            if not refused:
-                # a run that captioned nothing keeps a previous OUTPUT unless it ended with no error
-                kept = writer.finish(keep=completed and loop.stats.errors == 0)
-        if not kept:
+        stats = result.stats
+        if not result.held:
             raise QgsProcessingException(
                 tr(
                     "No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "

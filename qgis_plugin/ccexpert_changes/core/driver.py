@@ -6,17 +6,20 @@ each in their own way, and ``describe`` forgot the server's limits (a ``--batch-
 
 - :func:`settings_from_info`: what the user asked, clamped to what the backend's ``/v1/info`` advertises: at most
   ``max_batch`` pairs and ``max_body_bytes`` per request, at most :data:`MAX_IN_FLIGHT` requests at once;
-- :func:`keep_output`: what a run that stopped before captioning keeps, decided once.
+- :func:`keep_output`: what a run that stopped before captioning keeps, decided once;
+- :func:`drive`: the run itself: the loop into the output, the keep/discard rule applied on every way out, and
+  the outcome (:class:`RunResult`) for the front end to word (a CLI line, a Processing message).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .grid import Chip
-from .run_loop import RunSettings
+from .run_loop import Captioner, Item, OutputWriter, RunAborted, RunLoop, RunSettings, RunStats
 
 MAX_IN_FLIGHT = 16  # requests at the backend at once, whatever a backend advertises or a user asks
 DEFAULT_BATCH = 8  # pairs per request when neither the user nor the backend says
@@ -83,7 +86,76 @@ def keep_output(completed: bool, refused_key: bool, replaces: bool, errors: int,
     return completed and errors == 0 and not_attempted == 0
 
 
+@dataclass
+class Hooks:
+    """What a front end hears during a run (all optional): progress after each written batch (and during an
+    outage), each failed tile, changes of plan, and the cancel flag it polls. ``executor(n)``: where requests in
+    flight run (the plugin passes QThreads); ``on_loop(loop)``: the loop before it runs (a client's ``on_retry``)."""
+
+    on_progress: Callable[[RunStats], None] | None = None
+    on_tile_error: Callable[[str, str], None] | None = None
+    on_notice: Callable[[str], None] | None = None
+    is_canceled: Callable[[], bool] | None = None
+    executor: Callable[[int], Executor] | None = None
+    on_loop: Callable[[RunLoop], None] | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended: its counts, why it stopped early (None: it went through), and whether the output holds this
+    run (False: a run that would replace an output captioned nothing, or a refused key; the old output stays)."""
+
+    stats: RunStats
+    aborted: RunAborted | None
+    held: bool
+
+
+def drive(
+    plan: RunPlan,
+    prepare: Callable[[Chip], Item],
+    captioner: Captioner,
+    writer: OutputWriter,
+    settings: RunSettings,
+    hooks: Hooks | None = None,
+) -> RunResult:
+    """Run ``plan``'s chips into ``writer`` and apply :func:`keep_output` once, on every way out (an exception that
+    is not a :class:`RunAborted`, Ctrl-C included, still finishes the output before it propagates)."""
+    hooks = hooks or Hooks()
+    settings.common = {**plan.common, **settings.common}
+    loop = RunLoop(
+        prepare,
+        captioner,
+        writer,
+        settings,
+        on_progress=hooks.on_progress,
+        on_tile_error=hooks.on_tile_error,
+        on_notice=hooks.on_notice,
+        is_canceled=hooks.is_canceled,
+        executor=hooks.executor,
+    )
+    if hooks.on_loop is not None:
+        hooks.on_loop(loop)
+    aborted: RunAborted | None = None
+    completed = False
+    held = False
+    try:
+        loop.run(plan.chips, plan.total)
+        completed = True
+    except RunAborted as exc:
+        aborted = exc
+    finally:
+        stats = loop.stats
+        refused = aborted is not None and aborted.kind == "refused_key"
+        if refused:
+            writer.discard()
+        held = writer.finish(keep_output(completed, refused, writer.replaces, stats.errors, stats.not_attempted))
+    return RunResult(stats, aborted, held and not (aborted is not None and aborted.kind == "refused_key"))
+
+
 __all__ = [
+    "Hooks",
+    "RunResult",
+    "drive",
     "DEFAULT_BATCH",
     "ENVELOPE_BYTES",
     "JSON_OVERHEAD_BYTES",
