@@ -46,7 +46,7 @@ from ccexpert_changes.core.grid import Bounds, parse_tile_id
 from ccexpert_changes.core.output_contract import check_fingerprint, damage
 from ccexpert_changes.core.output_lock import pid_alive
 
-_OGR_TYPES = {"str": "str", "int": "int", "real": "float"}
+_OGR_TYPES = {"str": "str", "int": "int32", "real": "float"}  # int32: OFTInteger, as the plugin (GDAL) writes it
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
 PARTIAL_SUFFIX = ".partial.gpkg"
 _SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
