@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 import shapely
-from ccexpert_changes.core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
+from ccexpert_changes.core.driver import (
+    MAX_IN_FLIGHT,
+    Hooks,
+    RunOptions,
+    RunPlan,
+    drive,
+    model_label,
+    settings_from_info,
+)
 from ccexpert_changes.core.fields import (
     STATUS_ERROR,
     STATUS_OK,
@@ -71,24 +79,18 @@ WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(EN
 
 
 @dataclass
-class DescribeOptions:
+class DescribeOptions(RunOptions):
+    """describe's inputs, and the run options it shares with the plugin (``core.driver.RunOptions``, keywords)."""
+
     before: str
     after: str
     output: str
     aoi: str | None = None
     aoi_layer: str | None = None
     bands: str | None = None
-    chip_size: int | None = None  # default: the model's chip size
-    overlap: int = 0
-    max_nodata: float = 0.5
     nodata: float | None = None  # used for a raster that declares none
-    batch_size: int = 8
-    in_flight: int | None = None  # requests at the backend at once; None: what /v1/info advertises (1 in-process)
     max_new_tokens: int | None = None
-    max_chips: int = 100_000
-    resume: bool = False
     overwrite: bool = False
-    force: bool = False  # with resume: append even when the output's fingerprint differs
     progress: bool = True
 
 
@@ -159,7 +161,7 @@ def check_options(options: DescribeOptions) -> None:
     """ValueError for options that cannot work, before anything is opened."""
     if not 0.0 <= options.max_nodata <= 1.0:
         raise ValueError(f"--max-nodata must be in [0, 1], got {options.max_nodata}")
-    if options.batch_size < 1:
+    if options.batch_size is not None and options.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
     if options.chip_size is not None and not MIN_CHIP_SIZE <= options.chip_size <= MAX_CHIP_SIZE:
         raise ValueError(
@@ -298,7 +300,7 @@ def _write_run(
         log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
     common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
     settings = settings_from_info(info, options.batch_size, options.in_flight or captioner.max_in_flight(info), common)
-    if settings.batch_size < options.batch_size:
+    if options.batch_size and settings.batch_size < options.batch_size:
         log.info("%d chip pairs per request: the backend's max_batch", settings.batch_size)
     if settings.in_flight > 1:
         log.info(

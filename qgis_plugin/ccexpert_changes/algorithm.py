@@ -48,7 +48,7 @@ from .core.fields import run_metadata, source_identity
 from .core.output_lock import OutputBusy, OutputLock
 from .core.run_loop import RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
-from .planning import DEFAULT_BANDS, Plan, make_plan
+from .planning import DEFAULT_BANDS, DescribeParameters, Plan, make_plan
 from .qthreads import QThreadExecutor
 from .reader import RasterInputError
 from .run_feedback import RunProgress, counts_of_layer, finish_layer, warn_gsd
@@ -233,32 +233,29 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     # -- planning (shared with the dialog's confirmation) -------------------------------------------------
     def plan(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
         """What a run will do, without the network (shared with the dialog's confirmation): see ``planning``."""
-        return make_plan(self, parameters, context, feedback, out_size)
+        return make_plan(DescribeParameters.read(self, parameters, context), context, feedback, out_size)
 
     # -- run ----------------------------------------------------------------------------------------------
-    def _check_output(self, parameters, context: QgsProcessingContext) -> str:
+    @staticmethod
+    def _check_output(params: DescribeParameters) -> str:
         """OUTPUT, refused before anything else when it is not a .gpkg or is one of the inputs."""
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        inputs = {}
-        for label, name in (("BEFORE raster", self.BEFORE), ("AFTER raster", self.AFTER)):
-            layer = self.parameterAsRasterLayer(parameters, name, context)
-            inputs[label] = layer.source() if layer is not None else None
+        inputs = {
+            "BEFORE raster": params.before.source() if params.before is not None else None,
+            "AFTER raster": params.after.source() if params.after is not None else None,
+            "AOI": params.aoi_path,
+        }
         try:
-            aoi = self.parameterAsVectorLayer(parameters, self.AOI, context)
-            inputs["AOI"] = aoi.source() if aoi is not None else None
-        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
-            inputs["AOI"] = None
-        try:
-            check_output(output, inputs)
+            check_output(params.output, inputs)
         except OutputError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        return output
+        return params.output
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback):
-        output = self._check_output(parameters, context)
-        client, info = self._connect(parameters, context, feedback)
+        params = DescribeParameters.read(self, parameters, context)  # every parameter, once
+        output = self._check_output(params)
+        client, info = self._connect(params, feedback)
         out_size = int(info["chip_size"])
-        plan = self.plan(parameters, context, feedback, out_size)
+        plan = make_plan(params, context, feedback, out_size)
         warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
         feedback.pushInfo(
             tr("{0} chips of {1} px (stride {2}) over the area of interest").format(
@@ -275,8 +272,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         model = model_label(info)
         run_id = uuid.uuid4().hex[:12]
         with self._locked(output):  # one run per output: a second one is refused before it writes anything
-            writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
-            self._check_limit(parameters, context, plan, writer)
+            writer = self._writer(params, feedback, plan, stretch, model)
+            self._check_limit(params, plan, writer)
             common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
             hooks = Hooks(
                 on_progress=RunProgress(feedback, plan.count),
@@ -288,10 +285,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             )
             stats = self._run(
                 RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
-                ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
+                ChipEncoder(plan.reader, params.max_nodata),
                 BackendCaptioner(client),
                 writer,
-                self._settings(parameters, context, feedback, info, {}),
+                self._settings(params, feedback, info),
                 hooks,
             )
             counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
@@ -363,10 +360,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         finally:
             lock.release()
 
-    def _connect(self, parameters, context, feedback) -> tuple[BackendClient, dict]:
+    @staticmethod
+    def _connect(params: DescribeParameters, feedback) -> tuple[BackendClient, dict]:
         """The backend's info, and its verdict on the API key, before anything is written."""
-        url = self.parameterAsString(parameters, self.BACKEND_URL, context) or settings.backend_url()
-        authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
+        url = params.backend_url or settings.backend_url()
+        authcfg = params.authcfg
         try:
             client = BackendClient(url, authcfg, feedback=feedback)
             info = client.info()
@@ -387,9 +385,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         )
         return client, info
 
-    def _writer(self, parameters, context, feedback, output: str, plan: Plan, stretch, model: str) -> TileWriter:
-        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
-        force = self.parameterAsBoolean(parameters, self.RESUME_FORCE, context)
+    @staticmethod
+    def _writer(params: DescribeParameters, feedback, plan: Plan, stretch, model: str) -> TileWriter:
+        output, resume, force = params.output, params.resume, params.force
         before_path, after_path = plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription()
         try:
             metadata = run_metadata(
@@ -418,10 +416,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(tr("Resuming: {0} tile(s) already captioned in {1}").format(len(writer.done), output))
         return writer
 
-    def _check_limit(self, parameters, context, plan: Plan, writer: TileWriter) -> None:
+    @staticmethod
+    def _check_limit(params: DescribeParameters, plan: Plan, writer: TileWriter) -> None:
         """Scripts and qgis_process stop above the limit (the dialog asks instead); tiles a resume keeps are not
         sent, so they do not count."""
-        limit = self.parameterAsInt(parameters, self.MAX_CHIPS, context)
+        limit = params.max_chips
         to_send = plan.count
         if writer.done:
             to_send = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in writer.done)
@@ -435,14 +434,10 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 ).format(to_send, limit)
             )
 
-    def _settings(self, parameters, context, feedback, info: dict, common: dict) -> RunSettings:
+    @staticmethod
+    def _settings(params: DescribeParameters, feedback, info: dict) -> RunSettings:
         """Pairs per request and requests in flight: what the user set, else what the backend advertises."""
-        run_settings = settings_from_info(
-            info,
-            self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            self.parameterAsInt(parameters, self.IN_FLIGHT, context),
-            common,
-        )
+        run_settings = settings_from_info(info, params.batch_size, params.in_flight)
         if run_settings.in_flight > 1:
             feedback.pushInfo(
                 tr("{0} requests of up to {1} chip pairs at the backend at once").format(

@@ -141,3 +141,17 @@ def test_the_constant_checker_sees_tuple_assignments(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("MAX_IN_FLIGHT, X = 16, 1\nfrom a import HOLD_ROWS\ndef f():\n    SEND = 1\n")
     assert definitions(source, RUN_CONSTANTS) == {"MAX_IN_FLIGHT"}
+
+
+def test_the_plugin_reads_its_parameters_in_one_place():
+    """Issue 26: BEFORE, AFTER and AOI were read twice each, in 8 functions; now ``planning.DescribeParameters.read``
+    reads every parameter once and the rest of the plugin gets the dataclass."""
+    readers = {}
+    for path in sorted((REPO / "qgis_plugin" / "ccexpert_changes").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("parameterAs"):
+                readers.setdefault(str(path.relative_to(REPO)), set()).add(node.attr)
+    # dialog.py's confirmation still reads OUTPUT itself (to count what a resume skips): left for the dialog's owner
+    allowed = {"qgis_plugin/ccexpert_changes/planning.py", "qgis_plugin/ccexpert_changes/dialog.py"}
+    assert set(readers) <= allowed, readers
+    assert readers.get("qgis_plugin/ccexpert_changes/dialog.py", set()) <= {"parameterAsOutputLayer"}

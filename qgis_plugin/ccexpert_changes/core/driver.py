@@ -66,6 +66,21 @@ def model_label(info: Mapping[str, Any]) -> str:
     return " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
 
 
+@dataclass(kw_only=True)
+class RunOptions:
+    """What the user sets for a run, the same for both front ends: describe's ``DescribeOptions`` and the plugin's
+    ``planning.DescribeParameters`` extend it (their inputs: paths or layers). None means "the model's / backend's"."""
+
+    chip_size: int | None = None  # grid chip size in before pixels; None: the model's
+    overlap: int = 0
+    max_nodata: float = 0.5
+    batch_size: int | None = None  # pairs per request; None: DEFAULT_BATCH, capped at the backend's max_batch
+    in_flight: int | None = None  # requests at once; None: the backend's max_in_flight
+    max_chips: int = 100_000
+    resume: bool = False
+    force: bool = False  # with resume: append even when the output's fingerprint differs or is missing
+
+
 @dataclass
 class RunPlan:
     """What a run captions: the chips in grid order and how many there are, and the fields every record carries."""
@@ -160,6 +175,7 @@ __all__ = [
     "ENVELOPE_BYTES",
     "JSON_OVERHEAD_BYTES",
     "MAX_IN_FLIGHT",
+    "RunOptions",
     "RunPlan",
     "keep_output",
     "model_label",
