@@ -95,8 +95,8 @@ class Writer(Protocol):
 
 
 class OutputWriter(Writer, Protocol):
-    """The one writer interface of both front ends: ``TileWriter(path, crs_wkt, grid_hash, metadata, *, resume,
-    force, ...)`` in ``ccexpert_changes.output`` (GDAL, inside QGIS) and ``ccexpert.gpkg_output`` (fiona)."""
+    """The output store ``core.driver.drive`` runs into: ``output.TileWriter`` (GDAL, inside QGIS) and
+    ``ccexpert.gpkg_output.TileWriter`` (fiona). Their constructors are their own; this is what a run uses."""
 
     replaces: bool  # a fresh run that will replace an existing output once it captions its first tile
 
