@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,17 @@ from ccexpert_changes.core.fields import (
     check_record,
 )
 from ccexpert_changes.core.grid import Bounds, parse_tile_id
-from ccexpert_changes.core.output_contract import check_fingerprint, damage
-from ccexpert_changes.core.output_lock import pid_alive
+from ccexpert_changes.core.output_contract import (
+    check_fingerprint,
+    damage,
+    partial_path,
+    promote,
+    remove_sqlite,
+    remove_stale_partials,
+)
 
 _OGR_TYPES = {"str": "str", "int": "int32", "real": "float"}  # int32: OFTInteger, as the plugin (GDAL) writes it
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
-PARTIAL_SUFFIX = ".partial.gpkg"
-_SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
 
 
 class OutputCreateError(OSError):
@@ -112,39 +115,6 @@ def _existing_parent(path: Path) -> Path:
     return folder
 
 
-def _remove(path: Path) -> None:
-    for name in (str(path), *(str(path) + s for s in _SQLITE_SIDECARS)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-
-
-def remove_stale_partials(target: Path) -> list[Path]:
-    """Delete the temporary files that runs on ``target`` left when they were killed (their process is gone)."""
-    removed = []
-    for partial in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
-        try:
-            pid = int(partial.name[len(target.name) + 2 :].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not pid_alive(pid):
-            _remove(partial)
-            removed.append(partial)
-    return removed
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class TileWriter:
     """Appends tile records to ``path`` (layer ``change_captions``); ``done`` holds the tile ids already ok.
 
@@ -180,9 +150,7 @@ class TileWriter:
         if staged:
             self.replaces = self.target.exists()
             remove_stale_partials(self.target)
-            self.path = self.target.with_name(
-                f".{self.target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
-            )
+            self.path = partial_path(self.target)
             self.staged = True
         elif self.target.exists():  # overwrite, unstaged
             self.target.unlink()
@@ -193,7 +161,7 @@ class TileWriter:
                 db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
         except BaseException as exc:
             if self.staged:
-                _remove(self.path)
+                remove_sqlite(self.path)
             if isinstance(exc, Exception) and not isinstance(exc, OSError):
                 # fiona reports a full disk as a GDAL error (CPLE_AppDefinedError "disk I/O error"): one kind for
                 # the caller, whatever the layer below says
@@ -261,15 +229,13 @@ class TileWriter:
         """Replace the target with the staged file (atomic; no connection is open between batches)."""
         if not self.staged:
             return
-        _fsync(self.path)
-        os.replace(self.path, self.target)
-        _fsync(self.target.parent, directory=True)
+        promote(self.path, self.target)
         self.path, self.staged = self.target, False
 
     def discard(self) -> None:
         """Drop a staged file that was never promoted; the target is left as it was."""
         if self.staged:
-            _remove(self.path)
+            remove_sqlite(self.path)
             self.path, self.staged = self.target, False
 
     def finish(self, keep: bool) -> bool:

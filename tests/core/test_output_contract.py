@@ -33,3 +33,25 @@ def test_damage_is_none_for_a_sound_file_and_named_for_a_broken_one(tmp_path):
     assert damage(path) is None
     (tmp_path / "junk.gpkg").write_bytes(b"not a database at all" * 300)
     assert "not a database" in (damage(tmp_path / "junk.gpkg") or "")
+
+
+def test_staging_names_promotes_and_cleans_up_after_dead_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ccexpert_changes.core.output_contract import partial_path, promote, remove_stale_partials
+
+    target = tmp_path / "o.gpkg"
+    target.write_bytes(b"old")
+    mine = partial_path(target)
+    assert mine.parent == tmp_path and mine.name.startswith(f".o.gpkg.{os.getpid()}-")
+    mine.write_bytes(b"new")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".o.gpkg.{int(dead.stdout)}-abcd1234.partial.gpkg"
+    left.write_bytes(b"killed run")
+    (tmp_path / f"{left.name}-journal").write_bytes(b"j")
+    assert remove_stale_partials(target) == [left]  # ours (alive) stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "o.gpkg"])
+    promote(mine, target)
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["o.gpkg"]

@@ -1,4 +1,13 @@
-"""What a resume may continue, decided once for the plugin (GDAL) and ``ccexpert describe`` (fiona) (stdlib only).
+"""The output contract of both front ends, over their stores (the plugin's GDAL ``output.TileWriter`` and describe's
+fiona ``gpkg_output.TileWriter``), stdlib only: staging and promotion, what a resume may continue, the layer's counts
+(the lock is ``output_lock``).
+
+Staging: a fresh or replacing run writes ``.NAME.PID-XXXX.partial.gpkg`` next to the output (:func:`partial_path`) and
+:func:`promote` s it over the output (fsync, atomic ``os.replace``, fsync of the folder) with its first captioned
+batch; until then a previous output is untouched. Partials of runs whose process is gone are removed by the next run
+on the same output (:func:`remove_stale_partials`).
+
+What a resume may continue, decided once:
 
 A resume appends to an output in place, so it must know the output was made by the same run: the same rasters,
 bands, grid, stretch and model (the *fingerprint*, stored as run metadata in the GeoPackage). Before issue 24, an
@@ -14,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +39,59 @@ from .fields import (
     fingerprint_differences,
     fingerprint_keys,
 )
+from .output_lock import pid_alive
+
+PARTIAL_SUFFIX = ".partial.gpkg"
+SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def partial_path(target: str | Path) -> Path:
+    """Where a staged run writes until it is promoted: hidden, next to ``target``, named after this process."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+
+
+def remove_sqlite(path: str | Path) -> None:
+    """Delete a GeoPackage and its SQLite sidecar files (journal, WAL), whichever exist."""
+    for name in (str(path), *(str(path) + suffix for suffix in SQLITE_SIDECARS)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def remove_stale_partials(target: str | Path) -> list[Path]:
+    """Delete the staged files that runs on ``target`` left when they were killed (their process is gone)."""
+    target = Path(target)
+    removed = []
+    for partial in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
+        try:
+            pid = int(partial.name[len(target.name) + 2 :].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not pid_alive(pid):
+            remove_sqlite(partial)
+            removed.append(partial)
+    return removed
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def promote(partial: str | Path, target: str | Path) -> None:
+    """The staged file replaces ``target`` atomically, durable once this returns (no connection may be open)."""
+    partial, target = Path(partial), Path(target)
+    _fsync(partial)
+    os.replace(partial, target)
+    _fsync(target.absolute().parent, directory=True)
 
 
 @dataclass
@@ -85,4 +149,14 @@ def layer_counts(path: str | Path) -> dict[str, int]:
     }
 
 
-__all__ = ["ResumeCheck", "check_fingerprint", "damage", "layer_counts"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "ResumeCheck",
+    "check_fingerprint",
+    "damage",
+    "layer_counts",
+    "partial_path",
+    "promote",
+    "remove_sqlite",
+    "remove_stale_partials",
+]
