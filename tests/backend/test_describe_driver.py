@@ -114,7 +114,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(rasters, tmp_path, capsys)
     before, after = rasters
     out = tmp_path / "o.gpkg"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock_path(out).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "token": "x"}))
+    lock_path(out).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "run": "x"}))
     with thread_server(create_app(Settings(), EchoEngine())) as url:
         assert _run(before, after, out, "--backend", url) == 0
     assert _statuses(out) == ["ok"] * 9 and not lock_path(out).exists()

@@ -35,11 +35,11 @@ def test_released_on_an_exception(tmp_path):
 
 def test_a_dead_owner_is_stale_and_taken_over(tmp_path):
     out = tmp_path / "o.gpkg"
-    stale = {"pid": _dead_pid(), "host": socket.gethostname(), "token": "old"}
+    stale = {"pid": _dead_pid(), "host": socket.gethostname(), "run": "old"}
     lock_path(out).write_text(json.dumps(stale))
     with OutputLock(out) as lock:
         assert lock.took_over == stale
-        assert json.loads(lock_path(out).read_text())["token"] == lock.token
+        assert json.loads(lock_path(out).read_text())["run"] == lock.token
     assert list(tmp_path.iterdir()) == []
 
 
@@ -52,7 +52,7 @@ def test_garbage_in_the_lock_file_is_stale(tmp_path):
 
 def test_a_lock_of_another_host_is_refused_with_the_file_to_delete(tmp_path):
     out = tmp_path / "o.gpkg"
-    lock_path(out).write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "token": "t"}))
+    lock_path(out).write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "run": "t"}))
     with pytest.raises(OutputBusy) as info:
         OutputLock(out).acquire()
     assert "on elsewhere.example" in str(info.value) and str(lock_path(out)) in str(info.value)
@@ -62,6 +62,6 @@ def test_a_lock_of_another_host_is_refused_with_the_file_to_delete(tmp_path):
 def test_release_never_removes_a_lock_that_another_run_took_over(tmp_path):
     out = tmp_path / "o.gpkg"
     lock = OutputLock(out).acquire()
-    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": "other"}))
+    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run": "other"}))
     lock.release()
     assert lock_path(out).exists()

@@ -56,7 +56,7 @@ class OutputLock:
         self.took_over: dict | None = None  # the stale lock this run replaced, if any
 
     def _owner(self) -> dict:
-        return {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token}
+        return {"pid": os.getpid(), "host": socket.gethostname(), "run": self.token}
 
     def acquire(self) -> OutputLock:
         """Take the lock or raise :class:`OutputBusy` naming who holds it; OSError when the folder is not
@@ -98,7 +98,7 @@ class OutputLock:
         except ValueError:
             owner = None
         if not isinstance(owner, dict):
-            return {"pid": 0, "host": socket.gethostname(), "token": ""}  # not a lock we wrote: stale
+            return {"pid": 0, "host": socket.gethostname(), "run": None}  # not a lock we wrote: stale
         return owner
 
     @staticmethod
@@ -122,7 +122,7 @@ class OutputLock:
             moved = json.loads(aside.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             moved = None
-        if isinstance(moved, dict) and moved.get("token") != owner.get("token"):
+        if isinstance(moved, dict) and moved.get("run") != owner.get("run"):
             with contextlib.suppress(OSError):
                 os.link(aside, self.path)  # a fresh lock of another run: give it back
             os.unlink(aside)
@@ -144,7 +144,7 @@ class OutputLock:
             return
         self.held = False
         owner = self._read_quiet()
-        if owner is not None and owner.get("token") == self.token:
+        if owner is not None and owner.get("run") == self.token:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
 
