@@ -325,6 +325,7 @@ def _write_run(
             result = drive(RunPlan(chips, summary.total), prepare, captioner, writer, settings, hooks)
     finally:
         progress(None)
+        captioner.on_retry(None)  # no reference from the client back to the finished loop
     _fill(summary, result.stats)
     if not result.held and writer.replaces:
         summary.left_as_it_was = True

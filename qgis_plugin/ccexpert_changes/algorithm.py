@@ -283,14 +283,19 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
                 on_loop=lambda loop: setattr(client, "on_retry", loop.waiting),  # an outage shows in the progress
             )
-            stats = self._run(
-                RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
-                ChipEncoder(plan.reader, params.max_nodata),
-                BackendCaptioner(client),
-                writer,
-                self._settings(params, feedback, info),
-                hooks,
-            )
+            try:
+                stats = self._run(
+                    RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
+                    ChipEncoder(plan.reader, params.max_nodata),
+                    BackendCaptioner(client),
+                    writer,
+                    self._settings(params, feedback, info),
+                    hooks,
+                )
+            finally:
+                # break client -> loop -> captioner -> client: a cycle holding the feedback would be collected late,
+                # after QGIS is gone (a crash at exit)
+                client.on_retry = None
             counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
             finish_layer(output, info, counts, plan.reader, client.base_url, feedback)
         _style_on_load(context, output)
