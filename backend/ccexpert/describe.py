@@ -12,9 +12,12 @@ output's fingerprint (run metadata) compared. Only then is anything written: a f
 staged in a temporary file that replaces the output at its first captioned batch (see ``gpkg_output``), so an
 input or a previous output is never lost to a run that fails.
 
-The chips go through ``ccexpert_changes.core.run_loop`` (the same loop as the QGIS plugin): batches, up to
-``in_flight`` requests at once (default: the capacity ``/v1/info`` advertises), rows written in grid order, exactly
-once, pair-by-pair retry of a refused batch, smaller batches when requests get slow.
+The chips go through ``ccexpert_changes.core.driver.drive`` (the same driver and loop as the QGIS plugin): batches
+capped at the backend's ``max_batch`` and ``max_body_bytes`` (PNGs are encoded in ``prepare``, so their size is
+known), up to ``in_flight`` requests at once (default: the capacity ``/v1/info`` advertises), rows written in grid
+order, exactly once, pair-by-pair retry of a refused batch, smaller batches when requests get slow. One run per
+output (``core.output_lock``); the output's rows are counted again before success is reported. Ctrl-C: see
+:class:`Interrupts`.
 """
 
 from __future__ import annotations

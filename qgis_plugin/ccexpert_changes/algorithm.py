@@ -1,13 +1,15 @@
 """Processing algorithm ``ccexpert:describe_changes``: the one code path behind the toolbox, batch mode, the
 model designer, ``processing.run`` and ``qgis_process``.
 
-Plan (no network, cheap): open both rasters with GDAL, refuse Before = After, check they overlap, transform the
-area of interest (a polygon layer and/or an extent such as the map canvas) into the before CRS, lay the chip grid
-and count the chips. Run: check OUTPUT (a .gpkg that is none of the inputs), fetch ``/v1/info``, check the API key
-(``/v1/auth/check``), compute the shared stretch, then hand the chips to the run loop shared with ``ccexpert
-describe`` (``core.run_loop``: batches, several requests in flight, rows written in grid order). Nothing is
-written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
-(``output.TileWriter``), and RESUME refuses an OUTPUT made from other inputs unless RESUME_FORCE.
+Parameters are read once (``planning.DescribeParameters``). Plan (no network, cheap): open both rasters with GDAL,
+refuse Before = After, check they overlap, transform the area of interest (a polygon layer and/or an extent such as
+the map canvas) into the before CRS, lay the chip grid and count the chips. Run: check OUTPUT (a .gpkg that is none
+of the inputs), fetch ``/v1/info``, check the API key (``/v1/auth/check``), compute the shared stretch, take the
+output's lock, then hand the chips to the run driver shared with ``ccexpert describe`` (``core.driver.drive``:
+batch, bytes and in-flight from ``/v1/info``, the keep rule; ``core.run_loop``: rows written in grid order). Nothing
+is written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
+(``output.TileWriter``, staging in ``core.output_contract``), and RESUME refuses an OUTPUT made from other inputs or
+without a readable fingerprint unless RESUME_FORCE. Every count the run reports is the layer's.
 """
 
 from __future__ import annotations
