@@ -27,13 +27,18 @@ class RunProgress:
         self.feedback, self.total, self.clock = feedback, max(1, total), clock
         self.shown: float | None = None
         self.shown_done = -1
+        self.shown_waiting = False
 
     def __call__(self, stats: RunStats) -> None:
         self.feedback.setProgress(100.0 * stats.done / self.total)
         now = self.clock()
         last = stats.done >= self.total and stats.done != self.shown_done  # once, however often it is reported
-        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last:
+        # an outage starting or ending is shown at once, whatever the throttle (the analyst must not see a pace
+        # while the backend is down, nor "waiting" once it answers again)
+        flipped = (getattr(stats, "waiting", None) is not None) != self.shown_waiting
+        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last or flipped:
             self.shown, self.shown_done = now, stats.done
+            self.shown_waiting = getattr(stats, "waiting", None) is not None
             self.feedback.setProgressText(progress_text(stats))
 
 
