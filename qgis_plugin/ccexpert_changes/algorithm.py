@@ -246,7 +246,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         try:
             aoi = self.parameterAsVectorLayer(parameters, self.AOI, context)
             inputs["AOI"] = aoi.source() if aoi is not None else None
-        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
+        except Exception:  # a source QGIS cannot resolve to a layer is not a file to protect
             inputs["AOI"] = None
         try:
             check_output(output, inputs)

@@ -120,7 +120,7 @@ def preselect_rasters(project: QgsProject | None = None) -> dict:
 
 
 class DescribeChangesDialog(AlgorithmDialog):
-    def runAlgorithm(self):  # noqa: N802 - QGIS API name
+    def runAlgorithm(self):  # QGIS API name
         try:
             parameters = self.createProcessingParameters()
         except Exception:  # invalid widgets: let the base class highlight them

@@ -69,7 +69,7 @@ def move_to_group(layer: QgsVectorLayer, project: QgsProject, group_name: str = 
 
 
 class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
+    def postProcessLayer(self, layer, context, feedback):  # QGIS API name
         if not isinstance(layer, QgsVectorLayer):
             return
         apply_style(layer)

@@ -183,11 +183,11 @@ class RecordingFeedback:
                 self.errors: list[str] = []
                 self.progressChanged.connect(self._progress)
 
-            def pushInfo(self, info):  # noqa: N802
+            def pushInfo(self, info):
                 self.infos.append(info)
                 super().pushInfo(info)
 
-            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+            def reportError(self, error, fatalError=False):
                 self.errors.append(error)
                 super().reportError(error, fatalError)
 

@@ -85,7 +85,7 @@ def test_backend_down_is_not_retried_and_says_what_to_do(qgis_app):
             super().__init__()
             self.infos = []
 
-        def pushInfo(self, info):  # noqa: N802 - QGIS API name
+        def pushInfo(self, info):  # QGIS API name
             self.infos.append(info)
 
     url = f"http://127.0.0.1:{free_port()}"

@@ -140,7 +140,7 @@ class _Bar:
     def __init__(self):
         self.messages = []
 
-    def pushMessage(self, title, text, level=None, duration=None):  # noqa: N802 - QGIS API name
+    def pushMessage(self, title, text, level=None, duration=None):  # QGIS API name
         self.messages.append((text, level))
 
 

@@ -45,7 +45,7 @@ class Prefetcher:
             for item in produce():
                 if not self._put(item):
                     return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(_Failure(exc))
             return
         self._put(_END)
