@@ -22,6 +22,9 @@ import tomllib
 LOCKS = {
     "requirements/lock.txt": ("pyproject.toml", "requirements/build.in"),
     "requirements/qgis-lock.txt": ("requirements/qgis-tools.in",),
+    # the same tools for the Pythons of the other QGIS releases tested (scripts/qgis_matrix.sh --lock SUITE)
+    "requirements/qgis-lock-py313.txt": ("requirements/qgis-tools.in",),
+    "requirements/qgis-lock-py314.txt": ("requirements/qgis-tools.in",),
 }
 DIGEST_LINE = re.compile(r"^# inputs-sha256: ([0-9a-f]{64})$", re.MULTILINE)
 PIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", re.MULTILINE)
