@@ -3,6 +3,8 @@
 #   bookworm = QGIS 3.22 (the host itself when it is Debian 12, else a root folder), trixie = 3.40 LTR, forky = 3.44 LTR
 # Usage: bash scripts/qgis_matrix.sh [SUITE ...]        (default: bookworm trixie forky; run as root)
 #        bash scripts/qgis_matrix.sh --lock SUITE ...   (writes requirements/qgis-lock-pyXY.txt for the suite's Python)
+#        bash scripts/qgis_matrix.sh --desktop SUITE PNG  (the real QGIS desktop under Xvfb runs "Describe changes"
+#                                                          once: scripts/qgis_desktop_check.py; screenshot to PNG)
 # Each non-host suite gets a root folder built once with debootstrap and cached outside the checkout
 # ($CCEXPERT_QGIS_CACHE, default /var/cache/ccexpert-qgis/<suite>): QGIS, qgis_process and a venv of the suite's
 # /usr/bin/python3 (system site packages, so `qgis` imports) holding the plugin's test tools from the lock for that
@@ -146,10 +148,59 @@ write_lock() {  # SUITE: pip-compile inside the root, for its Python, with hashe
   log "$suite: wrote $lock (Python $pyver)"
 }
 
+# ---------------------------------------------------------------- desktop check (inside `unshare -m`)
+DESKTOP_PACKAGES=(xvfb xauth)
+run_desktop() {  # SUITE PNG: the plugin in the real desktop, as an analyst runs it once; PNG and PNG.json written
+  local suite="$1" png="$2" root="$CACHE/$1" work=/opt/ccexpert-desktop port key rc
+  build_root "$suite" && mount_system "$root" && mount_project "$root" "$suite" || return 1
+  if [ ! -f "$root/.ccexpert-desktop-tools" ]; then
+    { in_root "$root" "${APT[@]}" install -y "${DESKTOP_PACKAGES[@]}" && touch "$root/.ccexpert-desktop-tools"; } \
+      > "$CACHE/$suite.desktop-apt.log" 2>&1 || { log "$suite: cannot install ${DESKTOP_PACKAGES[*]}"; return 1; }
+  fi
+  # a fresh profile (QGIS keeps profiles in <profiles-path>/profiles/<name>) with the checkout's plugin enabled
+  local profile="$root$work/profiles/profiles/default"
+  # outside /tmp: QGIS asks on exit about layers under the system temp folder ("temporary layers")
+  rm -rf "$root$work" && mkdir -p "$profile/python/plugins" "$profile/QGIS" || return 1
+  ln -s "$REPO/qgis_plugin/ccexpert_changes" "$profile/python/plugins/ccexpert_changes"
+  printf '[PythonPlugins]\nccexpert_changes=true\n\n[qgis]\nshowTips=false\ncheckVersion=false\n' > "$profile/QGIS/QGIS3.ini"
+  # a generated scene with known changes (the backend's Python writes it), the demo model behind a loopback server
+  in_root "$root" "PYTHONPATH=$REPO/backend:$REPO/training:$REPO/qgis_plugin" "$REPO/.venv/bin/python" -c \
+    'import sys; from ccexpert_training.synth import make_scene_pair; print(*make_scene_pair(sys.argv[1], size=1152, seed=3), sep="\n")' \
+    "$work/scene" > "$root$work/scene.txt" || { log "$suite: cannot generate the scene"; return 1; }
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  key="desktop-check-$RANDOM$RANDOM"
+  echo "$key desktop-check" > "$root$work/keys.txt"
+  # chroot itself in the background (not a shell function: its subshell would hide the server from `kill`)
+  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/bin:/bin OMP_NUM_THREADS=1 \
+    "PYTHONPATH=$REPO/backend:$REPO/training:$REPO/qgis_plugin" "$REPO/.venv/bin/ccexpert" serve \
+    --model "$REPO/backend/ccexpert/demo_model" --host 127.0.0.1 --port "$port" --api-keys-file "$work/keys.txt" \
+    > "$root$work/serve.log" 2>&1 &
+  SERVE_PID=$!
+  trap 'kill "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; unmount_all' EXIT
+  local i
+  for i in $(seq 1 240); do
+    curl -sf "http://127.0.0.1:$port/readyz" > /dev/null 2>&1 && break
+    kill -0 "$SERVE_PID" 2>/dev/null || { tail -n 20 "$root$work/serve.log" >&2; log "ccexpert serve exited"; return 1; }
+    sleep 0.5
+  done
+  local before after config
+  { read -r before; read -r after; } < <(head -n 2 "$root$work/scene.txt")
+  config="$(python3 -c 'import json, sys; print(json.dumps(dict(zip(["url", "key", "before", "after", "output", "screenshot", "report", "master"], sys.argv[1:]))))' \
+    "http://127.0.0.1:$port" "$key" "$before" "$after" "$work/changes.gpkg" "$work/shot.png" "$work/report.json" "desktop-check-master")"
+  in_root "$root" "CCEXPERT_DESKTOP_CHECK=$config" "HOME=$work" timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" \
+    qgis --profiles-path "$work/profiles" --profile default --nologo --noversioncheck \
+    --code "$REPO/scripts/qgis_desktop_check.py" > "$root$work/qgis.log" 2>&1
+  rc=$?
+  cat "$root$work/report.json" 2>/dev/null
+  [ -f "$root$work/shot.png" ] && cp "$root$work/shot.png" "$png" && cp "$root$work/report.json" "$png.json"
+  [ "$rc" -eq 0 ] || { tail -n 30 "$root$work/qgis.log" >&2; log "$suite: the desktop check failed (exit $rc; log $root$work/qgis.log)"; }
+  return $rc
+}
+
 # ---------------------------------------------------------------- run
 versions_line() {  # PYTHON: "QGIS x (Python y, GDAL z, Qt q)"
   "$@" -c 'import platform; from qgis.core import Qgis; from osgeo import gdal; from qgis.PyQt.QtCore import QT_VERSION_STR
-print(f"QGIS {Qgis.QGIS_VERSION.split(\"-\")[0]} (Python {platform.python_version()}, GDAL {gdal.__version__}, Qt {QT_VERSION_STR})")' 2>/dev/null
+print(f"QGIS {Qgis.QGIS_VERSION.split(chr(45))[0]} (Python {platform.python_version()}, GDAL {gdal.__version__}, Qt {QT_VERSION_STR})")' 2>/dev/null
 }
 
 counts_of() {  # JUNIT_XML: "N passed, M failed, K skipped"
@@ -212,11 +263,20 @@ inside() {  # MODE SUITE: the part that runs in the private mount namespace
   case "$1" in
     run) run_in_root "$2" ;;
     lock) build_root "$2" && mount_system "$CACHE/$2" && write_lock "$2" ;;
+    desktop) run_desktop "$2" "$3" ;;
   esac
 }
 
 main() {
   [ "${1:-}" = --inside ] && { shift; inside "$@"; exit $?; }
+  if [ "${1:-}" = --desktop ]; then
+    [ $# -eq 3 ] || die "usage: $0 --desktop SUITE PNG"
+    [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot and bind mounts)"
+    local png
+    png="$(realpath -m "$3")"
+    unshare --mount --propagation private -- bash "$0" --inside desktop "$2" "$png"
+    return $?
+  fi
   local mode=run
   [ "${1:-}" = --lock ] && { mode=lock; shift; }
   local suites=("$@")
@@ -253,4 +313,4 @@ main() {
   return $status
 }
 
-main "$@"
+main "$@"; exit $?
