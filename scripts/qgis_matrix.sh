@@ -119,6 +119,7 @@ build_venv() {  # SUITE: /opt/ccexpert-tests in the root, from the lock for the 
   key="$(sha256sum "$REPO/$lock" | cut -c1-16)"
   [ -f "$root/opt/ccexpert-tests/.ccexpert-lock-$key" ] && return 0
   log "$suite: installing the plugin's test tools from $lock"
+  local t0=$SECONDS
   rm -rf "$root/opt/ccexpert-tests"
   cp "$REPO/$lock" "$root/tmp/ccexpert-lock.txt"
   if ! { in_root "$root" /usr/bin/python3 -m venv --system-site-packages /opt/ccexpert-tests &&
@@ -127,6 +128,7 @@ build_venv() {  # SUITE: /opt/ccexpert-tests in the root, from the lock for the 
     tail -n 30 "$CACHE/$suite.pip.log" >&2; log "$suite: pip install failed (log: $CACHE/$suite.pip.log)"; return 1
   fi
   touch "$root/opt/ccexpert-tests/.ccexpert-lock-$key"
+  log "$suite: test tools installed in $((SECONDS - t0)) s"
 }
 
 write_lock() {  # SUITE: pip-compile inside the root, for its Python, with hashes, like scripts/lock.sh
@@ -250,10 +252,12 @@ run_in_root() {  # SUITE (inside `unshare -m`)
   build_root "$suite" && mount_system "$root" && build_venv "$suite" && mount_project "$root" "$suite" ||
     { echo "QGIS ? ($suite): not run -- the root folder could not be built" >> "$RESULTS"; return 1; }
   versions="$(versions_line in_root "$root" /usr/bin/python3)"
+  local t0=$SECONDS
   rm -f "$root/tmp/ccexpert-junit.xml"
   in_root "$root" "${TEST_ENV[@]}" /bin/sh -c "cd '$REPO' && exec timeout $PYTEST_TIMEOUT_S /opt/ccexpert-tests/bin/python \
     ${PYTEST_ARGS[*]} --junitxml=/tmp/ccexpert-junit.xml"
   rc=$?
+  log "$suite: plugin suite ran in $((SECONDS - t0)) s"
   report "$suite" "$versions" "$rc" "$root/tmp/ccexpert-junit.xml"
 }
 
