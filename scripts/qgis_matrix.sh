@@ -317,4 +317,5 @@ main() {
   return $status
 }
 
-main "$@"; exit $?
+# run unless sourced (tests source the file for its functions); exit at once so an edit of the file mid-run is harmless
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; exit $?; fi
