@@ -218,7 +218,9 @@ print(f"{tests - failed - skipped} passed, {failed} failed, {skipped} skipped")
 EOF
 }
 
-PYTEST_ARGS=(-m pytest -c tests/plugin/pytest.ini tests/plugin -q -rfEs -p no:cacheprovider)
+# CCEXPERT_QGIS_TESTS narrows the run (e.g. "tests/plugin/test_backend_client.py"); CI runs the whole suite
+read -ra PLUGIN_TESTS <<< "${CCEXPERT_QGIS_TESTS:-tests/plugin}"
+PYTEST_ARGS=(-m pytest -c tests/plugin/pytest.ini "${PLUGIN_TESTS[@]}" -q -rfEs -p no:cacheprovider)
 TEST_ENV=(QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONFAULTHANDLER=1
   "PYTHONPATH=$REPO/backend:$REPO/training:$REPO/qgis_plugin")
 
