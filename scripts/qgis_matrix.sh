@@ -40,8 +40,8 @@ lock_for_python() {  # "3.13" -> the lock file (relative to the repo) for that P
 
 # ---------------------------------------------------------------- mounts (only ever called inside `unshare -m`)
 MOUNTED=()
-mount_bind() {  # SRC DST [ro]
-  mkdir -p "$2" || return 1
+mount_bind() {  # SRC DST [ro]   (DST: a folder, or an existing file when SRC is a file)
+  [ -f "$2" ] || mkdir -p "$2" || return 1
   mount --bind "$1" "$2" || return 1
   MOUNTED+=("$2")
   if [ "${3:-}" = ro ]; then mount -o remount,bind,ro "$2" || return 1; fi
@@ -65,6 +65,17 @@ mount_project() {  # ROOT SUITE: the checkout and the backend's Python at their 
   for dir in "$(readlink -f "$REPO/.venv")" "$(dirname "$(dirname "$backend_python")")"; do
     case "$dir" in "" | /usr | /usr/* | "$work" | "$work"/*) ;; *) mount_bind "$dir" "$root$dir" ro || return 1 ;; esac
   done
+  # a venv made from the system Python (Debian 12: /usr/bin/python3.11): that interpreter and its standard library,
+  # which the suite's root does not have (trixie and forky ship 3.13 and 3.14)
+  case "$backend_python" in
+    /usr/bin/python3.*)
+      local name="${backend_python##*/}"
+      if [ ! -s "$root/usr/bin/$name" ]; then  # -s: not the empty mount point left by an earlier run
+        touch "$root/usr/bin/$name" && mount_bind "$backend_python" "$root/usr/bin/$name" ro &&
+          mount_bind "/usr/lib/$name" "$root/usr/lib/$name" ro || return 1
+      fi
+      ;;
+  esac
   # each QGIS release gets its own settings and auth database (pytest-qgis keeps them in tests/plugin/.qgis-settings)
   settings="$CACHE/$suite.settings"
   rm -rf "$settings" && mkdir -p "$settings" "$REPO/tests/plugin/.qgis-settings" || return 1
@@ -254,6 +265,13 @@ run_in_root() {  # SUITE (inside `unshare -m`)
   build_root "$suite" && mount_system "$root" && build_venv "$suite" && mount_project "$root" "$suite" ||
     { echo "QGIS ? ($suite): not run -- the root folder could not be built" >> "$RESULTS"; return 1; }
   versions="$(versions_line in_root "$root" /usr/bin/python3)"
+  # the backend must run in the root, or every test that needs it would be skipped, not failed
+  if ! in_root "$root" "PYTHONPATH=$REPO/backend:$REPO/training:$REPO/qgis_plugin" "$REPO/.venv/bin/python" \
+    -c 'import ccexpert.service' > "$CACHE/$suite.backend-check.log" 2>&1; then
+    tail -n 5 "$CACHE/$suite.backend-check.log" >&2
+    echo "${versions:-QGIS ? ($suite)}: not run -- the backend's .venv does not run in the root folder" >> "$RESULTS"
+    return 1
+  fi
   local t0=$SECONDS
   rm -f "$root/tmp/ccexpert-junit.xml"
   in_root "$root" "${TEST_ENV[@]}" /bin/sh -c "cd '$REPO' && exec timeout $PYTEST_TIMEOUT_S /opt/ccexpert-tests/bin/python \
