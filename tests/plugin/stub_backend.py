@@ -42,6 +42,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _route(self):
+        # the whole request is read before any answer: closing a socket with an unread body resets the connection,
+        # and Qt then sends the request again unseen, so the client would never see the 429 (or 503) it is tested on
+        request_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         scenario, _, path = self.path.lstrip("/").partition("/")
         HITS[self.path] += 1
         SEEN.append(
@@ -63,7 +66,6 @@ class Handler(BaseHTTPRequestHandler):
         if scenario == "v2" and path == "v1/info":
             return self._send(200, {**INFO, "api_version": "2"})
         if scenario == "failing" and path == "v1/captions":  # info is fine, every batch fails as the model does
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             return self._send(
                 503, {"error": {"code": "engine_error", "message": FAILURE, "id": None}}, {"Retry-After": "0"}
             )
@@ -72,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "v1/info":
             return self._send(200, INFO)
         if path == "v1/captions":
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.loads(request_body)
             return self._send(
                 200,
                 {
