@@ -200,7 +200,7 @@ run_desktop() {  # SUITE PNG: the plugin in the real desktop, as an analyst runs
   { read -r before; read -r after; } < <(head -n 2 "$root$work/scene.txt")
   config="$(python3 -c 'import json, sys; print(json.dumps(dict(zip(["url", "key", "before", "after", "output", "screenshot", "report", "master"], sys.argv[1:]))))' \
     "http://127.0.0.1:$port" "$key" "$before" "$after" "$work/changes.gpkg" "$work/shot.png" "$work/report.json" "desktop-check-master")"
-  in_root "$root" "CCEXPERT_DESKTOP_CHECK=$config" "HOME=$work" timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" \
+  in_root "$root" "CCEXPERT_DESKTOP_CHECK=$config" "HOME=$work" timeout --foreground 900 xvfb-run -a -s "-screen 0 1600x1000x24" \
     qgis --profiles-path "$work/profiles" --profile default --nologo --noversioncheck \
     --code "$REPO/scripts/qgis_desktop_check.py" > "$root$work/qgis.log" 2>&1
   rc=$?
@@ -231,6 +231,8 @@ EOF
 
 # CCEXPERT_QGIS_TESTS narrows the run (e.g. "tests/plugin/test_backend_client.py"); CI runs the whole suite
 read -ra PLUGIN_TESTS <<< "${CCEXPERT_QGIS_TESTS:-tests/plugin}"
+# `timeout --foreground` everywhere: a plain `timeout` puts the tests in a process group of their own, where Ctrl-C
+# never reaches them
 PYTEST_ARGS=(-m pytest -c tests/plugin/pytest.ini "${PLUGIN_TESTS[@]}" -q -rfEs -p no:cacheprovider)
 TEST_ENV=(QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONFAULTHANDLER=1
   "PYTHONPATH=$REPO/backend:$REPO/training:$REPO/qgis_plugin")
@@ -253,7 +255,7 @@ run_on_host() {  # bookworm on a Debian 12 host: .venv-qgis, as scripts/test.sh 
   local suite="$1" junit rc versions
   junit="$(mktemp --suffix=.xml)"
   versions="$(versions_line /usr/bin/python3)"
-  (cd "$REPO" && env "${TEST_ENV[@]}" timeout "$PYTEST_TIMEOUT_S" .venv-qgis/bin/python "${PYTEST_ARGS[@]}" --junitxml="$junit")
+  (cd "$REPO" && env "${TEST_ENV[@]}" timeout --foreground "$PYTEST_TIMEOUT_S" .venv-qgis/bin/python "${PYTEST_ARGS[@]}" --junitxml="$junit")
   rc=$?
   report "$suite" "$versions (host)" "$rc" "$junit"; rc=$?
   rm -f "$junit"
@@ -274,7 +276,7 @@ run_in_root() {  # SUITE (inside `unshare -m`)
   fi
   local t0=$SECONDS
   rm -f "$root/tmp/ccexpert-junit.xml"
-  in_root "$root" "${TEST_ENV[@]}" /bin/sh -c "cd '$REPO' && exec timeout $PYTEST_TIMEOUT_S /opt/ccexpert-tests/bin/python \
+  in_root "$root" "${TEST_ENV[@]}" /bin/sh -c "cd '$REPO' && exec timeout --foreground $PYTEST_TIMEOUT_S /opt/ccexpert-tests/bin/python \
     ${PYTEST_ARGS[*]} --junitxml=/tmp/ccexpert-junit.xml"
   rc=$?
   log "$suite: plugin suite ran in $((SECONDS - t0)) s"
