@@ -120,7 +120,7 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-def M(name, file, old, new, tests) -> Mutant:  # noqa: N802 (a table constructor)
+def M(name, file, old, new, tests) -> Mutant:  # a table constructor
     return Mutant(name, file, old, new, tuple(tests))
 
 

@@ -109,7 +109,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(icon_path())
 
-    def helpUrl(self) -> str:  # noqa: N802 - QGIS API name
+    def helpUrl(self) -> str:  # QGIS API name
         return help_url()
 
     def createInstance(self) -> DescribeChangesAlgorithm:
@@ -249,7 +249,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString("MODEL", tr("Model that made the captions")))
         self.addOutput(QgsProcessingOutputString("RUN_ID", tr("Run id")))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+    def checkParameterValues(self, parameters, context):  # QGIS API name
         """Before = After, rasters that do not overlap, an area of interest outside them: refused before the
         backend is contacted (the dialog, processing.run and qgis_process all ask this first)."""
         ok, message = super().checkParameterValues(parameters, context)

@@ -37,7 +37,7 @@ class WarningFeedback:
     def make():
         feedback = RecordingFeedback.make()
         feedback.warnings = []
-        feedback.pushWarning = lambda text: feedback.warnings.append(text)  # noqa: N815
+        feedback.pushWarning = lambda text: feedback.warnings.append(text)
         return feedback
 
 

@@ -104,7 +104,7 @@ class _Bar:
     def __init__(self):
         self.messages = []
 
-    def pushMessage(self, title, text, *args, level=None, duration=None):  # noqa: N802 - QGIS API name
+    def pushMessage(self, title, text, *args, level=None, duration=None):  # QGIS API name
         more = args[0] if args else None
         level = args[1] if len(args) > 1 else level
         self.messages.append({"title": title, "text": text, "more": more, "level": level})

@@ -341,7 +341,7 @@ class RunLoop:
         start = time.monotonic()
         try:
             outcomes = self._caption(items)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in order by _write_oldest (Ctrl-C included)
+        except BaseException as exc:  # re-raised in order by _write_oldest (Ctrl-C included)
             return _Answer(error=exc, seconds=time.monotonic() - start)
         return _Answer(outcomes, seconds=time.monotonic() - start)
 
@@ -461,7 +461,7 @@ class RunLoop:
         if rows:
             try:
                 self.writer.write(rows)
-            except Exception as exc:  # noqa: BLE001 - any failure to write ends the run, with its reason
+            except Exception as exc:  # any failure to write ends the run, with its reason
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 target = getattr(self.writer, "target", None) or getattr(self.writer, "path", None) or "the output"
                 message = f"cannot write to {target}: {reason}"
