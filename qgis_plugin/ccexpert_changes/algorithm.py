@@ -536,4 +536,3 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 ).format(stats.errors, stats.first_error, output)
             )
         return stats
-
