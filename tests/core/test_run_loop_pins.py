@@ -5,7 +5,6 @@ run is paced by the tiles written in this run. Fake clocks and a hand-driven exe
 from __future__ import annotations
 
 import threading
-import time
 import types
 from concurrent.futures import Executor, Future
 
