@@ -109,6 +109,7 @@ class DescribeSummary:
     first_error: str | None = None  # the message of the first tile that failed in this run
     left_as_it_was: bool = False  # an --overwrite run that captioned nothing: the previous output was kept
     output_mismatch: str | None = None  # the output's rows, counted at the end, are not what this run left
+    grid: ChipGrid | None = None  # the run's chip grid (the change-areas layer reads the chips' overlap from it)
 
     @property
     def not_attempted(self) -> int:
@@ -215,6 +216,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
         chip_size = options.chip_size if options.chip_size is not None else model_chip
         summary.resampled = rasters.resampled
         grid = ChipGrid(rasters.grid, chip_size, options.overlap)
+        summary.grid = grid
         _warn_gsd(rasters, chip_size, model_chip, info)
         area = box(*rasters.overlap)
         if options.aoi:

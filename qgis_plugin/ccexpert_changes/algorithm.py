@@ -346,7 +346,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 output, info, counts, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else []
             )
             if params.areas:
-                write_areas(output, feedback)
+                write_areas(output, feedback, plan.grid)
         style_on_load(context, output, plan.reader.after_src.GetDescription())
         summary = tr(
             "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in "

@@ -19,6 +19,7 @@ from qgis.PyQt.QtCore import QVariant
 from .about import tr
 from .core.areas import AREA_FIELDS, AREAS_LAYER_NAME, areas_style, group_areas
 from .core.fields import LAYER_NAME
+from .core.grid import ChipGrid, parse_tile_id
 from .core.style_table import write_default_style
 
 _QT_TYPES = {"str": QVariant.Type.String, "int": QVariant.Type.Int, "real": QVariant.Type.Double}
@@ -33,8 +34,9 @@ def _value(value):
     return None if value == NULL else value
 
 
-def write_change_areas(path: str) -> int:
-    """(Re)write layer ``change_areas`` of the output GeoPackage at ``path`` from its tiles; the number of areas."""
+def write_change_areas(path: str, grid: ChipGrid | None = None) -> int:
+    """(Re)write layer ``change_areas`` of the output GeoPackage at ``path`` from its tiles; the number of areas.
+    ``grid``: the run's chip grid, so that objects in the overlap of two chips are counted once."""
     tiles = QgsVectorLayer(f"{path}|layername={LAYER_NAME}", "tiles", "ogr")
     if not tiles.isValid():
         raise AreaLayerError(tr("{0} has no readable layer {1}").format(path, LAYER_NAME))
@@ -43,6 +45,9 @@ def write_change_areas(path: str) -> int:
         record = {name: _value(feature[name]) for name in _READ}
         box = feature.geometry().boundingBox()
         record["bounds"] = (box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum())
+        if grid is not None:
+            row, col, _ = parse_tile_id(record["tile_id"])
+            record["chip_bounds"] = grid.chip(row, col).bounds
         records.append(record)
         geometries[record["tile_id"]] = QgsGeometry(feature.geometry())
     crs = tiles.crs()

@@ -100,12 +100,14 @@ def finish_layer(
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))
 
 
-def write_areas(output: str, feedback: QgsProcessingFeedback) -> None:
+def write_areas(output: str, feedback: QgsProcessingFeedback, grid=None) -> None:
     """Layer change_areas; a failure is reported and leaves the tiles as they are (they are the result)."""
     from .area_layer import AreaLayerError, write_change_areas
 
     try:
-        feedback.pushInfo(tr("{0} change area(s) written to layer change_areas").format(write_change_areas(output)))
+        feedback.pushInfo(
+            tr("{0} change area(s) written to layer change_areas").format(write_change_areas(output, grid))
+        )
     except AreaLayerError as exc:
         feedback.reportError(str(exc))
 

@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.areas and not summary.left_as_it_was and os.path.exists(args.output):
         from ccexpert.area_layer import write_change_areas
 
-        print(f"{write_change_areas(args.output)} change areas -> {args.output} (layer change_areas)")
+        print(f"{write_change_areas(args.output, summary.grid)} change areas -> {args.output} (layer change_areas)")
     return code
 
 

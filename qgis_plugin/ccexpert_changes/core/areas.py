@@ -100,9 +100,16 @@ def _counted(facts: Iterable[dict], skip_cells: frozenset[str]) -> int | None:
     return total
 
 
+def _seen(tile: Mapping[str, Any]) -> Sequence[float]:
+    """What the model saw of a tile: its chip when known, else its polygon's bounds."""
+    return tile.get("chip_bounds") or tile["bounds"]
+
+
 def group_areas(tiles: Iterable[Mapping[str, Any]]) -> list[Area]:
     """Areas of changed tiles: records with ``tile_id``, ``row``, ``col``, ``status``, ``changed``, ``change_kind``,
-    ``facts`` and ``bounds`` (xmin, ymin, xmax, ymax in the layer's CRS), in any order. Areas come in grid order of
+    ``facts`` and ``bounds`` (xmin, ymin, xmax, ymax in the layer's CRS), in any order; ``chip_bounds`` when
+    known: the whole chip the model saw (the polygons are the parts the tiles own, which never overlap, so the
+    overlap that makes two chips report the same objects is read from the chips). Areas come in grid order of
     their first tile; ``area_id`` counts from 1."""
     members = {
         (int(t["row"]), int(t["col"])): t
@@ -136,9 +143,9 @@ def group_areas(tiles: Iterable[Mapping[str, Any]]) -> list[Area]:
             tile = members[(row, col)]
             skip: set[str] = set()
             left, above = (row, col - 1), (row - 1, col)
-            if left in inside and _overlaps(members[left]["bounds"], tile["bounds"]):
+            if left in inside and _overlaps(_seen(members[left]), _seen(tile)):
                 skip |= _LEFT
-            if above in inside and _overlaps(members[above]["bounds"], tile["bounds"]):
+            if above in inside and _overlaps(_seen(members[above]), _seen(tile)):
                 skip |= _TOP
             counted = _counted(_facts(tile), frozenset(skip))
             total = None if total is None or counted is None else total + counted
