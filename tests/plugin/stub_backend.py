@@ -76,6 +76,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, INFO)
         if path == "v1/captions":
             body = json.loads(self._body)
+            SEEN[-1]["fields"] = sorted(body)  # what the client sent beside the pairs (max_new_tokens, context)
+            SEEN[-1]["context"] = body.get("context")
             return self._send(
                 200,
                 {
