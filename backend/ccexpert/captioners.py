@@ -1,5 +1,10 @@
-"""What ``ccexpert describe`` captions with: the model in this process or a ``ccexpert serve`` backend, behind one
-small interface, and its adapter to the run loop (``ccexpert_changes.core.run_loop``)."""
+"""What ``ccexpert describe`` captions with: the model in this process or a ``ccexpert serve`` backend.
+
+Both implement the run loop's captioner contract directly (``ccexpert_changes.core.run_loop.Captioner``, the same
+one the plugin's ``chips.BackendCaptioner`` implements): ``caption(items)`` returns one result per item or raises
+:class:`~ccexpert_changes.core.run_loop.CaptionError` of kind ``rejected`` (the loop retries pair by pair, so one
+bad chip fails alone: the one isolation rule, in the loop), ``fatal`` or ``refused_key``. What describe adds:
+``info()``, ``check_access()``, ``payload()`` (PNGs made in the prefetch thread) and ``max_in_flight()``."""
 
 from __future__ import annotations
 
@@ -8,23 +13,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ccexpert_changes.core.driver import JSON_OVERHEAD_BYTES, MAX_IN_FLIGHT
 from ccexpert_changes.core.run_loop import CaptionError, Item
 
 log = logging.getLogger("ccexpert.describe")
-
-MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
 
 
 class DescribeError(Exception):
     """The run cannot go on (backend unreachable, wrong key, disk full...); finished tiles are kept for --resume.
 
     ``summary`` holds the counts up to that point (None when the run stopped before its first chip).
-    ``refused_key``: the backend refused the API key (401/403)."""
+    ``refused_key``: the backend refused the API key (401/403). ``nothing_written``: the output could not be
+    created (a full disk...) and nothing of the run is left."""
 
-    def __init__(self, message: str, summary: Any = None, refused_key: bool = False):
+    def __init__(self, message: str, summary: Any = None, refused_key: bool = False, nothing_written: bool = False):
         super().__init__(message)
         self.summary = summary
         self.refused_key = refused_key
+        self.nothing_written = nothing_written
 
 
 class Captioner:
@@ -38,9 +44,11 @@ class Captioner:
     def check_access(self) -> None:
         """Before the first chip: DescribeError(refused_key=True) when the backend will refuse every request."""
 
-    def caption(
-        self, ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndarray]], max_new_tokens: int | None
-    ) -> list[dict | Exception]:
+    max_new_tokens: int | None = None  # caption length limit (None: the model's)
+
+    def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
+        """The run loop's contract: one result per item (``{"caption", "confidence", "changed"}``), or
+        CaptionError (``rejected`` / ``fatal`` / ``refused_key``)."""
         raise NotImplementedError
 
     def slow_after_s(self, pairs: int) -> float | None:
@@ -50,6 +58,14 @@ class Captioner:
     def max_in_flight(self, info: dict) -> int:
         """Requests worth keeping at the backend at once (one engine in this process: 1)."""
         return 1
+
+    def on_retry(self, callback: Any) -> None:
+        """Hand ``callback(core.retry.Waiting)`` to the client, told before each wait for a retry (none in-process)."""
+
+    def payload(self, before: np.ndarray, after: np.ndarray) -> tuple[Any, int]:
+        """What ``caption`` gets for one pair, and its bytes in a request (0: no request body). Called in the
+        prefetch thread, so encoding costs the loop nothing."""
+        return (before, after), 0
 
 
 class EngineCaptioner(Captioner):
@@ -69,13 +85,13 @@ class EngineCaptioner(Captioner):
     def info(self) -> dict:
         return self.engine.info()
 
-    def caption(self, ids, pairs, max_new_tokens):
+    def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
         try:
-            results = self.engine.caption(list(pairs), max_new_tokens=max_new_tokens or 64)
-        except ValueError as exc:  # a bad pair: caption one by one to isolate it
-            if len(pairs) == 1:
-                return [exc]
-            return [self.caption([i], [p], max_new_tokens)[0] for i, p in zip(ids, pairs, strict=True)]
+            results = self.engine.caption([item.payload for item in items], max_new_tokens=self.max_new_tokens or 64)
+        except ValueError as exc:  # a pair the model cannot take: the loop retries pair by pair
+            raise CaptionError(f"the model refused the pair: {exc}", "rejected") from None
+        except (RuntimeError, MemoryError) as exc:  # the model is broken (out of memory...): stop the run
+            raise CaptionError(f"the model failed: {exc}", "fatal") from None
         return [{"caption": r.caption, "confidence": r.confidence, "changed": r.changed} for r in results]
 
 
@@ -83,11 +99,8 @@ class ServiceCaptioner(Captioner):
     """A ``ccexpert serve`` backend through :class:`ccexpert.client.CCExpertClient`."""
 
     def __init__(self, client):
-        from .client import ChipPair
-
         self.client = client
         self.name = client.base_url
-        self._pair = ChipPair
 
     def info(self) -> dict:
         from .client import ServiceError
@@ -123,6 +136,9 @@ class ServiceCaptioner(Captioner):
     def slow_after_s(self, pairs: int) -> float | None:
         return float(self.client.timeout[1])
 
+    def on_retry(self, callback: Any) -> None:
+        self.client.on_retry = callback
+
     def max_in_flight(self, info: dict) -> int:
         """The capacity the backend advertises (replicas x requests each), at most ``MAX_IN_FLIGHT``."""
         try:
@@ -130,43 +146,29 @@ class ServiceCaptioner(Captioner):
         except (TypeError, ValueError):
             return 1
 
+    def payload(self, before: np.ndarray, after: np.ndarray) -> tuple[Any, int]:
+        """Two PNGs, and their size as base64 in the request: the run loop splits a batch to stay under the
+        backend's ``max_body_bytes``."""
+        from .client import encode_png
+
+        pngs = (encode_png(before), encode_png(after))
+        return pngs, sum(4 * ((len(png) + 2) // 3) for png in pngs) + JSON_OVERHEAD_BYTES
+
     def _refused(self, exc) -> str:
         return f"backend {self.client.base_url} refused the API key ({exc}): check --api-key-file or CCEXPERT_API_KEY"
 
-    def caption(self, ids, pairs, max_new_tokens):
-        from .client import ServiceError
-
-        items = [self._pair(i, b, a) for i, (b, a) in zip(ids, pairs, strict=True)]
-        out: dict[str, dict | Exception] = {}
-        while items:
-            try:
-                for r in self.client.caption(items, max_new_tokens=max_new_tokens):
-                    out[r["id"]] = r
-                items = []
-            except ServiceError as exc:
-                if exc.status in (401, 403):
-                    raise DescribeError(self._refused(exc), refused_key=True) from None
-                if exc.status is not None and 400 <= exc.status < 500 and exc.pair_id in {p.id for p in items}:
-                    out[exc.pair_id] = exc  # this chip was refused: record it, send the others again
-                    items = [p for p in items if p.id != exc.pair_id]
-                    continue
-                raise DescribeError(f"backend {self.client.base_url}: {exc}") from None
-        return [out[i] for i in ids]
-
-
-class LoopCaptioner:
-    """A describe :class:`Captioner` as the run loop's captioner (``ccexpert_changes.core.run_loop``)."""
-
-    def __init__(self, captioner: Captioner, max_new_tokens: int | None):
-        self.captioner, self.max_new_tokens = captioner, max_new_tokens
-
     def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
-        try:
-            return self.captioner.caption(
-                [i.chip.tile_id for i in items], [i.payload for i in items], self.max_new_tokens
-            )
-        except DescribeError as exc:
-            raise CaptionError(str(exc), "refused_key" if exc.refused_key else "fatal") from None
+        from .client import ChipPair, ServiceError
 
-    def slow_after_s(self, pairs: int) -> float | None:
-        return self.captioner.slow_after_s(pairs)
+        pairs = [ChipPair(item.chip.tile_id, *item.payload) for item in items]
+        try:
+            results = self.client.caption(pairs, max_new_tokens=self.max_new_tokens)
+        except ServiceError as exc:
+            if exc.status in (401, 403):
+                raise CaptionError(self._refused(exc), "refused_key") from None
+            if exc.status is not None and 400 <= exc.status < 500 and (exc.pair_id or exc.status in (413, 422)):
+                # a pair the backend refuses, or a request too large: pair by pair, one bad chip fails alone
+                raise CaptionError(f"backend {self.client.base_url}: {exc}", "rejected") from None
+            raise CaptionError(f"backend {self.client.base_url}: {exc}", "fatal") from None
+        by_id = {r.get("id"): r for r in results}
+        return [by_id.get(pair.id) or CaptionError(f"no result for {pair.id}", "rejected") for pair in pairs]

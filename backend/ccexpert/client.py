@@ -23,7 +23,7 @@ import io
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,8 @@ class CCExpertClient:
         self.retry_budget = float(retry_budget)
         self.probe_budget = float(probe_budget)
         self.session = session or requests.Session()
+        # told before each wait for a retry (describe's run loop: the progress line shows the outage)
+        self.on_retry: Callable[[policy.Waiting], None] | None = None
         self.session.headers["User-Agent"] = f"ccexpert-client/{__version__}"
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
@@ -206,6 +208,8 @@ class CCExpertClient:
                     "budget": f"retry budget of {budget:g} s spent",
                 }[stop]
                 break
+            if self.on_retry is not None:  # describe's progress line shows the outage (issue 25)
+                self.on_retry(policy.Waiting(attempt + 1, delay, deadline - time.monotonic()))
             log.info(
                 "%s %s failed (%s); retry %d in %.2f s (%.0f s of the retry budget left)",
                 method,

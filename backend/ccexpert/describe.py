@@ -12,23 +12,37 @@ output's fingerprint (run metadata) compared. Only then is anything written: a f
 staged in a temporary file that replaces the output at its first captioned batch (see ``gpkg_output``), so an
 input or a previous output is never lost to a run that fails.
 
-The chips go through ``ccexpert_changes.core.run_loop`` (the same loop as the QGIS plugin): batches, up to
-``in_flight`` requests at once (default: the capacity ``/v1/info`` advertises), rows written in grid order, exactly
-once, pair-by-pair retry of a refused batch, smaller batches when requests get slow.
+The chips go through ``ccexpert_changes.core.driver.drive`` (the same driver and loop as the QGIS plugin): batches
+capped at the backend's ``max_batch`` and ``max_body_bytes`` (PNGs are encoded in ``prepare``, so their size is
+known), up to ``in_flight`` requests at once (default: the capacity ``/v1/info`` advertises), rows written in grid
+order, exactly once, pair-by-pair retry of a refused batch, smaller batches when requests get slow. One run per
+output (``core.output_lock``); the output's rows are counted again before success is reported. Ctrl-C: see
+:class:`Interrupts`.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
+from ccexpert_changes.core.driver import (
+    MAX_IN_FLIGHT,
+    Hooks,
+    RunOptions,
+    RunPlan,
+    drive,
+    model_label,
+    settings_from_info,
+)
 from ccexpert_changes.core.fields import (
     STATUS_ERROR,
     STATUS_OK,
@@ -39,7 +53,10 @@ from ccexpert_changes.core.fields import (
 )
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
-from ccexpert_changes.core.run_loop import SEND, Item, RunAborted, RunLoop, RunSettings, RunStats
+from ccexpert_changes.core.output_contract import layer_counts
+from ccexpert_changes.core.output_lock import OutputLock
+from ccexpert_changes.core.retry import waiting_text
+from ccexpert_changes.core.run_loop import SEND, Item, RunStats
 from ccexpert_changes.core.stretch import nodata_fraction
 from PIL import Image
 from pyproj import CRS as ProjCRS
@@ -50,41 +67,34 @@ from shapely.ops import unary_union
 
 from .aoi import aoi_wkt, check_finite, clip_to_footprint, polygonal, repair
 from .captioners import (  # the captioners are part of describe's API (tests, the command, benchmarks)
-    MAX_IN_FLIGHT,
     Captioner,
     DescribeError,
     EngineCaptioner,
-    LoopCaptioner,
     ServiceCaptioner,
 )
-from .gpkg_output import TileWriter, check_output_path
+from .gpkg_output import OutputCreateError, TileWriter, check_output_path, count_rows
 from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
 
 MIN_CHIP_SIZE, MAX_CHIP_SIZE = 16, 8192  # grid chip sizes in raster pixels (chips are resized to the model's input)
+CANCEL_GRACE_S = 5.0  # after a first Ctrl-C, answers arriving within this time are still written
 WRITE_ERRORS = (OSError, RuntimeError, sqlite3.Error)  # a full disk: OSError(ENOSPC) or GDAL's RuntimeError
 
 
 @dataclass
-class DescribeOptions:
+class DescribeOptions(RunOptions):
+    """describe's inputs, and the run options it shares with the plugin (``core.driver.RunOptions``, keywords)."""
+
     before: str
     after: str
     output: str
     aoi: str | None = None
     aoi_layer: str | None = None
     bands: str | None = None
-    chip_size: int | None = None  # default: the model's chip size
-    overlap: int = 0
-    max_nodata: float = 0.5
     nodata: float | None = None  # used for a raster that declares none
-    batch_size: int = 8
-    in_flight: int | None = None  # requests at the backend at once; None: what /v1/info advertises (1 in-process)
     max_new_tokens: int | None = None
-    max_chips: int = 100_000
-    resume: bool = False
     overwrite: bool = False
-    force: bool = False  # with resume: append even when the output's fingerprint differs
     progress: bool = True
 
 
@@ -98,6 +108,7 @@ class DescribeSummary:
     run_id: str = ""
     first_error: str | None = None  # the message of the first tile that failed in this run
     left_as_it_was: bool = False  # an --overwrite run that captioned nothing: the previous output was kept
+    output_mismatch: str | None = None  # the output's rows, counted at the end, are not what this run left
 
     @property
     def not_attempted(self) -> int:
@@ -106,7 +117,7 @@ class DescribeSummary:
 
     @property
     def failed(self) -> int:
-        return self.counts[STATUS_ERROR] + self.not_attempted
+        return self.counts[STATUS_ERROR] + self.not_attempted + int(self.output_mismatch is not None)
 
     def note_error(self, message: str) -> None:
         if self.first_error is None:
@@ -164,7 +175,7 @@ def check_options(options: DescribeOptions) -> None:
     """ValueError for options that cannot work, before anything is opened."""
     if not 0.0 <= options.max_nodata <= 1.0:
         raise ValueError(f"--max-nodata must be in [0, 1], got {options.max_nodata}")
-    if options.batch_size < 1:
+    if options.batch_size is not None and options.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
     if options.chip_size is not None and not MIN_CHIP_SIZE <= options.chip_size <= MAX_CHIP_SIZE:
         raise ValueError(
@@ -232,7 +243,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             crs_string(rasters.before.crs),
             "uint8 passthrough" if stretch.passthrough else stretch.to_dict(),
         )
-        model_id = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
+        model_id = model_label(info)
         metadata = run_metadata(
             str(Path(options.before).resolve()),
             str(Path(options.after).resolve()),
@@ -247,62 +258,156 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             after_source=source_identity(options.after),
             aoi=aoi_wkt(area, abs(rasters.before.transform.a)) if options.aoi else None,
         )
+        prepare = _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload)
+        lock = OutputLock(options.output)
         try:
-            writer = TileWriter(
-                options.output,
-                rasters.before.crs.to_wkt(),
-                grid.grid_hash,
-                metadata,
-                resume=options.resume,
-                overwrite=options.overwrite,
-                staged=True,
-                force=options.force,
-            )
-        except WRITE_ERRORS as exc:
-            raise DescribeError(f"cannot create {options.output}: {_reason(exc)}") from None
-        if writer.fingerprint_differences:
-            log.warning(
-                "--force: resuming %s although it was made by another run: %s",
-                options.output,
-                "; ".join(writer.fingerprint_differences),
-            )
-        if writer.redone:
-            log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
-        common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
-        in_flight = options.in_flight or captioner.max_in_flight(info)
-        if in_flight > 1:
-            log.info(
-                "%d requests in flight at once (%s)",
-                in_flight,
-                "--in-flight" if options.in_flight else "the backend's advertised capacity",
-            )
-        progress = _progress(summary.total, options.progress)
-        run = RunLoop(
-            _chip_reader(rasters, stretch, model_chip, options.max_nodata),
-            LoopCaptioner(captioner, options.max_new_tokens),
-            writer,
-            RunSettings(batch_size=options.batch_size, in_flight=in_flight, common=common),
-            on_progress=progress,
-            on_notice=log.warning,
-            on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
-        )
-        completed = refused = False
+            lock.acquire()  # OutputBusy (a ValueError) when another run writes this output
+        except OSError as exc:
+            raise _cannot_create(options.output, exc) from None
         try:
-            _run_chips(run, grid.chips(bounds, keep), summary)
-            completed = True
-        except DescribeError as exc:
-            refused = exc.refused_key
-            raise
+            crs_wkt = rasters.before.crs.to_wkt()
+            _write_run(
+                options,
+                captioner,
+                info,
+                summary,
+                (crs_wkt, grid.grid_hash, metadata),
+                prepare,
+                grid.chips(bounds, keep),
+            )
         finally:
-            progress(None)
-            keep_output = not refused and (not writer.replaces or (completed and summary.failed == 0))
-            held = writer.finish(keep_output)
-            if not held and writer.replaces:
-                summary.left_as_it_was = True
-                log.warning("the run captioned nothing: %s was left as it was", options.output)
-            if held:
-                _finish_layer(options, info, summary, captioner.name)
+            lock.release()
     return summary
+
+
+def _write_run(
+    options: DescribeOptions,
+    captioner: Captioner,
+    info: dict,
+    summary: DescribeSummary,
+    layer: tuple[str, str, dict],
+    prepare: Callable[[Chip], Item],
+    chips: Iterable[Chip],
+) -> None:
+    """Open the output (``layer``: CRS, grid hash, run metadata), run the chips into it, keep or drop it by the one
+    rule, and count its rows again: a run reports success only for an output that holds what it wrote."""
+    crs_wkt, grid_hash, metadata = layer
+    try:
+        writer = TileWriter(
+            options.output,
+            crs_wkt,
+            grid_hash,
+            metadata,
+            resume=options.resume,
+            overwrite=options.overwrite,
+            staged=True,
+            force=options.force,
+        )
+    except WRITE_ERRORS as exc:
+        raise _cannot_create(options.output, exc) from None
+    if writer.fingerprint_differences:
+        log.warning(
+            "--force: resuming %s although it was made by another run: %s",
+            options.output,
+            "; ".join(writer.fingerprint_differences),
+        )
+    if writer.redone:
+        log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
+    common = {"model": str(info.get("model_name", "")), "backend": captioner.name, "run_id": summary.run_id}
+    settings = settings_from_info(info, options.batch_size, options.in_flight or captioner.max_in_flight(info), common)
+    if options.batch_size and settings.batch_size < options.batch_size:
+        log.info("%d chip pairs per request: the backend's max_batch", settings.batch_size)
+    if settings.in_flight > 1:
+        log.info(
+            "%d requests in flight at once (%s)",
+            settings.in_flight,
+            "--in-flight" if options.in_flight else "the backend's advertised capacity",
+        )
+    settings.cancel_grace_s = CANCEL_GRACE_S
+    if options.max_new_tokens is not None:
+        captioner.max_new_tokens = options.max_new_tokens
+    progress = _progress(summary.total, options.progress)
+    interrupts = Interrupts()
+    hooks = Hooks(
+        on_progress=progress,
+        on_notice=log.warning,
+        on_tile_error=lambda tile_id, message: log.debug("tile %s: %s", tile_id, message),
+        is_canceled=interrupts.requested.is_set,
+        on_loop=lambda loop: captioner.on_retry(loop.waiting),  # an outage shows in the progress line
+    )
+    try:
+        with interrupts:
+            result = drive(RunPlan(chips, summary.total), prepare, captioner, writer, settings, hooks)
+    finally:
+        progress(None)
+        captioner.on_retry(None)  # no reference from the client back to the finished loop
+    _fill(summary, result.stats)
+    if not result.held and writer.replaces:
+        summary.left_as_it_was = True
+        log.warning("the run captioned nothing: %s was left as it was", options.output)
+    if result.held:
+        _finish_layer(options, info, summary, captioner.name)
+        _recount(options.output, summary)
+    if result.aborted is not None:
+        exc = result.aborted
+        if exc.kind == "canceled":
+            raise KeyboardInterrupt
+        message = str(exc)
+        if exc.kind == "write":
+            message += " (the tiles written before are kept; fix it and run again with --resume)"
+        raise DescribeError(message, summary, refused_key=exc.kind == "refused_key")
+
+
+class Interrupts:
+    """Ctrl-C during a run, in two steps (issue 24): the first stops sending and lets the answers that arrive within
+    ``CANCEL_GRACE_S`` be written (then the run ends as interrupted, resumable); the second leaves at once (every
+    written batch is a committed transaction, so the output stays valid). Only the main thread can take signals;
+    elsewhere Ctrl-C is Python's default."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+        log.warning(
+            "interrupted: nothing more is sent; answers arriving in the next %.0f s are written (Ctrl-C again to "
+            "leave at once)",
+            CANCEL_GRACE_S,
+        )
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+def _recount(output: str, summary: DescribeSummary) -> None:
+    """The rows in the output must be the tiles kept from before plus this run's: anything else means another
+    process replaced or changed the file while this run wrote it, and the run must not report success."""
+    expected = summary.skipped_done + sum(summary.counts.values())
+    try:
+        found = count_rows(output)
+    except (OSError, sqlite3.Error) as exc:
+        found, why = -1, _reason(exc)
+    else:
+        why = ""
+    if found != expected:
+        summary.output_mismatch = (
+            f"{output} holds {found if found >= 0 else 'no readable'} rows{f' ({why})' if why else ''} where this "
+            f"run left {expected}: another process replaced or changed it while this run wrote it"
+        )
+        summary.note_error(summary.output_mismatch)
+        log.error("%s", summary.output_mismatch)
 
 
 def _warn_gsd(rasters: RasterPair, chip_size: int, model_chip: int, info: dict) -> None:
@@ -322,12 +427,15 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
     styling only, never the captions."""
     from ccexpert_changes.core.layer_metadata import finish_output
 
-    counts = {
-        "captioned": summary.counts[STATUS_OK],
-        "changed": summary.changed,
-        "errors": summary.counts[STATUS_ERROR],
-        "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
-    }
+    try:
+        counts = layer_counts(options.output)  # after a --resume: the layer's, not only this run's (issue 25)
+    except (OSError, sqlite3.Error):
+        counts = {
+            "captioned": summary.counts[STATUS_OK] + summary.skipped_done,
+            "changed": summary.changed,
+            "errors": summary.counts[STATUS_ERROR],
+            "skipped_nodata": summary.counts[STATUS_SKIPPED_NODATA],
+        }
     try:
         finish_output(
             options.output,
@@ -343,12 +451,21 @@ def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary
         )
 
 
+def _cannot_create(output: str, exc: BaseException) -> DescribeError:
+    """One line for an output that could not even be created (nothing of this run is left behind)."""
+    text = str(exc) if isinstance(exc, OutputCreateError) else f"cannot create {output}: {_reason(exc)}"
+    return DescribeError(f"{text} (nothing was written: is the disk full or read-only?)", nothing_written=True)
+
+
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: float) -> Callable[[Chip], Item]:
-    """``prepare(chip)`` for the run loop: one windowed read per date, the nodata rule, the shared stretch."""
+def _chip_reader(
+    rasters: RasterPair, stretch, model_chip: int, max_nodata: float, payload: Callable[[Any, Any], tuple[Any, int]]
+) -> Callable[[Chip], Item]:
+    """``prepare(chip)`` for the run loop: one windowed read per date, the nodata rule, the shared stretch, and the
+    captioner's payload (PNGs for a backend, with their size on the wire: the byte budget is real)."""
 
     def prepare(chip: Chip) -> Item:
         try:
@@ -365,37 +482,26 @@ def _chip_reader(rasters: RasterPair, stretch, model_chip: int, max_nodata: floa
                 nodata_after=na,
                 error=f"nodata {max(nb, na):.0%} over max {max_nodata:.0%}",
             )
-        pair = (
+        pair, size = payload(
             _to_rgb(stretch.apply(b.array, b.valid), model_chip),
             _to_rgb(stretch.apply(a.array, a.valid), model_chip),
         )
-        return Item(chip, SEND, payload=pair, nodata_before=nb, nodata_after=na)
+        return Item(chip, SEND, payload=pair, size=size, nodata_before=nb, nodata_after=na)
 
     return prepare
 
 
-def _run_chips(run: RunLoop, chips, summary: DescribeSummary) -> None:
-    """Run the loop; its counts go into ``summary`` whatever happens."""
-    try:
-        run.run(chips, summary.total)
-    except RunAborted as exc:
-        if exc.kind == "canceled":
-            raise KeyboardInterrupt from None
-        message = str(exc)
-        if exc.kind == "write":
-            message += " (the tiles written before are kept; fix it and run again with --resume)"
-        raise DescribeError(message, summary, refused_key=exc.kind == "refused_key") from None
-    finally:
-        stats = run.stats
-        summary.skipped_done = stats.resumed
-        summary.counts = {
-            STATUS_OK: stats.captioned,
-            STATUS_ERROR: stats.errors,
-            STATUS_SKIPPED_NODATA: stats.skipped_nodata,
-        }
-        summary.changed = stats.changed
-        if stats.first_error:
-            summary.note_error(stats.first_error)
+def _fill(summary: DescribeSummary, stats: RunStats) -> None:
+    """The loop's counts into the summary the command reports."""
+    summary.skipped_done = stats.resumed
+    summary.counts = {
+        STATUS_OK: stats.captioned,
+        STATUS_ERROR: stats.errors,
+        STATUS_SKIPPED_NODATA: stats.skipped_nodata,
+    }
+    summary.changed = stats.changed
+    if stats.first_error:
+        summary.note_error(stats.first_error)
 
 
 def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:
@@ -409,7 +515,10 @@ def _progress(total: int, enabled: bool) -> Callable[[RunStats | None], None]:
             bar.close()
             return
         bar.update(stats.done - bar.n)
-        bar.set_postfix_str(f"{stats.rate():.1f} pairs/s", refresh=False)
+        if stats.waiting is not None:
+            bar.set_postfix_str(waiting_text(stats.waiting), refresh=True)
+        else:
+            bar.set_postfix_str(f"{stats.rate():.1f} pairs/s (last minute)", refresh=False)
 
     return step
 

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,14 +40,31 @@ from ccexpert_changes.core.fields import (
     RUN_METADATA_TAG,
     STATUS_OK,
     check_record,
-    fingerprint_differences,
 )
 from ccexpert_changes.core.grid import Bounds, parse_tile_id
+from ccexpert_changes.core.output_contract import (
+    check_fingerprint,
+    damage,
+    partial_path,
+    promote,
+    remove_sqlite,
+    remove_stale_partials,
+)
 
-_OGR_TYPES = {"str": "str", "int": "int", "real": "float"}
+_OGR_TYPES = {"str": "str", "int": "int32", "real": "float"}  # int32: OFTInteger, as the plugin (GDAL) writes it
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
-PARTIAL_SUFFIX = ".partial.gpkg"
-_SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+class OutputCreateError(OSError):
+    """The new output could not be created (a full or read-only disk...); nothing of it is left."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    if text.startswith(("b'", 'b"')) and len(text) > 3:  # GDAL messages come as bytes
+        text = text[2:-1]
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def polygon(bounds: Bounds) -> dict:
@@ -99,49 +115,6 @@ def _existing_parent(path: Path) -> Path:
     return folder
 
 
-def _remove(path: Path) -> None:
-    for name in (str(path), *(str(path) + s for s in _SQLITE_SIDECARS)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but is not ours (EPERM)
-        return True
-    return True
-
-
-def remove_stale_partials(target: Path) -> list[Path]:
-    """Delete the temporary files that runs on ``target`` left when they were killed (their process is gone)."""
-    removed = []
-    for partial in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
-        try:
-            pid = int(partial.name[len(target.name) + 2 :].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not _pid_alive(pid):
-            _remove(partial)
-            removed.append(partial)
-    return removed
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class TileWriter:
     """Appends tile records to ``path`` (layer ``change_captions``); ``done`` holds the tile ids already ok.
 
@@ -177,9 +150,7 @@ class TileWriter:
         if staged:
             self.replaces = self.target.exists()
             remove_stale_partials(self.target)
-            self.path = self.target.with_name(
-                f".{self.target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
-            )
+            self.path = partial_path(self.target)
             self.staged = True
         elif self.target.exists():  # overwrite, unstaged
             self.target.unlink()
@@ -188,12 +159,22 @@ class TileWriter:
                 dst.update_tags({RUN_METADATA_TAG: json.dumps(dict(metadata))})
             with contextlib.closing(sqlite3.connect(self.path)) as db, db:
                 db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
-        except BaseException:
+        except BaseException as exc:
             if self.staged:
-                _remove(self.path)
+                remove_sqlite(self.path)
+            if isinstance(exc, Exception) and not isinstance(exc, OSError):
+                # fiona reports a full disk as a GDAL error (CPLE_AppDefinedError "disk I/O error"): one kind for
+                # the caller, whatever the layer below says
+                raise OutputCreateError(f"cannot create {self.target}: {_one_line(exc)}") from exc
             raise
 
     def _open_existing(self, grid_hash: str, metadata: Mapping[str, Any], force: bool) -> None:
+        broken = damage(self.path)  # never append to a damaged file (not even with --force)
+        if broken:
+            raise ValueError(
+                f"--resume: {self.path} is damaged ({broken}); it cannot be continued. Write to a new file or "
+                "use --overwrite"
+            )
         try:
             layers = fiona.listlayers(self.path)
         except Exception as exc:
@@ -213,16 +194,14 @@ class TileWriter:
                     f"{self.path} was made on a different chip grid (hash {', '.join(sorted(hashes))}, now "
                     f"{grid_hash}: other rasters, chip size or overlap); write to a new file or use --overwrite"
                 )
-            try:
-                stored = json.loads(text) if text else {}
-            except ValueError:
-                stored = {}
-            differences = fingerprint_differences(stored, metadata)
+            check = check_fingerprint(text, metadata)
+            differences = check.problems
             if differences and not force:
+                what = "cannot be checked" if not check.readable else "was made by another run"
                 raise ValueError(
-                    f"--resume: {self.path} was made by another run: {'; '.join(differences)}. Write to a new file "
-                    "or use --overwrite; --resume --force appends anyway (only when you know the tiles done so far "
-                    "still hold, e.g. the same pixels re-exported)"
+                    f"--resume: {self.path} {what}: {'; '.join(differences)}. Write to a new file or use "
+                    "--overwrite; --resume --force appends anyway (only when you know the tiles done so far still "
+                    "hold, e.g. the same pixels re-exported)"
                 )
             self.done = {tile_id for tile_id, status in rows if status == STATUS_OK}
             self.redone = db.execute(f'DELETE FROM "{LAYER_NAME}" WHERE status IS NOT ?', (STATUS_OK,)).rowcount
@@ -250,15 +229,13 @@ class TileWriter:
         """Replace the target with the staged file (atomic; no connection is open between batches)."""
         if not self.staged:
             return
-        _fsync(self.path)
-        os.replace(self.path, self.target)
-        _fsync(self.target.parent, directory=True)
+        promote(self.path, self.target)
         self.path, self.staged = self.target, False
 
     def discard(self) -> None:
         """Drop a staged file that was never promoted; the target is left as it was."""
         if self.staged:
-            _remove(self.path)
+            remove_sqlite(self.path)
             self.path, self.staged = self.target, False
 
     def finish(self, keep: bool) -> bool:
@@ -278,6 +255,13 @@ def _open_layer(path: str | Path):
         return fiona.open(path, layer=LAYER_NAME)
     except (fiona.errors.DriverError, ValueError) as exc:
         raise ValueError(f"{path}: not a describe output (GeoPackage with layer {LAYER_NAME!r}): {exc}") from None
+
+
+def count_rows(path: str | Path) -> int:
+    """Rows of the ``change_captions`` layer, read-only (the end-of-run re-count)."""
+    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        return int(db.execute(f'SELECT count(*) FROM "{LAYER_NAME}"').fetchone()[0])
 
 
 def read_metadata(path: str | Path) -> dict:

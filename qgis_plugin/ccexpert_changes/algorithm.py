@@ -1,20 +1,23 @@
 """Processing algorithm ``ccexpert:describe_changes``: the one code path behind the toolbox, batch mode, the
 model designer, ``processing.run`` and ``qgis_process``.
 
-Plan (no network, cheap): open both rasters with GDAL, refuse Before = After, check they overlap, transform the
-area of interest (a polygon layer and/or an extent such as the map canvas) into the before CRS, lay the chip grid
-and count the chips. Run: check OUTPUT (a .gpkg that is none of the inputs), fetch ``/v1/info``, check the API key
-(``/v1/auth/check``), compute the shared stretch, then hand the chips to the run loop shared with ``ccexpert
-describe`` (``core.run_loop``: batches, several requests in flight, rows written in grid order). Nothing is
-written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
-(``output.TileWriter``), and RESUME refuses an OUTPUT made from other inputs unless RESUME_FORCE.
+Parameters are read once (``planning.DescribeParameters``). Plan (no network, cheap): open both rasters with GDAL,
+refuse Before = After, check they overlap, transform the area of interest (a polygon layer and/or an extent such as
+the map canvas) into the before CRS, lay the chip grid and count the chips. Run: check OUTPUT (a .gpkg that is none
+of the inputs), fetch ``/v1/info``, check the API key (``/v1/auth/check``), compute the shared stretch, take the
+output's lock, then hand the chips to the run driver shared with ``ccexpert describe`` (``core.driver.drive``:
+batch, bytes and in-flight from ``/v1/info``, the keep rule; ``core.run_loop``: rows written in grid order). Nothing
+is written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
+(``output.TileWriter``, staging in ``core.output_contract``), and RESUME refuses an OUTPUT made from other inputs or
+without a readable fingerprint unless RESUME_FORCE. Every count the run reports is the layer's.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from qgis.core import (
@@ -44,18 +47,17 @@ from . import settings
 from .about import LOG_TAG, chips_text, help_url, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
+from .core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
 from .core.fields import run_metadata, source_identity
 from .core.grid import DEFAULT_CHIP_SIZE
+from .core.output_lock import OutputBusy, OutputLock
 from .core.output_names import default_output_path
-from .core.run_loop import RunAborted, RunLoop, RunSettings, RunStats
+from .core.run_loop import RunSettings, RunStats
 from .output import OutputError, TileWriter, check_output
-from .planning import DEFAULT_BANDS, Plan, make_plan
+from .planning import DEFAULT_BANDS, DescribeParameters, Plan, make_plan
 from .qthreads import QThreadExecutor
 from .reader import RasterInputError
-from .run_feedback import RunProgress, finish_layer, warn_gsd
-
-DEFAULT_BATCH = 8
-MAX_IN_FLIGHT = 16  # requests at once, whatever a backend advertises
+from .run_feedback import RunProgress, counts_of_layer, finish_layer, warn_gsd
 
 
 class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
@@ -254,8 +256,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         if not ok:
             return ok, message
         try:
-            chip_size = self.parameterAsInt(parameters, self.CHIP_SIZE, context) or DEFAULT_CHIP_SIZE
-            self.plan(parameters, context, QgsProcessingFeedback(), chip_size)
+            params = DescribeParameters.read(self, parameters, context)
+            make_plan(params, context, QgsProcessingFeedback(), params.chip_size or DEFAULT_CHIP_SIZE)
         except QgsProcessingException as exc:
             return False, str(exc)
         return True, ""
@@ -263,35 +265,34 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     # -- planning (shared with the dialog's confirmation) -------------------------------------------------
     def plan(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
         """What a run will do, without the network (shared with the dialog's confirmation): see ``planning``."""
-        return make_plan(self, parameters, context, feedback, out_size)
+        return make_plan(DescribeParameters.read(self, parameters, context), context, feedback, out_size)
 
     # -- run ----------------------------------------------------------------------------------------------
-    def _check_output(self, parameters, context: QgsProcessingContext) -> str:
+    @staticmethod
+    def _check_output(params: DescribeParameters) -> str:
         """OUTPUT, refused before anything else when it is not a .gpkg or is one of the inputs."""
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        inputs = {}
-        for label, name in (("BEFORE raster", self.BEFORE), ("AFTER raster", self.AFTER)):
-            layer = self.parameterAsRasterLayer(parameters, name, context)
-            inputs[label] = layer.source() if layer is not None else None
+        inputs = {
+            "BEFORE raster": params.before.source() if params.before is not None else None,
+            "AFTER raster": params.after.source() if params.after is not None else None,
+            "AOI": params.aoi_path,
+        }
         try:
-            aoi = self.parameterAsVectorLayer(parameters, self.AOI, context)
-            inputs["AOI"] = aoi.source() if aoi is not None else None
-        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
-            inputs["AOI"] = None
-        try:
-            check_output(output, inputs)
-            os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)  # the default folder, first run
+            check_output(params.output, inputs)
+            os.makedirs(os.path.dirname(os.path.abspath(params.output)), exist_ok=True)  # the default folder, first run
         except OutputError as exc:
             raise QgsProcessingException(str(exc)) from exc
         except OSError as exc:
-            raise QgsProcessingException(tr("Cannot create the folder of OUTPUT {0}: {1}").format(output, exc)) from exc
-        return output
+            raise QgsProcessingException(
+                tr("Cannot create the folder of OUTPUT {0}: {1}").format(params.output, exc)
+            ) from exc
+        return params.output
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback):
-        output = self._check_output(parameters, context)
-        client, info = self._connect(parameters, context, feedback)
+        params = DescribeParameters.read(self, parameters, context)  # every parameter, once
+        output = self._check_output(params)
+        client, info = self._connect(params, feedback)
         out_size = int(info["chip_size"])
-        plan = self.plan(parameters, context, feedback, out_size)
+        plan = make_plan(params, context, feedback, out_size)
         gsd_note = warn_gsd(plan.reader.before, plan.grid.chip_size, out_size, info, feedback)
         feedback.pushInfo(
             tr("{0} of {1} px (stride {2}) over the area of interest").format(
@@ -305,30 +306,51 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                     [round(v, 3) for v in stretch.lo], [round(v, 3) for v in stretch.hi]
                 )
             )
-        model = " ".join(str(info.get(k, "")) for k in ("model_name", "model_version")).strip()
-        writer = self._writer(parameters, context, feedback, output, plan, stretch, model)
-        self._check_limit(parameters, context, plan, writer)
+        model = model_label(info)
         run_id = uuid.uuid4().hex[:12]
-        common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
-        loop = RunLoop(
-            ChipEncoder(plan.reader, self.parameterAsDouble(parameters, self.MAX_NODATA, context)),
-            BackendCaptioner(client),
-            writer,
-            self._settings(parameters, context, feedback, info, common),
-            on_progress=RunProgress(feedback, plan.count),
-            is_canceled=feedback.isCanceled,
-            on_notice=feedback.pushInfo,
-            on_tile_error=_tile_error_reporter(feedback),
-            executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
-        )
-        stats = self._run(loop, plan, writer, output)
-        finish_layer(output, info, stats, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else [])
-        if self.parameterAsBoolean(parameters, self.AREAS, context):
-            _write_areas(output, feedback)
+        with self._locked(output):  # one run per output: a second one is refused before it writes anything
+            writer = self._writer(params, feedback, plan, stretch, model)
+            self._check_limit(params, plan, writer)
+            common = {"model": str(info.get("model_name") or ""), "backend": client.base_url, "run_id": run_id}
+            hooks = Hooks(
+                on_progress=RunProgress(feedback, plan.count),
+                is_canceled=feedback.isCanceled,
+                on_notice=feedback.pushInfo,
+                on_tile_error=_tile_error_reporter(feedback),
+                executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
+                on_loop=lambda loop: setattr(client, "on_retry", loop.waiting),  # an outage shows in the progress
+            )
+            try:
+                stats = self._run(
+                    RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
+                    ChipEncoder(plan.reader, params.max_nodata),
+                    BackendCaptioner(client),
+                    writer,
+                    self._settings(params, feedback, info),
+                    hooks,
+                )
+            finally:
+                # break client -> loop -> captioner -> client: a cycle holding the feedback would be collected late,
+                # after QGIS is gone (a crash at exit)
+                client.on_retry = None
+            counts = counts_of_layer(output, stats, feedback)  # after a Resume: the layer's, not this run's
+            finish_layer(
+                output, info, counts, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else []
+            )
+            if params.areas:
+                _write_areas(output, feedback)
         _style_on_load(context, output, plan.reader.after_src.GetDescription())
         summary = tr(
-            "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before"
-        ).format(stats.captioned, stats.changed, stats.errors, stats.skipped_nodata, stats.resumed)
+            "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in "
+            "this run, {5} kept from before"
+        ).format(
+            counts["captioned"],
+            counts["changed"],
+            counts["errors"],
+            counts["skipped_nodata"],
+            stats.captioned,
+            stats.resumed,
+        )
         feedback.pushInfo(tr("Done: {0}; output {1}").format(summary, output))
         QgsMessageLog.logMessage(
             tr("describe_changes run {0}: {1}; {2}").format(run_id, summary, output),
@@ -360,20 +382,35 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         return {
             self.OUTPUT: output,
             "TILES": plan.count,
-            "CAPTIONED": stats.captioned,
-            "CHANGED": stats.changed,
-            "ERRORS": stats.errors,
-            "SKIPPED_NODATA": stats.skipped_nodata,
+            "CAPTIONED": counts["captioned"],
+            "CHANGED": counts["changed"],
+            "ERRORS": counts["errors"],
+            "SKIPPED_NODATA": counts["skipped_nodata"],
             "RESUMED": stats.resumed,
             "DEMO": int(bool(info.get("demo"))),
             "MODEL": model,
             "RUN_ID": run_id,
         }
 
-    def _connect(self, parameters, context, feedback) -> tuple[BackendClient, dict]:
+    @staticmethod
+    @contextmanager
+    def _locked(output: str) -> Iterator[OutputLock]:
+        """The output's lock for the run (``core.output_lock``), given back on every way out."""
+        lock = OutputLock(output)
+        try:
+            lock.acquire()
+        except (OutputBusy, OSError) as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _connect(params: DescribeParameters, feedback) -> tuple[BackendClient, dict]:
         """The backend's info, and its verdict on the API key, before anything is written."""
-        url = self.parameterAsString(parameters, self.BACKEND_URL, context) or settings.backend_url()
-        authcfg = self.parameterAsString(parameters, self.AUTHCFG, context)
+        url = params.backend_url or settings.backend_url()
+        authcfg = params.authcfg
         try:
             client = BackendClient(url, authcfg, feedback=feedback)
             info = client.info()
@@ -394,9 +431,9 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         )
         return client, info
 
-    def _writer(self, parameters, context, feedback, output: str, plan: Plan, stretch, model: str) -> TileWriter:
-        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
-        force = self.parameterAsBoolean(parameters, self.RESUME_FORCE, context)
+    @staticmethod
+    def _writer(params: DescribeParameters, feedback, plan: Plan, stretch, model: str) -> TileWriter:
+        output, resume, force = params.output, params.resume, params.force
         before_path, after_path = plan.reader.before.GetDescription(), plan.reader.after_src.GetDescription()
         try:
             metadata = run_metadata(
@@ -426,10 +463,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo(tr("Resuming: {0} tile(s) already captioned in {1}").format(len(writer.done), output))
         return writer
 
-    def _check_limit(self, parameters, context, plan: Plan, writer: TileWriter) -> None:
+    @staticmethod
+    def _check_limit(params: DescribeParameters, plan: Plan, writer: TileWriter) -> None:
         """Scripts and qgis_process stop above the limit (the dialog asks instead); tiles a resume keeps are not
         sent, so they do not count."""
-        limit = self.parameterAsInt(parameters, self.MAX_CHIPS, context)
+        limit = params.max_chips
         to_send = plan.count
         if writer.done:
             to_send = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in writer.done)
@@ -443,60 +481,46 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 ).format(to_send, limit)
             )
 
-    def _settings(self, parameters, context, feedback, info: dict, common: dict) -> RunSettings:
+    @staticmethod
+    def _settings(params: DescribeParameters, feedback, info: dict) -> RunSettings:
         """Pairs per request and requests in flight: what the user set, else what the backend advertises."""
-        max_batch = max(1, int(info.get("max_batch") or DEFAULT_BATCH))
-        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
-        batch_size = min(batch_size or min(DEFAULT_BATCH, max_batch), max_batch)
-        in_flight = self.parameterAsInt(parameters, self.IN_FLIGHT, context)
-        if not in_flight:
-            try:
-                in_flight = int(info.get("max_in_flight") or 1)
-            except (TypeError, ValueError):
-                in_flight = 1
-        in_flight = max(1, min(MAX_IN_FLIGHT, in_flight))
-        if in_flight > 1:
+        run_settings = settings_from_info(info, params.batch_size, params.in_flight)
+        if run_settings.in_flight > 1:
             feedback.pushInfo(
-                tr("{0} requests of up to {1} chip pairs at the backend at once").format(in_flight, batch_size)
+                tr("{0} requests of up to {1} chip pairs at the backend at once").format(
+                    run_settings.in_flight, run_settings.batch_size
+                )
             )
-        return RunSettings(
-            batch_size=batch_size,
-            max_request_bytes=int(info.get("max_body_bytes") or 0),
-            in_flight=in_flight,
-            common=common,
-        )
+        return run_settings
 
-    def _run(self, loop: RunLoop, plan: Plan, writer: TileWriter, output: str) -> RunStats:
-        """Run the loop; every way it can stop becomes one message that says what is kept and what to do."""
-        completed = refused = False
+    @staticmethod
+    def _run(run: RunPlan, prepare, captioner, writer: TileWriter, settings: RunSettings, hooks: Hooks) -> RunStats:
+        """The one driver (``core.driver.drive``); every way it can stop becomes one message that says what is kept
+        and what to do."""
+        output = writer.target
         try:
-            stats = loop.run(plan.grid.chips(plan.bounds, plan.keep), plan.count)
-            completed = True
-        except RunAborted as exc:
-            refused = exc.kind == "refused_key"
-            if refused:  # a refused key: no output at all (or the previous one as it was)
-                writer.discard()
-                raise QgsProcessingException(
-                    tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
-                ) from exc
-            if exc.kind == "canceled":
-                raise QgsProcessingException(
-                    tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
-                        len(writer.done), output
-                    )
-                ) from exc
+            result = drive(run, prepare, captioner, writer, settings, hooks)
+        except RasterInputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        exc = result.aborted
+        if exc is not None and exc.kind == "refused_key":  # no output at all (or the previous one as it was)
+            raise QgsProcessingException(
+                tr("{0}\nNothing was captioned and nothing is kept; fix the key and run again.").format(exc)
+            ) from exc
+        if exc is not None and exc.kind == "canceled":
+            raise QgsProcessingException(
+                tr("Canceled: {0} tile(s) are saved in {1}; run again with Resume to continue").format(
+                    len(writer.done), output
+                )
+            ) from exc
+        if exc is not None:
             raise QgsProcessingException(
                 tr("{0}\n{1} tile(s) are saved in {2}; fix the problem and run again with Resume.").format(
                     exc, len(writer.done), output
                 )
             ) from exc
-        except RasterInputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        finally:
-            if not refused:
-                # a run that captioned nothing keeps a previous OUTPUT unless it ended with no error
-                kept = writer.finish(keep=completed and loop.stats.errors == 0)
-        if not kept:
+        stats = result.stats
+        if not result.held:
             raise QgsProcessingException(
                 tr(
                     "No tile was captioned: {0} tile(s) failed. First error: {1}\n{2} was left as it was; fix the "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from qgis.core import QgsBlockingNetworkRequest, QgsFeedback, QgsNetworkAccessManager
@@ -115,6 +116,8 @@ class BackendClient:
         self.base_url = url
         self.answered = False  # this backend answered once: a refused connection later is a restart, retried
         self.feedback = feedback
+        # told before each wait for a retry (the run loop's ``waiting``): the progress line shows the outage
+        self.on_retry: Callable[[policy.Waiting], None] | None = None
         self._home_thread = threading.get_ident()  # where the run's feedback may abort a request (see _abortable)
         self.timeout_s = timeout_s
         self.per_pair_timeout_s = per_pair_timeout_s
@@ -271,7 +274,9 @@ class BackendClient:
                         ),
                     )
                     raise last from None
-                if self.feedback is not None:
+                if self.on_retry is not None:  # the progress line says it (issue 25), the log only once
+                    self.on_retry(policy.Waiting(attempt + 1, delay, deadline - time.monotonic()))
+                if self.feedback is not None and (self.on_retry is None or attempt == 1):
                     self.feedback.pushInfo(
                         tr("{0}; retrying in {1:.1f} s (attempt {2}, {3:.0f} s of the retry budget left)").format(
                             last, delay, attempt + 1, deadline - time.monotonic()

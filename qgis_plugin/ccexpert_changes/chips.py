@@ -8,11 +8,10 @@ import base64
 from collections.abc import Sequence
 
 from .backend_client import BackendClient, BackendError
+from .core.driver import JSON_OVERHEAD_BYTES
 from .core.grid import Chip
 from .core.run_loop import SEND, CaptionError, Item
 from .reader import PairReader, RasterInputError, encode_png
-
-JSON_OVERHEAD_BYTES = 256  # per pair in a request: id, keys, quotes
 
 
 class ChipEncoder:

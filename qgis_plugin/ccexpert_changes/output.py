@@ -15,20 +15,17 @@ fails or is canceled before captioning anything leaves a previous OUTPUT as it w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from osgeo import ogr, osr
 
 from .about import tr
-from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK, fingerprint_differences
+from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK
 from .core.grid import Bounds, parse_tile_id
-
-PARTIAL_SUFFIX = ".partial.gpkg"
+from .core.output_contract import check_fingerprint, damage, partial_path, promote, remove_sqlite, remove_stale_partials
 
 _OGR_TYPES = {"str": ogr.OFTString, "int": ogr.OFTInteger, "real": ogr.OFTReal}
 
@@ -60,36 +57,6 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _remove(path: str) -> None:
-    for name in (path, path + "-journal", path + "-wal", path + "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(name)
-
-
-def _remove_stale_partials(folder: str, name: str) -> None:
-    """Temporary files of runs on the same OUTPUT whose process is gone (killed before captioning anything)."""
-    prefix = f".{name}."
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return
-    for entry in entries:
-        if not (entry.startswith(prefix) and entry.endswith(PARTIAL_SUFFIX)):
-            continue
-        try:
-            pid = int(entry[len(prefix) :].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            _remove(os.path.join(folder, entry))
-        except OSError:
-            pass  # alive, someone else's
-
-
 class TileWriter:
     """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed): the plugin's
     ``core.run_loop.OutputWriter`` (the GDAL twin of ``ccexpert.gpkg_output.TileWriter``, same arguments).
@@ -115,6 +82,14 @@ class TileWriter:
         self.replaces = False  # a staged run that would replace an existing OUTPUT
         self.ds = None
         if os.path.exists(path) and resume:
+            broken = damage(path)  # never append to a damaged file (not even with RESUME_FORCE)
+            if broken:
+                raise OutputError(
+                    tr(
+                        "Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch "
+                        "Resume off to replace it."
+                    ).format(path, broken)
+                )
             self._open(path)
             if self.layer is None:
                 raise OutputError(
@@ -126,9 +101,8 @@ class TileWriter:
         srs.ImportFromWkt(crs_wkt)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         self.replaces = os.path.exists(path)
-        folder, name = os.path.split(os.path.abspath(path))
-        _remove_stale_partials(folder, name)
-        self._partial = os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        remove_stale_partials(os.path.abspath(path))
+        self._partial = str(partial_path(os.path.abspath(path)))
         self.ds = ogr.GetDriverByName("GPKG").CreateDataSource(self._partial)
         if self.ds is None:
             raise OutputError(tr("Cannot create the GeoPackage {0} (next to {1})").format(self._partial, path))
@@ -182,12 +156,17 @@ class TileWriter:
         self.layer.ResetReading()
         if metadata is None:
             return
-        try:
-            stored = json.loads(self.layer.GetMetadataItem(RUN_METADATA_TAG) or "{}")
-        except ValueError:
-            stored = {}
-        self.differences = fingerprint_differences(stored, metadata)
+        check = check_fingerprint(self.layer.GetMetadataItem(RUN_METADATA_TAG), metadata)
+        self.differences = check.problems
         if self.differences and not force:
+            if not check.readable:
+                raise OutputError(
+                    tr(
+                        "Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "
+                        '"Resume even if the output was made from other inputs" only when you know it was made from '
+                        "these inputs."
+                    ).format(self.path, "; ".join(self.differences))
+                )
             raise OutputError(
                 tr(
                     "Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
@@ -235,7 +214,7 @@ class TileWriter:
         if not self.staged:
             return
         self._close_ds()
-        os.replace(self._partial, self.path)
+        promote(self._partial, self.path)
         self._partial = None
         self._open(self.path)
 
@@ -253,7 +232,7 @@ class TileWriter:
             self.promote()
         self._close_ds()
         if self.staged:
-            _remove(self._partial)
+            remove_sqlite(self._partial)
             self._partial = None
             return False
         return True
@@ -262,7 +241,7 @@ class TileWriter:
         """Drop a staged run whatever it wrote (a refused API key): OUTPUT is not created or stays as it was."""
         if self.staged:
             self._close_ds()
-            _remove(self._partial)
+            remove_sqlite(self._partial)
             self._partial = None
 
 

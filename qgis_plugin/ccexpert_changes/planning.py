@@ -1,12 +1,13 @@
 """Planning a run of ``describe_changes`` without the network (the algorithm and the dialog's confirmation share it):
-the rasters opened and checked, the area of interest (a polygon layer and/or an extent such as the map canvas) in
-the Before CRS, the chip grid and the chip count."""
+the parameters read once (:class:`DescribeParameters`), the rasters opened and checked, the area of interest (a
+polygon layer and/or an extent such as the map canvas) in the Before CRS, the chip grid and the chip count."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -22,11 +23,65 @@ from qgis.core import (
 )
 
 from .about import tr
+from .core.driver import RunOptions
 from .core.fields import same_imagery
 from .core.grid import Bounds, Chip, ChipGrid
 from .reader import PairReader, RasterInputError, default_bands, open_raster, raster_grid
 
 DEFAULT_BANDS = [1, 2, 3]
+
+
+@dataclass(kw_only=True)
+class DescribeParameters(RunOptions):
+    """Every parameter of ``describe_changes``, read once (:meth:`read`); the run options are the ones ``ccexpert
+    describe`` has (``core.driver.RunOptions``). Layers stay QGIS objects: only the task opens their sources."""
+
+    before: Any  # QgsRasterLayer | None
+    after: Any
+    aoi: Any = None  # QgsProcessingFeatureSource | None
+    aoi_path: str | None = None  # the AOI's file, when it is one (an output must not be it)
+    extent: QgsRectangle | None = None
+    extent_crs: QgsCoordinateReferenceSystem | None = None
+    bands: list[int] | None = None
+    backend_url: str = ""
+    authcfg: str = ""
+    output: str = ""
+    areas: bool = True  # the change-areas layer beside the tiles
+
+    @classmethod
+    def read(cls, alg: Any, parameters: dict, context: QgsProcessingContext) -> DescribeParameters:
+        """Parse ``parameters`` with the algorithm's definitions, each once. Parameter names are the algorithm's."""
+        extent = extent_crs = None
+        if parameters.get(alg.EXTENT) not in (None, ""):
+            extent = alg.parameterAsExtent(parameters, alg.EXTENT, context)
+            extent_crs = alg.parameterAsExtentCrs(parameters, alg.EXTENT, context)
+        aoi_path = None
+        try:
+            aoi_layer = alg.parameterAsVectorLayer(parameters, alg.AOI, context)
+            aoi_path = aoi_layer.source() if aoi_layer is not None else None
+        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
+            aoi_path = None
+        return cls(
+            before=alg.parameterAsRasterLayer(parameters, alg.BEFORE, context),
+            after=alg.parameterAsRasterLayer(parameters, alg.AFTER, context),
+            aoi=alg.parameterAsSource(parameters, alg.AOI, context),
+            aoi_path=aoi_path,
+            extent=extent,
+            extent_crs=extent_crs,
+            bands=alg.parameterAsInts(parameters, alg.BANDS, context) or None,
+            chip_size=alg.parameterAsInt(parameters, alg.CHIP_SIZE, context) or None,
+            overlap=alg.parameterAsInt(parameters, alg.OVERLAP, context),
+            max_nodata=alg.parameterAsDouble(parameters, alg.MAX_NODATA, context),
+            batch_size=alg.parameterAsInt(parameters, alg.BATCH_SIZE, context) or None,
+            in_flight=alg.parameterAsInt(parameters, alg.IN_FLIGHT, context) or None,
+            max_chips=alg.parameterAsInt(parameters, alg.MAX_CHIPS, context),
+            resume=alg.parameterAsBoolean(parameters, alg.RESUME, context),
+            force=alg.parameterAsBoolean(parameters, alg.RESUME_FORCE, context),
+            backend_url=alg.parameterAsString(parameters, alg.BACKEND_URL, context),
+            authcfg=alg.parameterAsString(parameters, alg.AUTHCFG, context),
+            areas=alg.parameterAsBoolean(parameters, alg.AREAS, context),
+            output=alg.parameterAsOutputLayer(parameters, alg.OUTPUT, context),
+        )
 
 
 @dataclass
@@ -42,11 +97,12 @@ class Plan:
     aoi_wkt: str | None = None  # the area of interest in the Before CRS, for the run metadata (the report outlines it)
 
 
-def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int) -> Plan:
+def make_plan(
+    params: DescribeParameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int
+) -> Plan:
     """Open both rasters, refuse Before = After, check they overlap, bring the AOI and/or extent into the Before
-    CRS, lay the chip grid and count the chips. ``alg`` gives the parameter names and their parsing."""
-    before_layer = alg.parameterAsRasterLayer(parameters, alg.BEFORE, context)
-    after_layer = alg.parameterAsRasterLayer(parameters, alg.AFTER, context)
+    CRS, lay the chip grid and count the chips."""
+    before_layer, after_layer = params.before, params.after
     for label, layer in (("BEFORE", before_layer), ("AFTER", after_layer)):
         if layer is None:
             raise QgsProcessingException(tr("{0} raster is missing or cannot be loaded").format(label))
@@ -64,11 +120,11 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
     try:
         before_ds = open_raster(before_layer.source(), "BEFORE")
         after_ds = open_raster(after_layer.source(), "AFTER")
-        bands = alg.parameterAsInts(parameters, alg.BANDS, context) or default_bands(before_ds)
+        bands = params.bands or default_bands(before_ds)
         if bands == DEFAULT_BANDS and before_ds.RasterCount < 3:  # the shown default on a one-band raster
             bands = default_bands(before_ds)
-        chip_size = alg.parameterAsInt(parameters, alg.CHIP_SIZE, context) or out_size
-        overlap = alg.parameterAsInt(parameters, alg.OVERLAP, context)
+        chip_size = params.chip_size or out_size
+        overlap = params.overlap
         reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
     except (RasterInputError, ValueError) as exc:
         raise QgsProcessingException(str(exc)) from exc
@@ -94,8 +150,12 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
         raise QgsProcessingException(str(exc)) from exc
     keep_chip = None
     area = overlap_rect
-    if parameters.get(alg.EXTENT) not in (None, ""):
-        extent = alg.parameterAsExtent(parameters, alg.EXTENT, context, before_crs)
+    if params.extent is not None and not params.extent.isNull() and not params.extent.isEmpty():
+        extent = params.extent
+        if params.extent_crs is not None and params.extent_crs.isValid() and params.extent_crs != before_crs:
+            extent = QgsCoordinateTransform(
+                params.extent_crs, before_crs, context.transformContext()
+            ).transformBoundingBox(extent)
         if not extent.isNull() and not extent.isEmpty():
             area = area.intersect(extent)
             if area.isEmpty() or area.width() <= 0 or area.height() <= 0:
@@ -104,7 +164,7 @@ def make_plan(alg, parameters, context: QgsProcessingContext, feedback: QgsProce
                         extent.toString(3), overlap_rect.toString(3)
                     )
                 )
-    source = alg.parameterAsSource(parameters, alg.AOI, context)
+    source = params.aoi
     if source is not None:
         aoi = _aoi_geometry(source, before_crs, context, feedback, within=area)
         aoi = aoi.intersection(QgsGeometry.fromRect(area))

@@ -1,4 +1,6 @@
-"""Chip reading with GDAL (osgeo + numpy only: no QGIS, so the benchmark and the task share it).
+"""Chip reading with GDAL (osgeo + numpy; from QGIS only the translation helper ``about.tr``, through qgis.PyQt), shared
+by the task (through ``chips.ChipEncoder``, the run loop's ``prepare``), the dialog's chip count and
+``bench/bench_plugin_read.py``.
 
 Datasets are opened inside the running task from the layers' source strings, so the user's layer providers
 are never touched from a worker thread. Every read is a window: memory depends on the chip size, never on

@@ -12,6 +12,7 @@ from qgis.core import QgsProcessingFeedback
 from .about import tr
 from .core.gsd import gsd_warning
 from .core.layer_metadata import finish_output
+from .core.output_contract import layer_counts
 from .core.run_loop import RunStats, progress_text
 
 
@@ -53,24 +54,32 @@ def warn_gsd(before_ds, chip_size: int, model_input: int, info: dict, feedback: 
     return text
 
 
+def counts_of_layer(output: str, stats: RunStats, feedback: QgsProcessingFeedback) -> dict[str, int]:
+    """The layer's counts (``core.output_contract.layer_counts``); this run's when the file cannot be read."""
+    try:
+        return layer_counts(output)
+    except (OSError, sqlite3.Error) as exc:
+        feedback.pushWarning(tr("Cannot count the rows of {0} ({1}): the counts are this run's").format(output, exc))
+        return {
+            "captioned": stats.captioned + stats.resumed,
+            "changed": stats.changed,
+            "errors": stats.errors,
+            "skipped_nodata": stats.skipped_nodata,
+        }
+
+
 def finish_layer(
     output: str,
     info: dict,
-    stats: RunStats,
+    counts: dict[str, int],
     reader,
     backend: str,
     feedback: QgsProcessingFeedback,
     notes: Sequence[str] = (),
 ) -> None:
     """The style and the abstract travel with the layer (GeoPackage ``layer_styles`` and ``gpkg_contents``), so it
-    opens styled and says which model made it (the demo model flagged) wherever it is opened. A failure here costs
-    the styling only, never the captions."""
-    counts = {
-        "captioned": stats.captioned,
-        "changed": stats.changed,
-        "errors": stats.errors,
-        "skipped_nodata": stats.skipped_nodata,
-    }
+    opens styled and says which model made it (the demo model flagged) wherever it is opened; ``counts`` are the
+    layer's (:func:`counts_of_layer`). A failure here costs the styling only, never the captions."""
     try:
         finish_output(
             output,

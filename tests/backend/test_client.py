@@ -352,3 +352,17 @@ def test_a_failing_model_is_not_retried_for_the_whole_budget(scripted):
     with pytest.raises(ServiceError, match=r"failed after 3 attempts: HTTP 500 engine_error.*kept failing"):
         CCExpertClient(server.url, backoff=0.01).caption(PAIRS)
     assert len(server.bodies) == 3 and time.monotonic() - start < 2
+
+
+def test_each_wait_for_a_retry_is_told_with_the_attempt_to_come_and_the_budget_left(scripted):
+    """Issue 25 finding 11: the progress line says "waiting for the backend: attempt N, next try in ..."."""
+    from ccexpert_changes.core.retry import waiting_text
+
+    server = scripted([err(503, "not_ready"), err(503, "not_ready")])
+    client = CCExpertClient(server.url, backoff=0.01, retry_budget=60)
+    told = []
+    client.on_retry = told.append
+    assert [r["id"] for r in client.caption(PAIRS)] == ["t1", "t2"]
+    assert [w.attempt for w in told] == [2, 3]
+    assert all(0 < w.next_try_s <= 0.02 and 59 < w.give_up_in_s <= 60 for w in told)
+    assert waiting_text(told[0]).startswith("waiting for the backend: attempt 2, next try in 0 s, giving up in 1 min")

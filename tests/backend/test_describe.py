@@ -310,11 +310,11 @@ class Crashing(EngineCaptioner):
         super().__init__(engine)
         self.left = after_batches
 
-    def caption(self, ids, pairs, max_new_tokens):
+    def caption(self, items):
         if self.left == 0:
             raise KeyboardInterrupt  # like Ctrl-C or a killed process
         self.left -= 1
-        return super().caption(ids, pairs, max_new_tokens)
+        return super().caption(items)
 
 
 def test_interrupted_run_resumes_every_tile_exactly_once(tmp_path):

@@ -85,11 +85,11 @@ def test_an_interrupted_run_with_requests_in_flight_resumes_exactly_once(rasters
     class Dies(ServiceCaptioner):
         calls = 0
 
-        def caption(self, ids, pairs, max_new_tokens):
+        def caption(self, items):
             Dies.calls += 1
             if Dies.calls == 6:
                 raise KeyboardInterrupt  # the user's Ctrl-C while other requests are at the backend
-            return super().caption(ids, pairs, max_new_tokens)
+            return super().caption(items)
 
     with thread_server(create_app(Settings(), EchoEngine(delay_per_pair=0.02))) as url:
         with pytest.raises(KeyboardInterrupt):

@@ -25,7 +25,7 @@ def _tile(row: int, col: int, status: str = "ok", grid: str = GRID) -> tuple[dic
 
 
 def _writer(path, resume=False, overwrite=False, grid=GRID) -> TileWriter:
-    return TileWriter(path, CRS, grid, {"run": "test"}, resume=resume, overwrite=overwrite)
+    return TileWriter(path, CRS, grid, {"grid_hash": grid, "bands": "1,2,3"}, resume=resume, overwrite=overwrite)
 
 
 def _statuses(path) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_resume_skips_ok_tiles_and_redoes_the_others(tmp_path):
     writer = _writer(out)
     assert writer.write([_tile(0, 0), _tile(0, 1, "error"), _tile(1, 0, "skipped_nodata"), _tile(1, 1)]) == 4
     assert writer.done == {_tile(0, 0)[0]["tile_id"], _tile(1, 1)[0]["tile_id"]}  # only ok tiles count as done
-    assert read_metadata(out) == {"run": "test"}
+    assert read_metadata(out) == {"grid_hash": GRID, "bands": "1,2,3"}
 
     resumed = _writer(out, resume=True)
     ok_ids = {_tile(0, 0)[0]["tile_id"], _tile(1, 1)[0]["tile_id"]}

@@ -262,13 +262,23 @@ def test_cancel_then_resume_writes_every_tile_exactly_once(run_describe, tmp_pat
     rows = read_layer(out)
     ids = [r["tile_id"] for r in rows]
     assert len(ids) == len(set(ids)) == 9
-    assert results["RESUMED"] == len(first) and results["CAPTIONED"] == 9 - len(first)
+    # issue 25: every count shown after a Resume is the layer's, not only this run's
+    changed = sum(1 for r in rows if r["changed"])
+    assert results["RESUMED"] == len(first) and results["CAPTIONED"] == 9 and results["CHANGED"] == changed > 0
+    assert results["ERRORS"] == 0 and results["SKIPPED_NODATA"] == 0
+    assert any(
+        f"9 tiles captioned ({changed} changed)" in line and f"{9 - len(first)} captioned in this run" in line
+        for line in fb.infos
+    )
+    from ccexpert_changes.core.layer_metadata import read_abstract
+
+    assert f"9 tiles captioned, {changed} changed" in read_abstract(out, "change_captions")[1]
     first_run = {r["tile_id"]: r["run_id"] for r in first}
     for r in rows:
         assert r["run_id"] == first_run.get(r["tile_id"], results["RUN_ID"])
     # a second resume has nothing left to do
     again, _ = run_describe(params, RESUME=True)
-    assert again["RESUMED"] == 9 and again["CAPTIONED"] == 0 and len(read_layer(out)) == 9
+    assert again["RESUMED"] == 9 and again["CAPTIONED"] == 9 and len(read_layer(out)) == 9
     # without RESUME the output is replaced
     fresh, _ = run_describe({**params, "MAX_CHIPS": 100})
     assert {r["run_id"] for r in read_layer(out)} == {fresh["RUN_ID"]}
@@ -536,6 +546,33 @@ def test_resume_refuses_the_output_of_another_scene_unless_forced(run_describe, 
     assert forced["RESUMED"] == 1 and any("although it was made by another run" in e for e in feedback.errors)
 
 
+def test_resume_without_a_fingerprint_or_of_a_damaged_file_is_refused(run_describe, scene, tmp_path):
+    """Issue 24 finding 3: no run metadata was compared with nothing and accepted; a damaged file was appended to."""
+    import sqlite3
+
+    before, after = scene
+    aoi = _rect_layer(ORIGIN[0] + 1, ORIGIN[1] - 50, ORIGIN[0] + 50, ORIGIN[1] - 1, "EPSG:32615")
+    out = tmp_path / "nofp.gpkg"
+    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out), "AOI": aoi})
+    with sqlite3.connect(out) as db:
+        db.executescript("DELETE FROM gpkg_metadata_reference; DELETE FROM gpkg_metadata")
+    swapped = {"BEFORE": str(after), "AFTER": str(before), "OUTPUT": str(out), "AOI": aoi, "RESUME": True}
+    kept = out.read_bytes()
+    with pytest.raises(QgsProcessingException, match="cannot be checked: it holds no run metadata"):
+        run_describe(swapped)
+    assert out.read_bytes() == kept
+    forced, _ = run_describe({**swapped, "RESUME_FORCE": True})  # the way out stays
+    assert forced["RESUMED"] == 1
+    with sqlite3.connect(out) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'gpkg_metadata'").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+    with open(out, "r+b") as f:
+        f.seek((root - 1) * page)
+        f.write(b"\xff" * 12)
+    with pytest.raises(QgsProcessingException, match="is damaged"):
+        run_describe({**swapped, "RESUME_FORCE": True})
+
+
 def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, provider, scene, tmp_path):
     import processing
     from stub_backend import failing_backend
@@ -553,6 +590,19 @@ def test_replacing_run_that_captions_nothing_keeps_the_old_output(run_describe, 
         )
     assert read_layer(out) == old and {r["run_id"] for r in old} == {first["RUN_ID"]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gpkg"]  # no temporary file left
+
+
+def test_an_output_another_run_writes_is_refused_and_left_alone(run_describe, scene, tmp_path):
+    """Issue 24: two runs on one output raced (the second's staged file replaced the first's output)."""
+    from ccexpert_changes.core.output_lock import OutputLock, lock_path
+
+    before, after = scene
+    out = tmp_path / "busy.gpkg"
+    with OutputLock(out), pytest.raises(QgsProcessingException, match="being written by another run"):
+        run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})
+    assert not out.exists() and not lock_path(out).exists()
+    run_describe({"BEFORE": str(before), "AFTER": str(after), "OUTPUT": str(out)})  # free again: it runs
+    assert len(read_layer(out)) == 9 and not lock_path(out).exists()
 
 
 def test_result_loads_styled_in_a_named_group(run_describe, scene, tmp_path, qgis_new_project):

@@ -106,3 +106,60 @@ def test_files_have_one_job_in_size():
         if len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES
     }
     assert over <= OVER_LIMIT, f"files over {MAX_LINES} lines: {sorted(over - OVER_LIMIT)}"
+
+
+# the run's constants, defined once in ccexpert_changes.core.driver / core.run_loop (issue 26: MAX_IN_FLIGHT was
+# defined twice and the two front ends drifted apart)
+RUN_CONSTANTS = {
+    "MAX_IN_FLIGHT",
+    "DEFAULT_BATCH",
+    "JSON_OVERHEAD_BYTES",
+    "ENVELOPE_BYTES",
+    "HOLD_ROWS",
+    "SEND",
+    "PARTIAL_SUFFIX",
+}
+
+
+def definitions(path: Path, names: set[str]) -> set[str]:
+    """The names of ``names`` that ``path`` assigns at module level (an import is not a definition)."""
+    found = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id in names:
+                    found.add(leaf.id)
+    return found
+
+
+def test_the_run_constants_are_defined_once():
+    where: dict[str, list[str]] = {}
+    for name, path in modules().items():
+        for constant in definitions(path, RUN_CONSTANTS):
+            where.setdefault(constant, []).append(name)
+    twice = {constant: sorted(names) for constant, names in where.items() if len(names) > 1}
+    assert twice == {}, f"run constants defined more than once: {twice}"
+    assert set(where) == RUN_CONSTANTS  # each is defined somewhere (a rename is noticed here)
+
+
+def test_the_constant_checker_sees_tuple_assignments(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("MAX_IN_FLIGHT, X = 16, 1\nfrom a import HOLD_ROWS\ndef f():\n    SEND = 1\n")
+    assert definitions(source, RUN_CONSTANTS) == {"MAX_IN_FLIGHT"}
+
+
+def test_the_plugin_reads_its_parameters_in_one_place():
+    """Issue 26: BEFORE, AFTER and AOI were read twice each, in 8 functions; now ``planning.DescribeParameters.read``
+    reads every parameter once and the rest of the plugin gets the dataclass."""
+    readers = {}
+    for path in sorted((REPO / "qgis_plugin" / "ccexpert_changes").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("parameterAs"):
+                readers.setdefault(str(path.relative_to(REPO)), set()).add(node.attr)
+    # dialog.py's confirmation still reads OUTPUT itself (to count what a resume skips): left for the dialog's owner
+    allowed = {"qgis_plugin/ccexpert_changes/planning.py", "qgis_plugin/ccexpert_changes/dialog.py"}
+    assert set(readers) <= allowed, readers
+    assert readers.get("qgis_plugin/ccexpert_changes/dialog.py", set()) <= {"parameterAsOutputLayer"}

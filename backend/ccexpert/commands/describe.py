@@ -2,8 +2,9 @@
 
 Exit codes: 0 every chip captioned or skipped by rule (nodata), 2 bad input or options, or an API key the backend
 refuses (nothing written), 3 some chips failed or were not reached (the captioned ones are kept: run again with
---resume), 4 no chip could be captioned (backend unreachable or failing...). The last line gives the counts and the
-first error.
+--resume), 4 no chip could be captioned (backend unreachable or failing...), 130 interrupted (Ctrl-C: the first
+stops sending and writes the answers that arrive within 5 s, the second leaves at once; either way the output is
+valid and --resume continues it). The last line gives the counts and the first error.
 
 Nothing is deleted or replaced before every check passed (inputs readable, AOI, backend reachable and the key
 accepted); an output that is one of the inputs is refused. --overwrite replaces the old output only once the new
@@ -21,7 +22,7 @@ import os
 import stat
 import sys
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_SOME_FAILED, EXIT_NONE_CAPTIONED = 0, 2, 3, 4
+EXIT_OK, EXIT_BAD_INPUT, EXIT_SOME_FAILED, EXIT_NONE_CAPTIONED, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 
 
 def add_parser(subparsers) -> None:
@@ -165,11 +166,20 @@ def run(args: argparse.Namespace) -> int:
                 lambda: CaptionEngine.from_pretrained(args.model, device=args.device, dtype=args.dtype)
             )
         summary = describe(options, captioner)
+    except KeyboardInterrupt:
+        print(
+            f"ccexpert describe: interrupted; the tiles written so far are kept in {args.output}: run again with "
+            "--resume to finish",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     except ValueError as exc:
         print(f"ccexpert describe: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DescribeError as exc:
         print(f"ccexpert describe: {exc}", file=sys.stderr)
+        if exc.nothing_written:  # the output could not be created: the line above says it all
+            return EXIT_NONE_CAPTIONED
         if exc.refused_key and (exc.summary is None or exc.summary.counts["ok"] == 0):
             print(f"ccexpert describe: nothing was captioned, nothing was written to {args.output}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -201,6 +211,8 @@ def _report(summary, output: str) -> int:
         return EXIT_OK
     print(line, file=sys.stderr)
     print(f"first error: {summary.first_error}", file=sys.stderr)
+    if summary.output_mismatch and summary.output_mismatch != summary.first_error:
+        print(summary.output_mismatch, file=sys.stderr)
     if summary.left_as_it_was:
         print(f"the run captioned nothing: {output} was left as it was; fix the problem and run again", file=sys.stderr)
     else:

@@ -294,3 +294,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def fingerprint_keys() -> tuple[str, ...]:
+    """The run-metadata items a resume compares (an output holding none of them has no fingerprint)."""
+    return tuple(key for key, _ in _FINGERPRINT)

@@ -18,6 +18,7 @@ transport and words its own errors.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_BUDGET_S = 300.0  # seconds of retrying one request before giving up
@@ -80,7 +81,35 @@ def unreachable_message(url: str, reason: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A request waits for the backend: ``attempt`` is the try to come, after ``next_try_s``; the request gives up in
+    ``give_up_in_s`` (its retry budget). Both clients hand it to ``on_retry`` before each wait, so the progress line
+    says what is going on during an outage instead of freezing on a stale time left (issue 25)."""
+
+    attempt: int
+    next_try_s: float
+    give_up_in_s: float
+
+
+def duration_text(seconds: float) -> str:
+    """``"4 min 41 s"``, ``"28 s"``: a wait as the progress line says it."""
+    minutes, secs = divmod(max(0, int(round(seconds))), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def waiting_text(waiting: Waiting) -> str:
+    """``"waiting for the backend: attempt 7, next try in 28 s, giving up in 4 min 41 s"``."""
+    return (
+        f"waiting for the backend: attempt {waiting.attempt}, next try in {duration_text(waiting.next_try_s)}, "
+        f"giving up in {duration_text(waiting.give_up_in_s)}"
+    )
+
+
 __all__ = [
+    "Waiting",
+    "duration_text",
+    "waiting_text",
     "HOST_NOT_FOUND",
     "NOT_RETRIED_CODES",
     "PROBE_BUDGET_S",

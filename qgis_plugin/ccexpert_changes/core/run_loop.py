@@ -12,8 +12,10 @@ What the loop does for every caller, so no caller does it differently:
 - nodata and unreadable chips ride in the next batch's transaction (at most ``hold_rows`` wait);
 - a fatal error (backend gone, model broken) marks the batch's tiles as errors, lets the requests already in
   flight finish and be written, then stops with :class:`RunAborted`; a refused API key writes none of the
-  unanswered tiles; a cancel writes what is answered and abandons the requests still out, without waiting;
-- progress after each written batch: chips done of total, pairs per second, time left.
+  unanswered tiles; a cancel writes the answers that arrive within ``cancel_grace_s`` (0: none) and abandons the
+  requests still out (they run in daemon threads: nothing waits for them, not even the interpreter's exit);
+- progress after each written batch: chips done of total, pairs per second and time left over the last minute;
+  during an outage the client's retry state instead (:meth:`RunLoop.waiting`).
 
 The callers bring three small adapters: ``prepare(chip) -> Item`` (their raster reader), a :class:`Captioner`
 (their HTTP client or the in-process engine) and a :class:`Writer` (their GeoPackage writer).
@@ -24,16 +26,19 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .fields import STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA, make_record, utc_now_iso
 from .grid import Bounds, Chip
-from .prefetch import Prefetcher
+from .prefetch import DaemonThreadExecutor, Prefetcher
+from .retry import Waiting, duration_text, waiting_text
 
 SEND = "send"  # Item.status of a chip that goes to the captioner
 HOLD_ROWS = 512  # rows without a request (nodata, unreadable) held back for the next transaction at most
+POLL_S = 0.1  # how often a wait for an answer looks at the cancel flag
 
 
 @dataclass
@@ -90,8 +95,8 @@ class Writer(Protocol):
 
 
 class OutputWriter(Writer, Protocol):
-    """The one writer interface of both front ends: ``TileWriter(path, crs_wkt, grid_hash, metadata, *, resume,
-    force, ...)`` in ``ccexpert_changes.output`` (GDAL, inside QGIS) and ``ccexpert.gpkg_output`` (fiona)."""
+    """The output store ``core.driver.drive`` runs into: ``output.TileWriter`` (GDAL, inside QGIS) and
+    ``ccexpert.gpkg_output.TileWriter`` (fiona). Their constructors are their own; this is what a run uses."""
 
     replaces: bool  # a fresh run that will replace an existing output once it captions its first tile
 
@@ -111,6 +116,10 @@ class RunSettings:
     in_flight: int = 1  # requests at the backend at once; 1 = one after the other, in this thread
     hold_rows: int = HOLD_ROWS
     common: dict[str, Any] = field(default_factory=dict)  # fields of every record: model, backend, run_id
+    cancel_grace_s: float = 0.0  # after a cancel, answers arriving within this time are still written
+
+
+RATE_WINDOW_S = 60.0  # the pace shown is the last minute's, so it recovers after an outage
 
 
 @dataclass
@@ -122,7 +131,14 @@ class RunStats:
     errors: int = 0
     skipped_nodata: int = 0
     first_error: str | None = None
-    started: float = field(default_factory=time.monotonic)
+    started: float = -1.0  # on ``clock``; set at creation
+    waiting: Waiting | None = None  # a request waits for the backend (an outage); cleared by the next written batch
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    _recent: collections.deque = field(default_factory=collections.deque, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
 
     @property
     def written(self) -> int:
@@ -136,17 +152,32 @@ class RunStats:
     def not_attempted(self) -> int:
         return max(0, self.total - self.done)
 
+    def record(self, pairs: int, rows: int) -> None:
+        """A batch was written: ``pairs`` answered by the captioner, ``rows`` written in all."""
+        now = self.clock()
+        self._recent.append((now, pairs, rows))
+        while self._recent and self._recent[0][0] <= now - RATE_WINDOW_S:
+            self._recent.popleft()
+        self.waiting = None
+
+    def _window(self) -> tuple[float, int, int]:
+        now = self.clock()
+        span = min(RATE_WINDOW_S, now - self.started)
+        recent = [(pairs, rows) for t, pairs, rows in self._recent if t > now - RATE_WINDOW_S]
+        return span, sum(p for p, _ in recent), sum(r for _, r in recent)
+
     def rate(self) -> float:
-        """Chip pairs answered per second in this run."""
-        elapsed = time.monotonic() - self.started
-        return (self.captioned + self.errors) / elapsed if elapsed > 0 else 0.0
+        """Chip pairs answered per second over the last minute (the whole run when shorter)."""
+        span, pairs, _ = self._window()
+        return pairs / span if span > 0 else 0.0
 
     def eta_s(self) -> float | None:
-        """Seconds left at this run's pace (None before the first answer)."""
-        elapsed = time.monotonic() - self.started
-        if self.written == 0 or elapsed <= 0:
+        """Seconds left at the last minute's pace (None before the first answer, or when nothing was written in the
+        last minute: an outage has no pace)."""
+        span, _, rows = self._window()
+        if rows == 0 or span <= 0:
             return None
-        return self.not_attempted * elapsed / self.written
+        return self.not_attempted * span / rows
 
     def note_error(self, message: str) -> None:
         if self.first_error is None:
@@ -154,20 +185,22 @@ class RunStats:
 
 
 def progress_text(stats: RunStats) -> str:
-    """``"120/400 chips · 3.4 pairs/s · 1 min 22 s left"``: what both front ends show after each batch."""
+    """``"120/400 chips · 3.4 pairs/s · 1 min 22 s left"``: what both front ends show after each batch; during an
+    outage ``"24/121 chips · waiting for the backend: attempt 7, next try in 28 s, giving up in 4 min 41 s"``."""
     text = f"{stats.done}/{stats.total} chips"
+    if stats.waiting is not None:
+        return f"{text} · {waiting_text(stats.waiting)}"
     rate = stats.rate()
     if rate > 0:
         text += f" · {rate:.1f} pairs/s"
     eta = stats.eta_s()
     if eta is not None and stats.not_attempted:
-        minutes, seconds = divmod(int(round(eta)), 60)
-        text += f" · {minutes} min {seconds:02d} s left" if minutes else f" · {seconds} s left"
+        text += f" · {duration_text(eta)} left"
     return text
 
 
 def _thread_pool(workers: int) -> Executor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="ccexpert-request")
+    return DaemonThreadExecutor(workers, name="ccexpert-request")
 
 
 class _Answer:
@@ -224,6 +257,8 @@ class RunLoop:
         self.stats = RunStats()
         self._queue: collections.deque[_Batch] = collections.deque()
         self._abort: RunAborted | None = None
+        self._cancel_deadline: float | None = None  # set at the first cancel seen: now + cancel_grace_s
+        self._abandoned = False  # a canceled run stopped waiting: nothing after it is written
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self, chips: Iterable[Chip], total: int) -> RunStats:
@@ -256,10 +291,8 @@ class RunLoop:
                     batch.items = [i for i in batch.items if i.status != SEND]
                     batch.sending = []
                     self._queue.append(batch)
-                while self._queue:
-                    if self.is_canceled() and not self._ready(self._queue[0]):
-                        break  # canceled: keep what is answered (in grid order), do not wait for the rest
-                    self._write_oldest()
+                while self._queue and self._write_oldest():
+                    pass  # canceled: what is answered within the grace is kept (in grid order), the rest abandoned
         finally:
             if pool is not None:
                 # a cancel abandons the requests still out (their answers are dropped; a resume sends them again)
@@ -295,7 +328,8 @@ class RunLoop:
         while sum(1 for b in self._queue if b.answer is not None) >= self.in_flight or (
             self._queue and self._ready(self._queue[0])
         ):
-            self._write_oldest()
+            if not self._write_oldest():
+                break
         return _Batch()
 
     @staticmethod
@@ -325,7 +359,27 @@ class RunLoop:
         return outcomes
 
     # -- writing, in grid order ----------------------------------------------------------------------------
-    def _write_oldest(self) -> None:
+    def _wait(self, batch: _Batch) -> bool:
+        """Wait for the batch's answer; False when the run was canceled and it did not come within the grace. The
+        wait wakes every ``POLL_S`` to see a cancel (a stalled backend must not hold the run)."""
+        answer = batch.answer
+        while isinstance(answer, Future) and not answer.done():
+            timeout = POLL_S
+            if self.is_canceled():
+                if self._cancel_deadline is None:
+                    self._cancel_deadline = time.monotonic() + max(0.0, self.settings.cancel_grace_s)
+                timeout = min(timeout, self._cancel_deadline - time.monotonic())
+                if timeout <= 0:
+                    return False
+            wait_futures([answer], timeout=timeout)
+        return True
+
+    def _write_oldest(self) -> bool:
+        """Write the oldest batch once answered; False (nothing written, nothing more will be) when a canceled run
+        gave up waiting for it."""
+        if self._abandoned or not self._wait(self._queue[0]):
+            self._abandoned = True
+            return False
         batch = self._queue.popleft()
         outcomes: list[dict | Exception] = []
         if batch.answer is not None:
@@ -344,6 +398,7 @@ class RunLoop:
                 continue
             rows.append((self._record(item, outcome), item.chip.owned))  # the tile's own part: no overlaps
         self._write(rows)
+        return True
 
     def _failed(self, batch: _Batch, exc: CaptionError) -> list:
         """A whole request failed for good: stop after what is in flight; the tiles keep the reason unless the
@@ -412,19 +467,29 @@ class RunLoop:
                 message = f"cannot write to {target}: {reason}"
                 self.stats.note_error(message)
                 raise RunAborted(message, "write", self.stats) from exc
+        pairs = 0
         for record, _ in rows:
             status = record["status"]
             if status == STATUS_OK:
+                pairs += 1
                 self.stats.captioned += 1
                 self.stats.changed += int(bool(record["changed"]))
             elif status == STATUS_SKIPPED_NODATA:
                 self.stats.skipped_nodata += 1
             else:
+                pairs += 1
                 self.stats.errors += 1
                 if record["error"]:
                     self.stats.note_error(f"tile {record['tile_id']}: {record['error']}")
         if rows:
+            self.stats.record(pairs, len(rows))
             self.on_progress(self.stats)
+
+    def waiting(self, waiting: Waiting) -> None:
+        """A client's ``on_retry``: a request waits for the backend; the progress line says so until the next
+        written batch (called from request threads)."""
+        self.stats.waiting = waiting
+        self.on_progress(self.stats)
 
     def _adapt(self, sent: int, seconds: float) -> None:
         """Halve the batch when a request took more than a third of its timeout (a slow device), so later

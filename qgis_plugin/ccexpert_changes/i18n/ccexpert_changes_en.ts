@@ -165,8 +165,8 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
-        <source>{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before</source>
-        <translation>{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata, {4} kept from before</translation>
+        <source>{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in this run, {5} kept from before</source>
+        <translation>{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in this run, {5} kept from before</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -433,6 +433,11 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../output.py"/>
+        <source>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</source>
+        <translation>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</translation>
+    </message>
+    <message>
+        <location filename="../output.py"/>
         <source>Resume: {0} has no layer {1}; choose another output file</source>
         <translation>Resume: {0} has no layer {1}; choose another output file</translation>
     </message>
@@ -455,6 +460,11 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../output.py"/>
         <source>Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap changed. Choose a new output file or switch Resume off.</source>
         <translation>Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap changed. Choose a new output file or switch Resume off.</translation>
+    </message>
+    <message>
+        <location filename="../output.py"/>
+        <source>Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "Resume even if the output was made from other inputs" only when you know it was made from these inputs.</source>
+        <translation>Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "Resume even if the output was made from other inputs" only when you know it was made from these inputs.</translation>
     </message>
     <message>
         <location filename="../output.py"/>
@@ -705,6 +715,11 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../report_algorithm.py"/>
         <source>The report could not be made: {0}</source>
         <translation>The report could not be made: {0}</translation>
+    </message>
+    <message>
+        <location filename="../run_feedback.py"/>
+        <source>Cannot count the rows of {0} ({1}): the counts are this run's</source>
+        <translation>Cannot count the rows of {0} ({1}): the counts are this run's</translation>
     </message>
     <message>
         <location filename="../run_feedback.py"/>
