@@ -9,33 +9,13 @@ import threading
 import pytest
 import requests
 from ccexpert.client import CCExpertClient, ChipPair
-from ccexpert.engine_api import EngineInfo
 from ccexpert.service import Settings, create_app
 from ccexpert.service.batching import DynamicBatcher
 from ccexpert_changes.core.context import MAX_CONTEXT_CHARS, check_context
-from service_helpers import EchoEngine, b64, png_bytes, solid, thread_server
+from service_helpers import EchoEngine, NoteEngine, b64, png_bytes, solid, thread_server
 
 CHIP = 32
 NOTE = "after the May 2011 tornado"
-
-
-class NoteEngine(EchoEngine):
-    """The echo engine that reads a note: its caption ends with the note it got, and it records each call's
-    (pairs, note); ``uses_context`` as a general VLM's info says."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.calls: list[tuple[int, str | None]] = []
-
-    def info(self) -> EngineInfo:
-        return EngineInfo("notes", "1", chip_size=self.chip_size, family="qwen2_5_vl", uses_context=True)
-
-    def caption(self, pairs, max_new_tokens: int = 64, *, context: str | None = None):
-        from dataclasses import replace
-
-        with self.lock:
-            self.calls.append((len(pairs), context))
-        return [replace(r, caption=f"{r.caption} | {context}") for r in super().caption(pairs, max_new_tokens)]
 
 
 @pytest.fixture(scope="module")

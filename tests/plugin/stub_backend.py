@@ -119,5 +119,17 @@ def failing_backend():
         server.server_close()
 
 
+@contextmanager
+def thread_stub():
+    """The stub served from a thread of this process (its :data:`SEEN` readable directly): the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 if __name__ == "__main__":
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
