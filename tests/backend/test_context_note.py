@@ -11,7 +11,7 @@ import requests
 from ccexpert.client import CCExpertClient, ChipPair
 from ccexpert.service import Settings, create_app
 from ccexpert.service.batching import DynamicBatcher
-from ccexpert_changes.core.context import MAX_CONTEXT_CHARS, check_context
+from ccexpert_changes.core.context import MAX_CONTEXT_CHARS
 from service_helpers import EchoEngine, NoteEngine, b64, png_bytes, solid, thread_server
 
 CHIP = 32
@@ -37,22 +37,6 @@ def _json(pair_id: str = "p", value: int = 10, **extra) -> dict:
 def _form(pair_id: str = "p", value: int = 10, notes=()) -> list:
     b, a = _pair(value)
     return [("id", (None, pair_id)), ("before", ("b.png", b)), ("after", ("a.png", a)), *notes]
-
-
-# -- the shared rule -----------------------------------------------------------------------------------------------
-
-
-def test_the_rule_every_way_in_shares():
-    assert check_context(None) is None and check_context("   ") is None and check_context("") is None
-    assert check_context(f"  {NOTE} ") == NOTE
-    assert check_context("é" * MAX_CONTEXT_CHARS) == "é" * MAX_CONTEXT_CHARS  # characters, not bytes
-    assert check_context(" " + "x" * MAX_CONTEXT_CHARS + "\n") == "x" * MAX_CONTEXT_CHARS  # stripped, then counted
-    with pytest.raises(ValueError, match="301 characters, over the limit of 300"):
-        check_context("x" * 301)
-    with pytest.raises(ValueError, match="must be a string, got int"):
-        check_context(5)
-    with pytest.raises(ValueError, match="control character"):
-        check_context("after the\ntornado")
 
 
 # -- JSON ----------------------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from __future__ import annotations
 import unicodedata
 
 MAX_CONTEXT_CHARS = 300
+_NOT_ON_ONE_LINE = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 
 
 def check_context(value: object) -> str | None:
     """The note to use: None for none (None, or only whitespace), else the text stripped of surrounding
     whitespace. ValueError (a message an analyst can act on) when it is not a string, is longer than
-    MAX_CONTEXT_CHARS once stripped, or holds a control character (a line break or tab, which a prompt line and a
-    metadata field cannot carry faithfully)."""
+    MAX_CONTEXT_CHARS once stripped, or holds a control character or line break (tab, newline, U+2028...: a note
+    is one line of a prompt and of the report)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -26,7 +27,7 @@ def check_context(value: object) -> str | None:
     if len(text) > MAX_CONTEXT_CHARS:
         raise ValueError(f"context is {len(text)} characters, over the limit of {MAX_CONTEXT_CHARS}")
     for index, char in enumerate(text):
-        if unicodedata.category(char) == "Cc":
+        if unicodedata.category(char) in _NOT_ON_ONE_LINE:
             raise ValueError(f"context holds a control character ({char!r} at {index}): write it on one line")
     return text
 
