@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import chip_pairs  # noqa: E402
+from chips import chip_pairs
 
 H100_CEILING_PAIRS_PER_S = {"0.5b": 322.0, "7b": 37.0}
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_http import free_port  # noqa: E402
-from chips import chip_pairs  # noqa: E402
+from bench_http import free_port
+from chips import chip_pairs
 
 CHIP = 384
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chips import chip_pairs, png  # noqa: E402
+from chips import chip_pairs, png
 
 CHIP = 384
 

@@ -120,7 +120,7 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-def M(name, file, old, new, tests) -> Mutant:  # noqa: N802 (a table constructor)
+def M(name, file, old, new, tests) -> Mutant:  # a table constructor
     return Mutant(name, file, old, new, tuple(tests))
 
 
@@ -343,22 +343,22 @@ MUTANTS: list[Mutant] = [
     M(
         "run loop: a cancel drops the answered batches",
         RUN_LOOP,
-        "if self.is_canceled() and not self._ready(self._queue[0]):",
-        "if self.is_canceled():",
+        "                while self._queue and self._write_oldest():\n",
+        "                while self._queue and not self.is_canceled() and self._write_oldest():\n",
         RUN_LOOP_TESTS,
     ),
     M(
         "run loop: time left paced by every tile done",
         RUN_LOOP,
-        "return self.not_attempted * elapsed / self.written",
-        "return self.not_attempted * elapsed / self.done",
+        "return self.not_attempted * span / rows",
+        "return self.not_attempted * span / self.done",
         RUN_LOOP_TESTS,
     ),
     M(
         "run loop: requests in flight after a fatal error dropped",
         RUN_LOOP,
-        "                while self._queue:\n",
-        "                while self._queue and not self._abort:\n",
+        "                while self._queue and self._write_oldest():\n",
+        "                while self._queue and not self._abort and self._write_oldest():\n",
         RUN_LOOP_TESTS,
     ),
     M(

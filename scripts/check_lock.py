@@ -22,11 +22,19 @@ import tomllib
 LOCKS = {
     "requirements/lock.txt": ("pyproject.toml", "requirements/build.in"),
     "requirements/qgis-lock.txt": ("requirements/qgis-tools.in",),
+    # the same tools for the Pythons of the other QGIS releases tested (scripts/qgis_matrix.sh --lock SUITE)
+    "requirements/qgis-lock-py313.txt": ("requirements/qgis-tools.in",),
+    "requirements/qgis-lock-py314.txt": ("requirements/qgis-tools.in",),
 }
 DIGEST_LINE = re.compile(r"^# inputs-sha256: ([0-9a-f]{64})$", re.MULTILINE)
 PIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", re.MULTILINE)
 NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 REFRESH = "run `bash scripts/lock.sh` and commit the new lock"
+# the QGIS-release locks are compiled inside their Debian root folders, for those releases' Pythons
+REFRESH_IN_ROOT = {
+    "requirements/qgis-lock-py313.txt": "run `bash scripts/qgis_matrix.sh --lock trixie` and commit the new lock",
+    "requirements/qgis-lock-py314.txt": "run `bash scripts/qgis_matrix.sh --lock forky` and commit the new lock",
+}
 
 
 def normalise(name: str) -> str:
@@ -53,16 +61,17 @@ def digest(root: Path, lock: str) -> str:
 
 
 def problems(root: Path, lock: str) -> list[str]:
+    refresh = REFRESH_IN_ROOT.get(lock, REFRESH)
     path = root / lock
     if not path.is_file():
-        return [f"{lock} is missing: {REFRESH}"]
+        return [f"{lock} is missing: {refresh}"]
     text = path.read_text(encoding="utf-8")
     found = DIGEST_LINE.search(text)
     out = []
     if found is None:
-        out.append(f"{lock} has no '# inputs-sha256:' line: {REFRESH}")
+        out.append(f"{lock} has no '# inputs-sha256:' line: {refresh}")
     elif found.group(1) != digest(root, lock):
-        out.append(f"{lock} was compiled from other requirements than {', '.join(LOCKS[lock])} hold now: {REFRESH}")
+        out.append(f"{lock} was compiled from other requirements than {', '.join(LOCKS[lock])} hold now: {refresh}")
     pins = {normalise(name): version for name, version in PIN_LINE.findall(text)}
     try:
         from packaging.requirements import Requirement
@@ -75,9 +84,9 @@ def problems(root: Path, lock: str) -> list[str]:
             spec = req.split("] ", 1)[1] if req.startswith("[") else req
             name = normalise(NAME.match(spec).group(1))
             if name not in pins:
-                out.append(f"{lock}: {spec!r} (from {source}) is not pinned in the lock: {REFRESH}")
+                out.append(f"{lock}: {spec!r} (from {source}) is not pinned in the lock: {refresh}")
             elif Requirement is not None and not Requirement(spec).specifier.contains(pins[name], prereleases=True):
-                out.append(f"{lock}: {name}=={pins[name]} does not satisfy {spec!r} (from {source}): {REFRESH}")
+                out.append(f"{lock}: {name}=={pins[name]} does not satisfy {spec!r} (from {source}): {refresh}")
     return out
 
 

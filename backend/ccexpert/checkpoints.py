@@ -24,6 +24,18 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used as it is; the message says what is wrong and where."""
 
 
+def refuse_pickled_weights(folder: Path, remedy: str) -> None:
+    """Raise, naming them, when ``folder`` holds pickled weight files (callers ask once no safetensors were found):
+    they are never loaded, because unpickling runs code. The loader and the converter share this refusal; ``remedy``
+    ends the message."""
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f"{folder} has only pickled weights ({', '.join(pickles)}); they are never loaded here because "
+            f"unpickling runs code. {remedy}"
+        )
+
+
 def is_local(source: str | Path) -> bool:
     """A path (existing, or written like one) rather than a hub id such as "owner/name"."""
     text = str(source)
@@ -50,12 +62,7 @@ def check_local_checkpoint(path: str | Path, model_types: tuple[str, ...] = (CCE
             hint = f" (supported: {', '.join(model_types)})"
         raise CheckpointError(f"{path} holds a {model_type!r} model, not {' or '.join(map(repr, model_types))}{hint}")
     if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
-        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        if pickles:
-            raise CheckpointError(
-                f"{path} has only pickled weights ({', '.join(pickles)}); they are never loaded here because "
-                "unpickling runs code. Provide model.safetensors."
-            )
+        refuse_pickled_weights(path, "Provide model.safetensors.")
         raise CheckpointError(f"no model.safetensors in {path}")
     return path
 
@@ -109,5 +116,6 @@ __all__ = [
     "check_local_checkpoint",
     "is_local",
     "load_model",
+    "refuse_pickled_weights",
     "resolve_checkpoint",
 ]

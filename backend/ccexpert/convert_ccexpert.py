@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
-from .checkpoints import PICKLE_SUFFIXES, CheckpointError, is_local
+from .checkpoints import CheckpointError, is_local, refuse_pickled_weights
 from .configuration_ccexpert import CCExpertConfig
 from .modeling_ccexpert import CCExpertDifferenceIntegration, CCExpertForConditionalGeneration
 from .presets import SIGLIP_SO400M_OV, generation_config_for
@@ -125,12 +125,7 @@ def _official_weight_files(src: Path) -> list[Path]:
     files = sorted(src.glob("*.safetensors"))
     if files:
         return files
-    pickles = sorted(p.name for p in src.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise CheckpointError(
-            f"{src} has only pickled weights ({', '.join(pickles)}); they are never loaded here because unpickling "
-            "runs code. Re-save them as safetensors with a trusted tool first."
-        )
+    refuse_pickled_weights(src, "Re-save them as safetensors with a trusted tool first.")
     raise CheckpointError(f"no *.safetensors weights in {src}")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -57,7 +57,15 @@ from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, DescribeParameters, Plan, make_plan
 from .qthreads import QThreadExecutor
 from .reader import RasterInputError
-from .run_feedback import RunProgress, counts_of_layer, finish_layer, warn_gsd
+from .run_feedback import (
+    RunProgress,
+    counts_of_layer,
+    finish_layer,
+    style_on_load,
+    tile_error_reporter,
+    warn_gsd,
+    write_areas,
+)
 
 
 class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
@@ -112,7 +120,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(icon_path())
 
-    def helpUrl(self) -> str:  # noqa: N802 - QGIS API name
+    def helpUrl(self) -> str:  # QGIS API name
         return help_url()
 
     def createInstance(self) -> DescribeChangesAlgorithm:
@@ -257,7 +265,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputString("MODEL", tr("Model that made the captions")))
         self.addOutput(QgsProcessingOutputString("RUN_ID", tr("Run id")))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+    def checkParameterValues(self, parameters, context):  # QGIS API name
         """Before = After, rasters that do not overlap, an area of interest outside them: refused before the
         backend is contacted (the dialog, processing.run and qgis_process all ask this first)."""
         ok, message = super().checkParameterValues(parameters, context)
@@ -326,7 +334,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 on_progress=RunProgress(feedback, plan.count),
                 is_canceled=feedback.isCanceled,
                 on_notice=feedback.pushInfo,
-                on_tile_error=_tile_error_reporter(feedback),
+                on_tile_error=tile_error_reporter(feedback),
                 executor=QThreadExecutor,  # QGIS request timeouts need threads Qt started
                 on_loop=lambda loop: setattr(client, "on_retry", loop.waiting),  # an outage shows in the progress
             )
@@ -348,8 +356,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 output, info, counts, plan.reader, client.base_url, feedback, notes=[gsd_note] if gsd_note else []
             )
             if params.areas:
-                _write_areas(output, feedback)
-        _style_on_load(context, output, plan.reader.after_src.GetDescription())
+                write_areas(output, feedback)
+        style_on_load(context, output, plan.reader.after_src.GetDescription())
         summary = tr(
             "{0} tiles captioned ({1} changed), {2} errors, {3} skipped for nodata in the layer; {4} captioned in "
             "this run, {5} kept from before"
@@ -539,35 +547,3 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 ).format(stats.errors, stats.first_error, output)
             )
         return stats
-
-
-def _write_areas(output: str, feedback: QgsProcessingFeedback) -> None:
-    """Layer change_areas; a failure is reported and leaves the tiles as they are (they are the result)."""
-    from .area_layer import AreaLayerError, write_change_areas
-
-    try:
-        feedback.pushInfo(tr("{0} change area(s) written to layer change_areas").format(write_change_areas(output)))
-    except AreaLayerError as exc:
-        feedback.reportError(str(exc))
-
-
-def _tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str], None]:
-    def report(tile_id: str, message: str) -> None:
-        feedback.reportError(tr("Tile {0}: {1}").format(tile_id, message))
-
-    return report
-
-
-_POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors
-
-
-def _style_on_load(context: QgsProcessingContext, output: str, after_path: str) -> None:
-    if not context.willLoadLayerOnCompletion(output):
-        return
-    from .layer_style import ChangeLayerPostProcessor
-
-    processor = ChangeLayerPostProcessor(after_path, datetime.now())  # names the layer: runs told apart
-    _POST_PROCESSORS.append(processor)
-    details = context.layerToLoadOnCompletionDetails(output)
-    details.name = tr("Change captions")
-    details.setPostProcessor(processor)

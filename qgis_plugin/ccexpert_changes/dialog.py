@@ -169,7 +169,7 @@ class DescribeChangesDialog(AlgorithmDialog):
         self.source_labels: dict[str, QLabel] = {}
         self._add_source_labels()
 
-    def showEvent(self, event):  # noqa: N802 - Qt API name
+    def showEvent(self, event):  # Qt API name
         """Wide enough that no parameter label is cut: QGIS restores the last size on show, which for a new user
         is a small default; a larger size the analyst chose is kept, and the screen is never exceeded."""
         super().showEvent(event)
@@ -203,7 +203,7 @@ class DescribeChangesDialog(AlgorithmDialog):
             return
         try:
             parameters = self.createProcessingParameters(include_default=False)
-        except Exception:  # noqa: BLE001 - a half-filled form: show nothing rather than fail
+        except Exception:  # a half-filled form: show nothing rather than fail
             parameters = {}
         context = dataobjects.createContext()  # owns a layer loaded from a path: kept while it is read
         text = ""
@@ -214,7 +214,7 @@ class DescribeChangesDialog(AlgorithmDialog):
             text = ""
         label.setText(f"<small>{text}</small>" if text else "")
 
-    def setParameters(self, parameters):  # noqa: N802 - QGIS API name
+    def setParameters(self, parameters):  # QGIS API name
         super().setParameters(parameters)
         for name in self.source_labels:
             self._update_source_label(name)
@@ -224,7 +224,7 @@ class DescribeChangesDialog(AlgorithmDialog):
         return "\n".join(_log_lines(self)[-lines:])
 
     # -- run ----------------------------------------------------------------------------------------------
-    def runAlgorithm(self):  # noqa: N802 - QGIS API name
+    def runAlgorithm(self):  # QGIS API name
         try:
             parameters = self.createProcessingParameters()
         except Exception:  # invalid widgets: let the base class highlight them

@@ -92,7 +92,7 @@ class ChangeLayerPostProcessor(QgsProcessingLayerPostProcessorInterface):
         super().__init__()
         self.after_path, self.when = after_path, when or datetime.now()
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
+    def postProcessLayer(self, layer, context, feedback):  # QGIS API name
         if not isinstance(layer, QgsVectorLayer):
             return
         project = context.project() or QgsProject.instance()

@@ -60,7 +60,7 @@ class DescribeParameters(RunOptions):
         try:
             aoi_layer = alg.parameterAsVectorLayer(parameters, alg.AOI, context)
             aoi_path = aoi_layer.source() if aoi_layer is not None else None
-        except Exception:  # noqa: BLE001 - a source QGIS cannot resolve to a layer is not a file to protect
+        except Exception:  # a source QGIS cannot resolve to a layer is not a file to protect
             aoi_path = None
         return cls(
             before=alg.parameterAsRasterLayer(parameters, alg.BEFORE, context),

@@ -26,14 +26,14 @@ class CCExpertPlugin:
         self.translator = load_translation()
         self.menu = tr("&CCExpert")
 
-    def initProcessing(self) -> None:  # noqa: N802 - QGIS API name; also what qgis_process calls
+    def initProcessing(self) -> None:  # QGIS API name; also what qgis_process calls
         if self.provider is None:
             from .provider import CCExpertProvider
 
             self.provider = CCExpertProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802 - QGIS API name
+    def initGui(self) -> None:  # QGIS API name
         self.initProcessing()
         if self.iface is None:
             return

@@ -34,7 +34,7 @@ class CCExpertProvider(QgsProcessingProvider):
     def supportedOutputVectorLayerExtensions(self) -> list[str]:
         return ["gpkg"]
 
-    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # noqa: N803 - QGIS API name
+    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:  # QGIS API name
         return "gpkg"
 
     def supportsNonFileBasedOutput(self) -> bool:

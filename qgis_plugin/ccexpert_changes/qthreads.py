@@ -22,7 +22,7 @@ class _Worker(QThread):
         super().__init__()
         self.jobs = jobs
 
-    def run(self) -> None:  # noqa: D102 - QThread API
+    def run(self) -> None:  # QThread API
         try:
             while True:
                 job = self.jobs.get()
@@ -33,7 +33,7 @@ class _Worker(QThread):
                     continue
                 try:
                     future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                except BaseException as exc:  # handed to whoever waits on the future
                     future.set_exception(exc)
         finally:
             _RUNNING.discard(self)

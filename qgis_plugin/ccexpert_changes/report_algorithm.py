@@ -75,10 +75,10 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
     def name(self) -> str:
         return "create_report"
 
-    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+    def displayName(self) -> str:  # QGIS API name
         return tr("Create report")
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
+    def shortHelpString(self) -> str:  # QGIS API name
         return tr(
             "A self-contained HTML page of a change-captions layer: the rasters' dates, an overview map with the "
             "area of interest, a before/after swipe for each changed tile and a table of all tiles. Made by the "
@@ -88,10 +88,10 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(icon_path())
 
-    def createInstance(self) -> CreateReportAlgorithm:  # noqa: N802 - QGIS API name
+    def createInstance(self) -> CreateReportAlgorithm:  # QGIS API name
         return CreateReportAlgorithm()
 
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+    def initAlgorithm(self, config=None) -> None:  # QGIS API name
         self.addParameter(
             QgsProcessingParameterVectorLayer(
                 self.INPUT, tr("Change captions layer"), [QgsProcessing.SourceType.TypeVectorPolygon]
@@ -110,7 +110,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(command)
         self.addParameter(QgsProcessingParameterBoolean(self.OPEN, tr("Open the report when done"), True))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def processAlgorithm(self, parameters, context, feedback):  # QGIS API name
         layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException(tr("The change captions layer is missing"))
@@ -146,7 +146,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         self._output = output
         return {self.OUTPUT: output}
 
-    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 - QGIS API name
+    def postProcessAlgorithm(self, context, feedback):  # QGIS API name
         """Open the report in the browser (on the main thread, after the run)."""
         if getattr(self, "_open", False):
             QDesktopServices.openUrl(QUrl.fromLocalFile(self._output))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from qgis.core import QgsProcessingFeedback
+from qgis.core import QgsProcessingContext, QgsProcessingFeedback
 
 from .about import tr
 from .core.gsd import gsd_warning
@@ -27,13 +28,18 @@ class RunProgress:
         self.feedback, self.total, self.clock = feedback, max(1, total), clock
         self.shown: float | None = None
         self.shown_done = -1
+        self.shown_waiting = False
 
     def __call__(self, stats: RunStats) -> None:
         self.feedback.setProgress(100.0 * stats.done / self.total)
         now = self.clock()
         last = stats.done >= self.total and stats.done != self.shown_done  # once, however often it is reported
-        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last:
+        # an outage starting or ending is shown at once, whatever the throttle (the analyst must not see a pace
+        # while the backend is down, nor "waiting" once it answers again)
+        flipped = (getattr(stats, "waiting", None) is not None) != self.shown_waiting
+        if self.shown is None or now - self.shown >= self.TEXT_EVERY_S or last or flipped:
             self.shown, self.shown_done = now, stats.done
+            self.shown_waiting = getattr(stats, "waiting", None) is not None
             self.feedback.setProgressText(progress_text(stats))
 
 
@@ -92,3 +98,36 @@ def finish_layer(
         )
     except (OSError, ValueError, sqlite3.Error) as exc:
         feedback.pushWarning(tr("The layer style or abstract could not be stored in {0}: {1}").format(output, exc))
+
+
+def write_areas(output: str, feedback: QgsProcessingFeedback) -> None:
+    """Layer change_areas; a failure is reported and leaves the tiles as they are (they are the result)."""
+    from .area_layer import AreaLayerError, write_change_areas
+
+    try:
+        feedback.pushInfo(tr("{0} change area(s) written to layer change_areas").format(write_change_areas(output)))
+    except AreaLayerError as exc:
+        feedback.reportError(str(exc))
+
+
+def tile_error_reporter(feedback: QgsProcessingFeedback) -> Callable[[str, str], None]:
+    def report(tile_id: str, message: str) -> None:
+        feedback.reportError(tr("Tile {0}: {1}").format(tile_id, message))
+
+    return report
+
+
+_POST_PROCESSORS: list = []  # Processing keeps only a raw pointer to post-processors
+
+
+def style_on_load(context: QgsProcessingContext, output: str, after_path: str) -> None:
+    """The result loads styled and named after its after raster and time (``layer_style``)."""
+    if not context.willLoadLayerOnCompletion(output):
+        return
+    from .layer_style import ChangeLayerPostProcessor
+
+    processor = ChangeLayerPostProcessor(after_path, datetime.now())  # names the layer: runs told apart
+    _POST_PROCESSORS.append(processor)
+    details = context.layerToLoadOnCompletionDetails(output)
+    details.name = tr("Change captions")
+    details.setPostProcessor(processor)

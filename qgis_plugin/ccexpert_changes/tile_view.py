@@ -105,7 +105,7 @@ class ShowBeforeAfterAction(QgsMapLayerAction):
         self.triggeredForFeature.connect(self.show_tile)
         self.dialogs: list[BeforeAfterDialog] = []  # kept alive while shown (non-modal)
 
-    def canRunUsingLayer(self, layer) -> bool:  # noqa: N802 - QGIS API name
+    def canRunUsingLayer(self, layer) -> bool:  # QGIS API name
         return gpkg_path(layer) is not None
 
     def dialog_for(self, layer, feature, parent=None) -> BeforeAfterDialog:

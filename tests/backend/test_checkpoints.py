@@ -330,3 +330,16 @@ def test_convert_without_a_head_count_uses_width_over_128(tokenizer, tmp_path):
     assert converted.config.dim_mlp_ratio == 4 and converted.config.dim_depth == source.config.dim_depth
     batch = CCExpertProcessor(tokenizer)([make_pair(5)])
     assert torch.equal(_logits(converted, batch), _logits(source, batch))
+
+
+def test_pickled_weights_are_refused_by_one_rule(tmp_path):
+    """The loader and the converter share one refusal: every pickled file named, sorted, with the caller's remedy."""
+    from ccexpert.checkpoints import refuse_pickled_weights
+
+    refuse_pickled_weights(tmp_path, "unused")  # nothing pickled: no error
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    refuse_pickled_weights(tmp_path, "unused")
+    for name in ("z.pt", "a.pkl", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"only pickled weights \(a\.pkl, z\.pt\);.* runs code\. Do X\.$"):
+        refuse_pickled_weights(tmp_path, "Do X.")

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("ray.serve")
 
-from ccexpert.ray_deployments import caption_grouped  # noqa: E402
+from ccexpert.ray_deployments import caption_grouped
 
 
 def fake_engine(calls: list):

@@ -91,7 +91,8 @@ class Answers:
 
 
 def _chips(n: int) -> list[Chip]:
-    return [Chip(0, c, c * 4, 0, 4, f"r0c{c}_abcd1234", (c * 10.0, 0.0, (c + 1) * 10.0, 10.0)) for c in range(n)]
+    boxes = [(c * 10.0, 0.0, (c + 1) * 10.0, 10.0) for c in range(n)]
+    return [Chip(0, c, c * 4, 0, 4, f"r0c{c}_abcd1234", boxes[c], boxes[c]) for c in range(n)]
 
 
 def _prepare(chip: Chip) -> Item:

@@ -5,7 +5,6 @@ run is paced by the tiles written in this run. Fake clocks and a hand-driven exe
 from __future__ import annotations
 
 import threading
-import time
 import types
 from concurrent.futures import Executor, Future
 
@@ -141,23 +140,35 @@ def test_batches_answered_before_a_cancel_are_written_in_grid_order():
     assert caught.value.stats.captioned == 6 and caught.value.stats.not_attempted == len(CHIPS) - 6
 
 
-class AnsweredWhenAwaited(Future):
-    """A request in flight that is not done when polled and answers once the loop waits for it."""
+class FourOutExecutor(HandDrivenExecutor):
+    """Leaves every answer pending; once four requests are out (the loop cannot send a fifth), the oldest is
+    answered from another thread, so the loop meets a fatal answer while three requests are still unanswered."""
 
-    def __init__(self, value):
+    def __init__(self):
         super().__init__()
-        self.value = value
+        self.four_out = threading.Event()
 
-    def result(self, timeout=None):
-        if not self.done():
-            self.set_result(self.value)
-        return super().result(timeout)
-
-
-class LazyExecutor(HandDrivenExecutor):
     def submit(self, fn, /, *args, **kwargs):
-        self.submitted += 1
-        return AnsweredWhenAwaited(fn(*args, **kwargs))
+        future = super().submit(fn, *args, **kwargs)
+        if self.submitted == 4:
+            self.four_out.set()
+        return future
+
+
+class AnswersTheRestOnTheError(Writer):
+    """Answers the requests still out only when the error rows of the first batch are written: the loop has seen
+    the fatal error before the other three answers exist."""
+
+    def __init__(self, executor: FourOutExecutor):
+        super().__init__()
+        self.executor = executor
+        self.pending_when_the_error_was_written = -1
+
+    def write(self, rows):
+        if self.pending_when_the_error_was_written < 0 and any(r["status"] == "error" for r, _ in rows):
+            self.pending_when_the_error_was_written = len(self.executor.pending)
+            self.executor.answer(len(self.executor.pending))
+        return super().write(rows)
 
 
 def test_requests_in_flight_when_a_fatal_error_comes_back_are_still_written():
@@ -176,11 +187,21 @@ def test_requests_in_flight_when_a_fatal_error_comes_back_are_still_written():
         def slow_after_s(self, pairs):
             return None
 
-    executor, writer = LazyExecutor(), Writer()
+    executor = FourOutExecutor()
+    writer = AnswersTheRestOnTheError(executor)
+
+    def answer_the_oldest_once_four_are_out():
+        assert executor.four_out.wait(30)
+        executor.answer(1)
+
+    helper = threading.Thread(target=answer_the_oldest_once_four_are_out, daemon=True)
+    helper.start()
     loop = RunLoop(prepare, FirstFails(), writer, RunSettings(batch_size=2, in_flight=4), executor=lambda n: executor)
     with pytest.raises(RunAborted, match="illegal memory access") as caught:
         loop.run(CHIPS, len(CHIPS))
+    helper.join(5)
     assert caught.value.kind == "fatal" and executor.submitted == 4
+    assert writer.pending_when_the_error_was_written == 3  # the three others were still out
     assert [r["tile_id"] for r in writer.rows] == [c.tile_id for c in CHIPS[:8]]
     assert [r["status"] for r in writer.rows] == ["error"] * 2 + ["ok"] * 6
     stats = caught.value.stats
@@ -188,23 +209,25 @@ def test_requests_in_flight_when_a_fatal_error_comes_back_are_still_written():
 
 
 def test_time_left_on_a_resumed_run_is_paced_by_this_runs_tiles(clock):
-    """600 tiles, 300 done by an earlier run, 100 written in the 200 s of this one: 200 left at 2 s each = 400 s.
-    Broken copy: pacing by every tile done (``self.done``) promised 100 s (this test failed)."""
-    stats = RunStats(total=600, resumed=300, captioned=90, errors=5, skipped_nodata=5, started=clock.now)
-    clock.now += 200.0
+    """600 tiles, 300 done by an earlier run; this run writes 2 tiles every 4 s: 200 left at 2 s each = 400 s.
+    Broken copy: pacing by every tile done (``self.done``, 300 resumed counted as this minute's work) promised far
+    less; the rate is the last minute's (RATE_WINDOW_S), so a long-gone start does not dilute it either."""
+    stats = RunStats(total=600, resumed=300, clock=clock.monotonic)
+    for _ in range(50):  # 100 tiles in 200 s
+        clock.now += 4.0
+        stats.captioned += 2
+        stats.record(2, 2)
     assert stats.not_attempted == 200 and stats.eta_s() == pytest.approx(400.0)
     assert progress_text(stats) == "400/600 chips · 0.5 pairs/s · 6 min 40 s left"
 
 
 def test_time_left_through_the_loop_on_a_resumed_run(clock):
-    """The same through the loop: 8 of 16 tiles resumed, each request of 2 tiles takes 100 s, so after the first
-    written batch 6 tiles are left at 50 s each (300 s), not 6 x 100 / 10 = 60 s. (RunStats stamps its start with
-    the real clock, so the fake one starts there; the few milliseconds between them are noise next to 100 s.)"""
-    clock.now = time.monotonic()
+    """The same through the loop (its stats on the loop's clock): 8 of 16 tiles resumed, each request of 2 tiles
+    takes 10 s, so after the first written batch 6 tiles are left at 5 s each (30 s), not 6 x 10 / 10 = 6 s."""
     seen: list[tuple[int, float | None]] = []
-    captioner = TimedCaptioner(clock, 100.0, timeout=None)
+    captioner = TimedCaptioner(clock, 10.0, timeout=None)
     writer = Writer(done={c.tile_id for c in CHIPS[:8]})
     RunLoop(
         prepare, captioner, writer, RunSettings(batch_size=2), on_progress=lambda s: seen.append((s.done, s.eta_s()))
     ).run(CHIPS, len(CHIPS))
-    assert seen[0][0] == 10 and seen[0][1] == pytest.approx(300.0, abs=5.0)
+    assert seen[0][0] == 10 and seen[0][1] == pytest.approx(30.0, abs=0.5)

@@ -36,6 +36,27 @@ def free_port() -> int:
 _PROVIDERS: list = []  # the registry owns them; keep the Python side alive too
 
 
+@pytest.fixture(scope="session", autouse=True)
+def layer_tree_view(qgis_iface, qgis_parent):
+    """A real layer tree view behind the test interface's ``layerTreeView()``.
+
+    pytest-qgis' stub interface answers every method it lacks with a MagicMock. QGIS 3.44's Processing hands
+    ``iface.layerTreeView()`` to ``QgsProcessingGuiUtils.addResultLayers`` when it loads results, and a C++ call
+    cannot take a mock; the desktop always has a real view over the project's layer tree, so the tests get one too.
+    """
+    from qgis.core import QgsLayerTreeModel, QgsProject
+    from qgis.gui import QgsLayerTreeView
+    from qgis.PyQt import sip
+
+    view = QgsLayerTreeView(qgis_parent)
+    model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view)
+    view.setModel(model)
+    qgis_iface.layerTreeView = lambda: view
+    yield view
+    del qgis_iface.layerTreeView
+    sip.delete(view)  # with its model, before pytest-qgis' exitQgis() tears the project down
+
+
 @pytest.fixture
 def provider(qgis_app, qgis_processing):
     """The ccexpert provider, registered again when a test unloaded the plugin (test_plugin.py does)."""
@@ -183,11 +204,11 @@ class RecordingFeedback:
                 self.errors: list[str] = []
                 self.progressChanged.connect(self._progress)
 
-            def pushInfo(self, info):  # noqa: N802
+            def pushInfo(self, info):
                 self.infos.append(info)
                 super().pushInfo(info)
 
-            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+            def reportError(self, error, fatalError=False):
                 self.errors.append(error)
                 super().reportError(error, fatalError)
 

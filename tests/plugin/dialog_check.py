@@ -37,7 +37,7 @@ HITS: list[str] = []
 
 
 class Info(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server API name
+    def do_GET(self):  # http.server API name
         HITS.append(self.path)
         body = json.dumps(INFO).encode()
         self.send_response(200 if self.path.endswith("/v1/info") else 404)

@@ -29,7 +29,7 @@ screenshot = sys.argv[1] if len(sys.argv) > 1 else ""
 
 
 class Backend(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server API name
+    def do_GET(self):  # http.server API name
         if self.path == "/v1/info":
             code, body = 200, INFO
         elif self.path == "/v1/auth/check" and self.server.has_check:

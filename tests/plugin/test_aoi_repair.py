@@ -37,7 +37,7 @@ class WarningFeedback:
     def make():
         feedback = RecordingFeedback.make()
         feedback.warnings = []
-        feedback.pushWarning = lambda text: feedback.warnings.append(text)  # noqa: N815
+        feedback.pushWarning = lambda text: feedback.warnings.append(text)
         return feedback
 
 
@@ -61,7 +61,7 @@ def layer(crs: str, *geometries: QgsGeometry) -> QgsVectorLayer:
 
 
 def plan(provider, before, after, aoi, feedback):
-    from ccexpert_changes.planning import make_plan
+    from ccexpert_changes.planning import DescribeParameters, make_plan
 
     alg = QgsApplication.processingRegistry().createAlgorithmById("ccexpert:describe_changes")
     context = QgsProcessingContext()
@@ -69,7 +69,7 @@ def plan(provider, before, after, aoi, feedback):
     params = {"BEFORE": str(before), "AFTER": str(after)}
     if aoi is not None:
         params["AOI"] = aoi.id()
-    return make_plan(alg, params, context, feedback, 384)
+    return make_plan(DescribeParameters.read(alg, params, context), context, feedback, 384)
 
 
 def cells(p) -> set[tuple[int, int]]:

@@ -55,7 +55,7 @@ def test_503_and_429_are_retried_with_backoff(stub, qgis_app):
             super().__init__()
             self.infos = []
 
-        def pushInfo(self, info):  # noqa: N802 - QGIS API name
+        def pushInfo(self, info):  # QGIS API name
             self.infos.append(info)
 
     tag = uuid.uuid4().hex[:8]  # fresh scenario paths: the stub counts hits per path
@@ -101,7 +101,7 @@ def test_backend_down_is_not_retried_and_says_what_to_do(qgis_app):
             super().__init__()
             self.infos = []
 
-        def pushInfo(self, info):  # noqa: N802 - QGIS API name
+        def pushInfo(self, info):  # QGIS API name
             self.infos.append(info)
 
     url = f"http://127.0.0.1:{free_port()}"

@@ -67,7 +67,7 @@ def test_default_folder_without_a_saved_project_is_the_documented_one(provider, 
 def test_each_loaded_result_gets_its_own_layer_name(provider, project, tmp_path):
     """QGIS first names a loaded file output after its table ("change_captions", Processing's "prefer filename
     as layer name"), then runs the post-processor, which gives each run's layer its own name."""
-    from ccexpert_changes import algorithm
+    from ccexpert_changes import run_feedback
     from qgis.core import QgsProcessingContext
 
     context = QgsProcessingContext()
@@ -76,7 +76,7 @@ def test_each_loaded_result_gets_its_own_layer_name(provider, project, tmp_path)
     for i in range(3):
         output = str(tmp_path / f"run{i}.gpkg")
         context.addLayerToLoadOnCompletion(output, QgsProcessingContext.LayerDetails("x", project, "OUTPUT"))
-        algorithm._style_on_load(context, output, "/data/2021/chip_2.tif")
+        run_feedback.style_on_load(context, output, "/data/2021/chip_2.tif")
         details = context.layerToLoadOnCompletionDetails(output)
         layer = QgsVectorLayer("Polygon?crs=EPSG:32615&field=caption:string", "change_captions", "memory")
         project.addMapLayer(layer)  # as Processing's handleAlgorithmResults does, then the post-processor
@@ -104,7 +104,7 @@ class _Bar:
     def __init__(self):
         self.messages = []
 
-    def pushMessage(self, title, text, *args, level=None, duration=None):  # noqa: N802 - QGIS API name
+    def pushMessage(self, title, text, *args, level=None, duration=None):  # QGIS API name
         more = args[0] if args else None
         level = args[1] if len(args) > 1 else level
         self.messages.append({"title": title, "text": text, "more": more, "level": level})

@@ -78,10 +78,13 @@ def test_zip_passes_the_repository_checks(plugin_zip):
 
 def test_metadata_and_license_exist_once_in_the_plugin():
     """One source of truth: the plugin folder (QGIS reads metadata.txt there at dev time; the wheel ships both as
-    package data of ccexpert_changes and ``ccexpert package-plugin`` zips them from there)."""
+    package data of ccexpert_changes and ``ccexpert package-plugin`` zips them from there). The top-level
+    metadata.txt is a link to that file, never a copy."""
     plugin = REPO / "qgis_plugin" / "ccexpert_changes"
     assert (plugin / "metadata.txt").is_file() and (plugin / "LICENSE").is_file()
-    assert not (REPO / "metadata.txt").exists() and not (REPO / "LICENSE").exists()
+    assert not (plugin / "metadata.txt").is_symlink()
+    assert (REPO / "metadata.txt").is_symlink() and (REPO / "metadata.txt").resolve() == plugin / "metadata.txt"
+    assert not (REPO / "LICENSE").exists()
 
 
 def _qgis_process() -> str:

@@ -15,10 +15,10 @@ class _Feedback(QgsProcessingFeedback):
         self.infos: list[str] = []
         self.progressChanged.connect(self.bars.append)
 
-    def setProgressText(self, text):  # noqa: N802 - QGIS API name
+    def setProgressText(self, text):  # QGIS API name
         self.texts.append(text)
 
-    def pushInfo(self, info):  # noqa: N802 - QGIS API name
+    def pushInfo(self, info):  # QGIS API name
         self.infos.append(info)
 
 

@@ -47,7 +47,7 @@ def test_plugin_and_describe_write_the_same_layer(run_describe, backend, tmp_pat
     key_file.write_text(backend.key + "\n")
     key_file.chmod(0o600)
     done = subprocess.run(
-        [str(BACKEND_BIN / "ccexpert"), "describe", str(before), str(after), "-o", str(from_cli), "-q"]
+        [str(BACKEND_BIN / "ccexpert"), "describe", str(before), str(after), "-o", str(from_cli), "-q", "--areas"]
         + ["--backend", backend.url, "--api-key-file", str(key_file)],
         capture_output=True,
         text=True,

@@ -80,3 +80,15 @@ def test_lock_without_its_digest_fails(copy):
 def test_description_edit_needs_no_new_lock(copy):
     edit(copy / "pyproject.toml", 'version = "', 'version = "9')
     assert check(copy).returncode == 0
+
+
+def test_a_qgis_release_lock_says_how_it_is_refreshed(copy):
+    """The Python 3.13/3.14 test-tool locks are compiled inside their Debian roots, not by scripts/lock.sh."""
+    with (copy / "requirements" / "qgis-tools.in").open("a", encoding="utf-8") as f:
+        f.write("pytest-xdist>=3\n")
+    result = check(copy)
+    assert result.returncode == 1
+    assert "qgis-lock-py313.txt was compiled from other requirements" in result.stderr
+    assert "run `bash scripts/qgis_matrix.sh --lock trixie`" in result.stderr
+    assert "run `bash scripts/qgis_matrix.sh --lock forky`" in result.stderr
+    assert "qgis-lock.txt was compiled from other requirements" in result.stderr  # Python 3.11's: scripts/lock.sh

@@ -147,6 +147,11 @@ def test_package_plugin_from_the_installed_package(installed, outside):
     with zipfile.ZipFile(target) as zf:
         names = set(zf.namelist())
         assert "GNU GENERAL PUBLIC LICENSE" in zf.read("ccexpert_changes/LICENSE").decode()
+        # the top-level metadata.txt and resources/ name the very files the installed package zips
+        assert zf.read("ccexpert_changes/metadata.txt") == (REPO / "metadata.txt").read_bytes()
+        qml = zf.read("ccexpert_changes/styles/change_captions.qml")
+        assert qml == (REPO / "resources" / "styles" / "change_captions.qml").read_bytes()
+        assert zf.read("ccexpert_changes/icon.svg") == (REPO / "resources" / "icons" / "icon.svg").read_bytes()
     for needed in ("__init__.py", "metadata.txt", "LICENSE", "icon.svg", "styles/change_captions.qml"):
         assert f"ccexpert_changes/{needed}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]

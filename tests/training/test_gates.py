@@ -89,7 +89,7 @@ class _FakeChat:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):  # http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append((self.path, self.headers.get("Authorization"), body))
                 content = outer.answers.pop(0) if outer.answers else ""
@@ -150,7 +150,7 @@ def test_rewrite_endpoint_errors_are_named():
     from ccexpert_training.maskcaption.rewrite import RewriteConfig, rewrite_captions
 
     class Broken(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
+        def do_POST(self):  # http.server's name
             self.send_response(503)
             self.send_header("Content-Length", "4")
             self.end_headers()

@@ -14,7 +14,7 @@ import torch
 from ccexpert_training.train import launch_stage
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _tinydata import write_tiny_dataset  # noqa: E402
+from _tinydata import write_tiny_dataset
 
 pytestmark = [
     pytest.mark.slow,

@@ -24,7 +24,7 @@ from ccexpert_training.train import (
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _tinydata import write_tiny_dataset  # noqa: E402
+from _tinydata import write_tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .readers import read_dataset
 from .records import PairRecord, RecordError, read_records
+from .structured_files import read_json_or_yaml
 
 CAPTION_MODES = ("flatten", "random_choice")
 _MIXTURE_KEYS = {"caption_mode", "datasets", "seed"}
@@ -129,10 +128,7 @@ def load_mixture(
         else:
             if not path.is_file():
                 raise MixtureError(f"mixture file not found: {path}")
-            try:
-                spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                raise MixtureError(f"{path}: invalid YAML: {exc}") from exc
+            spec = read_json_or_yaml(path, MixtureError, fmt="yaml")
             base_dir, where = path.parent, str(path)
     else:
         where = "inline mixture"

@@ -13,7 +13,6 @@ keeps the raw text (whitespace-normalised).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from ccexpert.nochange import is_no_change
 
 from .records import PairRecord, RecordError
+from .structured_files import read_json_or_yaml
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -71,10 +71,7 @@ def read_levircc(
     captions_path = Path(captions_file) if captions_file else root / "LevirCCcaptions.json"
     if not captions_path.is_file():
         raise RecordError(f"LEVIR-CC captions file not found: {captions_path}")
-    try:
-        data = json.loads(captions_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{captions_path}: invalid JSON: {exc}") from exc
+    data = read_json_or_yaml(captions_path, RecordError, fmt="json")
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise RecordError(f"{captions_path}: expected an object with an 'images' list (LevirCCcaptions.json layout)")
@@ -106,10 +103,7 @@ def load_captions_mapping(path: str | Path, key: str | None = None) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise RecordError(f"captions file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: invalid JSON: {exc}") from exc
+    data = read_json_or_yaml(path, RecordError, fmt="json")
     for part in key.split(".") if key else ():
         if not isinstance(data, dict) or part not in data:
             raise RecordError(f"{path}: key {key!r} not found (missing {part!r})")

@@ -46,7 +46,7 @@ class Prefetcher:
             for item in produce():
                 if not self._put(item):
                     return
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(_Failure(exc))
             return
         self._put(_END)
@@ -95,7 +95,7 @@ class DaemonThreadExecutor(Executor):
                 continue
             try:
                 future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - handed to the future's owner
+            except BaseException as exc:  # handed to the future's owner
                 future.set_exception(exc)
 
     def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]

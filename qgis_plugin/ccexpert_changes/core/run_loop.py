@@ -122,6 +122,11 @@ class RunSettings:
 RATE_WINDOW_S = 60.0  # the pace shown is the last minute's, so it recovers after an outage
 
 
+def _now() -> float:
+    """The loop's clock, looked up at each call (so one replaced module clock drives stats and loop alike)."""
+    return time.monotonic()
+
+
 @dataclass
 class RunStats:
     total: int = 0
@@ -133,7 +138,7 @@ class RunStats:
     first_error: str | None = None
     started: float = -1.0  # on ``clock``; set at creation
     waiting: Waiting | None = None  # a request waits for the backend (an outage); cleared by the next written batch
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    clock: Callable[[], float] = field(default=_now, repr=False, compare=False)
     _recent: collections.deque = field(default_factory=collections.deque, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -341,7 +346,7 @@ class RunLoop:
         start = time.monotonic()
         try:
             outcomes = self._caption(items)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in order by _write_oldest (Ctrl-C included)
+        except BaseException as exc:  # re-raised in order by _write_oldest (Ctrl-C included)
             return _Answer(error=exc, seconds=time.monotonic() - start)
         return _Answer(outcomes, seconds=time.monotonic() - start)
 
@@ -461,7 +466,7 @@ class RunLoop:
         if rows:
             try:
                 self.writer.write(rows)
-            except Exception as exc:  # noqa: BLE001 - any failure to write ends the run, with its reason
+            except Exception as exc:  # any failure to write ends the run, with its reason
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 target = getattr(self.writer, "target", None) or getattr(self.writer, "path", None) or "the output"
                 message = f"cannot write to {target}: {reason}"

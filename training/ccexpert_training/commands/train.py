@@ -1,9 +1,10 @@
 """``ccexpert train --config STAGE.yaml [--set KEY=VALUE ...] [--resume [CHECKPOINT]] [--nproc N]``.
 
-Under a launcher (``torchrun`` / ``deepspeed``; see docs/TRAINING.md) every process runs this command
-(``torchrun -m ccexpert_training.commands.train``: :func:`main`). ``--nproc N`` starts N local processes itself through
-torchrun (gloo on CPU, NCCL on GPU), each running ``python -m ccexpert_training.stage.launch`` with the resolved
-config (:func:`ccexpert_training.stage.launch.main`), so the stage package never imports this command.
+Under an external launcher every process runs this same command (``torchrun ... -m ccexpert.cli train ...``,
+``deepspeed --module ccexpert.cli train ...``; see docs/TRAINING.md) and trains in-process. ``--nproc N`` starts N
+local processes itself through torchrun (gloo on CPU, NCCL on GPU), each running the stage package's own per-rank
+entry with the resolved config (:func:`ccexpert_training.stage.launch.main`), so the stage package never imports
+this command.
 """
 
 from __future__ import annotations
@@ -75,14 +76,3 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0 and "CCEXPERT_LAUNCHED" not in os.environ:
         print(f"best checkpoint: {best}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of each launched process: ``torchrun -m ccexpert_training.commands.train --config X ...``."""
-    parser = argparse.ArgumentParser(prog="ccexpert_training.commands.train")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,18 +1,2 @@
-"""Mask -> caption engine: change facts from change masks, LEVIR-CC-style captions, RSICCLLM-style gates."""
-
-from .facts import CLASS_IDS, CLASS_NAMES, ChangeFact, ChangeFacts, extract_facts
-from .gates import GateResult, check_caption, passes
-from .render import render_captions, render_fact
-
-__all__ = [
-    "CLASS_IDS",
-    "CLASS_NAMES",
-    "ChangeFact",
-    "ChangeFacts",
-    "GateResult",
-    "check_caption",
-    "extract_facts",
-    "passes",
-    "render_captions",
-    "render_fact",
-]
+"""Mask -> caption engine: change facts from change masks (``facts``), LEVIR-CC-style captions (``render``),
+RSICCLLM-style gates (``gates``) and the optional chat-model rewrite (``rewrite``). Callers import the modules."""

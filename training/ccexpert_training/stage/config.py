@@ -9,7 +9,6 @@ file that sets them (to the working directory for overrides). While merging, the
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ..structured_files import read_json_or_yaml
 from .errors import ConfigError
 from .schema import DEFAULTS, StageConfig, build_stage_config
 
@@ -151,11 +151,7 @@ def _load_file(path: Path, sources: _Sources, seen: tuple[Path, ...] = ()) -> di
         raise ConfigError(f"{_label(path)}: circular 'base' chain")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-        raw = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{_label(path)}: invalid YAML: {exc}") from exc
+    raw = read_json_or_yaml(path, ConfigError, label=_label(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{_label(path)}: expected a mapping")
     base = raw.pop("base", None)
@@ -208,10 +204,7 @@ def load_deepspeed_config(path: str | Path) -> dict:
         path = CONFIG_DIR / path.name
     if not path.is_file():
         raise ConfigError(f"training.deepspeed: file not found: {path}")
-    try:
-        ds = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: invalid JSON: {exc}") from exc
+    ds = read_json_or_yaml(path, ConfigError, fmt="json")
     for block in ("optimizer", "scheduler"):
         if block in ds:
             raise ConfigError(

@@ -1,0 +1,1 @@
+../../qgis_plugin/ccexpert_changes/styles/change_captions.qml
