@@ -110,6 +110,11 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
+        <source>Change captions</source>
+        <translation>Change captions</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
         <source>Tiles in the grid</source>
         <translation>Tiles in the grid</translation>
     </message>
@@ -265,21 +270,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
 {2} was left as it was; fix the problem and run again.</source>
         <translation>No tile was captioned: {0} tile(s) failed. First error: {1}
 {2} was left as it was; fix the problem and run again.</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>{0} change area(s) written to layer change_areas</source>
-        <translation>{0} change area(s) written to layer change_areas</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>Tile {0}: {1}</source>
-        <translation>Tile {0}: {1}</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>Change captions</source>
-        <translation>Change captions</translation>
     </message>
     <message>
         <location filename="../area_layer.py"/>
@@ -740,6 +730,16 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../run_feedback.py"/>
         <source>The layer style or abstract could not be stored in {0}: {1}</source>
         <translation>The layer style or abstract could not be stored in {0}: {1}</translation>
+    </message>
+    <message>
+        <location filename="../run_feedback.py"/>
+        <source>{0} change area(s) written to layer change_areas</source>
+        <translation>{0} change area(s) written to layer change_areas</translation>
+    </message>
+    <message>
+        <location filename="../run_feedback.py"/>
+        <source>Tile {0}: {1}</source>
+        <translation>Tile {0}: {1}</translation>
     </message>
     <message>
         <location filename="../settings.py"/>
