@@ -450,6 +450,42 @@ MUTANTS: list[Mutant] = [
         "if not isinstance(value, int) or value < low:",
         STAGE_TESTS,
     ),
+    # -- the context note (issue 27 item 7) ------------------------------------------------------------------------
+    M(
+        "context: idempotency key without the note",
+        "backend/ccexpert/service/serving.py",
+        "digest(b, a), tokens, note)",
+        "digest(b, a), tokens)",
+        ["tests/backend/test_context_note.py::test_a_cached_answer_for_another_note_is_never_reused"],
+    ),
+    M(
+        "context: batches grouped by caption length only",
+        "backend/ccexpert/service/batching.py",
+        "return item.max_new_tokens, item.context",
+        "return item.max_new_tokens, None",
+        ["tests/backend/test_context_note.py::test_pairs_of_different_notes_never_share_an_engine_call"],
+    ),
+    M(
+        "context: general VLM prompt without the note",
+        "backend/ccexpert/general_vlm.py",
+        "        text = compose_prompt(prompt, context)",
+        "        text = check_prompt(prompt)",
+        ["tests/backend/test_general_vlm_pins.py"],
+    ),
+    M(
+        "context: note not stored in the run metadata",
+        FIELDS,
+        '        meta["context"] = context',
+        "        pass",
+        ["tests/backend/test_describe_context.py"],
+    ),
+    M(
+        "context: report without the note",
+        "backend/ccexpert/report.py",
+        "{context_html(meta)}",
+        "",
+        ["tests/backend/test_describe_context.py::test_the_report_shows_the_note_under_the_title"],
+    ),
 ]
 
 

@@ -45,6 +45,7 @@ class Captioner:
         """Before the first chip: DescribeError(refused_key=True) when the backend will refuse every request."""
 
     max_new_tokens: int | None = None  # caption length limit (None: the model's)
+    context: str | None = None  # the run's note (``core.context``, checked); sent with every batch when set
 
     def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
         """The run loop's contract: one result per item (``{"caption", "confidence", "changed"}``), or
@@ -87,7 +88,10 @@ class EngineCaptioner(Captioner):
 
     def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
         try:
-            results = self.engine.caption([item.payload for item in items], max_new_tokens=self.max_new_tokens or 64)
+            note = {} if self.context is None else {"context": self.context}  # engines before notes take none
+            results = self.engine.caption(
+                [item.payload for item in items], max_new_tokens=self.max_new_tokens or 64, **note
+            )
         except ValueError as exc:  # a pair the model cannot take: the loop retries pair by pair
             raise CaptionError(f"the model refused the pair: {exc}", "rejected") from None
         except (RuntimeError, MemoryError) as exc:  # the model is broken (out of memory...): stop the run
@@ -162,7 +166,8 @@ class ServiceCaptioner(Captioner):
 
         pairs = [ChipPair(item.chip.tile_id, *item.payload) for item in items]
         try:
-            results = self.client.caption(pairs, max_new_tokens=self.max_new_tokens)
+            note = {} if self.context is None else {"context": self.context}  # clients before notes take none
+            results = self.client.caption(pairs, max_new_tokens=self.max_new_tokens, **note)
         except ServiceError as exc:
             if exc.status in (401, 403):
                 raise CaptionError(self._refused(exc), "refused_key") from None

@@ -137,9 +137,11 @@ class CCExpertClient:
                 raise ServiceError(f"{self.base_url} not ready after {timeout:.0f} s")
             time.sleep(interval)
 
-    def caption(self, pairs: Sequence[ChipPair], max_new_tokens: int | None = None) -> list[dict]:
+    def caption(
+        self, pairs: Sequence[ChipPair], max_new_tokens: int | None = None, context: str | None = None
+    ) -> list[dict]:
         """One result dict per pair, in order (checked by id). PNGs are encoded once and the same body is
-        resent on retry."""
+        resent on retry. ``context`` (the run's note) is sent only when given: servers before notes refuse it."""
         if not pairs:
             return []
         body: dict[str, Any] = {
@@ -149,6 +151,8 @@ class CCExpertClient:
         }
         if max_new_tokens is not None:
             body["max_new_tokens"] = max_new_tokens
+        if context is not None:
+            body["context"] = context
         data = self._request("POST", "/v1/captions", json=body).json()
         results = data.get("results", [])
         got = [r.get("id") for r in results]

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from ccexpert_changes.core.context import check_context
 from ccexpert_changes.core.driver import (
     MAX_IN_FLIGHT,
     Hooks,
@@ -189,6 +190,10 @@ def check_options(options: DescribeOptions) -> None:
         raise ValueError(f"--overlap must be >= 0, got {options.overlap}")
     if options.force and not options.resume:
         raise ValueError("--force only goes with --resume (append to an output made from other inputs)")
+    try:
+        check_context(options.context_note)
+    except ValueError as exc:
+        raise ValueError(f"--context: {exc}") from None
 
 
 def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
@@ -259,6 +264,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             before_source=source_identity(options.before),
             after_source=source_identity(options.after),
             aoi=aoi_wkt(area, abs(rasters.before.transform.a)) if options.aoi else None,
+            context=check_context(options.context_note),
         )
         prepare = _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload)
         lock = OutputLock(options.output)
@@ -328,6 +334,9 @@ def _write_run(
     settings.cancel_grace_s = CANCEL_GRACE_S
     if options.max_new_tokens is not None:
         captioner.max_new_tokens = options.max_new_tokens
+    captioner.context = check_context(options.context_note)
+    if captioner.context is not None and not info.get("uses_context", False):
+        log.info("--context is stored with the run; model %s does not read it (its prompt is fixed)", model_label(info))
     progress = _progress(summary.total, options.progress)
     interrupts = Interrupts()
     hooks = Hooks(

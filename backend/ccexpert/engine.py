@@ -127,9 +127,17 @@ class CaptionEngine:
         )
 
     def caption(
-        self, pairs: Sequence[tuple], max_new_tokens: int = 64, num_beams: int = 1, *, min_new_tokens: int = 0
+        self,
+        pairs: Sequence[tuple],
+        max_new_tokens: int = 64,
+        num_beams: int = 1,
+        *,
+        min_new_tokens: int = 0,
+        context: str | None = None,
     ) -> list[CaptionResult]:
         """Caption each (before, after) pair; results in input order. Bad images raise ValueError before any work.
+        `context` (a run's note) is accepted and ignored: CCExpert was trained on one fixed prompt (info:
+        ``uses_context`` False).
 
         <|im_end|> is suppressed until `min_new_tokens` (at least 1) tokens exist: a caption is never empty, even for
         a chip far from the training data (mostly nodata fill) where ending at once is the greedy choice. Benchmarks
@@ -153,11 +161,14 @@ class CaptionEngine:
         """(first index, checked pairs) -> :meth:`prepare` of the pairs."""
         return self.prepare(chunk[1], first_index=chunk[0])
 
-    def prepare(self, pairs: Sequence[tuple], first_index: int = 0) -> dict[str, torch.Tensor]:
+    def prepare(
+        self, pairs: Sequence[tuple], first_index: int = 0, *, context: str | None = None
+    ) -> dict[str, torch.Tensor]:
         """The CPU half of a batch: the cached prompt rows and uint8 pixels, a [B, 2, 3, S, S] view of a channels-last
         buffer filled by memcpy pair by pair in the shared worker pool (pinned on a GPU, so the copy to the device
         is asynchronous; `.to(device)` keeps the strides, so it is one flat copy). Scaling and normalisation happen
-        on the device in :meth:`_generate`; the result equals the processor's float batch."""
+        on the device in :meth:`_generate`; the result equals the processor's float batch. `context` is ignored,
+        as in :meth:`caption`."""
         size = self.processor.image_size
         pixels = torch.empty((len(pairs), 2, size, size, 3), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
         out = pixels.numpy()

@@ -1,8 +1,10 @@
 """The engine API: what every captioning engine (CaptionEngine, GeneralVLMEngine, Ray's ReplicaEngine, the
 benchmark stand-in and the test stubs) offers the CLI, ``describe`` and the service, typed in one place.
 
-- :class:`Engine`: ``caption(pairs, max_new_tokens)`` -> one :class:`CaptionResult` per pair, ``info()`` ->
-  :class:`EngineInfo`.
+- :class:`Engine`: ``caption(pairs, max_new_tokens, context=None)`` -> one :class:`CaptionResult` per pair,
+  ``info()`` -> :class:`EngineInfo`. ``context`` is the run's note (``core.context``); engines whose info says
+  ``uses_context`` read it (general VLMs, in their prompt), the others accept and ignore it (CCExpert's prompt is
+  fixed). Callers pass it only when there is a note, so engines written before notes still work.
 - :class:`EngineInfo`: frozen; also a read-only mapping with the keys of ``GET /v1/info``'s model part, so code that
   reads ``info["chip_size"]`` keeps working. :meth:`EngineInfo.to_wire` builds the ``/v1/info`` body (with the
   service's limits) with one rule for missing or odd values, :meth:`EngineInfo.of` accepts an engine's mapping
@@ -36,7 +38,8 @@ class CaptionResult:
 @dataclass(frozen=True, eq=False)  # Mapping's equality: an EngineInfo equals the dict of the same items
 class EngineInfo(Mapping):
     """What an engine says about itself. `prompt` only for prompted general VLMs (left out of the mapping when
-    None, as the engines' dicts always did); `gsd_m` is the training imagery's metres per pixel (model card)."""
+    None, as the engines' dicts always did); `gsd_m` is the training imagery's metres per pixel (model card);
+    `uses_context`: whether a context note changes its captions (False: ignored)."""
 
     model_name: str
     model_version: str = "unknown"
@@ -50,6 +53,7 @@ class EngineInfo(Mapping):
     change_expert: bool = True
     gsd_m: float | None = None
     prompt: str | None = None
+    uses_context: bool = False
 
     def __post_init__(self) -> None:
         for name in ("chip_size", "bands", "max_batch"):
@@ -72,7 +76,7 @@ class EngineInfo(Mapping):
         for name in ("chip_size", "bands", "max_batch"):
             if name in values:
                 values[name] = int(values[name])
-        for name in ("demo", "change_expert"):
+        for name in ("demo", "change_expert", "uses_context"):
             if name in values:
                 values[name] = bool(values[name])
         if "family" in values:
@@ -101,6 +105,7 @@ class EngineInfo(Mapping):
             "change_expert": self.change_expert,
             "max_in_flight": max_in_flight,
             "gsd_m": positive_or_none(self.gsd_m),
+            "uses_context": self.uses_context,  # added by issue 27 item 7, last so older keys keep their order
         }
 
     # -- the read-only mapping (the engines' info dicts before EngineInfo) --------------------------------------
@@ -123,7 +128,9 @@ class EngineInfo(Mapping):
 class Engine(Protocol):
     """A captioning engine: one device (or a fan-out to replicas) behind `caption`; `info` says what it is."""
 
-    def caption(self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64) -> list[CaptionResult]: ...
+    def caption(
+        self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64, *, context: str | None = None
+    ) -> list[CaptionResult]: ...
 
     def info(self) -> EngineInfo: ...
 

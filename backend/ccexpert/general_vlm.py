@@ -7,12 +7,15 @@ both images describe far more (see README, "Which model for which imagery"). The
 ``/v1/info`` says so.
 
 Both images go into one user message, before then after, followed by the change-captioning prompt
-(:data:`DEFAULT_PROMPT`, overridable per call within :data:`MAX_PROMPT_CHARS`). The checkpoint's own chat template,
-tokenizer and image processor are used, loaded directly: transformers' processor classes for these families also
-build a video processor that needs torchvision, which this project does not install. So the image placeholders the
-chat template writes are expanded here to as many tokens as the model expects: LLaVA-OneVision's anyres count
-(base tile + the unpadded crops of the best pinpoint + one newline per crop row: 1,485 for a 384 px chip with a 384
-pinpoint), Qwen-VL's ``t * h * w / merge_size**2`` from ``image_grid_thw``.
+(:data:`DEFAULT_PROMPT`, overridable per call within :data:`MAX_PROMPT_CHARS`). A run's context note (issue 27 item
+7, ``core.context``) is put before that prompt in the same text, as ``Context: <note>.`` and one space
+(:func:`compose_prompt`): RSCC reports general VLMs given disaster context caption markedly better.
+
+The checkpoint's own chat template, tokenizer and image processor are used, loaded directly: transformers'
+processor classes for these families also build a video processor that needs torchvision, which this project does
+not install. So the image placeholders the chat template writes are expanded here to as many tokens as the model
+expects: LLaVA-OneVision's anyres count (base tile + the unpadded crops of the best pinpoint + one newline per crop
+row: 1,485 for a 384 px chip with a 384 pinpoint), Qwen-VL's ``t * h * w / merge_size**2`` from ``image_grid_thw``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ccexpert_changes.core.context import check_context
 from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE
 from PIL import Image
 
@@ -58,6 +62,17 @@ def check_prompt(prompt: str | None) -> str:
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValueError(f"prompt is {len(prompt)} characters, over the limit of {MAX_PROMPT_CHARS}")
     return prompt.strip()
+
+
+def compose_prompt(prompt: str | None, context: str | None = None) -> str:
+    """The text after the two images: ``check_prompt(prompt)``, preceded by ``Context: <note>. `` when there is a
+    note (``check_context``: stripped, at most 300 characters; a note that already ends in ``.``, ``!`` or ``?`` gets
+    no second full stop). ValueError for a bad prompt or note."""
+    text = check_prompt(prompt)
+    note = check_context(context)
+    if note is None:
+        return text
+    return f"Context: {note}{'' if note.endswith(('.', '!', '?')) else '.'} {text}"
 
 
 def _chat_template(folder: Path, tokenizer) -> str:
@@ -190,6 +205,7 @@ class GeneralVLMEngine:
             change_expert=False,
             gsd_m=None,  # a general model names no imagery it was made for
             prompt=DEFAULT_PROMPT,
+            uses_context=True,
         )
 
     def caption(
@@ -200,11 +216,13 @@ class GeneralVLMEngine:
         *,
         min_new_tokens: int = 0,
         prompt: str | None = None,
+        context: str | None = None,
     ) -> list[CaptionResult]:
-        """Caption each (before, after) pair (HxWx3 uint8 arrays or PIL images); results in input order."""
+        """Caption each (before, after) pair (HxWx3 uint8 arrays or PIL images); results in input order. `context`,
+        a run's note, goes before the prompt (:func:`compose_prompt`)."""
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        text = check_prompt(prompt)
+        text = compose_prompt(prompt, context)
         images = [
             (self._image(b, f"pair {i}, before image"), self._image(a, f"pair {i}, after image"))
             for i, (b, a) in enumerate(pairs)
@@ -303,6 +321,7 @@ __all__ = [
     "GENERAL_FAMILIES",
     "GeneralVLMEngine",
     "check_prompt",
+    "compose_prompt",
     "llava_onevision_tokens",
     "model_family",
 ]

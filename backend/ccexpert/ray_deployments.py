@@ -4,7 +4,8 @@
   when the device is a GPU). The constructor loads the model and captions the built-in sample pair with the
   service's own start-up check (``ccexpert.service.state.check_captions``); a replica that cannot caption raises
   there and is never routed to. ``@serve.batch`` merges the pair calls a replica gets into engine batches of up to
-  ``device_batch``, one engine call per caption length (:func:`caption_grouped`), each result back to its own call.
+  ``device_batch``, one engine call per caption length and context note (:func:`caption_grouped`), each result back
+  to its own call.
 - ``CCExpertAPI`` (the ingress, one replica): :class:`IngressService`, our FastAPI app built by
   ``ccexpert.service.create_app`` in the replica (routes, API keys, limits, the error envelope, ``/openapi.json``,
   ``/docs`` and ``/metrics`` are the same code as ``ccexpert serve``), whose engine is a :class:`ReplicaEngine`: the
@@ -63,16 +64,17 @@ class ReplicasUnavailable(RuntimeError):
     retry_after = 5.0
 
 
-def caption_grouped(items: Sequence[tuple[Any, int]], run: Callable[[list, int], Sequence]) -> list:
-    """Results for ``items`` ((pair, max_new_tokens) calls merged by ``@serve.batch``), in their order: one
-    ``run(pairs, max_new_tokens)`` per caption length, in the order the lengths first appear, each result put back
-    at its own call (issue 30: requests of different lengths in one batch)."""
-    groups: dict[int, list[int]] = {}
-    for index, (_, tokens) in enumerate(items):
-        groups.setdefault(tokens, []).append(index)
+def caption_grouped(items: Sequence[tuple[Any, ...]], run: Callable[..., Sequence]) -> list:
+    """Results for ``items`` ((pair, max_new_tokens, context) calls merged by ``@serve.batch``; the context may be
+    left out), in their order: one ``run(pairs, max_new_tokens, context)`` per distinct (length, note), in the order
+    they first appear, each result put back at its own call (issue 30: requests of different lengths in one batch;
+    issue 27: of different context notes)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault(tuple(item[1:]), []).append(index)
     out: list = [None] * len(items)
-    for tokens, indices in groups.items():
-        results = list(run([items[i][0] for i in indices], tokens))
+    for group, indices in groups.items():
+        results = list(run([items[i][0] for i in indices], *group))
         if len(results) != len(indices):
             raise RuntimeError(f"engine returned {len(results)} results for {len(indices)} pairs")
         for i, result in zip(indices, results, strict=True):
@@ -132,24 +134,25 @@ class CaptionModel:
         self._batched.set_batch_wait_timeout_s(max_wait_ms / 1000.0)
         log.info("replica %d ready: %s", os.getpid(), self._info)
 
-    def _run(self, pairs: list, max_new_tokens: int) -> list:
+    def _run(self, pairs: list, max_new_tokens: int, context: str | None = None) -> list:
+        note = {} if context is None else {"context": context}  # engines written before notes take none
         with self._lock:
-            results = list(self.engine.caption(pairs, max_new_tokens=max_new_tokens))
+            results = list(self.engine.caption(pairs, max_new_tokens=max_new_tokens, **note))
             self.batches.append(len(pairs))
         if len(results) != len(pairs):
             raise RuntimeError(f"engine returned {len(results)} results for {len(pairs)} pairs")
         return results
 
-    async def caption(self, pairs: list, max_new_tokens: int = 64) -> list:
+    async def caption(self, pairs: list, max_new_tokens: int = 64, context: str | None = None) -> list:
         """A whole batch (``batching="ingress"``: the service's batcher already merged clients)."""
-        return await asyncio.to_thread(self._run, list(pairs), max_new_tokens)
+        return await asyncio.to_thread(self._run, list(pairs), max_new_tokens, context)
 
-    async def caption_one(self, pair: tuple, max_new_tokens: int = 64):
+    async def caption_one(self, pair: tuple, max_new_tokens: int = 64, context: str | None = None):
         """One pair (``batching="serve"``): ``@serve.batch`` merges concurrent calls into one engine batch."""
-        return await self._batched((pair, max_new_tokens))
+        return await self._batched((pair, max_new_tokens, context))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def _batched(self, items: list[tuple[tuple, int]]) -> list:
+    async def _batched(self, items: list[tuple[tuple, int, str | None]]) -> list:
         self.merged.append(len(items))
         return await asyncio.to_thread(caption_grouped, items, self._run)
 
@@ -203,11 +206,13 @@ class ReplicaEngine:
             self._info = EngineInfo.of(self._call(lambda: [self.handle.info.remote()])[0])
         return self._info
 
-    def caption(self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64) -> list:
+    def caption(
+        self, pairs: Sequence[tuple[Any, Any]], max_new_tokens: int = 64, *, context: str | None = None
+    ) -> list:
         pairs = list(pairs)
         if self.batching == "ingress":
-            return self._call(lambda: [self.handle.caption.remote(pairs, max_new_tokens)])[0]
-        return self._call(lambda: [self.handle.caption_one.remote(p, max_new_tokens) for p in pairs])
+            return self._call(lambda: [self.handle.caption.remote(pairs, max_new_tokens, context)])[0]
+        return self._call(lambda: [self.handle.caption_one.remote(p, max_new_tokens, context) for p in pairs])
 
     def _call(self, send) -> list:
         if time.monotonic() < self._down_until:  # the budget was just spent: fail fast instead of per pair again

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from ccexpert_changes.core.context import MAX_CONTEXT_CHARS
 from ccexpert_changes.core.dates import parse_date
 from ccexpert_changes.core.fields import LAYER_NAME, STATUS_ERROR, STATUS_OK, STATUS_SKIPPED_NODATA
 from ccexpert_changes.core.grid import Chip, ChipGrid, parse_tile_id
@@ -242,6 +243,15 @@ class _Rasters:
             self.pair = None
 
 
+def context_html(meta: dict) -> str:
+    """The run's context note (run metadata ``context``, issue 27 item 7) as the line under the title; empty when
+    the run had none. Read from a file that may come from anywhere: escaped, and only a string is shown."""
+    note = meta.get("context")
+    if not isinstance(note, str) or not note.strip():
+        return ""
+    return f'<p class="context">Context: {html.escape(" ".join(note.split())[:MAX_CONTEXT_CHARS])}</p>'
+
+
 def _stored_aoi(meta: dict) -> BaseGeometry | None:
     """The run's area of interest (WKT in the before CRS, run metadata ``aoi``), or None (no AOI, or unreadable)."""
     if not meta.get("aoi"):
@@ -457,12 +467,14 @@ padding:2em;z-index:9;align-items:center;justify-content:center}}
 #zoom figure{{margin:0}} #zoom img{{width:min(45vw,768px);image-rendering:pixelated}}
 #zoom figcaption{{color:#fff;text-align:center}} #zoom .close{{position:absolute;top:1em;right:2em;color:#fff}}
 .caption{{font-size:1.15em}} .meta{{color:#666;font-size:.85em}} .warn{{color:#a00}}
+.context{{font-size:1.1em;font-style:italic}}
 .key.aoi{{border:2px dashed {AOI_COLOUR}}} .dates{{list-style:none;padding:0}} .dates small{{color:#666}}
 table.tiles{{border-collapse:collapse;width:100%;font-size:.9em}} .tiles th,.tiles td{{text-align:left;
 padding:.25em .5em;border-bottom:1px solid #eee;vertical-align:top}} .tiles tr.changed td:nth-child(3){{color:#c25e00}}
 .tiles tr.error td:nth-child(3){{color:#b51fd1}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{context_html(meta)}
 {dates}
 {when}
 {about}

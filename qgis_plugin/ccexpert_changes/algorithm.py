@@ -85,6 +85,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
     RESUME_FORCE = "RESUME_FORCE"
     AREAS = "AREAS"
     MAX_CHIPS = "MAX_CHIPS"
+    CONTEXT = "CONTEXT"
     OUTPUT = "OUTPUT"
 
     # -- identity -----------------------------------------------------------------------------------------
@@ -112,6 +113,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             "<p><b>Change areas</b> (on by default): a second layer, change_areas, in the same GeoPackage: "
             "neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number "
             "of tiles and objects.</p>"
+            "<p><b>Context note</b> (advanced, at most 300 characters on one line): stored with the run and shown in "
+            "its report; a general vision-language backend reads it before its prompt, CCExpert ignores it.</p>"
         )
 
     def icon(self) -> QIcon:
@@ -230,6 +233,11 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         limit.setFlags(limit.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(limit)
+        note = QgsProcessingParameterString(
+            self.CONTEXT, tr("Context note (e.g. after the May 2011 tornado)"), optional=True
+        )
+        note.setFlags(note.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(note)
         self.addParameter(
             QgsProcessingParameterBoolean(
                 self.AREAS, tr("Also write change areas (layer change_areas: neighbouring tiles of one kind)"), True
@@ -315,6 +323,8 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 )
             )
         model = model_label(info)
+        if params.context_note and not info.get("uses_context", False):
+            feedback.pushInfo(tr("Context note: stored with the run; model {0} does not read it").format(model))
         run_id = uuid.uuid4().hex[:12]
         with self._locked(output):  # one run per output: a second one is refused before it writes anything
             writer = self._writer(params, feedback, plan, stretch, model)
@@ -332,7 +342,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 stats = self._run(
                     RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
                     ChipEncoder(plan.reader, params.max_nodata),
-                    BackendCaptioner(client),
+                    BackendCaptioner(client, params.context_note),
                     writer,
                     self._settings(params, feedback, info),
                     hooks,
@@ -457,6 +467,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
                 before_source=source_identity(before_path),
                 after_source=source_identity(after_path),
                 aoi=plan.aoi_wkt,
+                context=params.context_note,
             )
             writer = TileWriter(output, plan.crs_wkt, plan.grid.grid_hash, metadata, resume=resume, force=force)
         except (OutputError, OSError) as exc:

@@ -186,10 +186,15 @@ class BackendClient:
             answer = None
         return answer if isinstance(answer, dict) else {"status": "ok", "label": None}
 
-    def captions(self, pairs: list[dict[str, str]], max_new_tokens: int = 64) -> tuple[str, list[dict[str, Any]]]:
+    def captions(
+        self, pairs: list[dict[str, str]], max_new_tokens: int = 64, context: str | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
         """Caption ``pairs`` (``{"id", "before", "after"}`` with base64 PNGs) -> (model, results in request
-        order)."""
-        payload = json.dumps({"pairs": pairs, "max_new_tokens": int(max_new_tokens)}).encode("utf-8")
+        order). ``context``, the run's note, is sent only when given (servers before notes refuse the field)."""
+        request: dict[str, Any] = {"pairs": pairs, "max_new_tokens": int(max_new_tokens)}
+        if context is not None:
+            request["context"] = context
+        payload = json.dumps(request).encode("utf-8")
         status, body = self._request(
             "POST", "/v1/captions", payload, timeout_s=self.timeout_s + self.per_pair_timeout_s * len(pairs)
         )

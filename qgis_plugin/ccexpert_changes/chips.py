@@ -48,13 +48,14 @@ class BackendCaptioner:
     """``POST /v1/captions`` through :class:`BackendClient`; its errors in the loop's words. A key refused before
     anything was captioned (an older backend without ``/v1/auth/check``) stops the run with nothing kept."""
 
-    def __init__(self, client: BackendClient):
+    def __init__(self, client: BackendClient, context: str | None = None):
         self.client = client
+        self.context = context  # the run's note (checked), sent with every request when set
         self.answered = 0
 
     def caption(self, items: Sequence[Item]) -> list[dict | Exception]:
         try:
-            model, results = self.client.captions([item.payload for item in items])
+            model, results = self.client.captions([item.payload for item in items], context=self.context)
         except BackendError as exc:
             if not exc.fatal:
                 raise CaptionError(str(exc), "rejected") from None

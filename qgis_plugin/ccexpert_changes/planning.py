@@ -23,6 +23,7 @@ from qgis.core import (
 )
 
 from .about import tr
+from .core.context import check_context
 from .core.driver import RunOptions
 from .core.fields import same_imagery
 from .core.grid import Bounds, Chip, ChipGrid
@@ -81,7 +82,17 @@ class DescribeParameters(RunOptions):
             authcfg=alg.parameterAsString(parameters, alg.AUTHCFG, context),
             areas=alg.parameterAsBoolean(parameters, alg.AREAS, context),
             output=alg.parameterAsOutputLayer(parameters, alg.OUTPUT, context),
+            context_note=context_note(alg.parameterAsString(parameters, alg.CONTEXT, context)),
         )
+
+
+def context_note(text: str | None) -> str | None:
+    """The CONTEXT parameter by the rule ``ccexpert describe --context`` and the API share (``core.context``);
+    QgsProcessingException when it cannot be sent, so the run is refused before anything is written."""
+    try:
+        return check_context(text)
+    except ValueError as exc:
+        raise QgsProcessingException(tr("Context note: {0}").format(str(exc))) from None
 
 
 @dataclass

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,23 @@ class TokenEchoEngine(EchoEngine):
 
         results = super().caption(pairs, max_new_tokens)
         return [replace(r, caption=f"{r.caption} tokens {max_new_tokens}") for r in results]
+
+
+class NoteEngine(EchoEngine):
+    """The echo engine that reads a note: its caption ends with the note it got, and it records each call's
+    (pairs, note); ``uses_context`` as a general VLM's info says."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls: list[tuple[int, str | None]] = []
+
+    def info(self) -> EngineInfo:
+        return EngineInfo("notes", "1", chip_size=self.chip_size, family="qwen2_5_vl", uses_context=True)
+
+    def caption(self, pairs, max_new_tokens: int = 64, *, context: str | None = None):
+        with self.lock:
+            self.calls.append((len(pairs), context))
+        return [replace(r, caption=f"{r.caption} | {context}") for r in super().caption(pairs, max_new_tokens)]
 
 
 def echo_caption(before_mean: int, after_mean: int) -> str:

@@ -40,6 +40,8 @@ def _old_wire(e: dict, max_batch: int, max_body_bytes: int, max_in_flight: int) 
         "change_expert": bool(e.get("change_expert", True)),
         "max_in_flight": max_in_flight,
         "gsd_m": positive(e.get("gsd_m")),
+        # the one deliberate addition since f3113e8 (issue 27 item 7), appended so older keys keep their order
+        "uses_context": bool(e.get("uses_context", False)),
     }
 
 
@@ -70,6 +72,7 @@ INFOS = [
         "change_expert": False,
         "prompt": "say what changed",
         "gsd_m": None,
+        "uses_context": True,
     },
     {"model_name": "echo", "model_version": 1, "chip_size": "256", "demo": 1},  # an old stub: sparse, loose types
     {"model_name": "m", "gsd_m": -3},
@@ -96,7 +99,7 @@ def test_v1_info_on_the_wire_is_unchanged_for_a_real_engine():
 
 def test_engine_info_is_a_read_only_mapping_equal_to_the_old_dicts():
     info = EngineInfo("m", "1", chip_size=384, prompt=None)
-    assert "prompt" not in info and len(info) == 11 and info["chip_size"] == 384 and info.get("nope") is None
+    assert "prompt" not in info and len(info) == 12 and info["chip_size"] == 384 and info.get("nope") is None
     assert info == dict(info) and {**info, "max_in_flight": 3}["max_in_flight"] == 3
     assert EngineInfo("m", prompt="p")["prompt"] == "p"
     with pytest.raises(KeyError):

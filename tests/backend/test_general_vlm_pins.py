@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ccexpert.engine import CaptionEngine
-from ccexpert.general_vlm import DEFAULT_PROMPT
+from ccexpert.general_vlm import DEFAULT_PROMPT, compose_prompt
 from general_vlm_helpers import tiny_llava_onevision, tiny_qwen2_5_vl
 
 BUILDERS = {"llava_onevision": tiny_llava_onevision, "qwen2_5_vl": tiny_qwen2_5_vl}
@@ -50,3 +50,25 @@ def test_the_callers_prompt_is_what_the_model_reads(engine, monkeypatch):
 def test_without_a_prompt_the_default_is_sent(engine, monkeypatch):
     texts = sent_texts(engine, monkeypatch)
     assert len(texts) == 2 and all(DEFAULT_PROMPT in text for text in texts)
+
+
+def test_the_context_note_is_read_before_the_prompt(engine, monkeypatch):
+    """Issue 27 item 7: ``Context: <note>.`` and one space, then the prompt, in the user turn after the images.
+    Broken copy (``check_prompt(prompt)`` without the note): the note was missing from every text."""
+    note = "after the May 2011 tornado"
+    assert engine.info().uses_context is True
+    texts = sent_texts(engine, monkeypatch, context=f" {note} ")
+    assert len(texts) == 2
+    for text in texts:
+        assert f"Context: {note}. {DEFAULT_PROMPT}" in text
+        assert text.index("user") < text.index("Context:") < text.index("assistant")
+
+
+def test_a_note_with_its_own_stop_and_a_callers_prompt():
+    assert compose_prompt("Say what changed.", "After the flood.") == "Context: After the flood. Say what changed."
+    assert compose_prompt(None, "   ") == DEFAULT_PROMPT  # whitespace only: no note
+
+
+def test_a_bad_note_fails_before_the_model_runs(engine, monkeypatch):
+    with pytest.raises(ValueError, match="over the limit of 300"):
+        sent_texts(engine, monkeypatch, context="x" * 301)

@@ -385,3 +385,29 @@ def test_two_caption_lengths_in_one_replica_batch_go_back_to_their_own_calls(clu
         serve.delete("grouping")
     assert captions == [f"before {b} after {a} tokens {t}" for b, a, t in calls]
     assert max(merged) >= 2, f"the calls were never merged into one batch: {merged}"
+
+
+def test_context_notes_in_one_replica_batch_each_reach_their_own_calls(cluster):
+    """Issue 27 item 7: calls with different notes merged by one ``@serve.batch`` are captioned with their own note
+    (one engine call per note), and a call without a note reaches the engine without one."""
+    from ccexpert.ray_deployments import CaptionModel
+
+    model = CaptionModel.options(name="NoteModel", max_ongoing_requests=16).bind(
+        device_batch=8,
+        max_wait_ms=2000,  # long enough that the calls below land in one batch
+        engine_factory="service_helpers:NoteEngine",
+        engine_kwargs={"chip_size": 32},
+    )
+    handle = serve.run(model, name="notes", route_prefix="/notes", blocking=False)
+    try:
+        calls = [(10, 11, "after the flood"), (20, 21, None), (30, 31, "after the fire"), (40, 41, "after the flood")]
+        pending = [
+            handle.caption_one.remote((np.full((32, 32, 3), b, np.uint8), np.full((32, 32, 3), a, np.uint8)), 8, note)
+            for b, a, note in calls
+        ]
+        captions = [r.result(timeout_s=60).caption for r in pending]
+        merged = handle.merged_sizes.remote().result(timeout_s=30)
+    finally:
+        serve.delete("notes")
+    assert captions == [f"before {b} after {a} | {note}" for b, a, note in calls]
+    assert max(merged) >= 2, f"the calls were never merged into one batch: {merged}"

@@ -73,6 +73,7 @@ def test_health_ready_info_metrics_openapi(echo):
         "change_expert": True,
         "max_in_flight": 2,
         "gsd_m": None,
+        "uses_context": False,
     }
     requests.post(url + "/v1/captions", json=body(good_pair()))
     requests.post(url + "/v1/captions", json=body())

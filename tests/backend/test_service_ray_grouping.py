@@ -40,3 +40,16 @@ def test_an_engine_that_loses_a_result_fails_the_batch():
 
     with pytest.raises(RuntimeError, match="0 results for 1 pairs"):
         caption_grouped([("a", 5), ("b", 9), ("c", 9)], short)
+
+
+def test_each_context_note_is_its_own_engine_call():
+    """Issue 27 item 7: calls of one length but different notes are not merged; each note reaches its call."""
+    calls: list = []
+
+    def run(pairs: list, max_new_tokens: int, context: str | None) -> list:
+        calls.append((list(pairs), max_new_tokens, context))
+        return [f"{pair}@{max_new_tokens}/{context}" for pair in pairs]
+
+    items = [("a", 8, None), ("b", 8, "flood"), ("c", 8, None), ("d", 8, "fire"), ("e", 8, "flood")]
+    assert caption_grouped(items, run) == ["a@8/None", "b@8/flood", "c@8/None", "d@8/fire", "e@8/flood"]
+    assert calls == [(["a", "c"], 8, None), (["b", "e"], 8, "flood"), (["d"], 8, "fire")]

@@ -76,6 +76,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, INFO)
         if path == "v1/captions":
             body = json.loads(self._body)
+            SEEN[-1]["fields"] = sorted(body)  # what the client sent beside the pairs (max_new_tokens, context)
+            SEEN[-1]["context"] = body.get("context")
             return self._send(
                 200,
                 {
@@ -112,6 +114,18 @@ def failing_backend():
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/failing", lambda: HITS["/failing/v1/captions"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def thread_stub():
+    """The stub served from a thread of this process (its :data:`SEEN` readable directly): the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -283,3 +283,14 @@ def test_a_failing_model_is_retried_a_few_times_only(qgis_app):
         with pytest.raises(BackendError, match=FAILURE.split(":")[0]):
             BackendClient(url, backoff_s=0.01).captions([{"id": "a", "before": "", "after": ""}])
         assert hits() - first == 3 and time.monotonic() - start < 10
+
+
+def test_the_context_note_is_sent_only_when_given(stub, qgis_app):
+    """Issue 27 item 7: the run's note goes in the caption request; without one the field is left out (servers from
+    before notes refuse unknown fields)."""
+    client = BackendClient(stub + "/ok")
+    client.captions([{"id": "a", "before": "", "after": ""}], context="after the May 2011 tornado")
+    sent = _seen(stub)["requests"][-2]
+    assert sent["fields"] == ["context", "max_new_tokens", "pairs"] and sent["context"] == "after the May 2011 tornado"
+    client.captions([{"id": "a", "before": "", "after": ""}])
+    assert _seen(stub)["requests"][-2]["fields"] == ["max_new_tokens", "pairs"]

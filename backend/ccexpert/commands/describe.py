@@ -73,6 +73,12 @@ def add_parser(subparsers) -> None:
         "advertises in /v1/info, e.g. its Ray Serve replicas; 1 for the model in this process)",
     )
     p.add_argument("--max-new-tokens", type=int, help="caption length limit (default: the model's)")
+    p.add_argument(
+        "--context",
+        metavar="TEXT",
+        help="a note on the run, at most 300 characters on one line (e.g. 'after the May 2011 tornado'): stored "
+        "in the run metadata and shown in the report; general VLMs read it before their prompt, CCExpert ignores it",
+    )
     p.add_argument("--max-chips", type=int, default=100_000, help="refuse runs over this many chips")
     p.add_argument("--model", help="checkpoint folder for the in-process model (default: the demo model)")
     p.add_argument("--device", default="auto")
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         in_flight=args.in_flight,
         max_new_tokens=args.max_new_tokens,
+        context_note=args.context,
         max_chips=args.max_chips,
         resume=args.resume,
         overwrite=args.overwrite,

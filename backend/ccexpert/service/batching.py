@@ -3,8 +3,9 @@
 One worker thread owns the engine (one device, no concurrent forward passes). A batch is run as soon as it
 holds ``max_batch`` pairs or its oldest pair has waited ``max_wait_s``. Pairs queue per client and a batch
 takes them round-robin across clients, so a client that sends many or huge requests cannot starve the
-others: each waiting client gets a share of every batch. Pairs carrying an idempotency key that is already
-queued, running or recently finished are not computed again (a client resending a batch after a timeout).
+others: each waiting client gets a share of every batch. A batch holds pairs of one caption length and one context
+note (the engine takes one of each per call). Pairs carrying an idempotency key that is already queued, running or
+recently finished are not computed again (a client resending a batch after a timeout).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class PreparingEngine(Engine, Protocol):
     """An engine whose CPU preparation can run apart from its device work (CaptionEngine): the batcher prepares
     batch k+1 while batch k generates."""
 
-    def prepare(self, pairs: Sequence[tuple[Any, Any]], first_index: int = 0) -> Any: ...
+    def prepare(self, pairs: Sequence[tuple[Any, Any]], first_index: int = 0, *, context: str | None = None) -> Any: ...
 
     def generate_prepared(self, batch: Any, max_new_tokens: int = 64) -> list[Any]: ...
 
@@ -59,6 +60,7 @@ class _Item:
     pair: tuple[Any, Any]
     max_new_tokens: int
     client: str
+    context: str | None = None
     future: Future = field(default_factory=Future)
     key: Hashable | None = None
     enqueued: float = field(default_factory=time.monotonic)
@@ -154,9 +156,11 @@ class DynamicBatcher:
         pairs: Sequence[tuple[Any, Any]],
         max_new_tokens: int = 64,
         keys: Sequence[Hashable | None] | None = None,
+        context: str | None = None,
     ) -> list[Future]:
         """One future per pair (resolving to :class:`PairOutcome`), in order. All or nothing: raises
-        :class:`Overloaded` without queueing anything when the pairs do not fit."""
+        :class:`Overloaded` without queueing anything when the pairs do not fit. `context` (the request's note) goes
+        to the engine with the pairs; the keys must include it when another note may give another caption."""
         keys = list(keys) if keys is not None else [None] * len(pairs)
         if len(keys) != len(pairs):
             raise ValueError("keys and pairs differ in length")
@@ -172,7 +176,7 @@ class DynamicBatcher:
             for i, (pair, key) in enumerate(zip(pairs, keys, strict=True)):
                 if futures[i] is not None:
                     continue
-                item = _Item(pair=pair, max_new_tokens=max_new_tokens, client=client, key=key)
+                item = _Item(pair=pair, max_new_tokens=max_new_tokens, client=client, context=context, key=key)
                 if key is not None:
                     self._inflight[key] = item.future
                 queue.append(item)
@@ -209,14 +213,14 @@ class DynamicBatcher:
 
     def _take_round_robin(self) -> list[_Item]:
         batch: list[_Item] = []
-        tokens: int | None = None
+        group: tuple[int, str | None] | None = None  # one caption length and one note per engine call
         while len(batch) < self.max_batch:
             took = False
             for client in list(self._queues):
                 queue = self._queues[client]
-                if queue and (tokens is None or queue[0].max_new_tokens == tokens):
+                if queue and (group is None or _group(queue[0]) == group):
                     item = queue.popleft()
-                    tokens = item.max_new_tokens
+                    group = _group(item)
                     batch.append(item)
                     took = True
                     self._queues.move_to_end(client)  # served: goes to the back of the rotation
@@ -249,7 +253,9 @@ class DynamicBatcher:
                         return
                     continue
                 try:
-                    prepared: Any = self.engine.prepare([it.pair for it in batch])  # type: ignore[attr-defined]
+                    prepared: Any = self.engine.prepare(  # type: ignore[attr-defined]
+                        [it.pair for it in batch], **_note(batch[0].context)
+                    )
                 except Exception as exc:  # a bad pair: the worker isolates it pair by pair
                     prepared = exc
                 while True:  # bounded hand-off: blocks while `prefetch` batches already wait
@@ -297,7 +303,9 @@ class DynamicBatcher:
         try:
             tokens = batch[0].max_new_tokens
             if prepared is None:
-                results = self.engine.caption([it.pair for it in batch], max_new_tokens=tokens)
+                results = self.engine.caption(
+                    [it.pair for it in batch], max_new_tokens=tokens, **_note(batch[0].context)
+                )
             else:
                 results = self.engine.generate_prepared(prepared, max_new_tokens=tokens)  # type: ignore[attr-defined]
             if len(results) != len(batch):
@@ -328,3 +336,14 @@ class DynamicBatcher:
             item.future.set_exception(exc)
         else:
             item.future.set_result(outcome)
+
+
+def _group(item: _Item) -> tuple[int, str | None]:
+    """What the pairs of one engine call share: caption length and context note."""
+    return item.max_new_tokens, item.context
+
+
+def _note(context: str | None) -> dict[str, str]:
+    """The engine's ``context`` keyword, only when there is a note: engines (and test stubs) written before notes
+    take calls without one unchanged."""
+    return {} if context is None else {"context": context}

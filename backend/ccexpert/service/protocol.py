@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ccexpert_changes.core.context import check_context
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -32,12 +33,13 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 @dataclass(frozen=True)
 class CaptionBatch:
-    """One caption request, transport-free: pair ids, raw PNG pairs (before, after) and the caption length asked
-    for (None: the server's default)."""
+    """One caption request, transport-free: pair ids, raw PNG pairs (before, after), the caption length asked
+    for (None: the server's default) and the run's context note (checked by ``check_context``; None: none)."""
 
     ids: list[str]
     pairs: RawPairs
     max_new_tokens: int | None = None
+    context: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.pairs):
@@ -59,7 +61,8 @@ def check_batch(ids: list[str], max_batch: int) -> None:
 
 def max_json_commas(max_batch: int) -> int:
     """Commas a valid request of ``max_batch`` pairs can hold, with room to spare: 2 per pair object, one between
-    pairs, one before ``max_new_tokens``; a body with more is refused before it is parsed."""
+    pairs, one before ``max_new_tokens``, one before ``context``; a body with more is refused before it is
+    parsed."""
     return 4 * max_batch + 8
 
 
@@ -112,9 +115,18 @@ def parse_json(body: bytes, max_batch: int) -> CaptionBatch:
         raise ApiError(422, "invalid_request", format_validation(exc.errors())) from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "body nested too deeply") from None
+    context = request_context(parsed.context)  # before megabytes of base64 are decoded
     ids = [p.id for p in parsed.pairs]
     raw = [(b64decode(p.before, p.id, "before"), b64decode(p.after, p.id, "after")) for p in parsed.pairs]
-    return CaptionBatch(ids, raw, parsed.max_new_tokens)
+    return CaptionBatch(ids, raw, parsed.max_new_tokens, context)
+
+
+def request_context(value: object) -> str | None:
+    """A request's context note by the rule every way in shares (``core.context``), else 422 ``invalid_request``."""
+    try:
+        return check_context(value)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
 
 
 async def _read_multipart(request: Request) -> CaptionBatch:
@@ -129,7 +141,7 @@ async def _read_multipart(request: Request) -> CaptionBatch:
 
 
 async def parse_form(form: FormData) -> CaptionBatch:
-    """A multipart form (``id``/``before``/``after`` repeated, ``max_new_tokens``) as a batch."""
+    """A multipart form (``id``/``before``/``after`` repeated, ``max_new_tokens``, ``context``) as a batch."""
     unknown = sorted(set(form.keys()) - MULTIPART_FIELDS)
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown form field(s): {', '.join(unknown)}")
@@ -165,7 +177,13 @@ async def parse_form(form: FormData) -> CaptionBatch:
                 f"max_new_tokens must be one integer from 1 to {MAX_NEW_TOKENS_LIMIT}, got {str(values[0])[:20]!r}",
             )
         tokens = int(text)
-    return CaptionBatch(ids, raw, tokens)
+    context = None
+    if "context" in form:
+        notes = form.getlist("context")
+        if len(notes) != 1 or not isinstance(notes[0], str):
+            raise ApiError(422, "invalid_request", "context must be one plain form field (text, not a file)")
+        context = request_context(notes[0])
+    return CaptionBatch(ids, raw, tokens, context)
 
 
 __all__ = ["CaptionBatch", "check_batch", "check_value_count", "parse_form", "parse_json", "read_caption_batch"]

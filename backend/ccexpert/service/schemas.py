@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ccexpert_changes.core.context import MAX_CONTEXT_CHARS
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 PAIR_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
 MAX_NEW_TOKENS_LIMIT = 512  # the bound of the wire format; the server's max_new_tokens caps it further
+CONTEXT_DESCRIPTION = (
+    f"the run's context note (e.g. 'after the May 2011 tornado'): one line, at most {MAX_CONTEXT_CHARS} characters "
+    "once stripped, no control characters; empty means none. Models whose /v1/info has uses_context: true read it "
+    "in their prompt; the others (CCExpert) ignore it. Part of each pair's idempotency key"
+)
 
 
 class Strict(BaseModel):
@@ -29,6 +35,7 @@ class CaptionRequest(Strict):
         le=MAX_NEW_TOKENS_LIMIT,
         description="an integer (not a string or boolean); default and cap: the server's max_new_tokens",
     )
+    context: StrictStr | None = Field(None, description=CONTEXT_DESCRIPTION)
 
 
 class PairResult(Strict):
@@ -77,6 +84,9 @@ class InfoResponse(Strict):
         description="metres per pixel of the imagery the model was trained on (model "
         "card); clients warn when a raster is far from it; null when unknown",
     )
+    uses_context: bool = Field(
+        ..., description="whether the model reads a request's context note (general VLMs: in their prompt)"
+    )
 
 
 class StatusResponse(Strict):
@@ -114,6 +124,7 @@ MULTIPART_SCHEMA = {
             "maximum": MAX_NEW_TOKENS_LIMIT,
             "description": "decimal digits only",
         },
+        "context": {"type": "string", "maxLength": MAX_CONTEXT_CHARS, "description": CONTEXT_DESCRIPTION},
     },
     "additionalProperties": False,
 }
@@ -126,7 +137,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         408: "the body did not arrive within body_timeout_s",
         413: "body over max_body_bytes",
         415: "neither application/json nor multipart/form-data",
-        422: "invalid request: unknown or missing field, empty or oversized batch, duplicate ids",
+        422: "invalid request: unknown or missing field, empty or oversized batch, duplicate ids, a context note "
+        "that is too long or not one line",
         429: "overloaded; see Retry-After",
         431: "Authorization header over 8 KiB or headers over 64 KiB",
         500: "engine_error (the model failed on a pair) or internal_error",
@@ -162,7 +174,7 @@ CAPTIONS_REQUEST_BODY = {
         },
     }
 }
-MULTIPART_FIELDS = frozenset({"id", "before", "after", "max_new_tokens"})  # MULTIPART_SCHEMA's properties
+MULTIPART_FIELDS = frozenset({"id", "before", "after", "max_new_tokens", "context"})  # MULTIPART_SCHEMA's properties
 
 
 def openapi_schema(app: Any, max_batch: int, keys_enabled: bool, metrics_protected: bool) -> dict:

@@ -5,9 +5,10 @@ end to end, over a typed :class:`~.protocol.CaptionBatch` (the route reads the b
 - admission (:meth:`CaptionServing.admit`, before the body is read): 503 while the model loads, after it failed or
   while the server shuts down, and the caller's per-key slot (429 before a byte of the body is read);
 - :meth:`CaptionServing.create_captions` (transport-free): batch bounds and duplicate ids, the global in-flight slot,
-  decoding, idempotency (each pair's key is (API key, pair id, digest of its two PNGs, max_new_tokens): a resend of
-  the same ids with the same chips, on any connection, is answered once from the batcher's cache), batching (429
-  when the batcher is full), results awaited up to ``request_timeout_s`` or until the shutdown grace ends (503
+  decoding, idempotency (each pair's key is (API key, pair id, digest of its two PNGs, max_new_tokens, context note):
+  a resend of the same ids with the same chips and note, on any connection, is answered once from the batcher's
+  cache; another note is captioned anew), batching (429 when the batcher is full; a device batch holds one caption
+  length and one note), results awaited up to ``request_timeout_s`` or until the shutdown grace ends (503
   ``timeout`` / ``shutting_down``; pairs left running finish into the cache, so a resend gets them) and shaping
   (one result per id, in order, or one error for the request).
 """
@@ -109,11 +110,11 @@ class CaptionServing:
             # capped, not refused: clients (the plugin) send their default without knowing the server's setting
             tokens = min(batch.max_new_tokens or settings.max_new_tokens, settings.max_new_tokens)
             pairs = await run_in_threadpool(_decode_all, ids, batch.pairs, info["chip_size"])
-            # idempotency key: a resend (any connection) of the same id with the same chips is answered once
-            raw = batch.pairs
-            keys = [(caller.key, pair_id, digest(b, a), tokens) for pair_id, (b, a) in zip(ids, raw, strict=True)]
+            # idempotency key: a resend (any connection) of the same id with the same chips and note is answered once
+            raw, note = batch.pairs, batch.context
+            keys = [(caller.key, pair_id, digest(b, a), tokens, note) for pair_id, (b, a) in zip(ids, raw, strict=True)]
             try:
-                futures = batcher.submit(caller.fairness_id, pairs, max_new_tokens=tokens, keys=keys)
+                futures = batcher.submit(caller.fairness_id, pairs, max_new_tokens=tokens, keys=keys, context=note)
             except Overloaded as exc:
                 retry = str(math.ceil(exc.retry_after))
                 raise ApiError(429, "overloaded", str(exc), headers={"Retry-After": retry}) from None

@@ -18,13 +18,16 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .context import MAX_CONTEXT_CHARS
 from .grid import Chip
 from .run_loop import Captioner, Item, OutputWriter, RunAborted, RunLoop, RunSettings, RunStats
 
 MAX_IN_FLIGHT = 16  # requests at the backend at once, whatever a backend advertises or a user asks
 DEFAULT_BATCH = 8  # pairs per request when neither the user nor the backend says
 JSON_OVERHEAD_BYTES = 256  # per pair in a request body: id, keys, quotes (the images are counted apart)
-ENVELOPE_BYTES = 1024  # per request body: ``{"pairs": [...], "max_new_tokens": ...}`` and a margin
+# per request body: ``{"pairs": [...], "max_new_tokens": ...}`` and a margin, plus the longest context note as JSON
+# writes it (12 bytes a character: a ``\uXXXX`` surrogate pair), so a note never pushes a request over max_body_bytes
+ENVELOPE_BYTES = 1024 + 12 * MAX_CONTEXT_CHARS + len(', "context": ""')
 
 
 def _int(value: Any, default: int) -> int:
@@ -79,6 +82,7 @@ class RunOptions:
     max_chips: int = 100_000
     resume: bool = False
     force: bool = False  # with resume: append even when the output's fingerprint differs or is missing
+    context_note: str | None = None  # the run's note (``core.context``: checked, stripped); sent with each request
 
 
 @dataclass

@@ -153,6 +153,7 @@ def run_metadata(
     before_source: Mapping[str, Any] | None = None,
     after_source: Mapping[str, Any] | None = None,
     aoi: str | None = None,
+    context: str | None = None,
 ) -> dict[str, Any]:
     """The run parameters stored under RUN_METADATA_TAG (``bands`` as "1,2,3"; ``nodata`` None = as declared;
     ``facts_parser``: the caption parser's version, so fact fields of two versions never mix in one layer).
@@ -161,7 +162,9 @@ def run_metadata(
     (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
     ``before_source``/``after_source`` are :func:`source_identity` of the two rasters; ``aoi`` is the area of
     interest as WKT in the before CRS, when the run had one (the report outlines it; not part of the fingerprint:
-    resuming with another AOI adds its tiles)."""
+    resuming with another AOI adds its tiles); ``context`` is the run's note (``core.context``), when it had one
+    (the report shows it; not part of the fingerprint either: CCExpert ignores notes, and a resume that rewords one
+    is not another scene; the output keeps the note it was started with)."""
     meta: dict[str, Any] = {
         "before": before,
         "after": after,
@@ -181,6 +184,8 @@ def run_metadata(
         meta["after_source"] = dict(after_source)
     if aoi:
         meta["aoi"] = aoi
+    if context:
+        meta["context"] = context
     return meta
 
 

@@ -20,8 +20,8 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
-        <source>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;</source>
-        <translation>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;</translation>
+        <source>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Context note&lt;/b&gt; (advanced, at most 300 characters on one line): stored with the run and shown in its report; a general vision-language backend reads it before its prompt, CCExpert ignores it.&lt;/p&gt;</source>
+        <translation>&lt;p&gt;Describes what changed between two co-registered rasters of the same place. The area of interest is cut into square chips on the Before raster's pixel grid; each Before/After pair of chips goes to a CCExpert backend, and the output gets one square per chip with a caption such as "two buildings are built on the bareland at the top", its confidence and whether anything changed.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Area of interest&lt;/b&gt;: a polygon layer (selected features only, if ticked) and/or an extent, such as the current map canvas extent; left empty, the whole area where both rasters overlap.&lt;/p&gt;&lt;p&gt;Chips with more nodata than the largest nodata share are not sent; they are kept as "skipped_nodata". &lt;b&gt;Resume&lt;/b&gt; keeps the tiles an earlier run into the same output captioned, so a canceled or failed run continues where it stopped; it refuses an output made from other rasters, bands, grid or model unless you tick "Resume even if the output was made from other inputs". Without Resume an existing output is replaced once the run captions its first tile.&lt;/p&gt;&lt;p&gt;Needs a running backend (&lt;i&gt;ccexpert serve&lt;/i&gt;); set its URL and API key in the CCExpert settings. Chip size 0 and the advanced request settings 0 take the backend's own values.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Change areas&lt;/b&gt; (on by default): a second layer, change_areas, in the same GeoPackage: neighbouring changed tiles of one kind of change (field Kind of change) as one area, with its number of tiles and objects.&lt;/p&gt;&lt;p&gt;&lt;b&gt;Context note&lt;/b&gt; (advanced, at most 300 characters on one line): stored with the run and shown in its report; a general vision-language backend reads it before its prompt, CCExpert ignores it.&lt;/p&gt;</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -100,8 +100,18 @@
     </message>
     <message>
         <location filename="../algorithm.py"/>
+        <source>Context note (e.g. after the May 2011 tornado)</source>
+        <translation>Context note (e.g. after the May 2011 tornado)</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
         <source>Also write change areas (layer change_areas: neighbouring tiles of one kind)</source>
         <translation>Also write change areas (layer change_areas: neighbouring tiles of one kind)</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
+        <source>Change captions</source>
+        <translation>Change captions</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -162,6 +172,11 @@
         <location filename="../algorithm.py"/>
         <source>8-bit stretch shared by both dates (2-98 %): low {0}, high {1}</source>
         <translation>8-bit stretch shared by both dates (2-98 %): low {0}, high {1}</translation>
+    </message>
+    <message>
+        <location filename="../algorithm.py"/>
+        <source>Context note: stored with the run; model {0} does not read it</source>
+        <translation>Context note: stored with the run; model {0} does not read it</translation>
     </message>
     <message>
         <location filename="../algorithm.py"/>
@@ -255,21 +270,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
 {2} was left as it was; fix the problem and run again.</source>
         <translation>No tile was captioned: {0} tile(s) failed. First error: {1}
 {2} was left as it was; fix the problem and run again.</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>{0} change area(s) written to layer change_areas</source>
-        <translation>{0} change area(s) written to layer change_areas</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>Tile {0}: {1}</source>
-        <translation>Tile {0}: {1}</translation>
-    </message>
-    <message>
-        <location filename="../algorithm.py"/>
-        <source>Change captions</source>
-        <translation>Change captions</translation>
     </message>
     <message>
         <location filename="../area_layer.py"/>
@@ -475,6 +475,11 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../output.py"/>
         <source>Cannot write tile {0} to {1}</source>
         <translation>Cannot write tile {0} to {1}</translation>
+    </message>
+    <message>
+        <location filename="../planning.py"/>
+        <source>Context note: {0}</source>
+        <translation>Context note: {0}</translation>
     </message>
     <message>
         <location filename="../planning.py"/>
@@ -725,6 +730,16 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../run_feedback.py"/>
         <source>The layer style or abstract could not be stored in {0}: {1}</source>
         <translation>The layer style or abstract could not be stored in {0}: {1}</translation>
+    </message>
+    <message>
+        <location filename="../run_feedback.py"/>
+        <source>{0} change area(s) written to layer change_areas</source>
+        <translation>{0} change area(s) written to layer change_areas</translation>
+    </message>
+    <message>
+        <location filename="../run_feedback.py"/>
+        <source>Tile {0}: {1}</source>
+        <translation>Tile {0}: {1}</translation>
     </message>
     <message>
         <location filename="../settings.py"/>
