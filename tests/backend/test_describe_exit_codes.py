@@ -120,7 +120,7 @@ def test_failing_with_requests_in_flight_keeps_a_grid_order_prefix_and_the_same_
     assert "6 captioned" in counts and "2 errors" in counts and "1 not reached" in counts, counts
     assert "illegal memory" in err
     kept = sorted(_statuses(out).values(), key=lambda t: (t["row"], t["col"]))
-    assert [(t["row"], t["col"]) for t in kept] == [(r, c) for r in range(3) for c in range(3)][:8]
+    assert [(t["row"], t["col"]) for t in kept] == [(r, c) for r in range(1, 4) for c in range(1, 4)][:8]  # 1-based
     assert [t["status"] for t in kept] == ["error"] * 2 + ["ok"] * 6
     with thread_server(create_app(Settings(), EchoEngine())) as url:
         assert _describe(rasters, out, url, "--resume", in_flight=4) == 0
