@@ -53,10 +53,24 @@ def hover_changed_tile() -> None:
     QTest.mouseMove(canvas.viewport(), QPoint(int(point.x()), int(point.y())))
 
 
+def show_kinds_of_change() -> None:
+    """The legend as an analyst opens it: the result's kinds of change (under Changed) unfolded, the rasters' bands
+    folded away."""
+    view = iface.layerTreeView()
+    for node in project.layerTreeRoot().findLayers():
+        node.setExpanded(node.layerId() == layer.id())
+    index = view.node2index(project.layerTreeRoot().findLayer(layer.id()))  # in the view's (proxy) model
+    view.expandRecursively(index)
+    model = view.model()
+    for row in range(model.rowCount(index)):  # legend nodes with children: "Changed" and its kinds of change
+        view.expand(model.index(row, 0, index))
+
+
 def grab() -> None:
     iface.mainWindow().grab().save(out)
     QgsApplication.exit(0)
 
 
+QTimer.singleShot(4000, show_kinds_of_change)
 QTimer.singleShot(5000, hover_changed_tile)
 QTimer.singleShot(9000, grab)
