@@ -45,11 +45,11 @@ class Crashing(EngineCaptioner):
         super().__init__(engine)
         self.left = after_batches
 
-    def caption(self, ids, pairs, max_new_tokens):
+    def caption(self, items):
         if self.left == 0:
             raise KeyboardInterrupt
         self.left -= 1
-        return super().caption(ids, pairs, max_new_tokens)
+        return super().caption(items)
 
 
 def scene(tmp_path: Path) -> tuple[Path, Path]:

@@ -131,6 +131,7 @@ def test_info(engine):
         "family": "ccexpert",
         "change_expert": True,
         "gsd_m": None,  # the tiny random model's card names no imagery
+        "uses_context": False,  # CCExpert's prompt is fixed: a run's context note is not read
     }
 
 
