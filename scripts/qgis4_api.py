@@ -131,7 +131,32 @@ def names_in_source(
     for node in ast.walk(tree):
         for kind, name, line in _node_names(node, bound, parents):
             add(legacy if node in legacy_nodes and kind == "used" else found[kind], name, line)
+    for node, name in _inherited_names(tree, bound):
+        add(legacy if node in legacy_nodes else found["used"], name, node.lineno)
     return found
+
+
+def _inherited_names(tree: ast.Module, bound: dict[str, str]) -> list[tuple[ast.Attribute, str]]:
+    """``self.x`` in a subclass of a tracked class, where the subclass does not define ``x``: the base's ``x``
+    (e.g. ``self.parameterAsString`` in a QgsProcessingAlgorithm subclass is QgsProcessingAlgorithm.parameterAsString).
+    Overridden methods are the subclass's own and are not checked."""
+    out: list[tuple[ast.Attribute, str]] = []
+    for cls in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
+        bases = [parts for parts in map(_chain, cls.bases) if parts and parts[0] in bound]
+        if not bases:
+            continue
+        base = ".".join([bound[bases[0][0]], *bases[0][1:]])
+        own = {n.name for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+        own |= {t.id for n in cls.body if isinstance(n, ast.Assign | ast.AnnAssign) for t in _targets(n)}
+        attrs = [n for n in ast.walk(cls) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)]
+        own |= {n.attr for n in attrs if n.value.id == "self" and isinstance(n.ctx, ast.Store)}
+        out += [(n, f"{base}.{n.attr}") for n in attrs if n.value.id == "self" and n.attr not in own]
+    return out
+
+
+def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.Name]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [t for t in targets if isinstance(t, ast.Name)]
 
 
 def _node_names(node: ast.AST, bound: dict[str, str], parents: dict) -> list[tuple[str, str, int]]:
@@ -195,6 +220,10 @@ def _lookup(name: str, data: dict) -> tuple[str | None, dict | None]:
         if member in absent:
             return f"{name}: {parts[0]}.{member} is gone in QGIS 4 ({cls['source']} @ {cls['commit'][:10]})", None
         if member not in members:
+            for base in cls.get("bases", []):  # inherited: QgsMapLayerAction.parent is QAction's (Qt's own)
+                problem, entry = _lookup(".".join([base, *parts[depth:]]), data)
+                if problem is None:
+                    return None, entry
             return f"{name}: {parts[0]}.{member} not recorded in the QGIS 4 data file", None
     return None, cls
 

@@ -113,6 +113,29 @@ def test_unconditional_use_of_an_old_name_next_to_compat_still_fails(data):
     assert any("SourceType is gone" in p for p in api.missing(used(source, data)["used"], data))
 
 
+def test_inherited_methods_are_checked_on_the_base_class(data):
+    """self.x in a subclass is the QGIS base's x unless the subclass defines it; bases resolve through the data."""
+    source = (
+        "from qgis.core import QgsProcessingAlgorithm\nfrom qgis.gui import QgsMapLayerAction\n"
+        "class Alg(QgsProcessingAlgorithm):\n"
+        "    LIMIT = 3\n"
+        "    def helper(self):\n        return self.LIMIT\n"
+        "    def processAlgorithm(self, parameters, context, feedback):\n"
+        "        self.cache = self.parameterAsString(parameters, 'A', context)\n"
+        "        return {'x': self.helper(), 'y': self.cache, 'z': self.parameterAsTeapot()}\n"
+        "class Action(QgsMapLayerAction):\n    def go(self):\n        return self.parent()\n"
+    )
+    found = used(source)["used"]
+    assert "qgis.core.QgsProcessingAlgorithm.parameterAsString" in found
+    assert "qgis.gui.QgsMapLayerAction.parent" in found
+    assert not any(n.endswith((".helper", ".cache", ".LIMIT", ".processAlgorithm")) for n in found)
+    problems = api.missing(found, data)
+    assert problems == [
+        "qgis.core.QgsProcessingAlgorithm.parameterAsTeapot: QgsProcessingAlgorithm.parameterAsTeapot "
+        "not recorded in the QGIS 4 data file"
+    ], problems
+
+
 def test_bad_data_file_is_a_clear_error(tmp_path):
     broken = tmp_path / "api.json"
     broken.write_text("{not json", encoding="utf-8")
