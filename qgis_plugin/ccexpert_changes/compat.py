@@ -58,3 +58,15 @@ else:
     from qgis.PyQt.QtCore import QVariant
 
     FIELD_TYPES = {"str": QVariant.Type.String, "int": QVariant.Type.Int, "real": QVariant.Type.Double}
+
+
+def parameters_without_defaults(dialog) -> dict:
+    """The values a Processing algorithm dialog holds, leaving out parameters at their defaults. QGIS 3.24 changed
+    AlgorithmDialog.createProcessingParameters(include_default=True) to (flags); the old keyword is a TypeError on
+    3.40 and 3.44."""
+    from qgis.gui import QgsProcessingParametersGenerator
+
+    if hasattr(QgsProcessingParametersGenerator, "Flag"):  # QGIS >= 3.24
+        return dialog.createProcessingParameters(QgsProcessingParametersGenerator.Flag.SkipDefaultValueParameters)
+    else:  # QGIS 3.22
+        return dialog.createProcessingParameters(include_default=False)
