@@ -32,7 +32,7 @@ def plugin_version() -> str:
 def user_agent() -> str:
     from qgis.core import Qgis
 
-    return f"ccexpert-qgis/{plugin_version()} (QGIS {Qgis.QGIS_VERSION_INT})"
+    return f"ccexpert-qgis/{plugin_version()} (QGIS {Qgis.versionInt()})"
 
 
 def resource_path(kind: str, name: str) -> str:

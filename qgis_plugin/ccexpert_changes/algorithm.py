@@ -23,7 +23,6 @@ from datetime import datetime
 from qgis.core import (
     Qgis,
     QgsMessageLog,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -33,7 +32,6 @@ from qgis.core import (
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
@@ -47,6 +45,7 @@ from . import settings
 from .about import LOG_TAG, chips_text, help_url, icon_path, tr
 from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
+from .compat import ADVANCED, CAN_CANCEL, DOUBLE, INTEGER, VECTOR_POLYGON
 from .core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
 from .core.fields import run_metadata, source_identity
 from .core.grid import DEFAULT_CHIP_SIZE
@@ -127,7 +126,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         return DescribeChangesAlgorithm()
 
     def flags(self):
-        return super().flags() | QgsProcessingAlgorithm.Flag.FlagCanCancel
+        return super().flags() | CAN_CANCEL
 
     def createCustomParametersWidget(self, parent=None):
         """The dialog asks before a run above MAX_CHIPS, where Processing (scripts, qgis_process) refuses."""
@@ -143,7 +142,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterFeatureSource(
                 self.AOI,
                 tr("Area of interest (default: where both rasters overlap)"),
-                [QgsProcessing.SourceType.TypeVectorPolygon],
+                [VECTOR_POLYGON],
                 optional=True,
             )
         )
@@ -166,7 +165,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(
                 self.CHIP_SIZE,
                 tr("Chip size in Before-raster pixels (0 = the model's chip size, asked from the backend)"),
-                QgsProcessingParameterNumber.Type.Integer,
+                INTEGER,
                 0,
                 minValue=0,
                 maxValue=8192,
@@ -176,7 +175,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(
                 self.OVERLAP,
                 tr("Overlap between chips (pixels)"),
-                QgsProcessingParameterNumber.Type.Integer,
+                INTEGER,
                 0,
                 minValue=0,
             )
@@ -185,7 +184,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(
                 self.MAX_NODATA,
                 tr("Largest nodata share (0-1) of a chip that is still captioned"),
-                QgsProcessingParameterNumber.Type.Double,
+                DOUBLE,
                 0.5,
                 minValue=0.0,
                 maxValue=1.0,
@@ -200,7 +199,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         batch = QgsProcessingParameterNumber(
             self.BATCH_SIZE,
             tr("Chip pairs per request (0 = the backend's limit, at most 8)"),
-            QgsProcessingParameterNumber.Type.Integer,
+            INTEGER,
             0,
             minValue=0,
         )
@@ -208,12 +207,12 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         in_flight = QgsProcessingParameterNumber(
             self.IN_FLIGHT,
             tr("Requests at the backend at once (0 = the capacity the backend advertises)"),
-            QgsProcessingParameterNumber.Type.Integer,
+            INTEGER,
             0,
             minValue=0,
             maxValue=MAX_IN_FLIGHT,
         )
-        in_flight.setFlags(in_flight.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        in_flight.setFlags(in_flight.flags() | ADVANCED)
         self.addParameter(in_flight)
         self.addParameter(
             QgsProcessingParameterBoolean(self.RESUME, tr("Resume: keep tiles already captioned in the output"), False)
@@ -221,17 +220,17 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         force = QgsProcessingParameterBoolean(
             self.RESUME_FORCE, tr("Resume even if the output was made from other inputs (bands, stretch, model)"), False
         )
-        force.setFlags(force.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        force.setFlags(force.flags() | ADVANCED)
         self.addParameter(force)
         limit = QgsProcessingParameterNumber(
             self.MAX_CHIPS,
             tr("Ask before runs of more chips than"),
-            QgsProcessingParameterNumber.Type.Integer,
+            INTEGER,
             settings.max_chips(),
             minValue=1,
         )
-        limit.setFlags(limit.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        limit.setFlags(limit.flags() | ADVANCED)
+        batch.setFlags(batch.flags() | ADVANCED)
         self.addParameter(limit)
         note = QgsProcessingParameterString(
             self.CONTEXT, tr("Context note (e.g. after the May 2011 tornado)"), optional=True
@@ -247,7 +246,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterVectorDestination(
                 self.OUTPUT,
                 tr("Change captions"),
-                QgsProcessing.SourceType.TypeVectorPolygon,
+                VECTOR_POLYGON,
                 # a new file in a folder the analyst keeps: QGIS deletes its temporary outputs on exit
                 default_output_path(settings.output_folder(), datetime.now()),
             )

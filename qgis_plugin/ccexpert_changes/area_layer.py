@@ -5,7 +5,6 @@ GeoPackage, replacing the one an earlier run wrote (the areas always cover every
 from __future__ import annotations
 
 from qgis.core import (
-    NULL,
     QgsCoordinateTransformContext,
     QgsFeature,
     QgsField,
@@ -14,15 +13,15 @@ from qgis.core import (
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import NULL
 
 from .about import tr
+from .compat import FIELD_TYPES
 from .core.areas import AREA_FIELDS, AREAS_LAYER_NAME, areas_style, group_areas
 from .core.fields import LAYER_NAME
 from .core.grid import ChipGrid, parse_tile_id
 from .core.style_table import write_default_style
 
-_QT_TYPES = {"str": QVariant.Type.String, "int": QVariant.Type.Int, "real": QVariant.Type.Double}
 _READ = ("tile_id", "row", "col", "status", "changed", "change_kind", "facts")
 
 
@@ -54,7 +53,7 @@ def write_change_areas(path: str, grid: ChipGrid | None = None) -> int:
     del tiles  # the GeoPackage is written next: no reader of ours keeps it open
     fields = QgsFields()
     for name, kind in AREA_FIELDS:
-        fields.append(QgsField(name, _QT_TYPES[kind]))
+        fields.append(QgsField(name, FIELD_TYPES[kind]))
     memory = QgsVectorLayer(f"MultiPolygon?crs={crs.authid() or crs.toWkt()}", AREAS_LAYER_NAME, "memory")
     memory.setCrs(crs)
     provider = memory.dataProvider()

@@ -26,7 +26,7 @@ def versions() -> dict[str, str]:
 
     return {
         "Plugin": plugin_version(),
-        "QGIS": f"{Qgis.QGIS_VERSION} ({Qgis.QGIS_VERSION_INT})",
+        "QGIS": f"{Qgis.version()} ({Qgis.versionInt()})",
         "Python": sys.version.split()[0],
         "GDAL": gdal.__version__,
         "Qt": f"{QT_VERSION_STR} (PyQt {PYQT_VERSION_STR})",

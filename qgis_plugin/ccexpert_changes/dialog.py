@@ -25,6 +25,7 @@ from qgis.utils import iface
 
 from .about import chips_text, tr
 from .backend_client import BackendClient, BackendError
+from .compat import parameters_without_defaults
 from .core.dates import parse_date, pick_pair
 from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
 from .core.grid import DEFAULT_CHIP_SIZE
@@ -202,7 +203,7 @@ class DescribeChangesDialog(AlgorithmDialog):
         if label is None:
             return
         try:
-            parameters = self.createProcessingParameters(include_default=False)
+            parameters = parameters_without_defaults(self)
         except Exception:  # a half-filled form: show nothing rather than fail
             parameters = {}
         context = dataobjects.createContext()  # owns a layer loaded from a path: kept while it is read

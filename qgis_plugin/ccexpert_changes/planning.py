@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCsException,
@@ -19,10 +20,10 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsRectangle,
-    QgsWkbTypes,
 )
 
 from .about import tr
+from .compat import POLYGON_GEOMETRY
 from .core.context import check_context
 from .core.driver import RunOptions
 from .core.fields import same_imagery
@@ -217,7 +218,7 @@ def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | 
                 ).format(feature.id())
             )
         if not geometry.isGeosValid():
-            reason = geometry.validateGeometry(QgsGeometry.ValidatorGeos)
+            reason = geometry.validateGeometry(Qgis.GeometryValidationEngine.Geos)
             geometry = _polygons(geometry.makeValid())
             feedback.pushWarning(
                 tr(
@@ -234,7 +235,7 @@ def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | 
             margin = max(within.width(), within.height()) * 0.05
             footprint = within.buffered(margin)
             try:
-                clip = to_target.transformBoundingBox(footprint, QgsCoordinateTransform.ReverseTransform)
+                clip = to_target.transformBoundingBox(footprint, Qgis.TransformDirection.Reverse)
                 aoi = aoi.intersection(QgsGeometry.fromRect(clip))
             except QgsCsException:
                 pass  # the footprint cannot be expressed in the AOI's CRS: project the whole AOI
@@ -249,9 +250,9 @@ def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | 
 
 def _polygons(geometry: QgsGeometry) -> QgsGeometry:
     """The polygonal parts of a repaired geometry (makeValid can return a collection with stray lines)."""
-    if geometry.type() == QgsWkbTypes.PolygonGeometry and not geometry.isMultipart():
+    if geometry.type() == POLYGON_GEOMETRY and not geometry.isMultipart():
         return geometry
-    polys = [g for g in geometry.asGeometryCollection() if g.type() == QgsWkbTypes.PolygonGeometry]
+    polys = [g for g in geometry.asGeometryCollection() if g.type() == POLYGON_GEOMETRY]
     return QgsGeometry.unaryUnion(polys) if polys else QgsGeometry()
 
 

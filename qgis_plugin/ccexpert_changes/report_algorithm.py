@@ -13,11 +13,9 @@ import os
 import shutil
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -27,6 +25,7 @@ from qgis.PyQt.QtCore import QProcess, QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QIcon
 
 from .about import icon_path, tr
+from .compat import ADVANCED, VECTOR_POLYGON
 from .core.fields import LAYER_NAME
 
 REPORT_TIMEOUT_S = 600  # a report of thousands of tiles reads every changed chip: minutes, not hours
@@ -92,11 +91,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         return CreateReportAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:  # QGIS API name
-        self.addParameter(
-            QgsProcessingParameterVectorLayer(
-                self.INPUT, tr("Change captions layer"), [QgsProcessing.SourceType.TypeVectorPolygon]
-            )
-        )
+        self.addParameter(QgsProcessingParameterVectorLayer(self.INPUT, tr("Change captions layer"), [VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, tr("Report"), tr("HTML files (*.html)")))
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -106,7 +101,7 @@ class CreateReportAlgorithm(QgsProcessingAlgorithm):
         command = QgsProcessingParameterString(  # a string: a file parameter refuses names without an extension
             self.COMMAND, tr("ccexpert command (empty: found on PATH)"), optional=True
         )
-        command.setFlags(command.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        command.setFlags(command.flags() | ADVANCED)
         self.addParameter(command)
         self.addParameter(QgsProcessingParameterBoolean(self.OPEN, tr("Open the report when done"), True))
 

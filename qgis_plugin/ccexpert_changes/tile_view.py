@@ -9,13 +9,14 @@ import json
 
 import numpy as np
 from osgeo import gdal
-from qgis.core import QgsMapLayer, QgsMapLayerType, QgsVectorLayer
+from qgis.core import QgsMapLayer, QgsVectorLayer
 from qgis.gui import QgsMapLayerAction
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QImage, QPixmap
 from qgis.PyQt.QtWidgets import QDialog, QGridLayout, QLabel, QMessageBox
 
 from .about import tr
+from .compat import VECTOR_LAYER, single_feature_target
 from .core.fields import LAYER_NAME, RUN_METADATA_TAG
 from .core.grid import ChipGrid, parse_tile_id
 from .core.stretch import Stretch
@@ -99,9 +100,7 @@ class ShowBeforeAfterAction(QgsMapLayerAction):
     """Offered on change-captions layers only; opens :class:`BeforeAfterDialog` for the chosen tile."""
 
     def __init__(self, parent=None):
-        super().__init__(
-            tr("Show before/after"), parent, QgsMapLayerType.VectorLayer, QgsMapLayerAction.Target.SingleFeature
-        )
+        super().__init__(tr("Show before/after"), parent, VECTOR_LAYER, single_feature_target())
         self.triggeredForFeature.connect(self.show_tile)
         self.dialogs: list[BeforeAfterDialog] = []  # kept alive while shown (non-modal)
 

@@ -99,3 +99,4 @@ while not finished and time.monotonic() < deadline:
 report["asked"] = asked
 report["finished"] = [(ok, {k: v for k, v in r.items() if k in ("TILES", "CAPTIONED", "ERRORS")}) for ok, r in finished]
 print(json.dumps(report))
+app.exitQgis()  # the documented end of a standalone QGIS script: without it QGIS 3.40/3.44 may crash at exit
