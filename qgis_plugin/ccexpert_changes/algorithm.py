@@ -235,7 +235,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         note = QgsProcessingParameterString(
             self.CONTEXT, tr("Context note (e.g. after the May 2011 tornado)"), optional=True
         )
-        note.setFlags(note.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        note.setFlags(note.flags() | ADVANCED)
         self.addParameter(note)
         self.addParameter(
             QgsProcessingParameterBoolean(
