@@ -147,6 +147,7 @@ def check(out: Path, n: int) -> dict[str, int]:
         found = db.execute(f'SELECT row, col, status, caption FROM "{LAYER}"').fetchall()
     seen: dict[tuple[int, int], int] = {}
     wrong = 0
+    found = [(row - 1, col - 1, status, caption) for row, col, status, caption in found]  # the layer counts from 1
     for row, col, status, caption in found:
         seen[(row, col)] = seen.get((row, col), 0) + 1
         value = block_value(row, col, n)
