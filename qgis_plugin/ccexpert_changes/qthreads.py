@@ -10,9 +10,10 @@ destroyed while it runs.
 from __future__ import annotations
 
 import queue
-from concurrent.futures import Executor, Future
 
 from qgis.PyQt.QtCore import QThread
+
+from .core.prefetch import QueueExecutor, serve_jobs
 
 _RUNNING: set[_Worker] = set()  # workers whose run() has not returned (abandoned ones included)
 
@@ -24,50 +25,22 @@ class _Worker(QThread):
 
     def run(self) -> None:  # QThread API
         try:
-            while True:
-                job = self.jobs.get()
-                if job is None:
-                    return
-                future, fn, args, kwargs = job
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # handed to whoever waits on the future
-                    future.set_exception(exc)
+            serve_jobs(self.jobs)
         finally:
             _RUNNING.discard(self)
 
 
-class QThreadExecutor(Executor):
+class QThreadExecutor(QueueExecutor):
     """``workers`` QThreads taking jobs from one queue, in order."""
 
-    def __init__(self, workers: int):
-        self._jobs: queue.Queue = queue.Queue()
-        self._workers = [_Worker(self._jobs) for _ in range(max(1, workers))]
-        for worker in self._workers:
-            _RUNNING.add(worker)
-            worker.start()
+    def _start(self, index: int) -> _Worker:
+        worker = _Worker(self._work)
+        _RUNNING.add(worker)
+        worker.start()
+        return worker
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        self._jobs.put((future, fn, args, kwargs))
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            while True:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is not None:
-                    job[0].cancel()
-        for _ in self._workers:
-            self._jobs.put(None)
-        if wait:
-            for worker in self._workers:
-                worker.wait()
+    def _join(self, worker: _Worker) -> None:
+        worker.wait()
 
 
 def running_workers() -> int:

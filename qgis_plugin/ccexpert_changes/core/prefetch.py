@@ -72,31 +72,34 @@ class Prefetcher:
         self.close()
 
 
-class DaemonThreadExecutor(Executor):
-    """``ThreadPoolExecutor`` without the join at interpreter exit: a canceled run abandons requests stalled at a
-    backend, and the process must be able to end at once (a pool's threads are joined at exit, so a stalled request
-    kept ``ccexpert describe`` alive a minute after Ctrl-C). Work runs in ``workers`` daemon threads."""
+def serve_jobs(jobs: queue.Queue) -> None:
+    """A worker's loop: run ``(future, fn, args, kwargs)`` jobs from ``jobs`` in order until a ``None`` arrives."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        future, fn, args, kwargs = job
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the future's owner
+            future.set_exception(exc)
 
-    def __init__(self, workers: int, name: str = "ccexpert-worker"):
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._serve, name=f"{name}-{i}", daemon=True) for i in range(max(1, workers))
-        ]
-        for thread in self._threads:
-            thread.start()
 
-    def _serve(self) -> None:
-        while True:
-            job = self._work.get()
-            if job is None:
-                return
-            future, fn, args, kwargs = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # handed to the future's owner
-                future.set_exception(exc)
+class QueueExecutor(Executor):
+    """Workers taking jobs from one queue, in order: what the daemon-thread executor here and the plugin's QThread
+    executor share; a subclass says how a worker starts (``_start``) and how it is waited for (``_join``)."""
+
+    def __init__(self, workers: int):
+        self._work: queue.Queue = queue.Queue()
+        self._threads = [self._start(i) for i in range(max(1, workers))]
+
+    def _start(self, index: int) -> Any:
+        raise NotImplementedError
+
+    def _join(self, worker: Any) -> None:
+        raise NotImplementedError
 
     def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
         future: Future = Future()
@@ -115,5 +118,23 @@ class DaemonThreadExecutor(Executor):
         for _ in self._threads:
             self._work.put(None)
         if wait:
-            for thread in self._threads:
-                thread.join()
+            for worker in self._threads:
+                self._join(worker)
+
+
+class DaemonThreadExecutor(QueueExecutor):
+    """``ThreadPoolExecutor`` without the join at interpreter exit: a canceled run abandons requests stalled at a
+    backend, and the process must be able to end at once (a pool's threads are joined at exit, so a stalled request
+    kept ``ccexpert describe`` alive a minute after Ctrl-C). Work runs in ``workers`` daemon threads."""
+
+    def __init__(self, workers: int, name: str = "ccexpert-worker"):
+        self._name = name
+        super().__init__(workers)
+
+    def _start(self, index: int) -> threading.Thread:
+        thread = threading.Thread(target=serve_jobs, args=(self._work,), name=f"{self._name}-{index}", daemon=True)
+        thread.start()
+        return thread
+
+    def _join(self, worker: threading.Thread) -> None:
+        worker.join()
