@@ -55,3 +55,39 @@ def test_staging_names_promotes_and_cleans_up_after_dead_runs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "o.gpkg"])
     promote(mine, target)
     assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["o.gpkg"]
+
+
+_KILLED_MID_TRANSACTION = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA cache_size = 2")  # spill changed pages to the file before commit: the journal becomes hot
+db.execute("CREATE TABLE t (a)")
+db.executemany("INSERT INTO t VALUES (?)", [("committed",)] * 3)
+db.commit()
+db.execute("BEGIN")
+db.executemany("INSERT INTO t VALUES (?)", [("x" * 200,)] * 5000)
+db.execute("DELETE FROM t WHERE a = 'committed'")
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_run_killed_inside_a_transaction_is_rolled_back_not_called_damaged(tmp_path):
+    """CI found it (seed 76221): describe SIGKILLed while writing left a hot journal; a read-only check then failed
+    with "attempt to write a readonly database" and --resume refused a sound file as damaged."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "o.gpkg"
+    subprocess.run([sys.executable, "-c", _KILLED_MID_TRANSACTION, str(path)], check=False)
+    journal = tmp_path / "o.gpkg-journal"
+    assert journal.exists() and journal.stat().st_size > 512  # the hot journal the kill left
+    uri = path.absolute().as_uri() + "?mode=ro"
+    try:
+        with sqlite3.connect(uri, uri=True) as db:
+            db.execute("SELECT COUNT(*) FROM t").fetchall()
+        raise AssertionError("a read-only open succeeded: the journal was not hot, the test proves nothing")
+    except sqlite3.OperationalError as exc:
+        assert "readonly" in str(exc)
+    assert damage(path) is None
+    with sqlite3.connect(uri, uri=True) as db:  # the last commit, intact; the killed transaction gone
+        assert db.execute("SELECT a, COUNT(*) FROM t GROUP BY a").fetchall() == [("committed", 3)]

@@ -117,13 +117,25 @@ def check_fingerprint(stored_text: str | None, current: Mapping[str, Any]) -> Re
 
 
 def damage(path: str | Path) -> str | None:
-    """Why SQLite finds the GeoPackage damaged (``PRAGMA quick_check``), or None when it is sound. Read-only."""
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            rows = db.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.Error as exc:
-        return str(exc)
+    """Why SQLite finds the GeoPackage damaged (``PRAGMA quick_check``), or None when it is sound.
+
+    Read-only, with one exception SQLite itself makes: a run killed inside a transaction leaves a *hot journal*
+    (``NAME-journal``) holding the pages it had changed. A read-only connection cannot roll it back and SQLite refuses
+    it ("attempt to write a readonly database", ``SQLITE_READONLY_ROLLBACK``); that file is not damaged, it is an
+    interrupted write whose last commit is intact. So it is opened read-write once, which makes SQLite restore the
+    last commit (what QGIS or any reader would do on open), and then checked. Nothing committed is lost.
+    """
+    base = Path(path).absolute().as_uri()
+    rows: list[Any] = []
+    for mode in ("ro", "rw"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"{base}?mode={mode}", uri=True)) as db:
+                rows = db.execute("PRAGMA quick_check").fetchall()
+            break
+        except sqlite3.Error as exc:
+            if mode == "ro" and getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK":
+                continue  # a hot journal: let SQLite roll it back (read-write open), then check
+            return str(exc)
     messages = [str(row[0]) for row in rows]
     if messages == ["ok"]:
         return None
