@@ -3,10 +3,11 @@
 Chips: 384 px crops of the real rasters in ../shared/data when present, else generated textured chips; PNG-encoded
 at the clients' level (``core.png.PNG_ZLEVEL``) before the clock starts. Per pair and per batch of ``--batch``:
 
-- before: the service's PNG decode (``service.images.decode_pair``) then ``CCExpertProcessor(batch)`` (float32
-  pixels, prompt rows built per batch), batches spread over the threads;
-- after: the same decode in the shared worker pool, then ``CaptionEngine.prepare`` (uint8 copy, cached prompt
-  rows; scaling and normalisation move to the device);
+- before: the issue's path: PIL's PNG decode (what ``service.images`` used) then ``CCExpertProcessor(batch)``
+  (float32 pixels, prompt rows built per batch), batches spread over the threads;
+- after: the service's decode (``service.images.decode_pair``: header checks, libpng through imagecodecs, GIL
+  released) in the shared worker pool, then ``CaptionEngine.prepare`` (uint8 copy, cached prompt rows; scaling and
+  normalisation move to the device);
 - raw floor: zlib inflate of the PNGs' IDAT data + memcpy of the inflated bytes, nothing else.
 
 Each is measured with one thread and with all cores (a child process per thread count, the pool sized by
@@ -20,6 +21,7 @@ Each is measured with one thread and with all cores (a child process per thread 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import struct
@@ -53,6 +55,13 @@ def _idat(data: bytes) -> bytes:
     return b"".join(out)
 
 
+def _pil_decode(data: bytes) -> np.ndarray:
+    """The issue's decode: PIL, which holds the GIL for part of each chip."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data), formats=["PNG"]).convert("RGB"), dtype=np.uint8)
+
+
 def _best(fn, rounds: int) -> float:
     best = float("inf")
     for _ in range(rounds):
@@ -80,7 +89,7 @@ def child(args) -> dict:
     outer = ThreadPoolExecutor(max_workers=threads)
 
     def before_batch(indices):
-        decoded = [decode_pair(*encoded[i], ids[i], CHIP) for i in indices]
+        decoded = [(_pil_decode(encoded[i][0]), _pil_decode(encoded[i][1])) for i in indices]
         return processor(decoded)["pixel_values"].shape[0]
 
     def before():
