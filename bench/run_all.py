@@ -220,23 +220,37 @@ def _plugin_read(outputs):
 
 
 RELIABILITY_COMMANDS = 3  # bench_reliability.py, bench_load.py, bench_faults.py, in that order in every round
+RELIABILITY_NAMES = ("bad inputs and fuzzing", "load, 20 clients", "faults (kills) then resume")
+IDENTIFIERS = {"seed"}  # which run it was, not a figure: listed, never averaged
+
+
+def _figure(key: str, values: list, fmt: str = "{:.3f}") -> str | None:
+    """One README figure from a key's values over the rounds: text as it is (None when empty), identifiers listed,
+    a value every round agrees on once, other numbers as their spread (integer counts without decimals)."""
+    first = values[0]
+    if isinstance(first, str):
+        return first.strip() or None
+    if key in IDENTIFIERS:
+        return ", ".join(str(v) for v in values)
+    integers = all(isinstance(v, int) for v in values)
+    if len(set(values)) == 1:
+        return str(first) if integers else fmt.format(first)
+    return spread([float(v) for v in values], "{:.0f}" if integers else fmt)
 
 
 def _reliability(outputs):
     """Counts (bad inputs answered, ids mixed up, tiles lost) must hold in every round: one value when the rounds
-    agree, else their spread; timings (floats: pairs/s, latencies, shares) are spread over the rounds."""
+    agree, else their spread; timings (floats: pairs/s, latencies, shares) are spread over the rounds. Each row
+    names its benchmark: several print a ``server`` or a ``seconds``."""
     rows = []
-    for command in range(RELIABILITY_COMMANDS):
+    for command, name in zip(range(RELIABILITY_COMMANDS), RELIABILITY_NAMES, strict=True):
         runs = [_last_json(text) for text in outputs[command::RELIABILITY_COMMANDS]]
         for key, value in runs[0].items():
             if not isinstance(value, int | float | str) or isinstance(value, bool):
                 continue
-            values = [r.get(key) for r in runs]
-            if isinstance(value, str) or (isinstance(value, int) and len(set(values)) == 1):
-                figure = str(value)
-            else:
-                figure = spread([float(v) for v in values])
-            rows.append((key.replace("_", " "), figure))
+            figure = _figure(key, [r.get(key) for r in runs])
+            if figure is not None:
+                rows.append((f"{name}: {key.replace('_', ' ')}", figure))
     return rows
 
 
@@ -253,11 +267,11 @@ def _scaleout(outputs):
         for name in first["results"]
     ]
     for key, value in first["summary"].items():
-        if key in ("note", "setup") or not isinstance(value, int | float | str):
+        if key in ("note", "setup") or not isinstance(value, int | float | str) or isinstance(value, bool):
             continue
-        values = [r["summary"].get(key) for r in runs]
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        rows.append((key.replace("_", " "), spread([float(v) for v in values], "{:.2f}") if numbers else str(value)))
+        figure = _figure(key, [r["summary"].get(key) for r in runs], "{:.2f}")
+        if figure is not None:
+            rows.append((f"scale-out: {key.replace('_', ' ')}", figure))
     return rows
 
 

@@ -76,8 +76,8 @@ def test_scaleout_rows_spread_over_runs():
     rows = dict(run_all._scaleout([output(6.0, 1000, 30.0), output(7.0, 1200, 40.0), output(6.5, 1100, 35.0)]))
     serve = next(v for k, v in rows.items() if k.startswith("serve:"))
     assert serve == "6.50 (6.00–7.00, 3 rounds); 1100 (1000–1200, 3 rounds) / 1200 (1100–1300, 3 rounds)"
-    assert rows["ray overhead ms per request"] == "35.00 (30.00–40.00, 3 rounds)"
-    assert rows["one analyst ray2 in flight"] == "4.00 (4.00–4.00, 3 rounds)"
+    assert rows["scale-out: ray overhead ms per request"] == "35.00 (30.00–40.00, 3 rounds)"
+    assert rows["scale-out: one analyst ray2 in flight"] == "4"  # a count every run agrees on: once, no decimals
 
 
 def test_every_timing_section_makes_several_rounds():
@@ -97,12 +97,30 @@ def test_reliability_counts_stay_exact_and_timings_spread():
         ]
 
     outputs = [text for rate, mixed in ((5.0, 0), (6.0, 0), (4.0, 1)) for text in round_outputs(rate, mixed)]
-    rows = dict(run_all._reliability(outputs))
+    rows = {k.split(": ", 1)[1]: v for k, v in run_all._reliability(outputs)}
     assert rows["bad inputs answered 4xx"] == "48" and rows["tiles lost"] == "0" and rows["mode"] == "kill"
     assert rows["pairs per s"] == "5.000 (4.000–6.000, 3 rounds)"
-    assert rows["mixed up ids"] == "0.000 (0.000–1.000, 3 rounds)"  # a round that mixed ids up shows
+    assert rows["mixed up ids"] == "0 (0–1, 3 rounds)"  # a round that mixed ids up shows
+    assert rows["share 4xx"] == "1.000"  # a float every round agrees on: once
     reliability = next(s for s in run_all.sections() if s.key == "reliability")
     assert len(reliability.commands) == run_all.RELIABILITY_COMMANDS and reliability.repeat >= 3
+
+
+def test_reliability_rows_name_their_benchmark_list_seeds_and_drop_empty_text():
+    """The README once showed two rows named ``server``, ``seed 181013.000 (151517.000–916155.000)`` and an empty
+    ``server log tail``: each row now says which benchmark it is from, seeds are listed, empty text is left out."""
+    outputs = []
+    for seed, ok in ((181013, 4261), (151517, 4178), (916155, 4360)):
+        outputs += [
+            json.dumps({"server": "echo app", "seconds": 0.6}),
+            json.dumps({"server": "echo 2 ms", "requests_ok": ok, "server_log_tail": ""}),
+            json.dumps({"tiles_lost": 0, "seed": seed}),
+        ]
+    rows = dict(run_all._reliability(outputs))
+    assert rows["bad inputs and fuzzing: server"] == "echo app" and rows["load, 20 clients: server"] == "echo 2 ms"
+    assert rows["load, 20 clients: requests ok"] == "4261 (4178–4360, 3 rounds)"
+    assert rows["faults (kills) then resume: seed"] == "181013, 151517, 916155"
+    assert not any("log tail" in key for key in rows)
 
 
 def test_plugin_read_rows_spread_over_runs():
