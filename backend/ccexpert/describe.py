@@ -308,16 +308,15 @@ def _write_run(
             metadata,
             resume=options.resume,
             overwrite=options.overwrite,
-            staged=True,
             force=options.force,
         )
     except WRITE_ERRORS as exc:
         raise _cannot_create(options.output, exc) from None
-    if writer.fingerprint_differences:
+    if writer.differences:
         log.warning(
             "--force: resuming %s although it was made by another run: %s",
             options.output,
-            "; ".join(writer.fingerprint_differences),
+            "; ".join(writer.differences),
         )
     if writer.redone:
         log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
