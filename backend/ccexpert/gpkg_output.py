@@ -38,7 +38,7 @@ from typing import Any
 import fiona
 from ccexpert_changes.core.fields import FIELDS, LAYER_NAME, RUN_METADATA_TAG
 from ccexpert_changes.core.grid import Bounds
-from ccexpert_changes.core.output_contract import OutputContract, OutputRefused, Row
+from ccexpert_changes.core.output_contract import OutputContract, OutputRefused, Row, StoredLayer
 
 _OGR_TYPES = {"str": "str", "int": "int32", "real": "float"}  # int32: OFTInteger, as the plugin (GDAL) writes it
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
@@ -106,7 +106,8 @@ def _existing_parent(path: Path) -> Path:
 
 class FionaStore:
     """The GeoPackage primitives of ``core.output_contract.OutputStore``, written with fiona (and plain SQLite for
-    what OGR has no call for: the unique index, the rows' ids and statuses, deleting rows). Decides nothing."""
+    what OGR has no call for: the unique index, the rows' ids and statuses, deleting rows). Decides nothing, and
+    keeps nothing open between calls."""
 
     def __init__(self, target: str | Path):
         self.target = Path(target)  # named in errors: the user's file, not the partial one
@@ -128,36 +129,29 @@ class FionaStore:
             raise OutputCreateError(f"cannot create {self.target}: {_one_line(exc)}") from exc
         self.path, self._indexed = Path(path), True
 
-    def open_existing(self, path: str) -> list[str]:
+    def open_existing(self, path: str) -> StoredLayer:
         try:
             layers = list(fiona.listlayers(path))
         except Exception as exc:
             raise ValueError(f"{path} is not a readable GeoPackage: {exc}") from None
         self.path, self._indexed = Path(path), False
-        return layers
+        if LAYER_NAME not in layers:
+            return StoredLayer(layers)
+        with fiona.open(path, layer=LAYER_NAME) as src:
+            fields, text = list(src.schema["properties"]), src.tags().get(RUN_METADATA_TAG)
+        rows = []
+        if "tile_id" in fields and "status" in fields:  # else the contract refuses it for its fields
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                rows = db.execute(f'SELECT tile_id, status FROM "{LAYER_NAME}"').fetchall()
+        return StoredLayer(layers, fields, [(tile_id, status) for tile_id, status in rows], text)
 
-    def _open_path(self) -> Path:
-        if self.path is None:
-            raise ValueError(f"{self.target}: no output is open")
-        return self.path
-
-    def fields(self) -> list[str]:
-        with fiona.open(self._open_path(), layer=LAYER_NAME) as src:
-            return list(src.schema["properties"])
-
-    def read_tiles(self) -> list[tuple[str, str]]:
-        with contextlib.closing(sqlite3.connect(self._open_path())) as db:
-            return [tuple(row) for row in db.execute(f'SELECT tile_id, status FROM "{LAYER_NAME}"').fetchall()]
-
-    def read_run_metadata(self) -> str | None:
-        with fiona.open(self._open_path(), layer=LAYER_NAME) as src:
-            return src.tags().get(RUN_METADATA_TAG)
-
-    def append(self, rows: Sequence[Row], replace: Collection[str]) -> None:
+    def append_rows(self, rows: Sequence[Row], replace: Collection[str]) -> None:
         """Rows of the tiles in ``replace`` are deleted first (their own transaction: fiona opens its own), then
         ``rows`` are appended in one transaction; the unique index on ``tile_id`` keeps a tile from being twice in
         the layer, whatever writes the file."""
-        path = self._open_path()
+        if self.path is None:
+            raise ValueError(f"{self.target}: no output is open")
+        path = self.path
         if replace or not self._indexed:
             with contextlib.closing(sqlite3.connect(path)) as db, db:
                 db.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
@@ -232,13 +226,6 @@ def _open_layer(path: str | Path):
         return fiona.open(path, layer=LAYER_NAME)
     except (fiona.errors.DriverError, ValueError) as exc:
         raise ValueError(f"{path}: not a describe output (GeoPackage with layer {LAYER_NAME!r}): {exc}") from None
-
-
-def count_rows(path: str | Path) -> int:
-    """Rows of the ``change_captions`` layer, read-only (the end-of-run re-count)."""
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-        return int(db.execute(f'SELECT count(*) FROM "{LAYER_NAME}"').fetchone()[0])
 
 
 def read_metadata(path: str | Path) -> dict:

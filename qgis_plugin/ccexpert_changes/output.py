@@ -27,7 +27,7 @@ from osgeo import ogr, osr
 from .about import tr
 from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG
 from .core.grid import Bounds
-from .core.output_contract import OutputContract, OutputRefused
+from .core.output_contract import OutputContract, OutputRefused, StoredLayer
 
 _OGR_TYPES = {"str": ogr.OFTString, "int": ogr.OFTInteger, "real": ogr.OFTReal}
 
@@ -68,7 +68,7 @@ class GdalStore:
         self.ds = None
         self.layer = None
         self._defn = None
-        self._fids: dict[str, list[int]] = {}  # tile id -> fids of its rows (read by read_tiles), for ``replace``
+        self._fids: dict[str, list[int]] = {}  # tile id -> fids of its rows (read on open), for ``replace``
 
     def create(self, path: str, crs_wkt: str, metadata: Mapping[str, Any] | None) -> None:
         srs = osr.SpatialReference()
@@ -84,31 +84,29 @@ class GdalStore:
             self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
         self._defn = self.layer.GetLayerDefn()
 
-    def open_existing(self, path: str) -> list[str]:
+    def open_existing(self, path: str) -> StoredLayer:
         self.ds = ogr.Open(path, 1)
         if self.ds is None:
             raise OutputError(tr("Resume: {0} is not a GeoPackage that can be opened for writing").format(path))
+        layers = [self.ds.GetLayer(i).GetName() for i in range(self.ds.GetLayerCount())]
         self.layer = self.ds.GetLayerByName(LAYER_NAME)
-        self._defn = self.layer.GetLayerDefn() if self.layer is not None else None
-        return [self.ds.GetLayer(i).GetName() for i in range(self.ds.GetLayerCount())]
-
-    def fields(self) -> list[str]:
-        return [self._defn.GetFieldDefn(i).GetName() for i in range(self._defn.GetFieldCount())]
-
-    def read_tiles(self) -> list[tuple[str, str]]:
-        rows = []
+        if self.layer is None:
+            self._defn = None
+            return StoredLayer(layers)
+        self._defn = self.layer.GetLayerDefn()
+        fields = [self._defn.GetFieldDefn(i).GetName() for i in range(self._defn.GetFieldCount())]
+        tiles = []
+        self._fids = {}
         self.layer.SetAttributeFilter(None)
-        for feature in self.layer:
-            tile_id = feature.GetField("tile_id")
-            rows.append((tile_id, feature.GetField("status")))
-            self._fids.setdefault(tile_id, []).append(feature.GetFID())
+        if "tile_id" in fields and "status" in fields:
+            for feature in self.layer:
+                tile_id = feature.GetField("tile_id")
+                tiles.append((tile_id, feature.GetField("status")))
+                self._fids.setdefault(tile_id, []).append(feature.GetFID())
         self.layer.ResetReading()
-        return rows
+        return StoredLayer(layers, fields, tiles, self.layer.GetMetadataItem(RUN_METADATA_TAG))
 
-    def read_run_metadata(self) -> str | None:
-        return self.layer.GetMetadataItem(RUN_METADATA_TAG)
-
-    def append(self, rows, replace) -> None:
+    def append_rows(self, rows, replace) -> None:
         """One transaction: the rows of the tiles in ``replace`` are deleted and ``rows`` written, or nothing."""
         self.ds.StartTransaction()
         try:

@@ -92,3 +92,30 @@ def test_resume_refuses_another_grid_and_a_mixed_file(tmp_path):
     _writer(mixed).write([_tile(0, 0), _tile(0, 1, grid=OTHER_GRID)])
     with pytest.raises(ValueError, match="different chip grid"):
         _writer(mixed, resume=True)
+
+
+def _foreign_gpkg(path, layer: str, fields: dict[str, str]) -> None:
+    import fiona
+
+    schema = {"geometry": "Polygon", "properties": fields}
+    with fiona.open(path, "w", driver="GPKG", layer=layer, schema=schema, crs_wkt=CRS) as dst:
+        ring = [[(0, 0), (1, 0), (1, 1), (0, 0)]]
+        dst.write({"geometry": {"type": "Polygon", "coordinates": ring}, "properties": dict.fromkeys(fields, "x")})
+
+
+def test_resume_refuses_a_file_without_the_layer_or_its_fields_and_leaves_it_as_it_was(tmp_path):
+    other = tmp_path / "other.gpkg"
+    _foreign_gpkg(other, "parcels", {"name": "str"})
+    before = other.read_bytes()
+    with pytest.raises(ValueError, match=r"has no layer 'change_captions' \(layers: \['parcels'\]\); not a describe"):
+        _writer(other, resume=True)
+    partial = tmp_path / "partial.gpkg"  # a change_captions layer of something else: no status, caption...
+    _foreign_gpkg(partial, LAYER_NAME, {"tile_id": "str"})
+    with pytest.raises(ValueError, match=r"layer change_captions lacks fields \['row', 'col', 'caption'"):
+        _writer(partial, resume=True)
+    assert other.read_bytes() == before
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"not a GeoPackage" * 200)
+    with pytest.raises(ValueError, match="is damaged .*it cannot be continued"):
+        _writer(junk, resume=True)
+    assert junk.read_bytes() == b"not a GeoPackage" * 200

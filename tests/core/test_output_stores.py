@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 from ccexpert_changes.core.fields import FIELD_NAMES, LAYER_NAME, make_record
-from ccexpert_changes.core.output_contract import PARTIAL_SUFFIX, OutputContract, OutputRefused, OutputStore
+from ccexpert_changes.core.output_contract import (
+    PARTIAL_SUFFIX,
+    OutputContract,
+    OutputRefused,
+    OutputStore,
+    StoredLayer,
+)
 from ccexpert_changes.core.run_loop import OutputWriter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +52,7 @@ def test_each_store_gives_every_primitive_of_the_protocol_with_its_parameters(pa
     store = _class(path, STORES[path])
     methods = {node.name: node for node in store.body if isinstance(node, ast.FunctionDef)}
     wanted = _members(OutputStore)
-    assert wanted == {"create", "open_existing", "fields", "read_tiles", "read_run_metadata", "append", "close"}
+    assert wanted == {"create", "open_existing", "append_rows", "close"}
     assert wanted <= set(methods), f"{STORES[path]} lacks {sorted(wanted - set(methods))}"
     for name in wanted:
         expected = list(
@@ -80,19 +86,10 @@ class DictStore:
 
     def open_existing(self, path):
         self.calls.append("open_existing")
-        return [LAYER_NAME]
+        return StoredLayer([LAYER_NAME], list(FIELD_NAMES), list(self.rows.items()), self.metadata)
 
-    def fields(self):
-        return list(FIELD_NAMES)
-
-    def read_tiles(self):
-        return list(self.rows.items())
-
-    def read_run_metadata(self):
-        return self.metadata
-
-    def append(self, rows, replace):
-        self.calls.append(f"append {sorted(replace)}")
+    def append_rows(self, rows, replace):
+        self.calls.append(f"append_rows {sorted(replace)}")
         for tile_id in replace:
             del self.rows[tile_id]
         for record, _ in rows:
@@ -132,11 +129,11 @@ def test_a_resume_replaces_a_rows_tile_in_the_batch_that_writes_it_and_keeps_the
     writer = OutputContract(store, _existing(tmp_path), "", GRID, META, resume=True)
     assert writer.done == {ids[0]} and writer.redone == 2 and not writer.staged and not writer.replaces
     writer.write([_tile(1)])
-    assert store.calls[-1] == f"append {[ids[1]]}"  # only the tile of this batch, in the same call
+    assert store.calls[-1] == f"append_rows {[ids[1]]}"  # only the tile of this batch, in the same call
     assert store.rows == {ids[0]: "ok", ids[1]: "ok", ids[2]: "skipped_nodata"}
     writer.write([_tile(2, "skipped_nodata")])
     writer.write([_tile(3)])
-    assert store.calls[-1] == "append []"  # a new tile replaces nothing
+    assert store.calls[-1] == "append_rows []"  # a new tile replaces nothing
     assert writer.finish(keep=True) and store.calls[-1] == "close"
 
 
@@ -205,4 +202,4 @@ def test_a_record_with_other_fields_is_refused_before_the_store_sees_it(tmp_path
     record, bounds = _tile(0)
     with pytest.raises(ValueError, match="missing \\['caption'\\]"):
         writer.write([({k: v for k, v in record.items() if k != "caption"}, bounds)])
-    assert not any(call.startswith("append") for call in store.calls)
+    assert not any(call.startswith("append_rows") for call in store.calls)

@@ -19,8 +19,8 @@ corrupt was appended to and left failing ``PRAGMA integrity_check``. The policy 
   differs; ``--force`` / "Resume even if ..." lets both through, and the front end says what it let through.
 
 All of it is decided here, once, by :class:`OutputContract` (issue 26): it drives an :class:`OutputStore`, a few
-GeoPackage primitives (create, open, fields, rows, run metadata, append, close) that each front end writes with its
-own library (GDAL in QGIS, fiona for describe). A refusal is an :class:`OutputRefused` with a ``kind``, so each front
+GeoPackage primitives (create, open and read, append rows, close) that each front end writes with its own
+library (GDAL in QGIS, fiona for describe). A refusal is an :class:`OutputRefused` with a ``kind``, so each front
 end keeps its own words (a CLI line, a translated Processing message).
 """
 
@@ -183,6 +183,18 @@ class OutputRefused(ValueError):
         self.kind, self.path, self.detail, self.items = kind, path, detail, list(items)
 
 
+@dataclass
+class StoredLayer:
+    """What an existing output holds, read by its store in one go: the names of its layers and, of the
+    ``change_captions`` layer (all empty when it has none), the field names, ``(tile_id, status)`` of every row and
+    the run metadata item (JSON text, None when there is none)."""
+
+    layers: list[str]
+    fields: list[str] = field(default_factory=list)
+    tiles: list[tuple[str, str]] = field(default_factory=list)
+    run_metadata: str | None = None
+
+
 class OutputStore(Protocol):
     """The GeoPackage primitives :class:`OutputContract` drives: ``output.GdalStore`` (the plugin, GDAL) and
     ``ccexpert.gpkg_output.FionaStore`` (describe, fiona). One store serves one output; it decides nothing."""
@@ -191,23 +203,11 @@ class OutputStore(Protocol):
         """Create ``path`` with an empty ``change_captions`` layer (and ``metadata`` as its run metadata)."""
         ...
 
-    def open_existing(self, path: str) -> list[str]:
-        """Open ``path`` to append to its ``change_captions`` layer; return the names of its layers."""
+    def open_existing(self, path: str) -> StoredLayer:
+        """Open ``path`` to append to its ``change_captions`` layer, and say what it holds."""
         ...
 
-    def fields(self) -> list[str]:
-        """The field names of the open layer."""
-        ...
-
-    def read_tiles(self) -> list[tuple[str, str]]:
-        """``(tile_id, status)`` of every row of the open layer."""
-        ...
-
-    def read_run_metadata(self) -> str | None:
-        """The open layer's run metadata item (JSON text), None when it has none."""
-        ...
-
-    def append(self, rows: Sequence[Row], replace: Collection[str]) -> None:
+    def append_rows(self, rows: Sequence[Row], replace: Collection[str]) -> None:
         """Delete the rows of the tiles in ``replace`` and append ``rows``: one transaction where the library allows."""
         ...
 
@@ -276,18 +276,17 @@ class OutputContract:
         broken = damage(self.target)  # never append to a damaged file, not even forced
         if broken:
             raise OutputRefused("damaged", self.target, broken)
-        layers = self.store.open_existing(self.target)
+        stored = self.store.open_existing(self.target)
         try:
-            if LAYER_NAME not in layers:
-                raise OutputRefused("no_layer", self.target, items=layers)
-            names = set(self.store.fields())
-            missing = [name for name in FIELD_NAMES if name not in names]
+            if LAYER_NAME not in stored.layers:
+                raise OutputRefused("no_layer", self.target, items=stored.layers)
+            missing = [name for name in FIELD_NAMES if name not in stored.fields]
             if missing:
                 raise OutputRefused("fields", self.target, items=missing)
-            rows = self.store.read_tiles()
+            rows = stored.tiles
             _grid_check(self.target, rows, grid_hash)
             if metadata is not None:
-                check = check_fingerprint(self.store.read_run_metadata(), metadata)
+                check = check_fingerprint(stored.run_metadata, metadata)
                 if check.problems and not force:
                     kind = "other_run" if check.readable else "unchecked"
                     raise OutputRefused(kind, self.target, items=check.problems)
@@ -322,7 +321,7 @@ class OutputContract:
         for record, _ in rows:
             check_record(record)
         ids = [record["tile_id"] for record, _ in rows]
-        self.store.append(rows, self._stale.intersection(ids))
+        self.store.append_rows(rows, self._stale.intersection(ids))
         self._stale.difference_update(ids)
         ok = {record["tile_id"] for record, _ in rows if record["status"] == STATUS_OK}
         self.done.update(ok)
@@ -365,6 +364,7 @@ __all__ = [
     "OutputStore",
     "ResumeCheck",
     "Row",
+    "StoredLayer",
     "check_fingerprint",
     "damage",
     "layer_counts",
