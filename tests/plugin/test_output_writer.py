@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from ccexpert_changes.core.fields import LAYER_NAME, make_record
-from ccexpert_changes.output import OutputError, TileWriter
+from ccexpert_changes.core.output_contract import OutputContract, OutputStore
+from ccexpert_changes.output import GdalStore, OutputError, TileWriter
 from osgeo import ogr, osr
 
 GRID = "ab12cd34"
@@ -78,3 +79,10 @@ def test_resume_refusals_keep_the_plugins_words_and_leave_the_file(tmp_path):
     assert out.read_bytes() == before
     forced = TileWriter(str(out), _wkt(), GRID, {**META, "bands": "3,2,1"}, resume=True, force=True)
     assert forced.differences and forced.finish(keep=True)
+
+
+def test_the_gdal_store_has_every_primitive_and_the_writer_is_the_contract():
+    """The same check as tests/core/test_output_stores.py, on the imported classes (mypy does not read the plugin)."""
+    wanted = {name for name in vars(OutputStore) if not name.startswith("_")}
+    assert wanted and wanted <= set(dir(GdalStore))
+    assert TileWriter.__mro__[1] is OutputContract and set(vars(TileWriter)) & {"write", "finish", "discard"} == set()
