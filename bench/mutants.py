@@ -33,7 +33,7 @@ CKPT = "backend/ccexpert/convert_ccexpert.py"
 ENGINE = "backend/ccexpert/engine.py"
 PROC = "backend/ccexpert/processing_ccexpert.py"
 GRID = "qgis_plugin/ccexpert_changes/core/grid.py"
-GPKG = "backend/ccexpert/gpkg_output.py"
+CONTRACT = "qgis_plugin/ccexpert_changes/core/output_contract.py"  # the resume logic of both writers (issue 26)
 METRICS = "training/ccexpert_training/caption_metrics.py"
 RUN_LOOP = "qgis_plugin/ccexpert_changes/core/run_loop.py"
 RETRY = "qgis_plugin/ccexpert_changes/core/retry.py"
@@ -62,7 +62,7 @@ DEFAULT_TESTS = [
 ]
 CONVERT_TESTS = [f"{T_CK}::test_official_key_mapping_examples", f"{T_CK}::test_convert_round_trip"]
 GRID_TESTS = ["tests/core/test_grid.py"]
-RESUME_TESTS = ["tests/backend/test_gpkg_output.py"]
+RESUME_TESTS = ["tests/backend/test_gpkg_output.py", "tests/core/test_output_stores.py"]
 METRIC_TESTS = [
     "tests/training/test_caption_metrics.py::test_normalisation_is_lower_and_drop_periods_only",
     "tests/training/test_caption_metrics.py::test_report_dedups_scores_subsets_and_accuracy",
@@ -280,27 +280,33 @@ MUTANTS: list[Mutant] = [
         "last = min(n - 2, math.floor(hi / self.stride))",
         GRID_TESTS,
     ),
-    # -- resume (gpkg_output) ----------------------------------------------------------------------------------------
+    # -- resume (core.output_contract, both writers) ------------------------------------------------------------------
     M(
         "resume: error tiles counted as done",
-        GPKG,
+        CONTRACT,
         "self.done = {tile_id for tile_id, status in rows if status == STATUS_OK}",
         "self.done = {tile_id for tile_id, status in rows}",
         RESUME_TESTS,
     ),
-    M("resume: deletes the ok tiles", GPKG, "WHERE status IS NOT ?", "WHERE status = ?", RESUME_TESTS),
+    M(
+        "resume: rows not ok are never replaced",
+        CONTRACT,
+        "{tile_id for tile_id, status in rows if status != STATUS_OK} - self.done",
+        "{tile_id for tile_id, status in rows if status == STATUS_OK} - self.done",
+        RESUME_TESTS,
+    ),
     M(
         "resume: accepts a file that has the grid among others",
-        GPKG,
-        "if hashes and hashes != {grid_hash}:",
-        "if hashes and grid_hash not in hashes:",
+        CONTRACT,
+        "others = hashes - {grid_hash}",
+        "others = set() if grid_hash in hashes else hashes",
         RESUME_TESTS,
     ),
     M(
         "resume: written error tiles counted as done",
-        GPKG,
-        'ok = {f.properties["tile_id"] for f in features if f.properties["status"] == STATUS_OK}',
-        'ok = {f.properties["tile_id"] for f in features}',
+        CONTRACT,
+        'ok = {record["tile_id"] for record, _ in rows if record["status"] == STATUS_OK}',
+        'ok = {record["tile_id"] for record, _ in rows}',
         RESUME_TESTS,
     ),
     # -- eval metrics ------------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ from .captioners import (  # the captioners are part of describe's API (tests, t
     EngineCaptioner,
     ServiceCaptioner,
 )
-from .gpkg_output import OutputCreateError, TileWriter, check_output_path, count_rows
+from .gpkg_output import OutputCreateError, TileWriter, check_output_path
 from .raster_io import RasterPair, RasterReadError, crs_string
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def _to_rgb(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def check_options(options: DescribeOptions) -> None:
-    """ValueError for options that cannot work, before anything is opened."""
+    """ValueError for options that cannot work, before anything is opened; the context note is left stripped."""
     if not 0.0 <= options.max_nodata <= 1.0:
         raise ValueError(f"--max-nodata must be in [0, 1], got {options.max_nodata}")
     if options.batch_size is not None and options.batch_size < 1:
@@ -190,8 +190,8 @@ def check_options(options: DescribeOptions) -> None:
         raise ValueError(f"--overlap must be >= 0, got {options.overlap}")
     if options.force and not options.resume:
         raise ValueError("--force only goes with --resume (append to an output made from other inputs)")
-    try:
-        check_context(options.context_note)
+    try:  # checked once: the stripped note (or None) from here on
+        options.context_note = check_context(options.context_note)
     except ValueError as exc:
         raise ValueError(f"--context: {exc}") from None
 
@@ -264,7 +264,7 @@ def describe(options: DescribeOptions, captioner: Captioner) -> DescribeSummary:
             before_source=source_identity(options.before),
             after_source=source_identity(options.after),
             aoi=aoi_wkt(area, abs(rasters.before.transform.a)) if options.aoi else None,
-            context=check_context(options.context_note),
+            context=options.context_note,
         )
         prepare = _chip_reader(rasters, stretch, model_chip, options.max_nodata, captioner.payload)
         lock = OutputLock(options.output)
@@ -308,16 +308,15 @@ def _write_run(
             metadata,
             resume=options.resume,
             overwrite=options.overwrite,
-            staged=True,
             force=options.force,
         )
     except WRITE_ERRORS as exc:
         raise _cannot_create(options.output, exc) from None
-    if writer.fingerprint_differences:
+    if writer.differences:
         log.warning(
             "--force: resuming %s although it was made by another run: %s",
             options.output,
-            "; ".join(writer.fingerprint_differences),
+            "; ".join(writer.differences),
         )
     if writer.redone:
         log.info("resume: %d unfinished tile(s) (error/skipped) will be done again", writer.redone)
@@ -334,7 +333,7 @@ def _write_run(
     settings.cancel_grace_s = CANCEL_GRACE_S
     if options.max_new_tokens is not None:
         captioner.max_new_tokens = options.max_new_tokens
-    captioner.context = check_context(options.context_note)
+    captioner.context = options.context_note
     if captioner.context is not None and not info.get("uses_context", False):
         log.info("--context is stored with the run; model %s does not read it (its prompt is fixed)", model_label(info))
     progress = _progress(summary.total, options.progress)
@@ -357,8 +356,13 @@ def _write_run(
         summary.left_as_it_was = True
         log.warning("the run captioned nothing: %s was left as it was", options.output)
     if result.held:
-        _finish_layer(options, info, summary, captioner.name)
-        _recount(options.output, summary)
+        try:
+            counts: dict[str, int] | None = layer_counts(options.output)  # after a --resume: the layer's (issue 25)
+            why = ""
+        except (OSError, sqlite3.Error) as exc:
+            counts, why = None, _reason(exc)
+        _finish_layer(options, info, summary, captioner.name, counts)
+        _recount(options.output, summary, counts, why)
     if result.aborted is not None:
         exc = result.aborted
         if exc.kind == "canceled":
@@ -402,16 +406,12 @@ class Interrupts:
             self._installed = False
 
 
-def _recount(output: str, summary: DescribeSummary) -> None:
-    """The rows in the output must be the tiles kept from before plus this run's: anything else means another
-    process replaced or changed the file while this run wrote it, and the run must not report success."""
+def _recount(output: str, summary: DescribeSummary, counts: dict[str, int] | None, why: str) -> None:
+    """The rows in the output (``counts``: ``layer_counts`` at the end, None when unreadable for ``why``) must be
+    the tiles kept from before plus this run's: anything else means another process replaced or changed the file
+    while this run wrote it, and the run must not report success."""
     expected = summary.skipped_done + sum(summary.counts.values())
-    try:
-        found = count_rows(output)
-    except (OSError, sqlite3.Error) as exc:
-        found, why = -1, _reason(exc)
-    else:
-        why = ""
+    found = counts["rows"] if counts is not None else -1
     if found != expected:
         summary.output_mismatch = (
             f"{output} holds {found if found >= 0 else 'no readable'} rows{f' ({why})' if why else ''} where this "
@@ -432,15 +432,15 @@ def _warn_gsd(rasters: RasterPair, chip_size: int, model_chip: int, info: dict) 
         log.warning("%s", text)
 
 
-def _finish_layer(options: DescribeOptions, info: dict, summary: DescribeSummary, backend: str) -> None:
+def _finish_layer(
+    options: DescribeOptions, info: dict, summary: DescribeSummary, backend: str, counts: dict[str, int] | None
+) -> None:
     """The layer's style and abstract travel with it (``layer_styles``, ``gpkg_contents``): the output opens styled
-    in QGIS wherever it is opened and says which model made it (the demo model flagged). A failure here costs the
-    styling only, never the captions."""
+    in QGIS wherever it is opened and says which model made it (the demo model flagged). ``counts``: the layer's
+    (None when it could not be counted: this run's). A failure here costs the styling only, never the captions."""
     from ccexpert_changes.core.layer_metadata import finish_output
 
-    try:
-        counts = layer_counts(options.output)  # after a --resume: the layer's, not only this run's (issue 25)
-    except (OSError, sqlite3.Error):
+    if counts is None:
         counts = {
             "captioned": summary.counts[STATUS_OK] + summary.skipped_done,
             "changed": summary.changed,

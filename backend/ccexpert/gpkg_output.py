@@ -4,14 +4,17 @@ and never at the cost of the previous output or an input.
 Written with fiona (OGR): its record-wise ``writerecords`` on a layer opened in append mode commits one
 SQLite transaction per batch, so a crash or Ctrl-C keeps every finished batch and never leaves half a batch
 (pyogrio, the other OGR binding, is built for whole dataframes). A unique index on ``tile_id`` makes a
-duplicate tile impossible even if two runs write the same file. On resume, tiles whose status is not ``ok``
-are deleted (plain SQL: GeoPackage is SQLite) and captioned again; ``ok`` tiles are skipped.
+duplicate tile impossible even if two runs write the same file. What a resume may continue, staging and promotion
+are decided by ``core.output_contract.OutputContract``, the same for the plugin's GDAL writer; this module holds the
+fiona primitives (:class:`FionaStore`), describe's path checks and describe's words for a refusal. On resume,
+``ok`` tiles are skipped; a row that is not ``ok`` stays until its tile is written again (deleted with plain SQL,
+GeoPackage is SQLite, just before the batch that replaces it).
 
 Safety of the target (issue 16). :func:`check_output_path` refuses, before anything is opened or contacted, an
 output that is not a ``.gpkg``, is a directory, is an input (the same file under any name: symlink, hard
 link), or exists without ``--resume``/``--overwrite``. A resume appends to the existing file in place, one
 transaction per batch, after its run metadata (the fingerprint of the run that made it) matched. A fresh or
-``--overwrite`` run is *staged* (``staged=True``): it writes to a hidden temporary GeoPackage in the same folder
+``--overwrite`` run is *staged*: it writes to a hidden temporary GeoPackage in the same folder
 (``.NAME.PID-XXXX.partial.gpkg``) that replaces the target atomically (``os.replace``) with its first batch
 holding a captioned tile, after which the run goes on appending to the target in place, so a crash from then
 on is resumed as usual. Until then the previous output, if any, is untouched: an ``--overwrite`` run that
@@ -28,28 +31,14 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import fiona
-from ccexpert_changes.core.fields import (
-    FIELD_NAMES,
-    FIELDS,
-    LAYER_NAME,
-    RUN_METADATA_TAG,
-    STATUS_OK,
-    check_record,
-)
-from ccexpert_changes.core.grid import Bounds, parse_tile_id
-from ccexpert_changes.core.output_contract import (
-    check_fingerprint,
-    damage,
-    partial_path,
-    promote,
-    remove_sqlite,
-    remove_stale_partials,
-)
+from ccexpert_changes.core.fields import FIELDS, LAYER_NAME, RUN_METADATA_TAG
+from ccexpert_changes.core.grid import Bounds
+from ccexpert_changes.core.output_contract import OutputContract, OutputRefused, Row, StoredLayer
 
 _OGR_TYPES = {"str": "str", "int": "int32", "real": "float"}  # int32: OFTInteger, as the plugin (GDAL) writes it
 SCHEMA = {"geometry": "Polygon", "properties": {name: _OGR_TYPES[kind] for name, kind in FIELDS}}
@@ -115,13 +104,78 @@ def _existing_parent(path: Path) -> Path:
     return folder
 
 
-class TileWriter:
-    """Appends tile records to ``path`` (layer ``change_captions``); ``done`` holds the tile ids already ok.
+class FionaStore:
+    """The GeoPackage primitives of ``core.output_contract.OutputStore``, written with fiona (and plain SQLite for
+    what OGR has no call for: the unique index, the rows' ids and statuses, deleting rows). Decides nothing, and
+    keeps nothing open between calls."""
+
+    def __init__(self, target: str | Path):
+        self.target = Path(target)  # named in errors: the user's file, not the partial one
+        self.path: Path | None = None
+        self._indexed = False
+
+    def create(self, path: str, crs_wkt: str, metadata: Mapping[str, Any] | None) -> None:
+        try:
+            with fiona.open(path, "w", driver="GPKG", layer=LAYER_NAME, schema=SCHEMA, crs_wkt=crs_wkt) as dst:
+                if metadata is not None:
+                    dst.update_tags({RUN_METADATA_TAG: json.dumps(dict(metadata))})
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                raise
+            # fiona reports a full disk as a GDAL error (CPLE_AppDefinedError "disk I/O error"): one kind for the
+            # caller, whatever the layer below says
+            raise OutputCreateError(f"cannot create {self.target}: {_one_line(exc)}") from exc
+        self.path, self._indexed = Path(path), True
+
+    def open_existing(self, path: str) -> StoredLayer:
+        try:
+            layers = list(fiona.listlayers(path))
+        except Exception as exc:
+            raise ValueError(f"{path} is not a readable GeoPackage: {exc}") from None
+        self.path, self._indexed = Path(path), False
+        if LAYER_NAME not in layers:
+            return StoredLayer(layers)
+        with fiona.open(path, layer=LAYER_NAME) as src:
+            fields, text = list(src.schema["properties"]), src.tags().get(RUN_METADATA_TAG)
+        rows = []
+        if "tile_id" in fields and "status" in fields:  # else the contract refuses it for its fields
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                rows = db.execute(f'SELECT tile_id, status FROM "{LAYER_NAME}"').fetchall()
+        return StoredLayer(layers, fields, [(tile_id, status) for tile_id, status in rows], text)
+
+    def append_rows(self, rows: Sequence[Row], replace: Collection[str]) -> None:
+        """Rows of the tiles in ``replace`` are deleted first (their own transaction: fiona opens its own), then
+        ``rows`` are appended in one transaction; the unique index on ``tile_id`` keeps a tile from being twice in
+        the layer, whatever writes the file."""
+        if self.path is None:
+            raise ValueError(f"{self.target}: no output is open")
+        path = self.path
+        if replace or not self._indexed:
+            with contextlib.closing(sqlite3.connect(path)) as db, db:
+                db.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
+                ids = sorted(replace)
+                db.executemany(f'DELETE FROM "{LAYER_NAME}" WHERE tile_id = ?', [(tile_id,) for tile_id in ids])
+            self._indexed = True
+        features = [
+            fiona.Feature.from_dict({"geometry": polygon(bounds), "properties": dict(record)})
+            for record, bounds in rows
+        ]
+        with fiona.open(path, "a", layer=LAYER_NAME) as dst:
+            dst.writerecords(features)
+
+    def close(self) -> None:
+        """Nothing stays open between batches (each write opens and closes the file)."""
+
+
+class TileWriter(OutputContract):
+    """Describe's output (``core.output_contract.OutputContract`` over a :class:`FionaStore`): appends tile records
+    to ``path`` (layer ``change_captions``); ``done`` holds the tile ids already ok.
 
     ``resume``: continue an existing file in place (its run metadata must match ``metadata`` unless ``force``).
-    ``overwrite``: replace an existing file. ``staged``: write a fresh or replacing run to a temporary file that
-    replaces ``path`` with the first batch holding an ``ok`` tile (see the module docstring); without it an
-    existing file is deleted at once (only after every check of this constructor passed)."""
+    ``overwrite``: replace an existing file, staged like a fresh run (see the module docstring). Refusals are
+    ValueErrors in describe's words (``--resume``, ``--overwrite``)."""
 
     def __init__(
         self,
@@ -132,122 +186,39 @@ class TileWriter:
         resume: bool = False,
         overwrite: bool = False,
         *,
-        staged: bool = False,
         force: bool = False,
     ):
-        self.target = Path(path)
-        self.path = self.target  # where the writes go now: the temporary file until promoted
-        self.done: set[str] = set()
-        self.redone = 0
-        self.fingerprint_differences: list[str] = []  # what --force let through on resume
-        self.staged = False
-        self.replaces = False  # a staged run that would replace an existing output
-        check_output_path(self.target, {}, resume=resume and not overwrite, overwrite=overwrite)
-        if self.target.exists() and resume and not overwrite:
-            self._open_existing(grid_hash, metadata, force)
-            return
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        if staged:
-            self.replaces = self.target.exists()
-            remove_stale_partials(self.target)
-            self.path = partial_path(self.target)
-            self.staged = True
-        elif self.target.exists():  # overwrite, unstaged
-            self.target.unlink()
+        check_output_path(path, {}, resume=resume and not overwrite, overwrite=overwrite)
         try:
-            with fiona.open(self.path, "w", driver="GPKG", layer=LAYER_NAME, schema=SCHEMA, crs_wkt=crs_wkt) as dst:
-                dst.update_tags({RUN_METADATA_TAG: json.dumps(dict(metadata))})
-            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-                db.execute(f'CREATE UNIQUE INDEX "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
-        except BaseException as exc:
-            if self.staged:
-                remove_sqlite(self.path)
-            if isinstance(exc, Exception) and not isinstance(exc, OSError):
-                # fiona reports a full disk as a GDAL error (CPLE_AppDefinedError "disk I/O error"): one kind for
-                # the caller, whatever the layer below says
-                raise OutputCreateError(f"cannot create {self.target}: {_one_line(exc)}") from exc
-            raise
-
-    def _open_existing(self, grid_hash: str, metadata: Mapping[str, Any], force: bool) -> None:
-        broken = damage(self.path)  # never append to a damaged file (not even with --force)
-        if broken:
-            raise ValueError(
-                f"--resume: {self.path} is damaged ({broken}); it cannot be continued. Write to a new file or "
-                "use --overwrite"
+            super().__init__(
+                FionaStore(path), path, crs_wkt, grid_hash, metadata, resume=resume and not overwrite, force=force
             )
-        try:
-            layers = fiona.listlayers(self.path)
-        except Exception as exc:
-            raise ValueError(f"{self.path} is not a readable GeoPackage: {exc}") from None
-        if LAYER_NAME not in layers:
-            raise ValueError(f"{self.path} has no layer {LAYER_NAME!r} (layers: {layers}); not a describe output")
-        with fiona.open(self.path, layer=LAYER_NAME) as src:
-            missing = [n for n in FIELD_NAMES if n not in src.schema["properties"]]
-            if missing:
-                raise ValueError(f"{self.path}: layer {LAYER_NAME} lacks fields {missing}")
-            text = src.tags().get(RUN_METADATA_TAG)
-        with contextlib.closing(sqlite3.connect(self.path)) as db, db:
-            rows = db.execute(f'SELECT tile_id, status FROM "{LAYER_NAME}"').fetchall()
-            hashes = {parse_tile_id(tile_id)[2] for tile_id, _ in rows}
-            if hashes and hashes != {grid_hash}:
-                raise ValueError(
-                    f"{self.path} was made on a different chip grid (hash {', '.join(sorted(hashes))}, now "
-                    f"{grid_hash}: other rasters, chip size or overlap); write to a new file or use --overwrite"
-                )
-            check = check_fingerprint(text, metadata)
-            differences = check.problems
-            if differences and not force:
-                what = "cannot be checked" if not check.readable else "was made by another run"
-                raise ValueError(
-                    f"--resume: {self.path} {what}: {'; '.join(differences)}. Write to a new file or use "
-                    "--overwrite; --resume --force appends anyway (only when you know the tiles done so far still "
-                    "hold, e.g. the same pixels re-exported)"
-                )
-            self.done = {tile_id for tile_id, status in rows if status == STATUS_OK}
-            self.redone = db.execute(f'DELETE FROM "{LAYER_NAME}" WHERE status IS NOT ?', (STATUS_OK,)).rowcount
-            db.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{LAYER_NAME}_tile_id" ON "{LAYER_NAME}" (tile_id)')
-        self.fingerprint_differences = differences
+        except OutputRefused as exc:
+            raise ValueError(_refusal_text(exc, grid_hash)) from None
 
-    def write(self, tiles: Iterable[tuple[dict, Bounds]]) -> int:
-        """Append ``(record, bounds)`` pairs in one transaction; returns how many were written. A staged run's
-        first batch with an ``ok`` tile replaces the target."""
-        features = []
-        for record, bounds in tiles:
-            check_record(record)
-            features.append(fiona.Feature.from_dict({"geometry": polygon(bounds), "properties": record}))
-        if not features:
-            return 0
-        with fiona.open(self.path, "a", layer=LAYER_NAME) as dst:
-            dst.writerecords(features)
-        ok = {f.properties["tile_id"] for f in features if f.properties["status"] == STATUS_OK}
-        self.done.update(ok)
-        if ok and self.staged:
-            self.promote()
-        return len(features)
 
-    def promote(self) -> None:
-        """Replace the target with the staged file (atomic; no connection is open between batches)."""
-        if not self.staged:
-            return
-        promote(self.path, self.target)
-        self.path, self.staged = self.target, False
-
-    def discard(self) -> None:
-        """Drop a staged file that was never promoted; the target is left as it was."""
-        if self.staged:
-            remove_sqlite(self.path)
-            self.path, self.staged = self.target, False
-
-    def finish(self, keep: bool) -> bool:
-        """End of a staged run that has not promoted yet: ``keep`` promotes it, else it is dropped. Returns whether
-        the target holds this run's output."""
-        if self.staged:
-            if keep:
-                self.promote()
-            else:
-                self.discard()
-                return False
-        return True
+def _refusal_text(exc: OutputRefused, grid_hash: str) -> str:
+    """Describe's words for a resume the output contract refused."""
+    path = exc.path
+    if exc.kind == "damaged":
+        return (
+            f"--resume: {path} is damaged ({exc.detail}); it cannot be continued. Write to a new file or use "
+            "--overwrite"
+        )
+    if exc.kind == "no_layer":
+        return f"{path} has no layer {LAYER_NAME!r} (layers: {exc.items}); not a describe output"
+    if exc.kind == "fields":
+        return f"{path}: layer {LAYER_NAME} lacks fields {exc.items}"
+    if exc.kind == "grid":
+        return (
+            f"{path} was made on a different chip grid (hash {', '.join(exc.items)}, now {grid_hash}: other rasters, "
+            "chip size or overlap); write to a new file or use --overwrite"
+        )
+    what = "cannot be checked" if exc.kind == "unchecked" else "was made by another run"
+    return (
+        f"--resume: {path} {what}: {'; '.join(exc.items)}. Write to a new file or use --overwrite; --resume --force "
+        "appends anyway (only when you know the tiles done so far still hold, e.g. the same pixels re-exported)"
+    )
 
 
 def _open_layer(path: str | Path):
@@ -255,13 +226,6 @@ def _open_layer(path: str | Path):
         return fiona.open(path, layer=LAYER_NAME)
     except (fiona.errors.DriverError, ValueError) as exc:
         raise ValueError(f"{path}: not a describe output (GeoPackage with layer {LAYER_NAME!r}): {exc}") from None
-
-
-def count_rows(path: str | Path) -> int:
-    """Rows of the ``change_captions`` layer, read-only (the end-of-run re-count)."""
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-        return int(db.execute(f'SELECT count(*) FROM "{LAYER_NAME}"').fetchone()[0])
 
 
 def read_metadata(path: str | Path) -> dict:

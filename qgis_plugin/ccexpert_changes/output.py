@@ -9,7 +9,9 @@ forced.
 Without RESUME the run is staged (issue 16): it writes to a hidden temporary GeoPackage next to OUTPUT that
 replaces OUTPUT (``os.replace``, between transactions, with the connection closed) with the first batch holding a
 captioned tile; from then on it appends to OUTPUT in place, so a crash keeps what was done for RESUME. A run that
-fails or is canceled before captioning anything leaves a previous OUTPUT as it was (:meth:`TileWriter.close`).
+fails or is canceled before captioning anything leaves a previous OUTPUT as it was (:meth:`TileWriter.finish`).
+What may be resumed, staging and promotion are decided by ``core.output_contract.OutputContract``, the same for
+``ccexpert describe``; this module holds the OGR primitives (:class:`GdalStore`) and the plugin's words.
 :func:`check_output` refuses an OUTPUT that is one of the inputs before anything is written.
 """
 
@@ -17,15 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from osgeo import ogr, osr
 
 from .about import tr
-from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG, STATUS_OK
-from .core.grid import Bounds, parse_tile_id
-from .core.output_contract import check_fingerprint, damage, partial_path, promote, remove_sqlite, remove_stale_partials
+from .core.fields import FIELD_NAMES, FIELDS, LAYER_NAME, RUN_METADATA_TAG
+from .core.grid import Bounds
+from .core.output_contract import OutputContract, OutputRefused, StoredLayer
 
 _OGR_TYPES = {"str": ogr.OFTString, "int": ogr.OFTInteger, "real": ogr.OFTReal}
 
@@ -57,9 +59,89 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-class TileWriter:
-    """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed): the plugin's
-    ``core.run_loop.OutputWriter`` (the GDAL twin of ``ccexpert.gpkg_output.TileWriter``, same arguments).
+class GdalStore:
+    """The GeoPackage primitives of ``core.output_contract.OutputStore``, written with OGR: one data source kept
+    open between batches, a batch in one transaction. Decides nothing."""
+
+    def __init__(self, target: str):
+        self.target = target  # OUTPUT, named in errors
+        self.ds = None
+        self.layer = None
+        self._defn = None
+        self._fids: dict[str, list[int]] = {}  # tile id -> fids of its rows (read on open), for ``replace``
+
+    def create(self, path: str, crs_wkt: str, metadata: Mapping[str, Any] | None) -> None:
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(crs_wkt)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        self.ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+        if self.ds is None:
+            raise OutputError(tr("Cannot create the GeoPackage {0} (next to {1})").format(path, self.target))
+        self.layer = self.ds.CreateLayer(LAYER_NAME, srs, ogr.wkbPolygon, options=["SPATIAL_INDEX=YES"])
+        for field_name, kind in FIELDS:
+            self.layer.CreateField(ogr.FieldDefn(field_name, _OGR_TYPES[kind]))
+        if metadata is not None:  # the run's parameters, for `ccexpert report` (core.fields.run_metadata)
+            self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
+        self._defn = self.layer.GetLayerDefn()
+
+    def open_existing(self, path: str) -> StoredLayer:
+        self.ds = ogr.Open(path, 1)
+        if self.ds is None:
+            raise OutputError(tr("Resume: {0} is not a GeoPackage that can be opened for writing").format(path))
+        layers = [self.ds.GetLayer(i).GetName() for i in range(self.ds.GetLayerCount())]
+        self.layer = self.ds.GetLayerByName(LAYER_NAME)
+        if self.layer is None:
+            self._defn = None
+            return StoredLayer(layers)
+        self._defn = self.layer.GetLayerDefn()
+        fields = [self._defn.GetFieldDefn(i).GetName() for i in range(self._defn.GetFieldCount())]
+        tiles = []
+        self._fids = {}
+        self.layer.SetAttributeFilter(None)
+        if "tile_id" in fields and "status" in fields:
+            for feature in self.layer:
+                tile_id = feature.GetField("tile_id")
+                tiles.append((tile_id, feature.GetField("status")))
+                self._fids.setdefault(tile_id, []).append(feature.GetFID())
+        self.layer.ResetReading()
+        return StoredLayer(layers, fields, tiles, self.layer.GetMetadataItem(RUN_METADATA_TAG))
+
+    def append_rows(self, rows, replace) -> None:
+        """One transaction: the rows of the tiles in ``replace`` are deleted and ``rows`` written, or nothing."""
+        self.ds.StartTransaction()
+        try:
+            for tile_id in replace:
+                for fid in self._fids.get(tile_id, ()):
+                    self.layer.DeleteFeature(fid)
+            for record, bounds in rows:
+                feature = ogr.Feature(self._defn)
+                for name in FIELD_NAMES:
+                    value = record[name]
+                    if value is None:
+                        feature.SetFieldNull(name)
+                    else:
+                        feature.SetField(name, value)
+                feature.SetGeometry(_polygon(bounds))
+                if self.layer.CreateFeature(feature) != ogr.OGRERR_NONE:
+                    raise OutputError(tr("Cannot write tile {0} to {1}").format(record["tile_id"], self.target))
+            self.ds.CommitTransaction()
+        except Exception:
+            self.ds.RollbackTransaction()
+            raise
+        for tile_id in replace:
+            self._fids.pop(tile_id, None)
+
+    def close(self) -> None:
+        if self.ds is not None:
+            self._defn = None
+            self.layer = None
+            self.ds.FlushCache()
+            self.ds = None
+
+
+class TileWriter(OutputContract):
+    """``change_captions`` layer of a GeoPackage at ``path`` (created, replaced or resumed): the output contract of
+    ``core.output_contract`` over a :class:`GdalStore` (the GDAL twin of ``ccexpert.gpkg_output.TileWriter``).
 
     ``metadata`` (``core.fields.run_metadata``) is stored with a new layer and, on resume, compared with the stored
     one: OutputError naming what differs unless ``force``. ``differences`` keeps what ``force`` let through."""
@@ -74,175 +156,41 @@ class TileWriter:
         resume: bool = False,
         force: bool = False,
     ):
-        self.path = self.target = path  # OUTPUT
-        self.done: set[str] = set()
-        self.differences: list[str] = []
-        self._stale: dict[str, list[int]] = {}  # tile id -> fids of rows not ok, replaced when the tile is redone
-        self._partial: str | None = None  # the staged file, until it replaces OUTPUT
-        self.replaces = False  # a staged run that would replace an existing OUTPUT
-        self.ds = None
-        if os.path.exists(path) and resume:
-            broken = damage(path)  # never append to a damaged file (not even with RESUME_FORCE)
-            if broken:
-                raise OutputError(
-                    tr(
-                        "Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch "
-                        "Resume off to replace it."
-                    ).format(path, broken)
-                )
-            self._open(path)
-            if self.layer is None:
-                raise OutputError(
-                    tr("Resume: {0} has no layer {1}; choose another output file").format(path, LAYER_NAME)
-                )
-            self._check_resumable(grid_hash, metadata, force)
-            return
-        srs = osr.SpatialReference()
-        srs.ImportFromWkt(crs_wkt)
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        self.replaces = os.path.exists(path)
-        remove_stale_partials(os.path.abspath(path))
-        self._partial = str(partial_path(os.path.abspath(path)))
-        self.ds = ogr.GetDriverByName("GPKG").CreateDataSource(self._partial)
-        if self.ds is None:
-            raise OutputError(tr("Cannot create the GeoPackage {0} (next to {1})").format(self._partial, path))
-        self.layer = self.ds.CreateLayer(LAYER_NAME, srs, ogr.wkbPolygon, options=["SPATIAL_INDEX=YES"])
-        for field_name, kind in FIELDS:
-            self.layer.CreateField(ogr.FieldDefn(field_name, _OGR_TYPES[kind]))
-        if metadata is not None:  # the run's parameters, for `ccexpert report` (core.fields.run_metadata)
-            self.layer.SetMetadataItem(RUN_METADATA_TAG, json.dumps(dict(metadata)))
-        self._defn = self.layer.GetLayerDefn()
-
-    def _open(self, path: str) -> None:
-        self.ds = ogr.Open(path, 1)
-        if self.ds is None:
-            raise OutputError(tr("Resume: {0} is not a GeoPackage that can be opened for writing").format(path))
-        self.layer = self.ds.GetLayerByName(LAYER_NAME)
-        self._defn = self.layer.GetLayerDefn() if self.layer is not None else None
-
-    @property
-    def staged(self) -> bool:
-        """Still writing to the temporary file (nothing captioned yet)."""
-        return self._partial is not None
-
-    def _check_resumable(self, grid_hash: str, metadata: Mapping[str, Any] | None, force: bool) -> None:
-        defn = self.layer.GetLayerDefn()
-        names = {defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())}
-        missing = [n for n in FIELD_NAMES if n not in names]
-        if missing:
-            raise OutputError(
-                tr("Resume: layer {0} in {1} lacks the fields {2}; choose another output file").format(
-                    LAYER_NAME, self.path, ", ".join(missing)
-                )
-            )
-        self.layer.SetAttributeFilter(None)
-        for feature in self.layer:
-            tile_id = feature.GetField("tile_id")
-            try:
-                other_hash = parse_tile_id(tile_id)[2]
-            except (TypeError, ValueError):
-                continue
-            if other_hash != grid_hash:
-                raise OutputError(
-                    tr(
-                        "Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap "
-                        "changed. Choose a new output file or switch Resume off."
-                    ).format(self.path, tile_id)
-                )
-            if feature.GetField("status") == STATUS_OK:
-                self.done.add(tile_id)
-            else:
-                self._stale.setdefault(tile_id, []).append(feature.GetFID())
-        self.layer.ResetReading()
-        if metadata is None:
-            return
-        check = check_fingerprint(self.layer.GetMetadataItem(RUN_METADATA_TAG), metadata)
-        self.differences = check.problems
-        if self.differences and not force:
-            if not check.readable:
-                raise OutputError(
-                    tr(
-                        "Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "
-                        '"Resume even if the output was made from other inputs" only when you know it was made from '
-                        "these inputs."
-                    ).format(self.path, "; ".join(self.differences))
-                )
-            raise OutputError(
-                tr(
-                    "Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
-                    '"Resume even if the output was made from other inputs" only when the tiles done so far still '
-                    "hold (e.g. the same pixels re-exported)."
-                ).format(self.path, "; ".join(self.differences))
-            )
-
-    def write(self, records: Iterable[tuple[Mapping[str, Any], Bounds]]) -> int:
-        """Write one batch in one transaction; rows of the same tiles that are not ``ok`` are replaced."""
-        records = list(records)
-        if not records:
-            return 0
-        self.ds.StartTransaction()
         try:
-            for record, bounds in records:
-                for fid in self._stale.get(record["tile_id"], ()):
-                    self.layer.DeleteFeature(fid)
-                feature = ogr.Feature(self._defn)
-                for name in FIELD_NAMES:
-                    value = record[name]
-                    if value is None:
-                        feature.SetFieldNull(name)
-                    else:
-                        feature.SetField(name, value)
-                feature.SetGeometry(_polygon(bounds))
-                if self.layer.CreateFeature(feature) != ogr.OGRERR_NONE:
-                    raise OutputError(tr("Cannot write tile {0} to {1}").format(record["tile_id"], self.path))
-            self.ds.CommitTransaction()
-        except Exception:
-            self.ds.RollbackTransaction()
-            raise
-        captioned = False
-        for record, _ in records:
-            self._stale.pop(record["tile_id"], None)
-            if record["status"] == STATUS_OK:
-                self.done.add(record["tile_id"])
-                captioned = True
-        if captioned and self.staged:
-            self.promote()
-        return len(records)
+            super().__init__(GdalStore(path), path, crs_wkt, grid_hash, metadata, resume=resume, force=force)
+        except OutputRefused as exc:
+            raise OutputError(_refusal_text(exc)) from None
 
-    def promote(self) -> None:
-        """The staged file replaces OUTPUT (connection closed, atomic rename, reopened in place)."""
-        if not self.staged:
-            return
-        self._close_ds()
-        promote(self._partial, self.path)
-        self._partial = None
-        self._open(self.path)
 
-    def _close_ds(self) -> None:
-        if self.ds is not None:
-            self._defn = None
-            self.layer = None
-            self.ds.FlushCache()
-            self.ds = None
-
-    def finish(self, keep: bool = True) -> bool:
-        """Close; a run still staged is promoted when ``keep`` (or when there is no OUTPUT to protect), else its
-        file is dropped and a previous OUTPUT stays as it was. Returns whether OUTPUT holds this run's tiles."""
-        if self.staged and (keep or not self.replaces):
-            self.promote()
-        self._close_ds()
-        if self.staged:
-            remove_sqlite(self._partial)
-            self._partial = None
-            return False
-        return True
-
-    def discard(self) -> None:
-        """Drop a staged run whatever it wrote (a refused API key): OUTPUT is not created or stays as it was."""
-        if self.staged:
-            self._close_ds()
-            remove_sqlite(self._partial)
-            self._partial = None
+def _refusal_text(exc: OutputRefused) -> str:
+    """The plugin's words for a resume the output contract refused."""
+    if exc.kind == "damaged":
+        return tr(
+            "Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch "
+            "Resume off to replace it."
+        ).format(exc.path, exc.detail)
+    if exc.kind == "no_layer":
+        return tr("Resume: {0} has no layer {1}; choose another output file").format(exc.path, LAYER_NAME)
+    if exc.kind == "fields":
+        return tr("Resume: layer {0} in {1} lacks the fields {2}; choose another output file").format(
+            LAYER_NAME, exc.path, ", ".join(exc.items)
+        )
+    if exc.kind == "grid":
+        return tr(
+            "Resume: {0} holds tiles of another chip grid (tile {1}); the rasters, chip size or overlap "
+            "changed. Choose a new output file or switch Resume off."
+        ).format(exc.path, exc.detail)
+    if exc.kind == "unchecked":
+        return tr(
+            "Resume: {0} cannot be checked: {1}. Choose a new output file or switch Resume off; tick "
+            '"Resume even if the output was made from other inputs" only when you know it was made from '
+            "these inputs."
+        ).format(exc.path, "; ".join(exc.items))
+    return tr(
+        "Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "
+        '"Resume even if the output was made from other inputs" only when the tiles done so far still '
+        "hold (e.g. the same pixels re-exported)."
+    ).format(exc.path, "; ".join(exc.items))
 
 
 def _polygon(bounds: Bounds) -> ogr.Geometry:

@@ -43,11 +43,14 @@ def test_resume_skips_ok_tiles_and_redoes_the_others(tmp_path):
     resumed = _writer(out, resume=True)
     ok_ids = {_tile(0, 0)[0]["tile_id"], _tile(1, 1)[0]["tile_id"]}
     assert resumed.done == ok_ids
-    assert resumed.redone == 2  # the error and the nodata tile are deleted, to be written again
-    assert _statuses(out) == dict.fromkeys(ok_ids, "ok")
-    resumed.write([_tile(0, 1), _tile(1, 0, "skipped_nodata")])
-    statuses = _statuses(out)
+    assert resumed.redone == 2  # the error and the nodata tile are written again
+    assert len(_statuses(out)) == 4  # kept until their tiles are written again (issue 26: one rule with the plugin)
+    resumed.write([_tile(0, 1)])
+    statuses = _statuses(out)  # the error row was replaced by the new one, not doubled
     assert len(statuses) == 4 and list(statuses.values()).count("ok") == 3
+    assert statuses[_tile(1, 0)[0]["tile_id"]] == "skipped_nodata"  # a tile the run has not reached yet keeps its row
+    resumed.write([_tile(1, 0, "skipped_nodata")])
+    assert len(_statuses(out)) == 4
     assert resumed.done == ok_ids | {_tile(0, 1)[0]["tile_id"]}  # nodata tiles are never "done"
 
 
@@ -70,7 +73,10 @@ def test_existing_output_needs_resume_or_overwrite(tmp_path):
     with pytest.raises(ValueError, match="exists: use --resume"):
         _writer(out)
     fresh = _writer(out, overwrite=True)
-    assert fresh.done == set() and fresh.redone == 0 and _statuses(out) == {}
+    assert fresh.done == set() and fresh.redone == 0 and fresh.replaces
+    assert len(_statuses(out)) == 2  # staged: the old output stays until the new run captions a tile
+    fresh.write([_tile(1, 1)])
+    assert _statuses(out) == {_tile(1, 1)[0]["tile_id"]: "ok"}
     with pytest.raises(ValueError, match="must be a GeoPackage"):
         _writer(tmp_path / "o.shp")
 
@@ -86,3 +92,30 @@ def test_resume_refuses_another_grid_and_a_mixed_file(tmp_path):
     _writer(mixed).write([_tile(0, 0), _tile(0, 1, grid=OTHER_GRID)])
     with pytest.raises(ValueError, match="different chip grid"):
         _writer(mixed, resume=True)
+
+
+def _foreign_gpkg(path, layer: str, fields: dict[str, str]) -> None:
+    import fiona
+
+    schema = {"geometry": "Polygon", "properties": fields}
+    with fiona.open(path, "w", driver="GPKG", layer=layer, schema=schema, crs_wkt=CRS) as dst:
+        ring = [[(0, 0), (1, 0), (1, 1), (0, 0)]]
+        dst.write({"geometry": {"type": "Polygon", "coordinates": ring}, "properties": dict.fromkeys(fields, "x")})
+
+
+def test_resume_refuses_a_file_without_the_layer_or_its_fields_and_leaves_it_as_it_was(tmp_path):
+    other = tmp_path / "other.gpkg"
+    _foreign_gpkg(other, "parcels", {"name": "str"})
+    before = other.read_bytes()
+    with pytest.raises(ValueError, match=r"has no layer 'change_captions' \(layers: \['parcels'\]\); not a describe"):
+        _writer(other, resume=True)
+    partial = tmp_path / "partial.gpkg"  # a change_captions layer of something else: no status, caption...
+    _foreign_gpkg(partial, LAYER_NAME, {"tile_id": "str"})
+    with pytest.raises(ValueError, match=r"layer change_captions lacks fields \['row', 'col', 'caption'"):
+        _writer(partial, resume=True)
+    assert other.read_bytes() == before
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"not a GeoPackage" * 200)
+    with pytest.raises(ValueError, match="is damaged .*it cannot be continued"):
+        _writer(junk, resume=True)
+    assert junk.read_bytes() == b"not a GeoPackage" * 200

@@ -95,8 +95,9 @@ class Writer(Protocol):
 
 
 class OutputWriter(Writer, Protocol):
-    """The output store ``core.driver.drive`` runs into: ``output.TileWriter`` (GDAL, inside QGIS) and
-    ``ccexpert.gpkg_output.TileWriter`` (fiona). Their constructors are their own; this is what a run uses."""
+    """What ``core.driver.drive`` writes into: ``core.output_contract.OutputContract``, once for both front ends
+    (``output.TileWriter`` over a GDAL store, ``ccexpert.gpkg_output.TileWriter`` over a fiona store, both checked
+    against ``core.output_contract.OutputStore``). This is what a run uses of it."""
 
     replaces: bool  # a fresh run that will replace an existing output once it captions its first tile
 

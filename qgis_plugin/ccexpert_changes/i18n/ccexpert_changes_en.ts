@@ -433,16 +433,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../output.py"/>
-        <source>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</source>
-        <translation>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</translation>
-    </message>
-    <message>
-        <location filename="../output.py"/>
-        <source>Resume: {0} has no layer {1}; choose another output file</source>
-        <translation>Resume: {0} has no layer {1}; choose another output file</translation>
-    </message>
-    <message>
-        <location filename="../output.py"/>
         <source>Cannot create the GeoPackage {0} (next to {1})</source>
         <translation>Cannot create the GeoPackage {0} (next to {1})</translation>
     </message>
@@ -450,6 +440,21 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../output.py"/>
         <source>Resume: {0} is not a GeoPackage that can be opened for writing</source>
         <translation>Resume: {0} is not a GeoPackage that can be opened for writing</translation>
+    </message>
+    <message>
+        <location filename="../output.py"/>
+        <source>Cannot write tile {0} to {1}</source>
+        <translation>Cannot write tile {0} to {1}</translation>
+    </message>
+    <message>
+        <location filename="../output.py"/>
+        <source>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</source>
+        <translation>Resume: {0} is damaged ({1}); it cannot be continued. Choose a new output file or switch Resume off to replace it.</translation>
+    </message>
+    <message>
+        <location filename="../output.py"/>
+        <source>Resume: {0} has no layer {1}; choose another output file</source>
+        <translation>Resume: {0} has no layer {1}; choose another output file</translation>
     </message>
     <message>
         <location filename="../output.py"/>
@@ -470,11 +475,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../output.py"/>
         <source>Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "Resume even if the output was made from other inputs" only when the tiles done so far still hold (e.g. the same pixels re-exported).</source>
         <translation>Resume: {0} was made by another run: {1}. Choose a new output file or switch Resume off; tick "Resume even if the output was made from other inputs" only when the tiles done so far still hold (e.g. the same pixels re-exported).</translation>
-    </message>
-    <message>
-        <location filename="../output.py"/>
-        <source>Cannot write tile {0} to {1}</source>
-        <translation>Cannot write tile {0} to {1}</translation>
     </message>
     <message>
         <location filename="../planning.py"/>
