@@ -14,7 +14,7 @@ scored), ``core.facts`` parses the captions and the figures are compared with th
 - S*m of the model and of always answering "no change" on the same pairs, and their ratio.
 Targets (issue 27): F1 >= 0.90, where >= 0.80, exact count >= 0.85, S*m >= 2.3x the baseline on each seed.
 
-    .venv/bin/python bench/bench_demo_facts.py [--seeds 2001,2002,2003] [--pairs 200] [--json]
+    .venv/bin/python bench/bench_demo_facts.py [--seeds 2001,2002,2003] [--pairs 200] [--model DIR] [--json]
 """
 
 from __future__ import annotations
@@ -127,18 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--oracle", action="store_true", help="score the generator's reference captions instead")
+    parser.add_argument("--model", type=Path, help="a demo model folder to score (default: the shipped one)")
     args = parser.parse_args(argv)
     from ccexpert.engine import CaptionEngine
     from ccexpert.paths import DEMO_MODEL_DIR
 
-    card = json.loads((DEMO_MODEL_DIR / "eval.json").read_text())
+    model_dir = args.model or DEMO_MODEL_DIR  # a candidate from `ccexpert train-demo --out DIR`, before it ships
+    card = json.loads((model_dir / "eval.json").read_text())
     seeds = [int(s) for s in args.seeds.split(",")]
     used = {card["data"]["seed"], card["data"]["test_seed"]}
     if used & set(seeds):
         parser.error(f"seed {sorted(used & set(seeds))} was used in training or selection")
     engine = None
     if not args.oracle:
-        engine = CaptionEngine.from_pretrained(DEMO_MODEL_DIR, device="cpu")
+        engine = CaptionEngine.from_pretrained(model_dir, device="cpu")
         engine.wording = "scene"  # scored against references that say "the scene"
     results = [run_seed(engine, seed, args.pairs) for seed in seeds]
     for r in results:
