@@ -1,7 +1,8 @@
 """Pairs/s of decode + prepare (the CPU work in front of the device), today's path vs the new one, vs the raw floor.
 
 Chips: 384 px crops of the real rasters in ../shared/data when present, else generated textured chips; PNG-encoded
-at the clients' level (``core.png.PNG_ZLEVEL``) before the clock starts. Per pair and per batch of ``--batch``:
+as describe sends them (``client.encode_png``: ``core.png``'s level and run-length strategy) before the clock
+starts. Per pair and per batch of ``--batch``:
 
 - before: the issue's path: PIL's PNG decode (what ``service.images`` used) then ``CCExpertProcessor(batch)``
   (float32 pixels, prompt rows built per batch), batches spread over the threads;
@@ -11,8 +12,9 @@ at the clients' level (``core.png.PNG_ZLEVEL``) before the clock starts. Per pai
 - raw floor: zlib inflate of the PNGs' IDAT data + memcpy of the inflated bytes, nothing else.
 
 Each is measured with one thread and with all cores (a child process per thread count, the pool sized by
-``CCEXPERT_PREP_WORKERS``), rounds alternating, best round kept. ``--png-levels`` also times the clients' encode at
-``PNG_ZLEVEL`` vs zlib's default 6. Goal (issue 29): after >= 400 pairs/s on 2 cores and >= 60 % of the raw floor.
+``CCEXPERT_PREP_WORKERS``), rounds alternating, best round kept. ``--png-levels`` also times the clients'
+encoders: describe's, the level with zlib's default strategy (the stream the plugin's GDAL writes) and zlib's
+default level 6. Goal (issue 29): after >= 400 pairs/s on 2 cores and >= 60 % of the raw floor.
 ``--json`` prints ``{"cores": N, "pairs_per_s": {"before": ..., "after": ..., "raw_floor": ...}, ...}`` last.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_prepare.py --png-levels
@@ -73,6 +75,7 @@ def _best(fn, rounds: int) -> float:
 
 def child(args) -> dict:
     """Measure the three paths with `args.threads` threads (the worker pool is sized by the environment)."""
+    from ccexpert.client import encode_png
     from ccexpert.prefetch import default_workers, worker_pool
     from ccexpert.service.images import decode_pair
     from ccexpert.standin import standin_engine
@@ -81,7 +84,7 @@ def child(args) -> dict:
     threads = args.threads
     assert default_workers() == threads, "the pool must be sized like the thread count"
     pairs, source = chip_pairs(args.pairs, CHIP, args.source)
-    encoded = [(png(b, PNG_ZLEVEL), png(a, PNG_ZLEVEL)) for b, a in pairs]
+    encoded = [(encode_png(b), encode_png(a)) for b, a in pairs]  # what describe sends
     ids = [str(i) for i in range(len(encoded))]
     engine = standin_engine(0.0, image_size=CHIP, max_batch=args.batch)  # the real CaptionEngine.prepare
     processor = engine.processor
@@ -132,12 +135,17 @@ def child(args) -> dict:
     }
     if args.png_levels:
         chips = [image for pair in pairs[: min(16, len(pairs))] for image in pair]
+        encoders = {  # describe's, the plugin's (GDAL: a level, zlib's default strategy), zlib's default level
+            f"{PNG_ZLEVEL} rle (describe)": encode_png,
+            f"{PNG_ZLEVEL}, default strategy (as the plugin's GDAL)": lambda c: png(c, PNG_ZLEVEL),
+            "6 (zlib default)": lambda c: png(c, 6),
+        }
         levels = {}
-        for level in sorted({PNG_ZLEVEL, 6}):
-            seconds = _best(lambda level=level: [png(c, level) for c in chips], args.rounds)
-            levels[str(level)] = {
+        for name, encode in encoders.items():
+            seconds = _best(lambda encode=encode: [encode(c) for c in chips], args.rounds)
+            levels[name] = {
                 "encode_ms_per_chip": round(1000 * seconds / len(chips), 2),
-                "bytes_per_chip": round(sum(len(png(c, level)) for c in chips) / len(chips)),
+                "bytes_per_chip": round(sum(len(encode(c)) for c in chips) / len(chips)),
             }
         result["png_levels"] = levels
     return result
@@ -160,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="pairs per device batch (default 32, a GPU's)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--source", choices=["auto", "real", "generated"], default="auto")
-    parser.add_argument("--png-levels", action="store_true", help="also time the clients' PNG encode, level 1 vs 6")
+    parser.add_argument("--png-levels", action="store_true", help="also time the clients' PNG encoders vs level 6")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     one = run_child(1, args)
     every = run_child(cores, args) if cores > 1 else one
     print(
-        f"decode + prepare, {one['pairs']} pairs of {CHIP} px {one['source']} chips, PNG level {one['png_level']} "
+        f"decode + prepare, {one['pairs']} pairs of {CHIP} px {one['source']} chips, PNG as describe sends them "
         f"({one['png_bytes_per_chip']:,} bytes per chip), batches of {args.batch}; pairs/s (best of {args.rounds})"
     )
     print(f"{'path':<34}{'1 thread':>12}{f'{cores} cores':>12}")

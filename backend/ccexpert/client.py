@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import requests
 from ccexpert_changes.core import retry as policy
-from ccexpert_changes.core.png import PNG_ZLEVEL
+from ccexpert_changes.core.png import PNG_ZLEVEL, PNG_ZLIB_STRATEGY
 from PIL import Image
 
 from . import __version__
@@ -62,14 +62,15 @@ class ChipPair:
 
 
 def encode_png(image: np.ndarray | bytes) -> bytes:
-    """Lossless PNG of an HxWx3 uint8 array (bytes pass through). Fast zlib level: chips are sent once."""
+    """Lossless PNG of an HxWx3 uint8 array (bytes pass through). Fast zlib level and the run-length strategy:
+    chips are sent once (``core.png``)."""
     if isinstance(image, bytes | bytearray):
         return bytes(image)
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 array, got {array.dtype} {array.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=PNG_ZLEVEL)
+    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=PNG_ZLEVEL, compress_type=PNG_ZLIB_STRATEGY)
     return buffer.getvalue()
 
 
