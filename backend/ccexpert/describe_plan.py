@@ -11,7 +11,7 @@ with the rasters closed again; the run (``describe.describe``) works from the pl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ class DescribePlan:
 
     rasters: RasterPair
     grid: ChipGrid
-    chips: Any  # Iterator[Chip]: the kept chips in grid order, streamed
+    chips: Iterator[Chip]  # the kept chips in grid order, streamed
     total: int  # how many ``chips`` holds
     stretch: Stretch
     model_chip: int  # the model's input size: every chip is resized to it
