@@ -1,11 +1,11 @@
 """What a ``ccexpert describe`` run will do, decided before anything is written: the options checked and read once
-into a :class:`DescribePlan` (as the plugin's ``planning.make_plan`` does for its parameters).
+into a :class:`DescribePlan` (as the plugin's ``planning.DescribeParameters.read`` and ``make_plan`` do).
 
 :func:`make_plan` keeps the order of a run's checks (issue 16): the options and the output path first (nothing is
 opened, nothing contacted), then the rasters are opened and sampled for readability, then the backend is asked for
 its info and to accept the API key, then the grid, the described area and the stretch are laid out and the run
 metadata (the output's fingerprint) computed. A failed check raises ValueError (or the captioner's DescribeError)
-with the rasters closed again; the run (``describe.describe``) works from the plan alone.
+with the rasters closed again; the run (``describe.describe``) works from the plan, never from the options again.
 """
 
 from __future__ import annotations
