@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -99,14 +100,19 @@ def load_model(
 ) -> CCExpertForConditionalGeneration:
     """Load a CCExpert checkpoint (local folder or hub id), safetensors only; refuse missing or unexpected weights."""
     folder = resolve_checkpoint(source)
-    model, info = CCExpertForConditionalGeneration.from_pretrained(
-        str(folder), dtype=dtype, use_safetensors=True, output_loading_info=True
+    # output_loading_info=True makes it return (model, info); transformers types the return as the model alone
+    model, info = cast(
+        tuple[CCExpertForConditionalGeneration, dict[str, list]],
+        CCExpertForConditionalGeneration.from_pretrained(
+            str(folder), dtype=dtype, use_safetensors=True, output_loading_info=True
+        ),
     )
     checked = ("missing_keys", "unexpected_keys", "mismatched_keys")
     problems = {k: sorted(v) for k, v in info.items() if k in checked and v}
     if problems:
         raise CheckpointError(f"{source} does not match the CCExpert architecture in its config.json: {problems}")
-    return model.to(device).eval()
+    # PreTrainedModel.to is decorated with functools.wraps, whose typeshed stub does not bind self
+    return model.to(device).eval()  # type: ignore[arg-type]
 
 
 __all__ = [

@@ -7,7 +7,7 @@ The fields follow ``docs/ARCHITECTURE.md``; the DIM hyper-parameters are those o
 from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, LlavaOnevisionConfig
+from transformers import AutoConfig, LlavaOnevisionConfig, PreTrainedConfig
 
 
 @strict
@@ -100,6 +100,24 @@ class CCExpertConfig(LlavaOnevisionConfig):
                 )
 
 
+def vision_config_of(config: LlavaOnevisionConfig) -> PreTrainedConfig:
+    """The vision tower's config (SigLIP), typed: transformers declares the field `dict | PreTrainedConfig | None`."""
+    return _checked(config.vision_config, "vision_config")
+
+
+def text_config_of(config: LlavaOnevisionConfig) -> PreTrainedConfig:
+    """The language model's config (Qwen2), typed: transformers declares the field `dict | PreTrainedConfig | None`."""
+    return _checked(config.text_config, "text_config")
+
+
+def _checked(sub: dict | PreTrainedConfig | None, name: str) -> PreTrainedConfig:
+    # LlavaOnevisionConfig.__post_init__ turns a dict or None into a config object (sub_configs_defaults); a field
+    # set to something else afterwards would break the model anyway, so it fails here, naming the field
+    if not isinstance(sub, PreTrainedConfig):
+        raise TypeError(f"{name} must be a transformers config object, got {type(sub).__name__}")
+    return sub
+
+
 AutoConfig.register("ccexpert", CCExpertConfig)
 
-__all__ = ["CCExpertConfig"]
+__all__ = ["CCExpertConfig", "text_config_of", "vision_config_of"]

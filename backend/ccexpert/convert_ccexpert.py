@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -17,7 +18,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
 from .checkpoints import CheckpointError, is_local, refuse_pickled_weights
-from .configuration_ccexpert import CCExpertConfig
+from .configuration_ccexpert import CCExpertConfig, text_config_of, vision_config_of
 from .modeling_ccexpert import CCExpertDifferenceIntegration, CCExpertForConditionalGeneration
 from .presets import SIGLIP_SO400M_OV, generation_config_for
 
@@ -129,7 +130,8 @@ def _official_weight_files(src: Path) -> list[Path]:
     raise CheckpointError(f"no *.safetensors weights in {src}")
 
 
-def _as_list(value) -> list[int] | int:
+def _decoded(value: object) -> Any:
+    """An official config field that is stored either as JSON text or already decoded (a JSON value)."""
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -154,15 +156,16 @@ def config_from_official(
             f"{vision['num_hidden_layers']} + 1 (the last one is dropped)"
         )
     use_dim = "cc_expert" in str(official.get("mm_resampler_type") or "")
-    dim = {"use_dim": use_dim}
+    dim: dict[str, Any] = {"use_dim": use_dim}
     if use_dim:
-        args = _as_list(official.get("cc_expert_args") or {})
+        args: dict[str, Any] = _decoded(official.get("cc_expert_args") or {})
         if int(args.get("downsample_ratio", 1)) != 1:
             raise CheckpointError("cc_expert_args.downsample_ratio != 1 (token reduction) is not supported")
-        if int(args.get("embedding_dim", vision["hidden_size"])) != vision["hidden_size"]:
+        width: int = vision["hidden_size"]
+        if int(args.get("embedding_dim", width)) != width:
             raise CheckpointError("cc_expert_args.embedding_dim differs from the vision width")
-        select = _as_list(official.get("mm_vision_select_layer", "[-11,-8,-5,-2]"))
-        select = [select] if isinstance(select, int) else list(select)
+        selected: int | list[int] = _decoded(official.get("mm_vision_select_layer", "[-11,-8,-5,-2]"))
+        select = [selected] if isinstance(selected, int) else list(selected)
         states = official_vision_layers + 1  # the reference's hidden-state tuple (embeddings + every layer)
         dim_layers = [i % states if i < 0 else i for i in select]
         if max(dim_layers) > vision["num_hidden_layers"]:
@@ -310,10 +313,11 @@ def init_from_llava_onevision(
     ov_config = ov.config
     if ov_config.vision_feature_select_strategy != "full" or not isinstance(ov_config.vision_feature_layer, int):
         raise CheckpointError("expected an OV config with vision_feature_select_strategy='full' and one feature layer")
-    num_layers = ov_config.vision_config.num_hidden_layers
+    ov_vision = vision_config_of(ov_config)
+    num_layers = ov_vision.num_hidden_layers
     config = CCExpertConfig(
-        vision_config=ov_config.vision_config.to_dict(),
-        text_config=ov_config.text_config.to_dict(),
+        vision_config=ov_vision.to_dict(),
+        text_config=text_config_of(ov_config).to_dict(),
         image_token_index=ov_config.image_token_index,
         projector_hidden_act=ov_config.projector_hidden_act,
         multimodal_projector_bias=ov_config.multimodal_projector_bias,

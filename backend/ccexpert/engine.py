@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -242,7 +243,8 @@ class CaptionEngine:
 
     def _starts_word(self, token_id: int) -> bool:
         """Whether a token begins a new word with its own space (byte-level BPE: "Ġ" prefix; SentencePiece: "▁")."""
-        piece = self.processor.tokenizer.convert_ids_to_tokens(token_id) or ""
+        # one id in, one token (None for an id outside the vocabulary) out; the base class types it `str | list[str]`
+        piece = cast(str | None, self.processor.tokenizer.convert_ids_to_tokens(token_id)) or ""
         return piece.startswith(("Ġ", "▁", " "))
 
 

@@ -89,13 +89,16 @@ def _chat_template(folder: Path, tokenizer) -> str:
 def _best_pinpoint(size: tuple[int, int], pinpoints: Sequence[Sequence[int]]) -> tuple[int, int]:
     """The (height, width) pinpoint that keeps the most of the image's resolution, then wastes the least."""
     height, width = size
-    best, best_key = None, None
+    best: tuple[int, int] | None = None
+    best_key: tuple[int, int] | None = None
     for ph, pw in pinpoints:
         scale = min(pw / width, ph / height)
         effective = min(int(width * scale) * int(height * scale), width * height)
         key = (effective, -(ph * pw - effective))
         if best_key is None or key > best_key:
             best, best_key = (int(ph), int(pw)), key
+    if best is None:
+        raise ValueError("the image processor lists no pinpoints (image_grid_pinpoints is empty)")
     return best
 
 
@@ -163,23 +166,25 @@ class GeneralVLMEngine:
         card: dict | None = None,
     ) -> GeneralVLMEngine:
         """Load a checkpoint folder as the hub ships it (safetensors only)."""
-        from transformers import AutoModelForImageTextToText, AutoTokenizer
+        from transformers import AutoModelForImageTextToText, AutoTokenizer, BaseImageProcessor
 
         folder = Path(folder)
         family = model_family(folder)
+        image_processor: type[BaseImageProcessor]
         if family in LLAVA_FAMILIES:
-            from transformers import LlavaOnevisionImageProcessorPil as ImageProcessor
+            from transformers import LlavaOnevisionImageProcessorPil as image_processor
         elif family in QWEN_FAMILIES:
-            from transformers import Qwen2VLImageProcessorPil as ImageProcessor
+            from transformers import Qwen2VLImageProcessorPil as image_processor
         else:
             raise ValueError(f"{folder}: model type {family!r} is not one of {', '.join(GENERAL_FAMILIES)}")
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
         card = card or {}
         return cls(
-            model.to(device),
+            # PreTrainedModel.to is decorated with functools.wraps, whose typeshed stub does not bind self
+            model.to(device),  # type: ignore[arg-type]
             tokenizer,
-            ImageProcessor.from_pretrained(str(folder)),
+            image_processor.from_pretrained(str(folder)),
             family,
             _chat_template(folder, tokenizer),
             model_name=card.get("model_name", model_name or folder.name),
@@ -244,7 +249,8 @@ class GeneralVLMEngine:
         elif not isinstance(image, Image.Image):
             raise ValueError(f"{where}: expected an HxWx3 uint8 array or a PIL image, got {type(image).__name__}")
         image = image.convert("RGB")
-        return image if image.size == (self.chip_size,) * 2 else image.resize((self.chip_size,) * 2, Image.BICUBIC)
+        size = (self.chip_size, self.chip_size)
+        return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
 
     def _inputs(self, pairs: list[tuple[Image.Image, Image.Image]], prompt: str) -> dict:
         flat = [image for pair in pairs for image in pair]
@@ -255,7 +261,7 @@ class GeneralVLMEngine:
             max_crops = int(str(getattr(self.model.config, "vision_aspect_ratio", "anyres_max_9")).split("_")[-1])
             counts = [
                 llava_onevision_tokens(
-                    tuple(int(v) for v in size),
+                    (int(size[0]), int(size[1])),
                     self.image_processor.image_grid_pinpoints,
                     vision.image_size,
                     grid,

@@ -19,6 +19,7 @@ keeps working whatever transformers calls it (``past_key_values`` up to 5.24, ``
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,7 @@ from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_ccexpert import CCExpertConfig
+from .configuration_ccexpert import CCExpertConfig, text_config_of, vision_config_of
 
 # Selecting vision hidden states by index (`output_hidden_states=[...]`) drops the last layer before 5.23; pip users get
 # the range of pyproject.toml, this catches an environment that did not come from it.
@@ -177,9 +178,11 @@ class CCExpertDifferenceIntegration(nn.Module):
 
     def __init__(self, config: CCExpertConfig):
         super().__init__()
-        dim = config.vision_config.hidden_size
-        self.grid = config.vision_config.image_size // config.vision_config.patch_size
+        vision = vision_config_of(config)
+        dim = vision.hidden_size
+        self.grid = vision.image_size // vision.patch_size
         self.change_feature_init = CCExpertChangeFeatureInit(dim)
+        assert config.dim_num_heads is not None, "CCExpertConfig.__post_init__ sets dim_num_heads"
         self.layers = nn.ModuleList(
             CCExpertChangeAwareLayer(dim, config.dim_num_heads, config.dim_mlp_ratio * dim)
             for _ in range(config.dim_depth)
@@ -206,6 +209,7 @@ class CCExpertDifferenceIntegration(nn.Module):
             else:
                 image_a, image_b, queries = layer(queries, change, image_a, image_b, pos)
 
+        assert queries is not None, "the config validates dim_depth >= 1, so the loop ran"
         image_a = image_a.view(num_scales, batch, num_tokens, dim)
         image_b = image_b.view(num_scales, batch, num_tokens, dim)
         queries = queries.view(num_scales, batch, num_tokens, dim)
@@ -319,7 +323,8 @@ class DifferenceBranch(nn.Module):
         return self.gate_before * fused, self.gate_after * fused
 
 
-_ACTIVATIONS = {  # transformers' names for the projector activations LLaVA-OneVision checkpoints use
+# transformers' names for the projector activations LLaVA-OneVision checkpoints use
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
     "relu": nn.ReLU,
@@ -333,13 +338,14 @@ class CCExpertMultiModalProjector(nn.Module):
     def __init__(self, config: CCExpertConfig):
         super().__init__()
         bias = config.multimodal_projector_bias
-        self.linear_1 = nn.Linear(config.vision_config.hidden_size, config.text_config.hidden_size, bias=bias)
+        text_width = text_config_of(config).hidden_size
+        self.linear_1 = nn.Linear(vision_config_of(config).hidden_size, text_width, bias=bias)
         if config.projector_hidden_act not in _ACTIVATIONS:
             raise ValueError(
                 f"projector_hidden_act {config.projector_hidden_act!r} is not one of {sorted(_ACTIVATIONS)}"
             )
         self.act = _ACTIVATIONS[config.projector_hidden_act]()
-        self.linear_2 = nn.Linear(config.text_config.hidden_size, config.text_config.hidden_size, bias=bias)
+        self.linear_2 = nn.Linear(text_width, text_width, bias=bias)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
         return self.linear_2(self.act(self.linear_1(image_features)))
@@ -360,13 +366,13 @@ class CCExpertModelOutputWithPast(ModelOutput):
         reads it.
     """
 
-    last_hidden_state: torch.FloatTensor | None = None
+    last_hidden_state: torch.Tensor | None = None
     past_key_values: object | None = None
     cache: object | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-    image_hidden_states: torch.FloatTensor | None = None
-    change_hidden_states: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    image_hidden_states: torch.Tensor | None = None
+    change_hidden_states: torch.Tensor | None = None
 
 
 @dataclass
@@ -380,13 +386,13 @@ class CCExpertCausalLMOutputWithPast(ModelOutput):
         As in [`CCExpertModelOutputWithPast`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
     past_key_values: object | None = None
     cache: object | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-    image_hidden_states: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    image_hidden_states: torch.Tensor | None = None
 
 
 def _kv_cache(output: ModelOutput) -> dict:
@@ -424,7 +430,8 @@ def causal_lm_loss(
 class CCExpertPreTrainedModel(PreTrainedModel):
     config: CCExpertConfig
     base_model_prefix = "model"
-    input_modalities = ("image", "text")
+    # transformers annotates this `str | list[str]`, but its own models (LLaVA, LLaVA-OneVision) set tuples
+    input_modalities = ("image", "text")  # type: ignore[assignment]
     supports_gradient_checkpointing = True
     _no_split_modules = ["SiglipEncoderLayer", "Qwen2DecoderLayer", "CCExpertChangeAwareLayer"]
     _supports_flash_attn = True
@@ -451,13 +458,14 @@ class CCExpertModel(CCExpertPreTrainedModel):
 
     def __init__(self, config: CCExpertConfig):
         super().__init__(config)
+        text_config = text_config_of(config)
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.multi_modal_projector = CCExpertMultiModalProjector(config)
-        self.image_newline = nn.Parameter(torch.zeros(config.text_config.hidden_size, dtype=self.dtype))
+        self.image_newline = nn.Parameter(torch.zeros(text_config.hidden_size, dtype=self.dtype))
         self.dim = CCExpertDifferenceIntegration(config) if config.use_dim else None
         # Optional RSICCLLM difference-aware branch (`DifferenceBranch` above), off by default.
         self.diff_branch = DifferenceBranch(config) if config.diff_branch else None
-        self.vocab_size = config.text_config.vocab_size
+        self.vocab_size = text_config.vocab_size
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
 
@@ -479,14 +487,18 @@ class CCExpertModel(CCExpertPreTrainedModel):
                 f"pixel_values must be [batch, 2, 3, H, W] (before, after), got {tuple(pixel_values.shape)}"
             )
         batch = pixel_values.shape[0]
-        base_layer = self.config.vision_feature_layer % (self.config.vision_config.num_hidden_layers + 1)
-        wanted = sorted({*self.config.dim_layers, base_layer}) if self.dim is not None else [base_layer]
+        dim_layers = self.config.dim_layers
+        assert dim_layers is not None, "CCExpertConfig.__post_init__ sets dim_layers"
+        num_layers = vision_config_of(self.config).num_hidden_layers
+        assert isinstance(self.config.vision_feature_layer, int), "the config validates one int feature layer"
+        base_layer = self.config.vision_feature_layer % (num_layers + 1)
+        wanted = sorted({*dim_layers, base_layer}) if self.dim is not None else [base_layer]
         vision = self.vision_tower(pixel_values.flatten(0, 1), output_hidden_states=wanted, return_dict=True)
         hidden = vision.hidden_states  # tuple indexed by absolute layer; entries [2B, N, D]
 
         change = None
         if self.dim is not None:
-            scales = torch.stack([hidden[i] for i in self.config.dim_layers])  # [S, 2B, N, D]
+            scales = torch.stack([hidden[i] for i in dim_layers])  # [S, 2B, N, D]
             scales = scales.unflatten(1, (batch, 2))  # [S, B, 2, N, D]
             features_a, features_b, change = self.dim(scales[:, :, 0], scales[:, :, 1])  # [B, N, D] each
         else:
@@ -505,7 +517,7 @@ class CCExpertModel(CCExpertPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.FloatTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> CCExpertModelOutputWithPast:
         """`kwargs` (KV cache, position ids, use_cache, attention options) go to the language model unchanged."""
@@ -514,7 +526,8 @@ class CCExpertModel(CCExpertPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)  # [B, L, H]
 
-        image_features = change = None
+        image_features: torch.Tensor | None = None
+        change: torch.Tensor | None = None
         if pixel_values is not None:
             if input_ids is None:
                 raise ValueError("pixel_values need input_ids with <image> placeholders")
@@ -549,14 +562,16 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, GenerationMixin)
 
     def __init__(self, config: CCExpertConfig):
         super().__init__(config)
+        text_config = text_config_of(config)
         self.model = CCExpertModel(config)
-        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(text_config.hidden_size, text_config.vocab_size, bias=False)
         # auxiliary change-mask heads (change_mask_loss_weight > 0; training only, never used to caption): one on the
         # DIM's change stream, one on the projected image tokens the LLM reads
-        self.change_mask_head = self.change_mask_token_head = None
+        self.change_mask_head: nn.Linear | None = None
+        self.change_mask_token_head: nn.Linear | None = None
         if config.change_mask_loss_weight > 0:
-            self.change_mask_head = nn.Linear(config.vision_config.hidden_size, 1)
-            self.change_mask_token_head = nn.Linear(config.text_config.hidden_size, 1)
+            self.change_mask_head = nn.Linear(vision_config_of(config).hidden_size, 1)
+            self.change_mask_token_head = nn.Linear(text_config.hidden_size, 1)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -586,7 +601,7 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, GenerationMixin)
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.FloatTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         change_mask: torch.Tensor | None = None,
@@ -639,6 +654,8 @@ class CCExpertForConditionalGeneration(CCExpertPreTrainedModel, GenerationMixin)
                 f"change_mask must be [batch, {change_states.shape[1]}] (one value per image token), "
                 f"got {tuple(change_mask.shape)}"
             )
+        if self.change_mask_head is None or self.change_mask_token_head is None:
+            raise ValueError("the change-mask loss needs the heads that change_mask_loss_weight > 0 builds")
         change_logits = self.change_mask_head(change_states).squeeze(-1)  # [B, N]
         token_logits = self.change_mask_token_head(image_features).squeeze(-1)  # [B, 2, N]
         known = change_mask >= 0  # [B, N]

@@ -18,7 +18,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast
 
-from .configuration_ccexpert import CCExpertConfig
+from .configuration_ccexpert import CCExpertConfig, text_config_of
 from .model_card import write_model_card
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>")
@@ -292,12 +292,13 @@ def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE) -> PreTrainedTokeniz
 
 def generation_config_for(config: CCExpertConfig) -> GenerationConfig:
     """Greedy decoding that stops at <|im_end|> (the reference's evaluation setting)."""
+    text_config = text_config_of(config)
     return GenerationConfig(
         do_sample=False,
         num_beams=1,
         max_new_tokens=64,
-        eos_token_id=config.text_config.eos_token_id,
-        pad_token_id=config.text_config.pad_token_id,
+        eos_token_id=text_config.eos_token_id,
+        pad_token_id=text_config.pad_token_id,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -53,9 +54,10 @@ class CCExpertProcessor:
         self.image_size = image_size
         self.image_seq_length = image_seq_length
         self.padding_side = _check_side(padding_side)
-        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-        self.im_start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
-        self.im_end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        # one token in, one id out: the base class types both call forms `int | list[int]` (its subclasses overload)
+        self.image_token_id = cast(int, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+        self.im_start_id = cast(int, tokenizer.convert_tokens_to_ids("<|im_start|>"))
+        self.im_end_id = cast(int, tokenizer.convert_tokens_to_ids("<|im_end|>"))
         self.pad_token_id = tokenizer.pad_token_id
         newline = tokenizer.encode("\n", add_special_tokens=False)
         self.newline_id = newline[0] if len(newline) == 1 else None
@@ -100,7 +102,8 @@ class CCExpertProcessor:
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Generated ids -> a clean caption: special tokens and broken UTF-8 bytes dropped, whitespace collapsed."""
-        text = self.tokenizer.decode(list(token_ids), skip_special_tokens=True).replace("\ufffd", "")
+        text = cast(str, self.tokenizer.decode(list(token_ids), skip_special_tokens=True))  # one sequence: one str
+        text = text.replace("\ufffd", "")
         return " ".join(text.split())
 
     # -- images ---------------------------------------------------------------------------------------------------

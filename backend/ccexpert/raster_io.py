@@ -206,7 +206,7 @@ class RasterPair:
         resampling: Resampling = Resampling.bilinear,
     ):
         self.before_path, self.after_path = str(before_path), str(after_path)
-        self._open = []
+        self._open: list[rasterio.io.DatasetReader | WarpedVRT] = []
         try:
             self.before = self._keep(_open(self.before_path, "before"))
             self.after = self._keep(_open(self.after_path, "after"))

@@ -40,8 +40,10 @@ except ImportError as exc:  # pragma: no cover - the [ray] extra
 
 try:  # a replica that is starting, restarting or unreachable; older Rays have only RayActorError
     from ray.exceptions import ActorUnavailableError
+
+    _REPLICA_LOST: tuple[type[Exception], ...] = (RayActorError, ActorUnavailableError)
 except ImportError:  # pragma: no cover
-    ActorUnavailableError = RayActorError
+    _REPLICA_LOST = (RayActorError,)
 
 from .engine_api import EngineInfo
 from .service import create_app
@@ -130,8 +132,9 @@ class CaptionModel:
         self._lock = threading.Lock()  # one forward pass at a time on this replica's device
         self.batches: list[int] = []  # pairs per engine call
         self.merged: list[int] = []  # calls per @serve.batch
-        self._batched.set_max_batch_size(device_batch)
-        self._batched.set_batch_wait_timeout_s(max_wait_ms / 1000.0)
+        # @serve.batch adds these setters to the method at run time; Ray's stub types it as a plain callable
+        self._batched.set_max_batch_size(device_batch)  # type: ignore[attr-defined]
+        self._batched.set_batch_wait_timeout_s(max_wait_ms / 1000.0)  # type: ignore[attr-defined]
         log.info("replica %d ready: %s", os.getpid(), self._info)
 
     def _run(self, pairs: list, max_new_tokens: int, context: str | None = None) -> list:
@@ -226,7 +229,7 @@ class ReplicaEngine:
             except RayTaskError as exc:  # the replica ran and raised: the engine's own error, not a dead replica
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, Exception) else RuntimeError("caption replica failed")) from None
-            except (RayActorError, ActorUnavailableError) as exc:
+            except _REPLICA_LOST as exc:
                 attempt += 1
                 delay = min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
                 if time.monotonic() + delay > deadline:

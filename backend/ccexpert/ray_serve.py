@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-def parse_autoscale(text: str | None) -> tuple[int, int] | None:
+def parse_autoscale(text: str | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
     """``"MIN:MAX"`` -> (min, max) replicas; ValueError on anything else."""
     if text is None:
         return None
@@ -133,7 +133,8 @@ def build_app(
     else:
         options["num_replicas"] = replicas or 1
         workers = replicas or 1
-    model = CaptionModel.options(**options).bind(
+    # @serve.deployment turns the class into a Deployment, but mypy keeps a decorated class's own type
+    model = CaptionModel.options(**options).bind(  # type: ignore[attr-defined]
         model=settings.model,
         device=settings.device,
         dtype=settings.dtype,

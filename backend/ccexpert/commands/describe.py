@@ -121,6 +121,7 @@ def _api_key(path: str | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from ccexpert.describe import (
+        Captioner,
         DescribeError,
         DescribeOptions,
         EngineCaptioner,
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         check_options(options)  # before the model or the backend: bad options cost nothing
+        captioner: Captioner
         if args.retry_budget <= 0 or (args.retries is not None and args.retries < 0):
             raise ValueError("--retry-budget must be > 0 seconds and --retries >= 0")
         if args.backend:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 COMPONENTS = {
     "model.vision_tower.": "vision",
@@ -51,7 +52,7 @@ def count_parameters(model) -> dict[str, int]:
 def run(args) -> int:
     from ccexpert.presets import build_model
 
-    overrides = {"use_dim": False} if args.no_dim else {}
+    overrides: dict[str, Any] = {"use_dim": False} if args.no_dim else {}
     model = build_model(args.preset, device="meta", **overrides)
     print(json.dumps({"preset": args.preset, "use_dim": not args.no_dim, **count_parameters(model)}, indent=2))
     return 0

@@ -79,9 +79,15 @@ def _files(folder: Path) -> list[tuple[str, Path]]:
     return out
 
 
+class _CaseSensitiveParser(configparser.ConfigParser):
+    """Keeps keys as written (qgisMinimumVersion): the documented `optionxform` override, as a method."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def read_metadata_text(text: str) -> dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # keys are case-sensitive (qgisMinimumVersion)
+    parser = _CaseSensitiveParser(interpolation=None)
     parser.read_string(text)
     if not parser.has_section("general"):
         raise ValueError("metadata.txt has no [general] section")
