@@ -199,18 +199,19 @@ def build_records(
     with tmp.open("w", encoding="utf-8") as out:
         for pair in iter_source_pairs(root, layout):
             uid = "_".join(p for p in (prefix, pair.split, pair.name) if p)
-            images = {}
+            images: dict[str, np.ndarray] = {}
+            image_paths: dict[str, Path] = {}  # what the record names: the source, or its RGB copy
             for role, path in (("before", pair.before), ("after", pair.after)):
                 raw = read_raster(path)
                 rgb = to_rgb8(raw, path)
                 images[role] = rgb
                 if path.suffix.lower() in (".png", ".jpg", ".jpeg") and raw.dtype == np.uint8 and raw.shape[2] == 3:
-                    images[role + "_path"] = path
+                    image_paths[role] = path
                 else:
                     target = files_dir / role / f"{uid}.png"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(rgb).save(target)
-                    images[role + "_path"] = target
+                    image_paths[role] = target
                     stats.converted_images += 1
             if images["before"].shape != images["after"].shape:
                 raise BuildError(
@@ -246,8 +247,8 @@ def build_records(
                 raise BuildError(f"{uid}: no caption passed the quality gates: {captions}")
             record = {
                 "uid": uid,
-                "before": _relative(images["before_path"], out_jsonl.parent),
-                "after": _relative(images["after_path"], out_jsonl.parent),
+                "before": _relative(image_paths["before"], out_jsonl.parent),
+                "after": _relative(image_paths["after"], out_jsonl.parent),
                 "captions": good,
                 "changed": facts.changed,
                 "mask": _relative(mask_path, out_jsonl.parent),

@@ -131,18 +131,20 @@ def coco_scores(gts: Mapping[str, Sequence[str]], res: Mapping[str, str]) -> dic
 
 
 _SHARED: list[Meteor] = []
+_close_registered = False  # `_close_shared` is registered with atexit once
 
 
 def shared_meteor() -> Meteor:
     """One METEOR JVM per Python process: loading the paraphrase table takes seconds, and in-training evaluation
     scores many times. Restarted if it died; stopped at exit."""
+    global _close_registered
     if _SHARED and _SHARED[0]._process.poll() is None:
         return _SHARED[0]
     _SHARED.clear()
     _SHARED.append(Meteor())
-    if len(_SHARED) == 1 and not getattr(shared_meteor, "_registered", False):
+    if len(_SHARED) == 1 and not _close_registered:
         atexit.register(_close_shared)
-        shared_meteor._registered = True
+        _close_registered = True
     return _SHARED[0]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from PIL import Image
 
 from .caption_metrics import evaluate_predictions
 from .maskcaption.render import MASS_CLASSES, NOUNS, quantity_word
@@ -36,7 +36,7 @@ QUANTITY_WORDS = {
     "many": "many",
 }
 
-Captioner = Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], list[str]]
+Captioner = Callable[[Sequence[tuple[Image.Image, Image.Image]]], list[str]]  # as PairRecord.load_images gives
 
 
 @dataclass(frozen=True)

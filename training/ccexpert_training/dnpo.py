@@ -26,7 +26,7 @@ import copy
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -38,6 +38,8 @@ from transformers import Trainer
 from ccexpert_training.preferences import PreferenceError, PreferencePair
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedConfig
+
     from ccexpert_training.stage.schema import DnpoSection
 
 IGNORE_INDEX = -100
@@ -213,7 +215,8 @@ class DNPOTrainer(Trainer):
             config = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
             config.pop("optimizer", None)
             config.pop("scheduler", None)
-            hidden = ref_model.config.text_config.hidden_size
+            # a transformers model (CCExpert); nn.Module types its attributes Tensor | Module
+            hidden: int = cast("PreTrainedConfig", ref_model.config).text_config.hidden_size
             zero = config["zero_optimization"]
             for key, value in (
                 ("reduce_bucket_size", hidden * hidden),

@@ -14,7 +14,7 @@ keeps the raw text (whitespace-normalised).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ccexpert.nochange import is_no_change
@@ -198,7 +198,7 @@ def read_change_detection(
     )
 
 
-READERS = {
+READERS: dict[str, Callable[..., list[PairRecord]]] = {
     "levircc": read_levircc,
     "change_detection": read_change_detection,
     "folder": read_pair_folder,

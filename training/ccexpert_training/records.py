@@ -174,11 +174,10 @@ def parse_record(obj: object, base_dir: Path, source: str, require_captions: boo
     unknown = sorted(set(obj) - set(RECORD_KEYS))
     if unknown:
         raise RecordError(f"{where}: unknown keys {unknown}; allowed: {list(RECORD_KEYS)}")
-    paths: dict[str, Path | None] = {}
+    paths: dict[str, Path] = {}  # "mask" stays out when it is null
     for key in ("before", "after", "mask"):
         value = obj.get(key)
         if value is None and key == "mask":
-            paths[key] = None
             continue
         if not isinstance(value, str) or not value:
             raise RecordError(f"{where}: '{key}' must be a non-empty path string, got {value!r}")
@@ -190,7 +189,7 @@ def parse_record(obj: object, base_dir: Path, source: str, require_captions: boo
     changed = obj.get("changed")
     if changed is not None and not isinstance(changed, bool):
         raise RecordError(f"{where}: 'changed' must be true, false or null, got {changed!r}")
-    record = PairRecord(uid, paths["before"], paths["after"], tuple(captions), changed, paths["mask"], source)
+    record = PairRecord(uid, paths["before"], paths["after"], tuple(captions), changed, paths.get("mask"), source)
     if require_captions or captions:
         record.check_captions()
     return record

@@ -30,7 +30,8 @@ def _thumbs(records: Sequence[PairRecord]) -> np.ndarray:
         parts = []
         for path in (record.before, record.after):
             with Image.open(path) as im:
-                parts.append(np.asarray(im.convert("RGB").resize((THUMB, THUMB), Image.BILINEAR), np.float32))
+                thumb = im.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+                parts.append(np.asarray(thumb, np.float32))
         out[i] = np.concatenate(parts, axis=-1).ravel()
     return out
 

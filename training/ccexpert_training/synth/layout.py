@@ -182,9 +182,9 @@ def make_tile(
                     lay.prims.append(house)
                 pos += rng.uniform(32, 50)
     for _ in range(int(rng.integers(0, 4))):
-        house = _place(rng, lay, lambda x, y: _house(rng, x, y), (x0 + 12, y0 + 12, x0 + size - 12, y0 + size - 12))
-        if house:
-            lay.prims.append(house)
+        placed = _place(rng, lay, lambda x, y: _house(rng, x, y), (x0 + 12, y0 + 12, x0 + size - 12, y0 + size - 12))
+        if placed:
+            lay.prims.append(placed)
     return lay
 
 
@@ -312,7 +312,8 @@ def apply_event(rng: np.random.Generator, lay: Layout, event: str) -> Layout | N
 
 def random_change(rng: np.random.Generator, lay: Layout, n_events: int = 1) -> tuple[Layout, list[str]]:
     """Apply ``n_events`` random events (retrying other kinds when a tile has no room for one)."""
-    after, done = lay, []
+    after = lay
+    done: list[str] = []
     for _ in range(n_events):
         order = list(rng.choice(EVENTS, size=len(EVENTS), replace=False, p=EVENT_WEIGHTS))
         for event in order:

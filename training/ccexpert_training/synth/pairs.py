@@ -54,9 +54,10 @@ MASK_PALETTE = [
 @dataclass
 class Pair:
     uid: str
-    before: np.ndarray  # HxWx3 uint8
-    after: np.ndarray
-    mask: np.ndarray  # HxW uint8 semantic change mask (class id of what appeared / disappeared; 0 = none)
+    # the images are None in the pairs write_benchmark yields (written to disk; facts and captions kept)
+    before: np.ndarray | None  # HxWx3 uint8
+    after: np.ndarray | None
+    mask: np.ndarray | None  # HxW uint8 semantic change mask (class id of what appeared / disappeared; 0 = none)
     facts: ChangeFacts
     captions: list[str]
     events: list[str]
@@ -203,6 +204,7 @@ def _render_and_save(job: tuple[int, int, int, str, bool, float]) -> Pair:
     """Make pair ``index`` and write its images (in a worker process when ``workers`` > 1)."""
     seed, index, size, out, date_shift, zoom = job
     pair = make_pair(seed, index, size=size, date_shift=date_shift, zoom=zoom)
+    assert pair.before is not None and pair.after is not None and pair.mask is not None, "make_pair draws them"
     name = f"{pair.uid}.png"
     # fast PNG compression: sensor noise makes level 6 barely smaller and it was half of the generation time
     Image.fromarray(pair.before).save(Path(out) / "images" / "A" / name, compress_level=1)

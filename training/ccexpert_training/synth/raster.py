@@ -55,9 +55,11 @@ class Acquisition:
     def random(cls, rng: np.random.Generator) -> Acquisition:
         angle = rng.uniform(0.35, 1.2)
         length = rng.uniform(2.5, 5.5)
+        gain = float(rng.uniform(0.78, 1.22))
+        red, green, blue = (float(v) for v in rng.uniform(0.92, 1.08, 3))
         return cls(
-            gain=float(rng.uniform(0.78, 1.22)),
-            cast=tuple(float(v) for v in rng.uniform(0.92, 1.08, 3)),
+            gain=gain,
+            cast=(red, green, blue),
             gamma=float(rng.uniform(0.85, 1.15)),
             haze=float(rng.uniform(0.0, 0.18)),
             season=str(rng.choice(list(SEASONS))),
@@ -74,7 +76,7 @@ def _transform(lay: Layout, scale: float) -> Affine:
 def _field(seed: int, shape: tuple[int, int], cells: int) -> np.ndarray:
     """Smooth noise in [-1, 1] with about ``cells`` blobs across the image, fixed by ``seed``."""
     small = np.random.default_rng(seed).uniform(-1, 1, (cells + 1, cells + 1)).astype(np.float32)
-    return np.asarray(Image.fromarray(small, mode="F").resize((shape[1], shape[0]), Image.BICUBIC))
+    return np.asarray(Image.fromarray(small, mode="F").resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
 
 
 def class_map(lay: Layout, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -49,7 +50,8 @@ def _scene_layouts(rng: np.random.Generator, n_tiles: int, changed: set[tuple[in
     """Before and after layouts of every tile, and the events applied."""
     rows_h, cols_v = _tile_roads(rng, n_tiles)
     width = {o: float(rng.uniform(7, 10)) for o in rows_h + cols_v}
-    tiles, events = {}, {}
+    tiles: dict[tuple[int, int], tuple[Layout, Layout]] = {}
+    events: dict[tuple[int, int], str] = {}
     for r in range(n_tiles):
         for c in range(n_tiles):
             x0, y0 = c * TILE, r * TILE
@@ -149,7 +151,7 @@ def make_scene_pair(
     with rasterio.open(out / "change_mask.tif", "w", **mask_profile) as dst:
         dst.write(mask[None])
 
-    changes = []
+    changes: list[dict[str, Any]] = []
     for (r, c), event in sorted(events.items()):
         rows, cols = slice(r * CHIP, (r + 1) * CHIP), slice(c * CHIP, (c + 1) * CHIP)
         tile_mask = mask[rows, cols]
