@@ -205,7 +205,7 @@ class _Rasters:
 
     @property
     def extent(self) -> tuple[float, float, float, float] | None:
-        return None if self.pair is None else tuple(self.pair.overlap)
+        return None if self.pair is None else self.pair.overlap  # a Bounds tuple
 
     def chips(self, tile: dict) -> tuple[np.ndarray, np.ndarray] | None:
         """(before, after) HxWx3 uint8 of the tile's chip, stretched as in the run."""
