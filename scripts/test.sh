@@ -21,8 +21,8 @@ echo "== ruff"
 .venv/bin/ruff format --check backend training qgis_plugin tests bench scripts || status=1
 
 echo "== mypy ([tool.mypy] in pyproject.toml)"
-typed=(qgis_plugin/ccexpert_changes/core backend/ccexpert/service)
-[ -d training/ccexpert_training/stage ] && typed+=(training/ccexpert_training/stage)
+typed=(qgis_plugin/ccexpert_changes/core backend/ccexpert)
+[ -d training/ccexpert_training ] && typed+=(training/ccexpert_training)
 .venv/bin/python -m mypy "${typed[@]}" || status=1
 
 echo "== backend, training, core and tooling tests (.venv)"
