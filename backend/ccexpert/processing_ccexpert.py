@@ -54,7 +54,7 @@ class CCExpertProcessor:
         self.image_size = image_size
         self.image_seq_length = image_seq_length
         self.padding_side = _check_side(padding_side)
-        # one token in, one id out: the base class types both call forms `int | list[int]` (its subclasses overload)
+        # one token in, one id out (transformers types both call forms `int | list[int]`, without overloads)
         self.image_token_id = cast(int, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
         self.im_start_id = cast(int, tokenizer.convert_tokens_to_ids("<|im_start|>"))
         self.im_end_id = cast(int, tokenizer.convert_tokens_to_ids("<|im_end|>"))
