@@ -198,7 +198,7 @@ def _retrieve(future: asyncio.Future) -> None:
 
 
 def _decode_all(ids: list[str], raw_pairs: RawPairs, chip_size: int) -> list:
-    """PNG decoding in the shared worker pool (PIL releases the GIL while it inflates): a big request uses every
+    """PNG decoding in the shared worker pool (libpng through imagecodecs, GIL released): a big request uses every
     core; the first bad pair's error is raised, as before."""
     decoded = worker_pool().map(decode_pair, *zip(*raw_pairs, strict=True), ids, [chip_size] * len(ids))
     return list(decoded)
