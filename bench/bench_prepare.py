@@ -1,20 +1,21 @@
 """Pairs/s of decode + prepare (the CPU work in front of the device), today's path vs the new one, vs the raw floor.
 
-Chips: 384 px crops of the real rasters in ../shared/data when present, else generated textured chips; PNG-encoded
-as describe sends them (``client.encode_png``: ``core.png``'s level and run-length strategy) before the clock
-starts. Per pair and per batch of ``--batch``:
+Chips: 384 px crops of the real rasters in ../shared/data when present, else generated textured chips, PNG-encoded
+before the clock starts. Per pair and per batch of ``--batch``:
 
-- before: the issue's path: PIL's PNG decode (what ``service.images`` used) then ``CCExpertProcessor(batch)``
-  (float32 pixels, prompt rows built per batch), batches spread over the threads;
-- after: the service's decode (``service.images.decode_pair``: header checks, libpng through imagecodecs, GIL
-  released) in the shared worker pool, then ``CaptionEngine.prepare`` (uint8 copy, cached prompt rows; scaling and
-  normalisation move to the device);
-- raw floor: zlib inflate of the PNGs' IDAT data + memcpy of the inflated bytes, nothing else.
+- before: the issue's path end to end: chips as the clients sent them then (PIL / GDAL at zlib level 1: adaptive,
+  mostly Paeth, rows), PIL's PNG decode (what ``service.images`` used), then ``CCExpertProcessor(batch)`` (float32
+  pixels, prompt rows built per batch), batches spread over the threads;
+- after: chips as the clients send them now (``core.png.encode_rgb``: "Up" rows, level 1, run-length strategy),
+  the service's decode (``service.images.decode_pair``: header checks, libpng through imagecodecs, GIL released) in
+  the shared worker pool, then ``CaptionEngine.prepare`` (uint8 copy, cached prompt rows; scaling and normalisation
+  move to the device);
+- raw floor: zlib inflate of the after PNGs' IDAT data + memcpy of the inflated bytes, nothing else.
 
 Each is measured with one thread and with all cores (a child process per thread count, the pool sized by
-``CCEXPERT_PREP_WORKERS``), rounds alternating, best round kept. ``--png-levels`` also times the clients'
-encoders: describe's, the level with zlib's default strategy (the stream the plugin's GDAL writes) and zlib's
-default level 6. Goal (issue 29): after >= 400 pairs/s on 2 cores and >= 60 % of the raw floor.
+``CCEXPERT_PREP_WORKERS``), rounds alternating, best round kept. ``--png-levels`` also times the encoders: the
+clients' one (``core.png``), the level-1 adaptive rows they wrote before (PIL's, like GDAL's) and zlib's default
+level 6. Goal (issue 29): after >= 400 pairs/s on 2 cores and >= 60 % of the raw floor.
 ``--json`` prints ``{"cores": N, "pairs_per_s": {"before": ..., "after": ..., "raw_floor": ...}, ...}`` last.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_prepare.py --png-levels
@@ -84,7 +85,8 @@ def child(args) -> dict:
     threads = args.threads
     assert default_workers() == threads, "the pool must be sized like the thread count"
     pairs, source = chip_pairs(args.pairs, CHIP, args.source)
-    encoded = [(encode_png(b), encode_png(a)) for b, a in pairs]  # what describe sends
+    encoded = [(encode_png(b), encode_png(a)) for b, a in pairs]  # what the clients send now
+    old_encoded = [(png(b, PNG_ZLEVEL), png(a, PNG_ZLEVEL)) for b, a in pairs]  # what they sent (PIL, adaptive rows)
     ids = [str(i) for i in range(len(encoded))]
     engine = standin_engine(0.0, image_size=CHIP, max_batch=args.batch)  # the real CaptionEngine.prepare
     processor = engine.processor
@@ -92,7 +94,7 @@ def child(args) -> dict:
     outer = ThreadPoolExecutor(max_workers=threads)
 
     def before_batch(indices):
-        decoded = [(_pil_decode(encoded[i][0]), _pil_decode(encoded[i][1])) for i in indices]
+        decoded = [(_pil_decode(old_encoded[i][0]), _pil_decode(old_encoded[i][1])) for i in indices]
         return processor(decoded)["pixel_values"].shape[0]
 
     def before():
@@ -131,14 +133,15 @@ def child(args) -> dict:
         "batch": args.batch,
         "png_level": PNG_ZLEVEL,
         "png_bytes_per_chip": round(sum(len(b) + len(a) for b, a in encoded) / (2 * len(encoded))),
+        "old_png_bytes_per_chip": round(sum(len(b) + len(a) for b, a in old_encoded) / (2 * len(old_encoded))),
         "pairs_per_s": {name: round(len(encoded) / seconds, 1) for name, seconds in times.items()},
     }
     if args.png_levels:
         chips = [image for pair in pairs[: min(16, len(pairs))] for image in pair]
-        encoders = {  # describe's, the plugin's (GDAL: a level, zlib's default strategy), zlib's default level
-            f"{PNG_ZLEVEL} rle (describe)": encode_png,
-            f"{PNG_ZLEVEL}, default strategy (as the plugin's GDAL)": lambda c: png(c, PNG_ZLEVEL),
-            "6 (zlib default)": lambda c: png(c, 6),
+        encoders = {  # the clients' one encoder now, what they wrote before, zlib's default level
+            f"{PNG_ZLEVEL}, Up rows, run-length (both clients)": encode_png,
+            f"{PNG_ZLEVEL}, adaptive rows (PIL / GDAL, before)": lambda c: png(c, PNG_ZLEVEL),
+            "6, adaptive rows (zlib default)": lambda c: png(c, 6),
         }
         levels = {}
         for name, encode in encoders.items():
@@ -182,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     one = run_child(1, args)
     every = run_child(cores, args) if cores > 1 else one
     print(
-        f"decode + prepare, {one['pairs']} pairs of {CHIP} px {one['source']} chips, PNG as describe sends them "
-        f"({one['png_bytes_per_chip']:,} bytes per chip), batches of {args.batch}; pairs/s (best of {args.rounds})"
+        f"decode + prepare, {one['pairs']} pairs of {CHIP} px {one['source']} chips, PNG as the clients send them "
+        f"({one['png_bytes_per_chip']:,} bytes per chip; before {one['old_png_bytes_per_chip']:,}), "
+        f"batches of {args.batch}; pairs/s (best of {args.rounds})"
     )
     print(f"{'path':<34}{'1 thread':>12}{f'{cores} cores':>12}")
     labels = {
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         levels = one["png_levels"]
         for level, figures in levels.items():
             print(
-                f"client PNG encode, zlib level {level}: {figures['encode_ms_per_chip']:.2f} ms per chip, "
+                f"PNG encode, zlib level {level}: {figures['encode_ms_per_chip']:.2f} ms per chip, "
                 f"{figures['bytes_per_chip']:,} bytes"
             )
     if args.json:

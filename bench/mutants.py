@@ -492,6 +492,20 @@ MUTANTS: list[Mutant] = [
         "",
         ["tests/backend/test_describe_context.py::test_the_report_shows_the_note_under_the_title"],
     ),
+    M(
+        "png: rows differenced upside down (a wrong but valid-looking stream)",
+        "qgis_plugin/ccexpert_changes/core/png.py",
+        "np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])",
+        "np.subtract(flat[:-1], flat[1:], out=rows[1:, 1:])",
+        ["tests/core/test_png.py"],
+    ),
+    M(
+        "png: first row filtered against itself",
+        "qgis_plugin/ccexpert_changes/core/png.py",
+        "rows[0, 1:] = flat[0]",
+        "rows[0, 1:] = 0",
+        ["tests/core/test_png.py"],
+    ),
 ]
 
 

@@ -171,7 +171,7 @@ def _http(outputs):
 def _prepare(outputs):
     d = _last_json(outputs[0])
     r, one = d["pairs_per_s"], d["one_thread_pairs_per_s"]
-    return [
+    rows = [
         (
             f"decode + prepare, 384 px {d['source']} chips, {d['cores']} cores: before / after / raw floor "
             "(inflate + memcpy)",
@@ -180,6 +180,17 @@ def _prepare(outputs):
             f"{one['before']:.0f} / {one['after']:.0f} / {one['raw_floor']:.0f})",
         )
     ]
+    levels = list((d.get("png_levels") or {}).values())
+    if len(levels) >= 2:  # the clients' encoder now, then what they wrote before (bench_prepare's order)
+        now, before = levels[0], levels[1]
+        rows.append(
+            (
+                "client PNG encode per 384 px chip: now (Up rows) / before (adaptive rows), both zlib level 1",
+                f"{now['encode_ms_per_chip']:.1f} / {before['encode_ms_per_chip']:.1f} ms, "
+                f"{now['bytes_per_chip']:,} / {before['bytes_per_chip']:,} bytes",
+            )
+        )
+    return rows
 
 
 def _overlap(outputs):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import io
 import logging
 import socket
 import time
@@ -30,8 +29,7 @@ from typing import Any
 import numpy as np
 import requests
 from ccexpert_changes.core import retry as policy
-from ccexpert_changes.core.png import PNG_ZLEVEL, PNG_ZLIB_STRATEGY
-from PIL import Image
+from ccexpert_changes.core.png import encode_rgb
 
 from . import __version__
 
@@ -62,16 +60,14 @@ class ChipPair:
 
 
 def encode_png(image: np.ndarray | bytes) -> bytes:
-    """Lossless PNG of an HxWx3 uint8 array (bytes pass through). Fast zlib level and the run-length strategy:
-    chips are sent once (``core.png``)."""
+    """Lossless PNG of an HxWx3 uint8 array (bytes pass through), written by the clients' one encoder
+    (``core.png.encode_rgb``: rows the server decodes fastest)."""
     if isinstance(image, bytes | bytearray):
         return bytes(image)
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 array, got {array.dtype} {array.shape}")
-    buffer = io.BytesIO()
-    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=PNG_ZLEVEL, compress_type=PNG_ZLIB_STRATEGY)
-    return buffer.getvalue()
+    return encode_rgb(array)
 
 
 class CCExpertClient:

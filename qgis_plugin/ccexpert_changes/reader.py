@@ -12,7 +12,6 @@ windows that are read get resampled).
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +19,7 @@ from osgeo import gdal, osr
 
 from .about import tr
 from .core.grid import Bounds, Chip, RasterGrid
-from .core.png import PNG_ZLEVEL
+from .core.png import encode_rgb
 from .core.stretch import Stretch, compute_stretch, nodata_fraction, valid_mask
 
 STRETCH_SAMPLE_PX = 512  # longest side of the decimated read the stretch percentiles come from (~260k px)
@@ -289,21 +288,8 @@ def _same_crs(a: osr.SpatialReference, b: osr.SpatialReference) -> bool:
     return bool(a.IsSame(b, ["IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES", "CRITERION=EQUIVALENT"]))
 
 
-def encode_png(rgb: np.ndarray, zlevel: int = PNG_ZLEVEL) -> bytes:
-    """8-bit ``(3, h, w)`` -> PNG bytes through GDAL's in-memory filesystem (no temporary files). zlib level 1:
-    5-7x faster than the default 6 for 6-15 % larger chips, and encoding is the plugin's main per-chip cost."""
-    bands, h, w = rgb.shape
-    mem = gdal.GetDriverByName("MEM").Create("", w, h, bands, gdal.GDT_Byte)
-    mem.WriteRaster(0, 0, w, h, np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
-    path = f"/vsimem/ccexpert_{uuid.uuid4().hex}.png"
-    try:
-        if gdal.GetDriverByName("PNG").CreateCopy(path, mem, strict=0, options=[f"ZLEVEL={zlevel}"]) is None:
-            raise RuntimeError(tr("PNG encoding failed: {0}").format(gdal.GetLastErrorMsg()))
-        handle = gdal.VSIFOpenL(path, "rb")
-        try:
-            size = gdal.VSIStatL(path).size
-            return bytes(gdal.VSIFReadL(1, size, handle))
-        finally:
-            gdal.VSIFCloseL(handle)
-    finally:
-        gdal.Unlink(path)
+def encode_png(rgb: np.ndarray) -> bytes:
+    """8-bit ``(3, h, w)`` -> PNG bytes, written by the clients' one encoder (``core.png.encode_rgb``: "Up"-filtered
+    rows at zlib level 1, which the server decodes fastest; about 2x faster to write than GDAL's PNG driver, which
+    picks no filter a caller can set)."""
+    return encode_rgb(np.ascontiguousarray(np.moveaxis(np.asarray(rgb, dtype=np.uint8), 0, -1)))

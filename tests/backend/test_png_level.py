@@ -1,23 +1,20 @@
-"""The clients' PNG level is one constant in core (issue 29): describe's client encodes at it, with zlib's
-run-length strategy, losslessly."""
+"""describe's client sends what the plugin sends (issue 29): the clients' one encoder, ``core.png.encode_rgb``,
+byte for byte, and the service decodes it to the chip's own pixels."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from ccexpert.client import encode_png
-from ccexpert_changes.core.png import PNG_ZLEVEL, PNG_ZLIB_STRATEGY
-from PIL import Image
+from ccexpert.service.images import decode_pair
+from ccexpert_changes.core.png import encode_rgb
 
 
-def test_describe_encodes_at_the_core_level_and_losslessly():
+def test_describe_encodes_with_the_core_encoder_and_the_service_reads_it_back():
     rng = np.random.default_rng(0)
-    chip = (np.linspace(0, 255, 96)[:, None, None] + rng.normal(0, 8, (96, 96, 3))).clip(0, 255).astype(np.uint8)
-    data = encode_png(chip)
-    for level, strategy, expected in ((PNG_ZLEVEL, PNG_ZLIB_STRATEGY, True), (PNG_ZLEVEL, -1, False), (9, -1, False)):
-        buffer = io.BytesIO()
-        Image.fromarray(chip, "RGB").save(buffer, format="PNG", compress_level=level, compress_type=strategy)
-        assert (buffer.getvalue() == data) is expected, (level, strategy)
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), chip)
-    assert PNG_ZLEVEL == 1 and PNG_ZLIB_STRATEGY == 3  # Z_RLE
+    before = (np.linspace(0, 255, 96)[:, None, None] + rng.normal(0, 8, (96, 96, 3))).clip(0, 255).astype(np.uint8)
+    after = before[::-1].copy()
+    data = encode_png(before), encode_png(after)
+    assert data == (encode_rgb(before), encode_rgb(after))
+    decoded = decode_pair(*data, "p", 96)
+    assert np.array_equal(decoded[0], before) and np.array_equal(decoded[1], after)
+    assert encode_png(data[0]) == data[0]  # PNG bytes pass through untouched

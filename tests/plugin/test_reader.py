@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ccexpert_changes.core.grid import Chip, ChipGrid
+from ccexpert_changes.core.png import encode_rgb
 from ccexpert_changes.reader import PairReader, RasterInputError, encode_png, open_raster
 from osgeo import gdal
 from plugin_rasters import ORIGIN, pair, textured, write_tif
@@ -141,6 +142,7 @@ def test_png_encoding_round_trips(tmp_path):
     back = gdal.Open("/vsimem/t.png").ReadAsArray()
     gdal.Unlink("/vsimem/t.png")
     np.testing.assert_array_equal(back, rgb)
+    assert data == encode_rgb(np.moveaxis(rgb, 0, -1))  # the same bytes describe sends (one encoder, in core)
 
 
 def test_alpha_band_marks_nodata(tmp_path):

@@ -627,11 +627,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <translation>{0} raster read failed at pixel ({1}, {2}): {3}</translation>
     </message>
     <message>
-        <location filename="../reader.py"/>
-        <source>PNG encoding failed: {0}</source>
-        <translation>PNG encoding failed: {0}</translation>
-    </message>
-    <message>
         <location filename="../report_algorithm.py"/>
         <source>The ccexpert command {0} is not an executable file</source>
         <translation>The ccexpert command {0} is not an executable file</translation>
