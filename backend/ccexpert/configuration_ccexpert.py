@@ -62,12 +62,12 @@ class CCExpertConfig(LlavaOnevisionConfig):
             self.dim_layers = [17, 20, 23, 26]
         self.dim_layers = [int(i) for i in self.dim_layers]
         if self.dim_num_heads is None:
-            self.dim_num_heads = max(1, self.vision_config.hidden_size // 128)
+            self.dim_num_heads = max(1, vision_config_of(self).hidden_size // 128)
 
     def validate_architecture(self):
         """Part of `@strict` validation: the DIM and 729-token contract must be consistent with the vision tower."""
         super().validate_architecture()
-        vision = self.vision_config
+        vision = vision_config_of(self)
         grid = vision.image_size // vision.patch_size
         if grid * grid != self.image_seq_length:
             raise ValueError(

@@ -445,7 +445,7 @@ class CCExpertPreTrainedModel(PreTrainedModel):
         N(0, 1/sqrt(H)) for the unused `image_newline` (as LLaVA-OneVision, so seeded inits stay the same)."""
         super()._init_weights(module)
         if isinstance(module, CCExpertModel):
-            init.normal_(module.image_newline, mean=0.0, std=1 / math.sqrt(self.config.text_config.hidden_size))
+            init.normal_(module.image_newline, mean=0.0, std=1 / math.sqrt(text_config_of(self.config).hidden_size))
         if isinstance(module, DifferenceBranch):
             module.init_gates()
 

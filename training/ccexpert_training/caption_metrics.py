@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ccexpert.nochange import is_no_change
 
@@ -62,10 +63,18 @@ class Meteor:
             stderr=self._stderr,
         )
 
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        """The JVM's stdin and stdout (both opened as pipes in ``__init__``)."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        if stdin is None or stdout is None:  # cannot happen with stdin/stdout=PIPE; typed for mypy
+            raise MeteorUnavailable("METEOR 1.5 (java) has no pipes")
+        return stdin, stdout
+
     def _ask(self, line: str) -> str:
-        self._process.stdin.write((line + "\n").encode("utf-8"))
-        self._process.stdin.flush()
-        answer = self._process.stdout.readline().decode("utf-8").strip()
+        stdin, stdout = self._pipes()
+        stdin.write((line + "\n").encode("utf-8"))
+        stdin.flush()
+        answer = stdout.readline().decode("utf-8").strip()
         if not answer:
             self._stderr.seek(0)
             raise MeteorUnavailable(f"METEOR 1.5 (java) stopped: {self._stderr.read(2000).decode(errors='replace')}")
@@ -76,17 +85,18 @@ class Meteor:
         for key in gts:
             hypothesis = res[key][0].replace("|||", "").replace("  ", " ")
             stats.append(self._ask(" ||| ".join(("SCORE", " ||| ".join(gts[key]), hypothesis))))
-        self._process.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode("utf-8"))
-        self._process.stdin.flush()
+        stdin, stdout = self._pipes()
+        stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode("utf-8"))
+        stdin.flush()
         for _ in stats:  # per-segment scores, then the corpus score
-            self._process.stdout.readline()
-        answer = self._process.stdout.readline().decode("utf-8").strip()
+            stdout.readline()
+        answer = stdout.readline().decode("utf-8").strip()
         if not answer:
             raise MeteorUnavailable("METEOR 1.5 (java) gave no corpus score")
         return float(answer)
 
     def close(self) -> None:
-        for stream in (self._process.stdin, self._process.stdout):
+        for stream in self._pipes():
             stream.close()
         self._process.wait(timeout=30)
         self._stderr.close()

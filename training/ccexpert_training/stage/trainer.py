@@ -109,6 +109,8 @@ class OptimizerReportCallback(TrainerCallback):
         optimizer = getattr(engine, "optimizer", None) if hasattr(engine, "module") else None
         source = "deepspeed" if optimizer is not None and hasattr(engine, "zero_optimization_stage") else "torch"
         optimizer = optimizer or self.trainer.optimizer
+        if optimizer is None or self.trainer.model is None:  # before the Trainer built them: nothing to record
+            return
         names = {id(p): n for n, p in self.trainer.model.named_parameters()}
         bit16 = getattr(optimizer, "bit16_groups", None)
         groups = []
