@@ -486,6 +486,23 @@ MUTANTS: list[Mutant] = [
         ["tests/backend/test_describe_context.py"],
     ),
     M(
+        "plan: rasters left open when the AOI is refused",
+        "backend/ccexpert/raster_io.py",
+        "        pair.close()\n        raise",
+        "        raise",
+        [
+            "tests/backend/test_describe_plan.py::"
+            "test_a_check_that_fails_once_the_rasters_are_open_closes_them_and_writes_nothing"
+        ],
+    ),
+    M(
+        "plan: Before = After not refused",
+        "backend/ccexpert/describe_plan.py",
+        "    if same_imagery(options.before, options.after):",
+        "    if False:",
+        ["tests/backend/test_describe_plan.py::test_before_equal_to_after_is_refused_before_a_raster_is_opened"],
+    ),
+    M(
         "context: report without the note",
         "backend/ccexpert/report.py",
         "{context_html(meta)}",

@@ -8,8 +8,9 @@ plugin's ``planning._aoi_geometry`` (QGIS ``makeValid``):
 - before the AOI is projected into the rasters' CRS it is clipped to the rasters' footprint (in the AOI's own
   CRS): a whole-globe EPSG:4326 AOI cannot be projected into UTM, and only the part over the rasters matters.
 
-:func:`described_area` is describe's one way in: the AOI file read (:func:`load_aoi`, fiona), repaired, clipped,
-projected, and cut to the rasters' common footprint, with the WKT the run metadata keeps.
+:func:`described_area` is describe's one way in (``raster_io.open_pair`` calls it): the AOI file read
+(:func:`load_aoi`, fiona), repaired, clipped, projected, and cut to the rasters' common footprint, with the WKT the
+run metadata keeps.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ per date, and results are appended batch by batch, so memory stays flat whatever
 interrupted run resumes where it stopped.
 
 A run is two steps, as in the plugin (issue 26): the options are checked and read once into a plan
-(``describe_plan.make_plan``: options and output path, then the rasters, then the backend's info and key, then
-the grid, the described area, the stretch and the run metadata; see there for the order), then the plan is run.
+(``describe_plan.make_plan``: options and output path, then the sources, then the rasters over the described
+area with their stretch, then the backend's info and key, then the grid and the run metadata; see there for the
+order), then the plan is run.
 Only then is anything written: a fresh or ``--overwrite`` run is staged in a temporary file that replaces the
 output at its first captioned batch (see ``gpkg_output``), so an input or a previous output is never lost to a run
 that fails.

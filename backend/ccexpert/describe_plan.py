@@ -1,10 +1,12 @@
 """What a ``ccexpert describe`` run will do, decided before anything is written: the options checked and read once
 into a :class:`DescribePlan` (as the plugin's ``planning.DescribeParameters.read`` and ``make_plan`` do).
 
-:func:`make_plan` keeps the order of a run's checks (issue 16): the options and the output path first (nothing is
-opened, nothing contacted), then the rasters are opened and sampled for readability, then the backend is asked for
-its info and to accept the API key, then the grid, the described area and the stretch are laid out and the run
-metadata (the output's fingerprint) computed. A failed check raises ValueError (or the captioner's DescribeError)
+:func:`make_plan` keeps the order of a run's checks (issue 16; issue 26 made each module one visit): the options and
+the output path first (nothing is opened, nothing contacted), then Before = After is refused and the two sources
+identified for the fingerprint, then the rasters are opened, sampled for readability and cut to the described area,
+over which the stretch is sampled (``raster_io.open_pair``), then the backend is asked for its info and to accept the
+API key, then the grid is laid over the area (a raster smaller than a chip refused) and its chips counted, and the
+run metadata (the output's fingerprint) computed. A failed check raises ValueError (or the captioner's DescribeError)
 with the rasters closed again; the run (``describe.describe``) works from the plan, never from the options again.
 """
 
@@ -19,25 +21,19 @@ from typing import Any
 import numpy as np
 from ccexpert_changes.core.context import check_context
 from ccexpert_changes.core.driver import MAX_IN_FLIGHT, RunOptions, model_label
-from ccexpert_changes.core.fields import (
-    STATUS_ERROR,
-    STATUS_SKIPPED_NODATA,
-    run_metadata,
-    same_imagery,
-    source_identity,
-)
-from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Bounds, Chip, ChipGrid
+from ccexpert_changes.core.fields import STATUS_ERROR, STATUS_SKIPPED_NODATA, run_metadata
+from ccexpert_changes.core.grid import DEFAULT_CHIP_SIZE, Chip, ChipGrid
 from ccexpert_changes.core.gsd import gsd_warning
 from ccexpert_changes.core.run_loop import SEND, Item
+from ccexpert_changes.core.sources import same_imagery, source_identity
 from ccexpert_changes.core.stretch import Stretch, nodata_fraction
 from PIL import Image
 from shapely import prepared
 from shapely.geometry import box
 
-from .aoi import described_area
 from .captioners import Captioner
 from .gpkg_output import check_output_path
-from .raster_io import RasterPair, RasterReadError, crs_string
+from .raster_io import RasterPair, RasterReadError, open_pair
 
 log = logging.getLogger("ccexpert.describe")  # the plan's lines are describe's (tests and users filter on it)
 
@@ -144,25 +140,31 @@ def make_plan(options: DescribeOptions, captioner: Captioner) -> DescribePlan:
     """Check ``options`` and lay the run out, in the order of a run's checks (module docstring); ValueError for bad
     inputs, the captioner's DescribeError for a backend that fails or refuses the key. Nothing is written."""
     check_options(options)
-    if same_imagery(options.before, options.after):
-        raise ValueError(
-            f"before and after are the same raster ({options.before}): nothing can have changed; give "
-            "the earlier image first and the later one second"
-        )
     check_output_path(
         options.output,
         {"before raster": options.before, "after raster": options.after, "AOI": options.aoi},
         resume=options.resume,
         overwrite=options.overwrite,
     )
-    rasters = RasterPair(options.before, options.after, bands=options.bands, nodata=options.nodata)
+    if same_imagery(options.before, options.after):
+        raise ValueError(
+            f"before and after are the same raster ({options.before}): nothing can have changed; give "
+            "the earlier image first and the later one second"
+        )
+    identities = source_identity(options.before), source_identity(options.after)  # for the fingerprint, read once
+    rasters, area = open_pair(
+        options.before,
+        options.after,
+        bands=options.bands,
+        nodata=options.nodata,
+        aoi=options.aoi,
+        aoi_layer=options.aoi_layer,
+    )
     try:
-        rasters.check_readable()
-        info = captioner.info()  # after the rasters are known to be usable
+        info = captioner.info()  # once the imagery is known to be usable
         captioner.check_access()
         model_chip = int(info.get("chip_size", DEFAULT_CHIP_SIZE))
         chip_size = options.chip_size if options.chip_size is not None else model_chip
-        grid = ChipGrid(rasters.grid, chip_size, options.overlap)
         crs, pixel = rasters.before.crs, abs(rasters.before.transform.a)
         if crs is not None and crs.is_projected:  # a warning when the model sees another pixel size than its card's
             text = gsd_warning(
@@ -173,28 +175,26 @@ def make_plan(options: DescribeOptions, captioner: Captioner) -> DescribePlan:
             )
             if text:
                 log.warning("%s", text)
-        area, area_wkt = described_area(options.aoi, options.aoi_layer, crs, rasters.overlap, pixel)
-        bounds: Bounds = area.bounds
-        upper = grid.count(bounds)
+        area_prepared = prepared.prep(area.geometry)
+
+        def keep(chip: Chip) -> bool:  # chips touching the AOI, as the plugin keeps them
+            return area_prepared.intersects(box(*chip.bounds))
+
+        grid = ChipGrid(rasters.grid, chip_size, options.overlap)  # a raster smaller than one chip is refused
+        upper = grid.count(area.bounds)  # O(1): a huge AOI is refused before the chips are counted one by one
         if upper > options.max_chips:
             raise ValueError(
                 f"{upper} chips over the AOI is over --max-chips {options.max_chips}: use a smaller "
                 "AOI or raise the limit"
             )
-        area_prepared = prepared.prep(area)
-
-        def keep(chip: Chip) -> bool:  # chips touching the AOI, as the plugin keeps them
-            return area_prepared.intersects(box(*chip.bounds))
-
-        total, chips = grid.count(bounds, keep), grid.chips(bounds, keep)  # chips: streamed as the run reads them
-        stretch = rasters.stretch(bounds)
+        total, chips = grid.count(area.bounds, keep), grid.chips(area.bounds, keep)  # chips: streamed by the run
         log.info(
             "%d chips of %d px (stride %d) in %s; stretch %s",
             total,
             chip_size,
             grid.stride,
-            crs_string(crs),
-            "uint8 passthrough" if stretch.passthrough else stretch.to_dict(),
+            rasters.grid.crs,
+            "uint8 passthrough" if area.stretch.passthrough else area.stretch.to_dict(),
         )
         sources = (str(Path(options.before).resolve()), str(Path(options.after).resolve()))
         metadata = run_metadata(
@@ -204,11 +204,11 @@ def make_plan(options: DescribeOptions, captioner: Captioner) -> DescribePlan:
             chip_size,
             options.overlap,
             grid.grid_hash,
-            stretch.to_dict(),
+            area.stretch.to_dict(),
             model=model_label(info),
-            before_source=source_identity(options.before),
-            after_source=source_identity(options.after),
-            aoi=area_wkt,
+            before_source=identities[0],
+            after_source=identities[1],
+            aoi=area.wkt,
             context=options.context_note,
         )
         return DescribePlan(
@@ -216,7 +216,7 @@ def make_plan(options: DescribeOptions, captioner: Captioner) -> DescribePlan:
             grid,
             chips,
             total,
-            stretch,
+            area.stretch,
             model_chip,
             info,
             sources,

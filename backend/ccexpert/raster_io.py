@@ -21,6 +21,9 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+
+from .aoi import described_area
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +197,23 @@ class DateReader:
         return data[:3], ok
 
 
+@dataclass(frozen=True)
+class DescribedArea:
+    """What a run describes of a pair: the rasters' common footprint, cut to the AOI when there is one (before CRS);
+    its WKT for the run metadata (None without an AOI: the whole footprint); the one 8-bit stretch sampled over it."""
+
+    geometry: BaseGeometry
+    wkt: str | None
+    stretch: Stretch
+
+    @property
+    def bounds(self) -> Bounds:
+        return self.geometry.bounds
+
+
 class RasterPair:
-    """The before/after rasters opened for chip reads on the before grid. Use as a context manager."""
+    """The before/after rasters opened for chip reads on the before grid. Use as a context manager (a run opens
+    them with :func:`open_pair`: checked, over the area it describes)."""
 
     def __init__(
         self,
@@ -375,6 +393,29 @@ class RasterPair:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_pair(
+    before_path: str,
+    after_path: str,
+    *,
+    bands: str | None = None,
+    nodata: float | None = None,
+    aoi: str | None = None,
+    aoi_layer: str | None = None,
+) -> tuple[RasterPair, DescribedArea]:
+    """The pair a run reads, over the area it describes: both rasters opened and checked (bands, CRS, overlap), a
+    few pixels of each read (a truncated file is refused here, not chip by chip), the area described
+    (``aoi.described_area``: the AOI read, repaired, projected and cut to the common footprint) and the one stretch
+    sampled over it. ValueError naming what is wrong, with the rasters closed again."""
+    pair = RasterPair(before_path, after_path, bands=bands, nodata=nodata)
+    try:
+        pair.check_readable()
+        area, area_wkt = described_area(aoi, aoi_layer, pair.before.crs, pair.overlap, abs(pair.before.transform.a))
+        return pair, DescribedArea(area, area_wkt, pair.stretch(area.bounds))
+    except BaseException:
+        pair.close()
+        raise
 
 
 def _ordered(bounds) -> Bounds:

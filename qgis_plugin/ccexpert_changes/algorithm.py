@@ -47,11 +47,12 @@ from .backend_client import BackendClient, BackendError
 from .chips import BackendCaptioner, ChipEncoder
 from .compat import ADVANCED, CAN_CANCEL, DOUBLE, INTEGER, VECTOR_POLYGON
 from .core.driver import MAX_IN_FLIGHT, Hooks, RunPlan, drive, model_label, settings_from_info
-from .core.fields import run_metadata, source_identity
+from .core.fields import run_metadata
 from .core.grid import DEFAULT_CHIP_SIZE
 from .core.output_lock import OutputBusy, OutputLock
 from .core.output_names import default_output_path
 from .core.run_loop import RunSettings, RunStats
+from .core.sources import source_identity
 from .output import OutputError, TileWriter, check_output
 from .planning import DEFAULT_BANDS, DescribeParameters, Plan, make_plan
 from .qthreads import QThreadExecutor

@@ -27,10 +27,11 @@ from .about import chips_text, tr
 from .backend_client import BackendClient, BackendError
 from .compat import parameters_without_defaults
 from .core.dates import parse_date, pick_pair
-from .core.fields import LAYER_NAME, STATUS_OK, same_imagery
+from .core.fields import LAYER_NAME, STATUS_OK
 from .core.grid import DEFAULT_CHIP_SIZE
 from .core.gsd import gsd_warning, matching_chip_size
 from .core.output_names import default_output_path
+from .core.sources import same_imagery
 
 LIMIT_LABEL = "Ask before runs of more chips than"  # the settings dialog's and the algorithm's wording
 DEMO_WARNING = (

@@ -26,8 +26,8 @@ from .about import tr
 from .compat import POLYGON_GEOMETRY
 from .core.context import check_context
 from .core.driver import RunOptions
-from .core.fields import same_imagery
 from .core.grid import Bounds, Chip, ChipGrid
+from .core.sources import same_imagery
 from .reader import PairReader, RasterInputError, default_bands, open_raster, raster_grid
 
 DEFAULT_BANDS = [1, 2, 3]

@@ -4,9 +4,11 @@ that fails once the rasters are open closes them again."""
 
 from __future__ import annotations
 
+import logging
+
 import fiona
 import pytest
-from ccexpert import describe_plan
+from ccexpert import raster_io
 from ccexpert.describe import DescribeError, DescribeOptions, EngineCaptioner
 from ccexpert.describe_plan import make_plan
 from rasterio.transform import from_origin
@@ -25,15 +27,15 @@ def rasters(tmp_path):
 
 @pytest.fixture
 def opened(monkeypatch):
-    """Every RasterPair the plan opens."""
+    """Every RasterPair the plan opens (through ``raster_io.open_pair``)."""
     pairs = []
 
-    class Recorded(describe_plan.RasterPair):
+    class Recorded(raster_io.RasterPair):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             pairs.append(self)
 
-    monkeypatch.setattr(describe_plan, "RasterPair", Recorded)
+    monkeypatch.setattr(raster_io, "RasterPair", Recorded)
     return pairs
 
 
@@ -90,3 +92,30 @@ def test_a_check_that_fails_once_the_rasters_are_open_closes_them_and_writes_not
         make_plan(DescribeOptions(*rasters, str(out), **kwargs), captioner)
     assert len(opened) == 1 and opened[0].before.closed and opened[0].after.closed
     assert sorted(p.name for p in tmp_path.iterdir()) == files
+
+
+def test_before_equal_to_after_is_refused_before_a_raster_is_opened(rasters, tmp_path, opened):
+    """The sources are identified (and Before = After refused) before ``raster_io.open_pair`` opens anything."""
+    before, _ = rasters
+    link = tmp_path / "link.tif"
+    link.symlink_to(before)
+    with pytest.raises(ValueError, match="before and after are the same raster"):
+        make_plan(DescribeOptions(before, str(link), str(tmp_path / "out.gpkg")), EngineCaptioner(EchoEngine()))
+    assert opened == [] and not (tmp_path / "out.gpkg").exists()
+
+
+def test_a_raster_smaller_than_a_chip_is_refused_after_the_pixel_size_warning_it_points_to(tmp_path, caplog):
+    """The refusal says "check the pixel-size warning": the warning is logged first (the grid is laid once, after
+    the backend named its chip size and pixel size; it used to be laid, and refuse, before the warning)."""
+
+    class HalfMetre(EchoEngine):
+        def info(self):
+            return {**super().info(), "gsd_m": 0.5}
+
+    coarse = from_origin(*ORIGIN, 10.0, 10.0)
+    before = str(write_tif(tmp_path / "b.tif", blocks(102, chip=51), coarse))
+    after = str(write_tif(tmp_path / "a.tif", blocks(102, chip=51) + 1, coarse))
+    warned = caplog.at_level(logging.WARNING, logger="ccexpert.describe")
+    with warned, pytest.raises(ValueError, match="smaller than one chip of 384 x 384"):
+        make_plan(DescribeOptions(before, after, str(tmp_path / "o.gpkg")), EngineCaptioner(HalfMetre()))
+    assert any("trained on about 0.5 m per pixel" in r.getMessage() for r in caplog.records)

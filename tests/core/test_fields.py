@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from ccexpert_changes.core import fields
+from ccexpert_changes.core import fields, sources
 
 
 def test_field_list_is_the_contract():
@@ -91,12 +91,12 @@ def test_source_identity_tells_scenes_apart_but_not_copies(tmp_path):
     b.write_bytes(b"II*\x00" + bytes(range(255, -1, -1)) * 5000)  # same size, other pixels
     copy.parent.mkdir()
     copy.write_bytes(a.read_bytes())
-    ia, ib, ic = (fields.source_identity(str(p)) for p in (a, b, copy))
+    ia, ib, ic = (sources.source_identity(str(p)) for p in (a, b, copy))
     assert ia["size"] == ib["size"] and ia["content"] != ib["content"]
     assert ic["content"] == ia["content"] and ic["path"] != ia["path"]
     assert ia["mtime"].endswith("Z")
     remote = "/vsicurl/https://example.org/x.tif"
-    assert fields.source_identity(remote) == {"path": remote}  # not a local file: kept, never compared
+    assert sources.source_identity(remote) == {"path": remote}  # not a local file: kept, never compared
 
 
 def test_fingerprint_differences_name_what_changed():

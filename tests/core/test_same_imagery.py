@@ -1,11 +1,11 @@
-"""The Before = After guard (core.fields.same_imagery): the same file under any name is the same imagery."""
+"""The Before = After guard (core.sources.same_imagery): the same file under any name is the same imagery."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from ccexpert_changes.core.fields import same_imagery
+from ccexpert_changes.core.sources import same_imagery
 
 
 @pytest.fixture

@@ -76,14 +76,14 @@ def test_zip_passes_the_repository_checks(plugin_zip):
     assert not any("<" in v and ">" in v for v in meta.values()), "no HTML in metadata.txt"
 
 
-def test_metadata_and_license_exist_once_in_the_plugin():
-    """One source of truth: the plugin folder (QGIS reads metadata.txt there at dev time; the wheel ships both as
-    package data of ccexpert_changes and ``ccexpert package-plugin`` zips them from there). The top-level
-    metadata.txt is a link to that file, never a copy."""
+def test_metadata_and_license_exist_once():
+    """One source of truth each: the top-level metadata.txt is the plugin's (the plugin folder holds a link to it,
+    which QGIS reads at dev time; the wheel ships its contents as package data of ccexpert_changes and ``ccexpert
+    package-plugin`` zips them); the LICENSE lives in the plugin folder only."""
     plugin = REPO / "qgis_plugin" / "ccexpert_changes"
-    assert (plugin / "metadata.txt").is_file() and (plugin / "LICENSE").is_file()
-    assert not (plugin / "metadata.txt").is_symlink()
-    assert (REPO / "metadata.txt").is_symlink() and (REPO / "metadata.txt").resolve() == plugin / "metadata.txt"
+    assert (REPO / "metadata.txt").is_file() and not (REPO / "metadata.txt").is_symlink()
+    assert (plugin / "metadata.txt").is_symlink() and (plugin / "metadata.txt").resolve() == REPO / "metadata.txt"
+    assert (plugin / "LICENSE").is_file() and not (plugin / "LICENSE").is_symlink()
     assert not (REPO / "LICENSE").exists()
 
 

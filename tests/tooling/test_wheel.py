@@ -1,8 +1,10 @@
 """The wheel works installed, without the checkout: the default (demo) model and the QGIS plugin's files are package
 data, so ``ccexpert caption`` and ``ccexpert package-plugin`` run from any folder.
 
-The wheel is built (``pip wheel --no-build-isolation``, the locked setuptools) from a copy of the sources, so no stale
-``build/`` folder can slip files into it and the checkout is left as it is. It is installed into a fresh venv that
+The wheel is built (``pip wheel --no-build-isolation``, the locked setuptools) from a copy of the sources made as a
+clone has them (the plugin's links to ``resources/`` and the top-level ``metadata.txt`` kept as links), so no stale
+``build/`` folder can slip files into it and the checkout is left as it is; the wheel must carry the files' contents,
+never a link. It is installed into a fresh venv that
 sees ``.venv``'s site-packages through a ``.pth`` line (torch and the rest are not downloaded again; that folder's own
 ``.pth`` files, among them the editable install of ``ccexpert``, are not run), and the commands run from a folder
 outside the repository.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -24,7 +27,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "backend", "training", "qgis_plugin")
+SOURCES = ("pyproject.toml", "README.md", "metadata.txt", "resources", "backend", "training", "qgis_plugin")
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +50,7 @@ def installed(tmp_path_factory) -> Path:
     for name in SOURCES:
         path = REPO / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=ignore)
+            shutil.copytree(path, src / name, ignore=ignore, symlinks=True)
         else:
             shutil.copy2(path, src / name)
     _run(
@@ -69,6 +72,15 @@ def installed(tmp_path_factory) -> Path:
     assert len(wheels) == 1, wheels
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
+        links = [i.filename for i in zf.infolist() if stat.S_ISLNK(i.external_attr >> 16)]
+        assert not links, f"the wheel carries links: {links}"
+        for inside, source in (
+            ("ccexpert_changes/metadata.txt", "metadata.txt"),
+            ("ccexpert_changes/icon.svg", "resources/icons/icon.svg"),
+            ("ccexpert_changes/styles/change_captions.qml", "resources/styles/change_captions.qml"),
+            ("ccexpert_changes/styles/change_areas.qml", "resources/styles/change_areas.qml"),
+        ):
+            assert zf.read(inside) == (REPO / source).read_bytes(), f"{inside} is not {source}"
     for needed in (
         "ccexpert/demo_model/config.json",
         "ccexpert/demo_model/model.safetensors",
@@ -147,7 +159,7 @@ def test_package_plugin_from_the_installed_package(installed, outside):
     with zipfile.ZipFile(target) as zf:
         names = set(zf.namelist())
         assert "GNU GENERAL PUBLIC LICENSE" in zf.read("ccexpert_changes/LICENSE").decode()
-        # the top-level metadata.txt and resources/ name the very files the installed package zips
+        # the installed package zips the contents of the top-level metadata.txt and resources/
         assert zf.read("ccexpert_changes/metadata.txt") == (REPO / "metadata.txt").read_bytes()
         qml = zf.read("ccexpert_changes/styles/change_captions.qml")
         assert qml == (REPO / "resources" / "styles" / "change_captions.qml").read_bytes()

@@ -4,7 +4,8 @@ the required keys, ``LICENSE``, the icon; no compiled files, hidden entries or b
 
 The zip holds the plugin package ``ccexpert_changes`` as Python imports it: ``qgis_plugin/ccexpert_changes`` in a
 source checkout, ``site-packages/ccexpert_changes`` once the ``ccexpert`` wheel is installed (its ``metadata.txt``,
-``LICENSE``, ``icon.svg`` and ``styles/*.qml`` are package data). Those files exist once, in the plugin folder.
+``LICENSE``, ``icon.svg`` and ``styles/*.qml`` are package data). In a checkout the plugin's ``metadata.txt``, icon
+and styles are links to the top-level ``metadata.txt`` and ``resources/``: the zip carries their contents.
 """
 
 from __future__ import annotations

@@ -5,9 +5,7 @@ One polygon per chip in the before raster's CRS; GeoPackage layer ``change_capti
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -160,7 +158,7 @@ def run_metadata(
 
     They are also the output's fingerprint: a resume compares them with the run about to append to the file
     (:func:`fingerprint_differences`). ``model`` is the backend's model id (name and version);
-    ``before_source``/``after_source`` are :func:`source_identity` of the two rasters; ``aoi`` is the area of
+    ``before_source``/``after_source`` are ``core.sources.source_identity`` of the two rasters; ``aoi`` is the area of
     interest as WKT in the before CRS, when the run had one (the report outlines it; not part of the fingerprint:
     resuming with another AOI adds its tiles); ``context`` is the run's note (``core.context``), when it had one
     (the report shows it; not part of the fingerprint either: CCExpert ignores notes, and a resume that rewords one
@@ -187,59 +185,6 @@ def run_metadata(
     if context:
         meta["context"] = context
     return meta
-
-
-IDENTITY_BYTES = 1 << 20  # the first and the last MiB of a raster file are hashed (headers, offsets, first/last tiles)
-
-
-def source_identity(path: str) -> dict[str, Any]:
-    """What identifies a raster file without reading it all: resolved path, size, mtime (UTC, informative) and
-    the sha1 of its first and last MiB (``content``). A path that is not a local file (a GDAL virtual path, a
-    database) gets ``{"path": ...}`` only, and is then not compared."""
-    if not path or not os.path.isfile(path):
-        return {"path": path}
-    resolved = os.path.realpath(path)
-    try:
-        stat = os.stat(resolved)
-        digest = hashlib.sha1(usedforsecurity=False)
-        with open(resolved, "rb") as f:
-            digest.update(f.read(IDENTITY_BYTES))
-            if stat.st_size > IDENTITY_BYTES:
-                f.seek(max(IDENTITY_BYTES, stat.st_size - IDENTITY_BYTES))
-                digest.update(f.read(IDENTITY_BYTES))
-    except OSError:
-        return {"path": resolved}
-    mtime = datetime.fromtimestamp(stat.st_mtime, timezone.utc).replace(microsecond=0).isoformat()
-    return {
-        "path": resolved,
-        "size": stat.st_size,
-        "mtime": mtime.replace("+00:00", "Z"),
-        "content": digest.hexdigest(),
-    }
-
-
-def _file_part(source: str) -> str:
-    """The file of a GDAL/QGIS data source: "/x.tif|layername=a" -> "/x.tif" (options after "|" dropped)."""
-    return str(source or "").split("|", 1)[0].strip()
-
-
-def same_imagery(a: str, b: str) -> bool:
-    """Whether two raster sources are the same file: the Before = After mistake a run must refuse.
-
-    Compares the file parts of GDAL-style sources ("/path/x.tif|layername=..."). When both exist, the file system
-    decides (``os.path.samefile``: a symlink or a hard link to the same file is the same file); otherwise the
-    normalised absolute paths are compared (case-folded where the file system is, e.g. Windows)."""
-    fa, fb = _file_part(a), _file_part(b)
-    if not fa or not fb:
-        return False
-    if os.path.exists(fa) and os.path.exists(fb):
-        try:
-            return os.path.samefile(fa, fb)
-        except OSError:
-            pass
-    return os.path.normcase(os.path.abspath(os.path.expanduser(fa))) == os.path.normcase(
-        os.path.abspath(os.path.expanduser(fb))
-    )
 
 
 # (key, what it is for the user) compared by a resume; the grid hash is checked on its own (tile ids carry it)
