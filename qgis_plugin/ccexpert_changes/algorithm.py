@@ -1,15 +1,16 @@
 """Processing algorithm ``ccexpert:describe_changes``: the one code path behind the toolbox, batch mode, the
 model designer, ``processing.run`` and ``qgis_process``.
 
-Parameters are read once (``planning.DescribeParameters``). Plan (no network, cheap): open both rasters with GDAL,
-refuse Before = After, check they overlap, transform the area of interest (a polygon layer and/or an extent such as
-the map canvas) into the before CRS, lay the chip grid and count the chips. Run: check OUTPUT (a .gpkg that is none
-of the inputs), fetch ``/v1/info``, check the API key (``/v1/auth/check``), compute the shared stretch, take the
-output's lock, then hand the chips to the run driver shared with ``ccexpert describe`` (``core.driver.drive``:
-batch, bytes and in-flight from ``/v1/info``, the keep rule; ``core.run_loop``: rows written in grid order). Nothing
-is written before every check passed; an existing OUTPUT is replaced only once the run captions its first tile
-(``output.TileWriter``, staging in ``core.output_contract``), and RESUME refuses an OUTPUT made from other inputs or
-without a readable fingerprint unless RESUME_FORCE. Every count the run reports is the layer's.
+Parameters are read once (``planning.DescribeParameters``). Plan (no network, cheap; ``planning.make_plan``): refuse
+Before = After, open and check both rasters with GDAL, describe the area (where they overlap, cut to the extent such
+as the map canvas and to the area of interest, in the before CRS), lay the chip grid over it and count the chips.
+Run: check OUTPUT (a .gpkg that is none of the inputs), fetch ``/v1/info``, check the API key
+(``/v1/auth/check``), compute the shared stretch, take the output's lock, then hand the chips to the run driver
+shared with ``ccexpert describe`` (``core.driver.drive``: batch, bytes and in-flight from ``/v1/info``, the keep
+rule; ``core.run_loop``: rows written in grid order). Nothing is written before every check passed; an existing
+OUTPUT is replaced only once the run captions its first tile (``output.TileWriter``, staging in
+``core.output_contract``), and RESUME refuses an OUTPUT made from other inputs or without a readable fingerprint
+unless RESUME_FORCE. Every count the run reports is the layer's.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ from .core.output_names import default_output_path
 from .core.run_loop import RunSettings, RunStats
 from .core.sources import source_identity
 from .output import OutputError, TileWriter, check_output
-from .planning import DEFAULT_BANDS, DescribeParameters, Plan, make_plan
+from .planning import DescribeParameters, Plan, make_plan
 from .qthreads import QThreadExecutor
-from .reader import RasterInputError
+from .reader import DEFAULT_BANDS, RasterInputError
 from .run_feedback import (
     RunProgress,
     counts_of_layer,
@@ -340,7 +341,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
             )
             try:
                 stats = self._run(
-                    RunPlan(plan.grid.chips(plan.bounds, plan.keep), plan.count, common),
+                    RunPlan(plan.chips(), plan.count, common),
                     ChipEncoder(plan.reader, params.max_nodata),
                     BackendCaptioner(client, params.context_note),
                     writer,
@@ -489,7 +490,7 @@ class DescribeChangesAlgorithm(QgsProcessingAlgorithm):
         limit = params.max_chips
         to_send = plan.count
         if writer.done:
-            to_send = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in writer.done)
+            to_send = sum(1 for chip in plan.chips() if chip.tile_id not in writer.done)
         if to_send > limit:
             writer.discard()
             writer.finish(keep=False)

@@ -80,7 +80,7 @@ def chips_to_send(plan, done: set[str], max_nodata: float) -> int:
     from .reader import RasterInputError
 
     count = 0
-    for chip in plan.grid.chips(plan.bounds, plan.keep):
+    for chip in plan.chips():
         if chip.tile_id in done:
             continue
         try:
@@ -332,7 +332,7 @@ class DescribeChangesDialog(AlgorithmDialog):
             except QgsProcessingException:
                 output = ""
             done = captioned_tiles(output)
-        not_done = sum(1 for chip in plan.grid.chips(plan.bounds, plan.keep) if chip.tile_id not in done)
+        not_done = sum(1 for chip in plan.chips() if chip.tile_id not in done)
         if not_done <= int(parameters.get(alg.MAX_CHIPS) or 0):
             return plan.count, not_done  # under the limit anyway: no need to look at the pixels
         return plan.count, chips_to_send(plan, done, float(parameters.get(alg.MAX_NODATA, 0.5)))

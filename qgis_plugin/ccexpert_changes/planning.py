@@ -1,21 +1,16 @@
 """Planning a run of ``describe_changes`` without the network (the algorithm and the dialog's confirmation share it):
-the parameters read once (:class:`DescribeParameters`), the rasters opened and checked, the area of interest (a
-polygon layer and/or an extent such as the map canvas) in the Before CRS, the chip grid and the chip count."""
+the parameters read once (:class:`DescribeParameters`), then :func:`make_plan`: the rasters opened and checked
+(``reader``), the area described in the Before CRS (``area``: the overlap, an extent such as the map canvas, a
+polygon layer), the chip grid laid over it once and its chips counted."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from qgis.core import (
-    Qgis,
     QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsCsException,
-    QgsFeatureRequest,
-    QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -23,14 +18,12 @@ from qgis.core import (
 )
 
 from .about import tr
-from .compat import POLYGON_GEOMETRY
+from .area import described_area
 from .core.context import check_context
 from .core.driver import RunOptions
 from .core.grid import Bounds, Chip, ChipGrid
 from .core.sources import same_imagery
-from .reader import PairReader, RasterInputError, default_bands, open_raster, raster_grid
-
-DEFAULT_BANDS = [1, 2, 3]
+from .reader import PairReader, open_pair
 
 
 @dataclass(kw_only=True)
@@ -98,7 +91,8 @@ def context_note(text: str | None) -> str | None:
 
 @dataclass
 class Plan:
-    """What a run will do, computed without touching the network."""
+    """What a run will do, computed without touching the network: the pair to read, the chip grid laid over the
+    described area and the chips it keeps there."""
 
     reader: PairReader
     grid: ChipGrid
@@ -108,12 +102,19 @@ class Plan:
     crs_wkt: str
     aoi_wkt: str | None = None  # the area of interest in the Before CRS, for the run metadata (the report outlines it)
 
+    def chips(self) -> Iterator[Chip]:
+        """The run's chips in grid order, streamed (the grid's ``chips`` over the plan's bounds and AOI)."""
+        return self.grid.chips(self.bounds, self.keep)
+
 
 def make_plan(
     params: DescribeParameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback, out_size: int
 ) -> Plan:
-    """Open both rasters, refuse Before = After, check they overlap, bring the AOI and/or extent into the Before
-    CRS, lay the chip grid and count the chips."""
+    """Check the inputs and lay the run out, entering each module once, in the order of the run's checks: both
+    layers GDAL rasters, Before = After refused (``core.sources``), the pair opened and checked with AFTER placed
+    on BEFORE's pixels (``reader.open_pair``), the area described in the Before CRS (``area.described_area``:
+    rasters that do not overlap, an extent or area of interest outside them refused), then the chip grid laid over
+    that area (a raster smaller than one chip refused) and its chips counted. QgsProcessingException otherwise."""
     before_layer, after_layer = params.before, params.after
     for label, layer in (("BEFORE", before_layer), ("AFTER", after_layer)):
         if layer is None:
@@ -130,139 +131,15 @@ def make_plan(
             ).format(before_layer.source().split("|")[0])
         )
     try:
-        before_ds = open_raster(before_layer.source(), "BEFORE")
-        after_ds = open_raster(after_layer.source(), "AFTER")
-        bands = params.bands or default_bands(before_ds)
-        if bands == DEFAULT_BANDS and before_ds.RasterCount < 3:  # the shown default on a one-band raster
-            bands = default_bands(before_ds)
-        chip_size = params.chip_size or out_size
-        overlap = params.overlap
-        reader = PairReader(before_ds, after_ds, bands, out_size, log=feedback.pushInfo)
-    except (RasterInputError, ValueError) as exc:
+        reader = open_pair(before_layer.source(), after_layer.source(), params.bands, out_size, log=feedback.pushInfo)
+    except ValueError as exc:  # RasterInputError: the message names the raster
         raise QgsProcessingException(str(exc)) from exc
-
-    before_crs = QgsCoordinateReferenceSystem(before_ds.GetSpatialRef().ExportToWkt())
-    after_crs = QgsCoordinateReferenceSystem(after_ds.GetSpatialRef().ExportToWkt())
-    before_rect = QgsRectangle(*reader.grid.bounds)
-    after_rect = QgsRectangle(*raster_grid(after_ds, "AFTER").bounds)
-    if after_crs != before_crs:
-        transform = QgsCoordinateTransform(after_crs, before_crs, context.transformContext())
-        after_rect = transform.transformBoundingBox(after_rect)
-    overlap_rect = before_rect.intersect(after_rect)
-    if overlap_rect.isEmpty() or overlap_rect.width() <= 0 or overlap_rect.height() <= 0:
-        raise QgsProcessingException(
-            tr(
-                "BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a "
-                "co-registered pair of the same place"
-            ).format(before_rect.toString(3), after_rect.toString(3))
-        )
-    try:  # after the overlap check: rasters that do not overlap are the more basic mistake
-        grid = ChipGrid(reader.grid, chip_size, overlap)
-    except ValueError as exc:  # a raster smaller than one chip names the chip size that fits
+    area = described_area(reader, params.extent, params.extent_crs, params.aoi, context, feedback)
+    try:  # once the area is known: a raster smaller than one chip names the chip size that fits
+        grid = ChipGrid(reader.grid, params.chip_size or out_size, params.overlap)
+    except ValueError as exc:
         raise QgsProcessingException(str(exc)) from exc
-    keep_chip = None
-    area = overlap_rect
-    if params.extent is not None and not params.extent.isNull() and not params.extent.isEmpty():
-        extent = params.extent
-        if params.extent_crs is not None and params.extent_crs.isValid() and params.extent_crs != before_crs:
-            extent = QgsCoordinateTransform(
-                params.extent_crs, before_crs, context.transformContext()
-            ).transformBoundingBox(extent)
-        if not extent.isNull() and not extent.isEmpty():
-            area = area.intersect(extent)
-            if area.isEmpty() or area.width() <= 0 or area.height() <= 0:
-                raise QgsProcessingException(
-                    tr("The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)").format(
-                        extent.toString(3), overlap_rect.toString(3)
-                    )
-                )
-    source = params.aoi
-    if source is not None:
-        aoi = _aoi_geometry(source, before_crs, context, feedback, within=area)
-        aoi = aoi.intersection(QgsGeometry.fromRect(area))
-        if aoi.isEmpty() or aoi.area() <= 0:
-            raise QgsProcessingException(
-                tr("The area of interest does not intersect the area where BEFORE and AFTER overlap")
-            )
-        area = aoi.boundingBox()
-        keep_chip = _touches(aoi)
-
-    bounds = (area.xMinimum(), area.yMinimum(), area.xMaximum(), area.yMaximum())
-    count = grid.count(bounds, keep_chip)
+    count = grid.count(area.bounds, area.keep)
     if count == 0:
         raise QgsProcessingException(tr("The area of interest covers no chip of the BEFORE raster"))
-    aoi_wkt = aoi.asWkt() if source is not None else None
-    return Plan(reader, grid, bounds, keep_chip, count, before_ds.GetSpatialRef().ExportToWkt(), aoi_wkt)
-
-
-def _aoi_geometry(source, target_crs, context, feedback, within: QgsRectangle | None = None) -> QgsGeometry:
-    """Union of the AOI features (selection honoured by the parameter) in ``target_crs``, with the rule of
-    ``ccexpert describe`` (``ccexpert.aoi``): a coordinate that is not a number is refused naming the feature; an
-    invalid polygon (a self-intersecting bow-tie) is repaired with ``makeValid`` (GEOS MakeValid, which keeps every
-    lobe), its polygons kept, and a warning says so; the AOI is clipped to ``within`` (the rasters' footprint in
-    ``target_crs``) in its own CRS before it is projected, so a whole-globe AOI in degrees still projects."""
-    source_crs = source.sourceCrs()
-    to_target = QgsCoordinateTransform(source_crs, target_crs, context.transformContext())
-    parts = []
-    for feature in source.getFeatures(QgsFeatureRequest()):
-        if feedback.isCanceled():
-            raise QgsProcessingException(tr("Canceled."))
-        geometry = feature.geometry()
-        if not geometry or geometry.isEmpty():
-            continue
-        if any(not (math.isfinite(v.x()) and math.isfinite(v.y())) for v in geometry.vertices()):
-            raise QgsProcessingException(
-                tr(
-                    "The area of interest, feature {0}, has a coordinate that is not a number: "
-                    "fix or remove that vertex"
-                ).format(feature.id())
-            )
-        if not geometry.isGeosValid():
-            reason = geometry.validateGeometry(Qgis.GeometryValidationEngine.Geos)
-            geometry = _polygons(geometry.makeValid())
-            feedback.pushWarning(
-                tr(
-                    "The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part "
-                    "it encloses (area {2:.6g} in its CRS units)"
-                ).format(feature.id(), "; ".join(e.what() for e in reason) or "invalid", geometry.area())
-            )
-        parts.append(geometry)
-    if not parts:
-        raise QgsProcessingException(tr("The area of interest has no polygon (no features, or none selected)"))
-    aoi = QgsGeometry.unaryUnion(parts)
-    if source_crs != target_crs:
-        if within is not None:
-            margin = max(within.width(), within.height()) * 0.05
-            footprint = within.buffered(margin)
-            try:
-                clip = to_target.transformBoundingBox(footprint, Qgis.TransformDirection.Reverse)
-                aoi = aoi.intersection(QgsGeometry.fromRect(clip))
-            except QgsCsException:
-                pass  # the footprint cannot be expressed in the AOI's CRS: project the whole AOI
-        try:
-            aoi.transform(to_target)
-        except QgsCsException as exc:
-            raise QgsProcessingException(
-                tr("The area of interest cannot be projected into the BEFORE raster's CRS ({0})").format(str(exc))
-            ) from exc
-    return aoi
-
-
-def _polygons(geometry: QgsGeometry) -> QgsGeometry:
-    """The polygonal parts of a repaired geometry (makeValid can return a collection with stray lines)."""
-    if geometry.type() == POLYGON_GEOMETRY and not geometry.isMultipart():
-        return geometry
-    polys = [g for g in geometry.asGeometryCollection() if g.type() == POLYGON_GEOMETRY]
-    return QgsGeometry.unaryUnion(polys) if polys else QgsGeometry()
-
-
-def _touches(aoi: QgsGeometry):
-    """``keep(chip)``: the chip's footprint touches the AOI (prepared geometry, built once)."""
-    engine = QgsGeometry.createGeometryEngine(aoi.constGet())
-    engine.prepareGeometry()
-
-    def keep(chip: Chip, _engine=engine, _aoi=aoi) -> bool:  # _aoi keeps the engine's geometry alive
-        rect = QgsGeometry.fromRect(QgsRectangle(*chip.bounds))
-        return _engine.intersects(rect.constGet())
-
-    return keep
+    return Plan(reader, grid, area.bounds, area.keep, count, reader.before.GetSpatialRef().ExportToWkt(), area.wkt)

@@ -22,6 +22,7 @@ from .core.grid import Bounds, Chip, RasterGrid
 from .core.png import encode_rgb
 from .core.stretch import Stretch, compute_stretch, nodata_fraction, valid_mask
 
+DEFAULT_BANDS = [1, 2, 3]  # the BANDS parameter's shown default
 STRETCH_SAMPLE_PX = 512  # longest side of the decimated read the stretch percentiles come from (~260k px)
 
 
@@ -93,57 +94,75 @@ def default_bands(ds: gdal.Dataset) -> list[int]:
     return [1, 2, 3] if ds.RasterCount >= 3 else [1, 1, 1]
 
 
+def open_pair(before_source: str, after_source: str, bands: list[int] | None, out_size: int, log=print) -> PairReader:
+    """The pair a run reads: BEFORE and AFTER opened from their layers' sources and checked (:class:`PairReader`),
+    on ``bands`` (None, or the shown default on a one-band raster: the raster's own). RasterInputError naming
+    the raster and what is wrong."""
+    before = open_raster(before_source, "BEFORE")
+    after = open_raster(after_source, "AFTER")
+    if not bands or (bands == DEFAULT_BANDS and before.RasterCount < 3):
+        bands = default_bands(before)
+    return PairReader(before, after, bands, out_size, log=log)
+
+
 class PairReader:
     """Reads chip pairs of ``before``/``after`` on the before raster's grid. ``log`` receives one line per
-    decision worth telling the user (resampling, stretch)."""
+    decision worth telling the user (resampling, stretch). A run opens it with :func:`open_pair`.
+
+    The constructor checks the pair in the order a run reports problems: both georeferenced, the bands, AFTER placed
+    on BEFORE's pixels (from the GDAL geotransforms: read directly at a whole-pixel offset, else warped), and last
+    the two pixel grids in core terms (``core.grid.RasterGrid``: a rotated raster is refused there), which the chip
+    grid, the stretch window and the plan's footprints use."""
 
     def __init__(self, before: gdal.Dataset, after: gdal.Dataset, bands: list[int], out_size: int, log=print):
         self.before = before
         self.after_src = after
-        self.grid = raster_grid(before, "BEFORE")
-        after_grid = raster_grid(after, "AFTER")
+        for ds, label in ((before, "BEFORE"), (after, "AFTER")):
+            if ds.GetSpatialRef() is None:
+                raise RasterInputError(
+                    tr("{0} raster has no coordinate reference system; assign one first").format(label)
+                )
         self.bands = check_bands(before, bands, "BEFORE")
         check_bands(after, bands, "AFTER")
         self.out_size = int(out_size)
         self.nodata_before = before.GetRasterBand(self.bands[0]).GetNoDataValue()
         self.nodata_after = after.GetRasterBand(self.bands[0]).GetNoDataValue()
-        self.after, self.after_offset = self._align_after(after, after_grid, log)
+        self.after, self.after_offset = self._align_after(after, log)
         self.mask_before = _mask_band(before, self.bands[0])
         self.mask_after = _mask_band(self.after, self.bands[0])
         self.stretch = Stretch.identity(3)
+        self.grid, self.after_grid = raster_grid(before, "BEFORE"), raster_grid(after, "AFTER")
 
     # -- co-registration ----------------------------------------------------------------------------------
-    def _align_after(self, after: gdal.Dataset, after_grid: RasterGrid, log):
-        """(dataset to read, (dx, dy) pixel offset of the before grid into it)."""
-        g = self.grid
-        same_crs = _same_crs(self.before.GetSpatialRef(), after.GetSpatialRef())
-        same_px = math.isclose(after_grid.pixel_width, g.pixel_width, rel_tol=1e-9) and math.isclose(
-            after_grid.pixel_height, g.pixel_height, rel_tol=1e-9
-        )
-        if same_crs and same_px:
-            dx = (g.origin_x - after_grid.origin_x) / g.pixel_width
-            dy = (g.origin_y - after_grid.origin_y) / g.pixel_height
+    def _align_after(self, after: gdal.Dataset, log):
+        """(dataset to read, (dx, dy) pixel offset of the before grid into it), from the GDAL geotransforms."""
+        b, a = self.before.GetGeoTransform(), after.GetGeoTransform()
+        before_srs, after_srs = self.before.GetSpatialRef(), after.GetSpatialRef()
+        same_crs = _same_crs(before_srs, after_srs)
+        same_px = math.isclose(a[1], b[1], rel_tol=1e-9) and math.isclose(a[5], b[5], rel_tol=1e-9)
+        if same_crs and same_px and (a[2], a[4], b[2], b[4]) == (0, 0, 0, 0):
+            dx, dy = (b[0] - a[0]) / b[1], (b[3] - a[3]) / b[5]
             if abs(dx - round(dx)) < 1e-3 and abs(dy - round(dy)) < 1e-3:
                 return after, (int(round(dx)), int(round(dy)))
             reason = f"pixel grids are offset by ({dx % 1:.3f}, {dy % 1:.3f}) px"
         else:
             reason = (
-                f"CRS {after_grid.crs} vs {g.crs}"
+                f"CRS {crs_id(after_srs)} vs {crs_id(before_srs)}"
                 if not same_crs
-                else f"pixel size {after_grid.pixel_width:g} x {abs(after_grid.pixel_height):g} vs "
-                f"{g.pixel_width:g} x {abs(g.pixel_height):g}"
+                else f"pixel size {a[1]:g} x {abs(a[5]):g} vs {b[1]:g} x {abs(b[5]):g}"
             )
-        if g.pixel_height > 0:
+        if b[5] > 0:
             raise RasterInputError(tr("BEFORE raster is south-up; resampling AFTER onto it is not supported"))
+        width, height = self.before.RasterXSize, self.before.RasterYSize
         options = {"srcNodata": self.nodata_after} if self.nodata_after is not None else {}
         warped = gdal.Warp(
             "",
             after,
             format="VRT",
-            dstSRS=self.before.GetSpatialRef().ExportToWkt(),
-            outputBounds=g.bounds,
-            width=g.width,
-            height=g.height,
+            dstSRS=before_srs.ExportToWkt(),
+            outputBounds=(b[0], b[3] + height * b[5], b[0] + width * b[1], b[3]),  # north-up: checked above
+            width=width,
+            height=height,
             resampleAlg="bilinear",
             dstAlpha=True,
             **options,

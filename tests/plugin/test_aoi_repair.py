@@ -174,3 +174,21 @@ def test_a_south_up_pair_with_a_whole_globe_aoi_is_described_end_to_end(run_desc
     ds = None
     described = ogr.CreateGeometryFromWkt(meta["aoi"])
     assert described is not None and described.GetArea() == pytest.approx(576 * 576, rel=1e-6)
+
+
+def test_the_area_is_checked_before_the_chip_grid_as_describe_does(provider, tmp_path):
+    """Issue 26: the grid is laid once, over the described area, so an extent outside the rasters is named before a
+    raster smaller than one chip (``ccexpert describe`` refuses an AOI outside the rasters first too); on the old
+    plan the chip size was refused first."""
+    from ccexpert_changes.planning import DescribeParameters, make_plan
+
+    gt = (ORIGIN[0], 10.0, 0.0, ORIGIN[1], 0.0, -10.0)
+    before = write_tif(tmp_path / "b.tif", textured(102, 102), gt)
+    after = write_tif(tmp_path / "a.tif", textured(102, 102, 1), gt)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ccexpert:describe_changes")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    far = f"{X0 + 1e5},{X0 + 1e5 + 50},{Y0 - 50},{Y0} [EPSG:32615]"
+    params = DescribeParameters.read(alg, {"BEFORE": str(before), "AFTER": str(after), "EXTENT": far}, context)
+    with pytest.raises(QgsProcessingException, match="The extent .* does not overlap the area covered by both"):
+        make_plan(params, context, WarningFeedback.make(), 384)

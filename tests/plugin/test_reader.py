@@ -159,3 +159,29 @@ def test_alpha_band_marks_nodata(tmp_path):
     images = reader.read_chip(ChipGrid(reader.grid, 256).chip(0, 0))
     assert images.nodata_before == pytest.approx(0.25) and images.nodata_after == 0.0
     assert not images.before[:, :, :64].any()
+
+
+def test_open_pair_checks_the_pair_in_order_and_names_the_raster(tmp_path):
+    """``open_pair`` (the plan's one call into the reader): the bands default to the raster's own, a missing CRS is
+    named before the bands are looked at, and a rotated raster is refused by its pixel grid, the reader's last
+    step, even when AFTER would first have been resampled onto it."""
+    from ccexpert_changes.reader import DEFAULT_BANDS, open_pair
+
+    gt = (ORIGIN[0], 1.0, 0.0, ORIGIN[1], 0.0, -1.0)
+    grey = write_tif(tmp_path / "grey.tif", textured(64, 64, bands=1), gt)
+    grey_after = write_tif(tmp_path / "grey_a.tif", textured(64, 64, 1, bands=1), gt)
+    for bands in (None, DEFAULT_BANDS):  # nothing chosen, or the shown default on a one-band raster: grey
+        assert open_pair(str(grey), str(grey_after), bands, 64, log=lambda m: None).bands == [1, 1, 1]
+    before, after = pair(tmp_path, h=64, w=64, changes=())
+    bare = write_tif(tmp_path / "bare.tif", textured(64, 64), gt, wkt="")
+    with pytest.raises(RasterInputError, match="AFTER raster has no coordinate reference system"):
+        open_pair(str(before), str(bare), [1, 2, 9], 64)
+    with pytest.raises(RasterInputError, match="BEFORE raster cannot be opened"):
+        open_pair(str(tmp_path / "missing.tif"), str(after), None, 64)
+    rotated = write_tif(tmp_path / "rotated.tif", textured(64, 64), (ORIGIN[0], 1.0, 0.2, ORIGIN[1], 0.0, -1.0))
+    coarse = write_tif(tmp_path / "coarse.tif", textured(32, 32), (ORIGIN[0], 2.0, 0.0, ORIGIN[1], 0.0, -2.0))
+    for other in (rotated, coarse):  # the same grid (read directly), another pixel size (resampled first)
+        with pytest.raises(RasterInputError, match="BEFORE raster: rotated or sheared rasters are not supported"):
+            open_pair(str(rotated), str(other), None, 64, log=lambda m: None)
+    with pytest.raises(RasterInputError, match="AFTER raster: rotated or sheared rasters are not supported"):
+        open_pair(str(before), str(rotated), None, 64, log=lambda m: None)

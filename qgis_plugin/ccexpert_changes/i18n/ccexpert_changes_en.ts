@@ -272,6 +272,46 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
 {2} was left as it was; fix the problem and run again.</translation>
     </message>
     <message>
+        <location filename="../area.py"/>
+        <source>BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a co-registered pair of the same place</source>
+        <translation>BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a co-registered pair of the same place</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)</source>
+        <translation>The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The area of interest does not intersect the area where BEFORE and AFTER overlap</source>
+        <translation>The area of interest does not intersect the area where BEFORE and AFTER overlap</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>Canceled.</source>
+        <translation>Canceled.</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</source>
+        <translation>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</source>
+        <translation>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The area of interest has no polygon (no features, or none selected)</source>
+        <translation>The area of interest has no polygon (no features, or none selected)</translation>
+    </message>
+    <message>
+        <location filename="../area.py"/>
+        <source>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</source>
+        <translation>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</translation>
+    </message>
+    <message>
         <location filename="../area_layer.py"/>
         <source>{0} has no readable layer {1}</source>
         <translation>{0} has no readable layer {1}</translation>
@@ -315,11 +355,6 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
         <location filename="../backend_client.py"/>
         <source>{0}; retrying in {1:.1f} s (attempt {2}, {3:.0f} s of the retry budget left)</source>
         <translation>{0}; retrying in {1:.1f} s (attempt {2}, {3:.0f} s of the retry budget left)</translation>
-    </message>
-    <message>
-        <location filename="../backend_client.py"/>
-        <source>Canceled.</source>
-        <translation>Canceled.</translation>
     </message>
     <message>
         <location filename="../backend_client.py"/>
@@ -498,43 +533,8 @@ Nothing was captioned and nothing is kept; fix the key and run again.</translati
     </message>
     <message>
         <location filename="../planning.py"/>
-        <source>BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a co-registered pair of the same place</source>
-        <translation>BEFORE and AFTER rasters do not overlap (BEFORE {0}, AFTER {1} in the BEFORE CRS); pick a co-registered pair of the same place</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)</source>
-        <translation>The extent {0} does not overlap the area covered by both rasters ({1}, Before CRS)</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The area of interest does not intersect the area where BEFORE and AFTER overlap</source>
-        <translation>The area of interest does not intersect the area where BEFORE and AFTER overlap</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
         <source>The area of interest covers no chip of the BEFORE raster</source>
         <translation>The area of interest covers no chip of the BEFORE raster</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</source>
-        <translation>The area of interest, feature {0}, has a coordinate that is not a number: fix or remove that vertex</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</source>
-        <translation>The area of interest, feature {0}, is not a valid polygon ({1}): repaired, keeping every part it encloses (area {2:.6g} in its CRS units)</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The area of interest has no polygon (no features, or none selected)</source>
-        <translation>The area of interest has no polygon (no features, or none selected)</translation>
-    </message>
-    <message>
-        <location filename="../planning.py"/>
-        <source>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</source>
-        <translation>The area of interest cannot be projected into the BEFORE raster's CRS ({0})</translation>
     </message>
     <message>
         <location filename="../plugin.py"/>
