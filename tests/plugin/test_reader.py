@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from ccexpert_changes.core.grid import Chip, ChipGrid
@@ -180,8 +182,15 @@ def test_open_pair_checks_the_pair_in_order_and_names_the_raster(tmp_path):
         open_pair(str(tmp_path / "missing.tif"), str(after), None, 64)
     rotated = write_tif(tmp_path / "rotated.tif", textured(64, 64), (ORIGIN[0], 1.0, 0.2, ORIGIN[1], 0.0, -1.0))
     coarse = write_tif(tmp_path / "coarse.tif", textured(32, 32), (ORIGIN[0], 2.0, 0.0, ORIGIN[1], 0.0, -2.0))
-    for other in (rotated, coarse):  # the same grid (read directly), another pixel size (resampled first)
+    logs: list[str] = []
+    for other in (rotated, coarse):  # the same grid, or another pixel size: refused without resampling first
         with pytest.raises(RasterInputError, match="BEFORE raster: rotated or sheared rasters are not supported"):
-            open_pair(str(rotated), str(other), None, 64, log=lambda m: None)
+            open_pair(str(rotated), str(other), None, 64, log=logs.append)
     with pytest.raises(RasterInputError, match="AFTER raster: rotated or sheared rasters are not supported"):
-        open_pair(str(before), str(rotated), None, 64, log=lambda m: None)
+        open_pair(str(before), str(rotated), None, 64, log=logs.append)
+    far_off = write_tif(tmp_path / "inf.tif", textured(64, 64), (math.inf, 1.0, 0.0, ORIGIN[1], 0.0, -1.0))
+    plain = write_tif(tmp_path / "plain.tif", textured(64, 64, 2), gt)
+    for other in (plain, coarse):  # not a Python OverflowError from the pixel offset
+        with pytest.raises(RasterInputError, match="BEFORE raster: raster origin_x must be finite"):
+            open_pair(str(far_off), str(other), None, 64, log=logs.append)
+    assert not logs  # no "AFTER raster resampled" line before a refusal
