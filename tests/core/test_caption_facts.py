@@ -62,6 +62,18 @@ def triples(caption: str) -> list[tuple]:
             "the pasture is developed as a complex of buildings",
             [("vegetation", "disappeared", None, None, []), ("building", "appeared", None, None, [])],
         ),
+        # a filled pond is water that disappeared (the synthetic generator's wording; was parsed as "appeared")
+        ("a pond is filled on the left", [("water", "disappeared", 1, None, LEFT)]),
+        ("the pond has been filled", [("water", "disappeared", 1, None, [])]),
+        (
+            "a pond is filled in the center of the scene and a house is built at the top of the scene",
+            [("water", "disappeared", 1, None, ["center"]), ("building", "appeared", 1, None, TOP)],
+        ),
+        ("the pool is filled with water", [("water", "appeared", 1, None, []), ("water", "appeared", None, None, [])]),
+        (
+            "the bareland has been filled with villas",
+            [("bareland", "appeared", None, None, []), ("building", "appeared", None, None, [])],
+        ),
     ],
 )
 def test_levir_cc_phrasings(caption, expected):

@@ -88,3 +88,17 @@ def test_location_phrases():
 def test_style_out_of_range():
     with pytest.raises(ValueError, match="style must be in 0..4"):
         render_fact(ChangeFact("road", "appear", 1, "top", "small", 0.01), 5)
+
+
+@pytest.mark.parametrize("with_other_change", [False, True])
+def test_every_filled_pond_phrasing_parses_as_water_that_disappeared(with_other_change):
+    """The facts parser reads back what the generator wrote: a filled pond is water lost (issue 27.8: parser
+    version 1 read "a pond is filled" as water that appeared, and dropped it beside another change)."""
+    from ccexpert_changes.core.facts import parse_caption
+
+    pond = ChangeFact("water", "disappear", 1, "left", "small", 0.01, "bareland")
+    houses = ChangeFact("building", "appear", 2, "top", "small", 0.01, "bareland")
+    facts = (houses, pond) if with_other_change else (pond,)
+    for caption in render_captions(_facts(*facts)):
+        water = [(f.action, f.count, f.where) for f in parse_caption(caption).facts if f.object == "water"]
+        assert water == [("disappeared", 1, ("top_left", "left", "bottom_left"))], caption

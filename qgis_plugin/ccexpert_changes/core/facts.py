@@ -29,7 +29,7 @@ from typing import Any
 
 from .lexicon import COMPOUNDS, FACT_NOUNS, FIXED_QUANTITIES, OBJECTS, is_no_change, normalise_caption
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 """Bumped whenever the parser's output for some caption changes; stored in the run metadata, so a resume refuses to
 mix fields of two parser versions in one layer."""
 
@@ -115,6 +115,8 @@ _DISAPPEAR = _words(
 )
 _REPLACE_ACTIVE = frozenset({"replace", "replaces", "replacing", "replaced"})  # "X replaces Y", "Y replaced by X"
 _BECOME = frozenset({"becomes", "become", "became", "turned", "turns", "turn", "converted", "transformed", "changed"})
+# "a pond is filled (with soil)": the water disappeared; "the bareland is filled with houses": the houses appeared
+_FILL = frozenset({"filled", "drained"})
 _PHRASAL = {("cut", "down"), ("cut", "off"), ("show", "up"), ("shows", "up"), ("showed", "up"), ("set", "up")}
 _PHRASAL_ACTION = {
     "cut": "disappeared",
@@ -241,7 +243,7 @@ def _dedupe(facts: Iterable[Fact]) -> list[Fact]:
 
 def _is_verb(tokens: Sequence[str], i: int) -> bool:
     word = tokens[i]
-    if word in _APPEAR or word in _DISAPPEAR or word in _REPLACE_ACTIVE or word in _BECOME:
+    if word in _APPEAR or word in _DISAPPEAR or word in _REPLACE_ACTIVE or word in _BECOME or word in _FILL:
         return True
     nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
     return (word, nxt) in _PHRASAL
@@ -459,8 +461,9 @@ def _clause_facts(clause: list[str]) -> list[Fact]:
         facts.extend(_fact(clause, n, "appeared", where) for n in new)
     else:
         action = _action(clause, first)
-        facts.extend(_fact(clause, n, action, where) for n in subjects)
-        facts.extend(_fact(clause, n, action, where) for n in _with_objects(clause, first + 1, after_stop))
+        filling = _with_objects(clause, first + 1, after_stop)
+        facts.extend(_fact(clause, n, _fill_action(verb, n, filling) or action, where) for n in subjects)
+        facts.extend(_fact(clause, n, action, where) for n in filling)
         if action == "appeared":
             facts.extend(_fact(clause, n, "disappeared", where) for n in _in_place_of(clause, first + 1))
     # a later verb in the same clause ("a road is built with houses built around", "houses are built replacing trees")
@@ -507,6 +510,13 @@ def _action(clause: Sequence[str], i: int) -> str:
     if word == "torn":
         return "disappeared"
     return "disappeared" if word in _DISAPPEAR else "appeared"
+
+
+def _fill_action(verb: str, subject: _Noun, filling: Sequence[_Noun]) -> str | None:
+    """ "the pond is filled (with soil)" / "drained": the water disappeared, unless it is filled with water."""
+    if verb in _FILL and subject.cls == "water" and not any(n.cls == "water" for n in filling):
+        return "disappeared"
+    return None
 
 
 def _with_objects(clause: Sequence[str], start: int, stop: int) -> list[_Noun]:
