@@ -523,6 +523,13 @@ MUTANTS: list[Mutant] = [
         "rows[0, 1:] = 0",
         ["tests/core/test_png.py"],
     ),
+    M(
+        "grid: half a pixel read as on the grid (AFTER not resampled)",
+        "qgis_plugin/ccexpert_changes/core/grid.py",
+        "if abs(self.dx - round(self.dx)) <= 1e-3 and abs(self.dy - round(self.dy)) <= 1e-3:",
+        "if abs(self.dx - round(self.dx)) <= 0.5 and abs(self.dy - round(self.dy)) <= 0.5:",
+        ["tests/core/test_grid.py"],
+    ),
 ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
-from ccexpert_changes.core.grid import Bounds, Chip, RasterGrid
+from ccexpert_changes.core.grid import Bounds, Chip, RasterGrid, grid_offset
 from ccexpert_changes.core.stretch import Stretch, compute_stretch, valid_mask
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -269,16 +269,12 @@ class RasterPair:
         return box
 
     def _same_grid_offset(self) -> tuple[int, int] | None:
-        """(dx, dy) in whole pixels when the after raster shares the before pixel grid, else None."""
-        b, a = self.before.transform, self.after.transform
-        if self.before.crs != self.after.crs or (b.b, b.d, a.b, a.d) != (0, 0, 0, 0):
+        """(dx, dy) in whole pixels when the after raster shares the before pixel grid, else None (``core.grid``'s
+        rule, the plugin's too)."""
+        if self.before.crs != self.after.crs:
             return None
-        if not (math.isclose(a.a, b.a, rel_tol=1e-9) and math.isclose(a.e, b.e, rel_tol=1e-9)):
-            return None
-        dx, dy = (b.c - a.c) / a.a, (b.f - a.f) / a.e
-        if abs(dx - round(dx)) > 1e-3 or abs(dy - round(dy)) > 1e-3:
-            return None
-        return round(dx), round(dy)
+        offset = grid_offset(self.before.transform.to_gdal(), self.after.transform.to_gdal())
+        return offset.whole if offset is not None else None
 
     def _after_reader(self, resampling: Resampling) -> DateReader:
         offset = self._same_grid_offset()

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .about import tr
-from .core.grid import Bounds, Chip, RasterGrid
+from .core.grid import Bounds, Chip, RasterGrid, grid_offset, north_up_plain
 from .core.png import encode_rgb
 from .core.stretch import Stretch, compute_stretch, nodata_fraction, valid_mask
 
@@ -137,16 +137,15 @@ class PairReader:
     def _align_after(self, after: gdal.Dataset, log):
         """(dataset to read, (dx, dy) pixel offset of the before grid into it), from the GDAL geotransforms."""
         b, a = self.before.GetGeoTransform(), after.GetGeoTransform()
-        if not (_plain(b) and _plain(a)):  # rotated, or not finite: the raster grids, built last, refuse it
+        if not (north_up_plain(b) and north_up_plain(a)):  # rotated or not finite: the raster grids refuse it
             return after, (0, 0)
         before_srs, after_srs = self.before.GetSpatialRef(), after.GetSpatialRef()
         same_crs = _same_crs(before_srs, after_srs)
-        same_px = math.isclose(a[1], b[1], rel_tol=1e-9) and math.isclose(a[5], b[5], rel_tol=1e-9)
-        if same_crs and same_px:
-            dx, dy = (b[0] - a[0]) / b[1], (b[3] - a[3]) / b[5]
-            if abs(dx - round(dx)) < 1e-3 and abs(dy - round(dy)) < 1e-3:
-                return after, (int(round(dx)), int(round(dy)))
-            reason = f"pixel grids are offset by ({dx % 1:.3f}, {dy % 1:.3f}) px"
+        offset = grid_offset(b, a) if same_crs else None
+        if offset is not None:
+            if offset.whole is not None:
+                return after, offset.whole
+            reason = f"pixel grids are offset by ({offset.dx % 1:.3f}, {offset.dy % 1:.3f}) px"
         else:
             reason = (
                 f"CRS {crs_id(after_srs)} vs {crs_id(before_srs)}"
@@ -303,11 +302,6 @@ def gdal_array_dtype(gdal_type: int):
     from osgeo import gdal_array
 
     return gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)
-
-
-def _plain(gt: tuple[float, ...]) -> bool:
-    """A geotransform the before grid can be described by (``core.grid.RasterGrid`` checks it the same way)."""
-    return gt[2] == 0 and gt[4] == 0 and gt[1] != 0 and gt[5] != 0 and all(math.isfinite(v) for v in gt)
 
 
 def _same_crs(a: osr.SpatialReference, b: osr.SpatialReference) -> bool:

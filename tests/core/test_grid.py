@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 from ccexpert_changes.core.grid import ChipGrid, RasterGrid, parse_tile_id
@@ -215,3 +216,55 @@ def test_the_last_column_owns_only_what_its_neighbour_does_not_see_twice():
     split = GT[0] + (616 + 768) // 2 * 0.5  # the middle of the overlap [616, 768)
     assert middle.owned[2] == pytest.approx(split) and last.owned[0] == pytest.approx(split)
     assert last.owned[2] == pytest.approx(GT[0] + 1000 * 0.5) and last.bounds[0] == pytest.approx(GT[0] + 616 * 0.5)
+
+
+# -- the one "is AFTER on BEFORE's pixel grid" rule (plugin reader and describe's raster_io) ------------------
+NORTH_UP = (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
+
+
+def _moved(gt, dx_px: float, dy_px: float, **changes):
+    x0, pw, rx, y0, ry, ph = gt
+    moved = [x0 - dx_px * pw, pw, rx, y0 - dy_px * ph, ry, ph]
+    for index, value in changes.items():
+        moved[int(index[1:])] = value
+    return tuple(moved)
+
+
+def test_grid_offset_whole_pixels_are_read_directly():
+    from ccexpert_changes.core.grid import grid_offset
+
+    assert grid_offset(NORTH_UP, NORTH_UP).whole == (0, 0)
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, 3, 7)).whole == (3, 7)
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, -12, 0)).whole == (-12, 0)
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, 5.0004, 2)).whole == (5, 2)  # within 1e-3 px: float noise
+
+
+def test_grid_offset_fractions_and_other_pixel_sizes_are_resampled():
+    from ccexpert_changes.core.grid import grid_offset
+
+    half = grid_offset(NORTH_UP, _moved(NORTH_UP, 0.5, 0))
+    assert half is not None and half.whole is None and (half.dx, half.dy) == (0.5, 0.0)
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, 2, 0.01)).whole is None
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, 0, 0, g1=0.6)) is None  # another pixel size
+    assert grid_offset(NORTH_UP, _moved(NORTH_UP, 0, 0, g5=0.5)) is None  # south-up after a north-up before
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (500000.0, 0.5, 0.1, 4000000.0, 0.0, -0.5),  # rotated
+        (500000.0, 0.5, 0.0, 4000000.0, 0.2, -0.5),  # sheared
+        (math.inf, 0.5, 0.0, 4000000.0, 0.0, -0.5),
+        (500000.0, math.nan, 0.0, 4000000.0, 0.0, -0.5),
+        (500000.0, 0.0, 0.0, 4000000.0, 0.0, -0.5),
+        (500000.0, 0.5, 0.0, 4000000.0, 0.0),  # five terms
+    ],
+    ids=["rotated", "sheared", "infinite origin", "nan pixel", "zero pixel", "five terms"],
+)
+def test_grid_offset_refuses_what_the_raster_grid_refuses(bad):
+    from ccexpert_changes.core.grid import RasterGrid, grid_offset, north_up_plain
+
+    assert not north_up_plain(bad)
+    assert grid_offset(NORTH_UP, bad) is None and grid_offset(bad, NORTH_UP) is None
+    with pytest.raises(ValueError):
+        RasterGrid.from_geotransform(bad, 10, 10, "EPSG:32615")

@@ -95,6 +95,39 @@ class RasterGrid:
         return self.pixel_box(0, 0, self.width, self.height)
 
 
+def north_up_plain(gt: tuple[float, ...]) -> bool:
+    """A GDAL geotransform ``RasterGrid.from_geotransform`` accepts: no rotation terms, non-zero pixel size, finite."""
+    return len(gt) == 6 and gt[2] == 0 and gt[4] == 0 and gt[1] != 0 and gt[5] != 0 and all(map(math.isfinite, gt))
+
+
+@dataclass(frozen=True)
+class GridOffset:
+    """Where BEFORE's pixel (0, 0) lies in AFTER's pixels, for two rasters of one CRS and one pixel size."""
+
+    dx: float
+    dy: float
+
+    @property
+    def whole(self) -> tuple[int, int] | None:
+        """(dx, dy) rounded when both are within 1e-3 px of a whole pixel (AFTER is read directly at that offset),
+        else None (AFTER must be resampled onto BEFORE's grid)."""
+        if abs(self.dx - round(self.dx)) <= 1e-3 and abs(self.dy - round(self.dy)) <= 1e-3:
+            return int(round(self.dx)), int(round(self.dy))
+        return None
+
+
+def grid_offset(before_gt: tuple[float, ...], after_gt: tuple[float, ...]) -> GridOffset | None:
+    """The one rule, for the plugin (GDAL) and describe (rasterio), of whether AFTER shares BEFORE's pixel size
+    (GDAL geotransforms; the caller has checked that both have one CRS, each with its own library): their offset,
+    or None when either is rotated or not finite or the pixel sizes differ (by more than 1e-9 relative)."""
+    if not (north_up_plain(before_gt) and north_up_plain(after_gt)):
+        return None
+    b, a = before_gt, after_gt
+    if not (math.isclose(a[1], b[1], rel_tol=1e-9) and math.isclose(a[5], b[5], rel_tol=1e-9)):
+        return None
+    return GridOffset((b[0] - a[0]) / b[1], (b[3] - a[3]) / b[5])
+
+
 @dataclass(frozen=True)
 class Chip:
     """One chip: before-raster pixel window ``(xoff, yoff, size, size)`` and its map bounds in the before CRS.
