@@ -1,5 +1,5 @@
 """Checks and repairs of an area of interest for ``ccexpert describe`` (shapely, pyproj), with the same rule as the
-plugin's ``planning._aoi_geometry`` (QGIS ``makeValid``):
+plugin's ``area._aoi_geometry`` (QGIS ``makeValid``):
 
 - a coordinate that is not a finite number is refused, naming the feature;
 - an invalid polygon (a self-intersecting "bow-tie", a ring drawn twice) is repaired with GEOS ``MakeValid``

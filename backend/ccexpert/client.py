@@ -64,10 +64,7 @@ def encode_png(image: np.ndarray | bytes) -> bytes:
     (``core.png.encode_rgb``: rows the server decodes fastest)."""
     if isinstance(image, bytes | bytearray):
         return bytes(image)
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 uint8 array, got {array.dtype} {array.shape}")
-    return encode_rgb(array)
+    return encode_rgb(image)  # ValueError naming what is not an HxWx3 uint8 array
 
 
 class CCExpertClient:

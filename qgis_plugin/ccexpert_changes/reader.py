@@ -312,4 +312,4 @@ def encode_png(rgb: np.ndarray) -> bytes:
     """8-bit ``(3, h, w)`` -> PNG bytes, written by the clients' one encoder (``core.png.encode_rgb``: "Up"-filtered
     rows at zlib level 1, which the server decodes fastest; about 2x faster to write than GDAL's PNG driver, which
     picks no filter a caller can set)."""
-    return encode_rgb(np.ascontiguousarray(np.moveaxis(np.asarray(rgb, dtype=np.uint8), 0, -1)))
+    return encode_rgb(np.moveaxis(np.asarray(rgb, dtype=np.uint8), 0, -1))  # a view; the encoder copies once

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import imagecodecs
 import numpy as np
+from ccexpert_changes.core.png import PNG_SIGNATURE
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ApiError
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour type -> (name, channels)
 _COLOUR_TYPES = {0: ("grey", 1), 2: ("RGB", 3), 3: ("palette", 1), 4: ("grey+alpha", 2), 6: ("RGBA", 4)}
 
