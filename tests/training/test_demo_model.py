@@ -66,6 +66,7 @@ def test_changed_and_unchanged_pairs_get_different_captions(engine):
         (["--steps", "10,20"], "--steps expects three positive integers"),
         (["--steps", "10,0,5"], "--steps expects three positive integers"),
         (["--seed", "3", "--test-seed", "3"], "--test-seed must differ from --seed"),
+        (["--two-changes", "1.2"], "--two-changes must be a share in [0, 1]"),
     ],
 )
 def test_train_demo_rejects_bad_arguments(tmp_path, capsys, argv, message):

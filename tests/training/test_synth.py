@@ -55,6 +55,21 @@ def test_forced_change_has_facts():
         assert make_pair(4, index, changed=True).facts.changed
 
 
+def test_two_change_share_changes_only_how_many_events():
+    """Over-sampling two-change pairs (the demo's training data) keeps each pair's random stream: the pairs drawn with
+    one change at the benchmark's share are the same pairs at a higher share, and the share is what was asked."""
+    base = [make_pair(8, i, changed=True) for i in range(40)]
+    more = [make_pair(8, i, changed=True, two_changes=0.6) for i in range(40)]
+    assert sum(len(p.events) == 2 for p in base) < sum(len(p.events) == 2 for p in more)
+    assert 14 <= sum(len(p.events) == 2 for p in more) <= 34
+    same = [i for i, (a, b) in enumerate(zip(base, more, strict=True)) if len(b.events) == 1]
+    assert same and all(np.array_equal(base[i].before, more[i].before) for i in same)
+    assert all(base[i].captions == more[i].captions for i in same)
+    assert all(len(p.events) == 2 for p in (make_pair(8, i, changed=True, two_changes=1.0) for i in range(6)))
+    with pytest.raises(ValueError, match="two_changes must be a share in"):
+        make_pair(8, 0, two_changes=1.5)
+
+
 def test_write_benchmark_splits_and_records(tmp_path):
     paths = write_benchmark(tmp_path / "a", n=20, seed=7)
     again = write_benchmark(tmp_path / "b", n=20, seed=7, workers=2)  # same bytes from worker processes
@@ -88,6 +103,8 @@ def test_write_benchmark_rejects_empty(tmp_path):
         write_benchmark(tmp_path, n=5, seed=0, splits=("holdout",))
     with pytest.raises(ValueError, match="zoom must be >= 1"):
         write_benchmark(tmp_path, n=5, seed=0, zoom=0.5)
+    with pytest.raises(ValueError, match="two_changes must be a share in"):
+        write_benchmark(tmp_path, n=5, seed=0, two_changes=-0.1)
 
 
 def test_synth_cli_zoom(tmp_path, capsys):
