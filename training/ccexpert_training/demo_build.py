@@ -2,7 +2,8 @@
 
 1. generate the synthetic benchmark (train/val, with change masks) and a test split from a seed not used for training;
 2. train the demo architecture (the ``demo`` preset, :data:`ccexpert.presets.DEMO_ARCHITECTURE`: the tiny CCExpert
-   at 128 px, 64 tokens per image, with the auxiliary change-mask loss) through the real pipeline
+   reading 256 px tiles with 32 px patches, 64 tokens per image, with the auxiliary change-mask loss) through the real
+   pipeline
    (:mod:`ccexpert_training.stage`: HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo), stages I -> II -> III with
    ``configs/demo_stage{1,2,3}.yaml``;
 3. copy stage III's best checkpoint (selected on val) to the output folder with a model card, and score it on the
@@ -31,7 +32,7 @@ from .synth.scenes import PIXEL_SIZE  # the synthetic scenes' metres per pixel: 
 MODEL_NAME = "ccexpert-demo-synthetic"
 DEFAULT_STEPS = "20,8000,2000"
 GLOBAL_BATCH_SIZE = 16  # demo_stage*.yaml
-# A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 128.
+# A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 256.
 DEMO_CHIP_SIZE = 384
 # train/val pairs with two changes among the changed ones (the benchmark, and so the test splits, have 15 %)
 DEFAULT_TWO_CHANGES = 0.3
@@ -252,6 +253,18 @@ def _warning(card: dict) -> str:
     )
 
 
+def _architecture() -> str:
+    """The demo architecture in words, from :data:`DEMO_ARCHITECTURE` (so the card cannot drift from the preset)."""
+    vision, text = DEMO_ARCHITECTURE["vision_config"], DEMO_ARCHITECTURE["text_config"]
+    side, patch = vision["image_size"], vision["patch_size"]
+    return (
+        f"SigLIP-style vision tower at {side} px with {patch} px patches, {(side // patch) ** 2} tokens per image, "
+        f"{vision['hidden_size']} wide; Difference-aware Integration Module on vision layers "
+        f"{DEMO_ARCHITECTURE['dim_layers']}; Qwen2-style decoder, {text['num_hidden_layers']} layers "
+        f"{text['hidden_size']} wide"
+    )
+
+
 def model_card_readme(card: dict) -> str:
     rows = "\n".join(
         f"| {name} | " + " | ".join(f"{card['eval'][name][k]:.2f}" for k in SCORE_KEYS) + " |"
@@ -260,9 +273,8 @@ def model_card_readme(card: dict) -> str:
     ratio = card["eval"]["demo model"]["S*m"] / max(card["eval"]["always no change"]["S*m"], 1e-9)
     return f"""# {MODEL_NAME}: synthetic-domain demo model
 
-**A demonstration model, not a model for real imagery.** It is a small CCExpert (SigLIP-style vision tower at
-128 px with 16 px patches, 64 tokens per image; Difference-aware Integration Module on vision layers
-{DEMO_ARCHITECTURE["dim_layers"]}; Qwen2-style decoder; {card["parameters"] / 1e6:.2f} M parameters) trained from
+**A demonstration model, not a model for real imagery.** It is a small CCExpert ({_architecture()};
+{card["parameters"] / 1e6:.2f} M parameters) trained from
 scratch only on procedurally generated aerial-like image pairs (`ccexpert synth`). It shows the whole product working
 on a fresh machine without downloads: the service, the CLI and the QGIS plugin caption chips with it. On real satellite
 or aerial images its captions are meaningless; use a converted CCExpert checkpoint for real work (`ccexpert convert`).
@@ -275,7 +287,8 @@ ccexpert train-demo --out backend/ccexpert/demo_model
 
 - data: {card["data"]["train_pairs"]} synthetic training pairs (seed {card["data"]["seed"]}),
   {card["data"]["val_pairs"]} validation pairs (checkpoint selection), captions from the mask->caption engine
-  ({card["data"]["captions"]} phrasing used for training);
+  ({card["data"]["captions"]} phrasing used for training; {card["data"].get("two_changes", 0.15):.0%} of the changed
+  pairs with two changes, the test split keeps the benchmark's 15 %);
 - training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card["nproc"]} processes), stages
   I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair, lower learning rate), {card["steps"]}
   optimizer steps, global batch {card["global_batch_size"]}; configs
