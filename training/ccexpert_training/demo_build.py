@@ -3,8 +3,7 @@
 1. generate the synthetic benchmark (train/val, with change masks) and a test split from a seed not used for training;
 2. train the demo architecture (the ``demo`` preset, :data:`ccexpert.presets.DEMO_ARCHITECTURE`: the tiny CCExpert
    reading 256 px tiles with 32 px patches, 64 tokens per image, with the auxiliary change-mask loss) through the real
-   pipeline
-   (:mod:`ccexpert_training.stage`: HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo), stages I -> II -> III with
+   pipeline (:mod:`ccexpert_training.stage`: HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo), stages I -> II -> III with
    ``configs/demo_stage{1,2,3}.yaml``;
 3. copy stage III's best checkpoint (selected on val) to the output folder with a model card, and score it on the
    test split next to two baselines (always the no-change caption; the caption of the nearest training pair by pixels).
