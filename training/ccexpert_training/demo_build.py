@@ -2,7 +2,7 @@
 
 1. generate the synthetic benchmark (train/val, with change masks) and a test split from a seed not used for training;
 2. train the demo architecture (the ``demo`` preset, :data:`ccexpert.presets.DEMO_ARCHITECTURE`: the tiny CCExpert
-   reading 256 px tiles with 32 px patches, 64 tokens per image, with the auxiliary change-mask loss) through the real
+   at 128 px, 64 tokens per image, with the auxiliary change-mask loss) through the real
    pipeline (:mod:`ccexpert_training.stage`: HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo), stages I -> II -> III with
    ``configs/demo_stage{1,2,3}.yaml``;
 3. copy stage III's best checkpoint (selected on val) to the output folder with a model card, and score it on the
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ccexpert.presets import DEMO_ARCHITECTURE
+from ccexpert.presets import DEMO_ARCHITECTURE, PRESETS
 
 from .stage.config import CONFIG_DIR
 from .synth.scenes import PIXEL_SIZE  # the synthetic scenes' metres per pixel: the model card's gsd_m
@@ -31,10 +31,11 @@ from .synth.scenes import PIXEL_SIZE  # the synthetic scenes' metres per pixel: 
 MODEL_NAME = "ccexpert-demo-synthetic"
 DEFAULT_STEPS = "20,8000,2000"
 GLOBAL_BATCH_SIZE = 16  # demo_stage*.yaml
-# A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 256.
+# A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 128.
 DEMO_CHIP_SIZE = 384
-# train/val pairs with two changes among the changed ones (the benchmark, and so the test splits, have 15 %)
-DEFAULT_TWO_CHANGES = 0.3
+# train/val pairs with two changes among the changed ones: the benchmark's 15 %, as the test splits (0.3 was tried on
+# 2026-12-08 with a wider model and was worse: docs/DEMO_MODEL.md)
+DEFAULT_TWO_CHANGES = 0.15
 EVALUATIONS = (1, 6, 4)  # validation runs (checkpoint candidates) per stage
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
@@ -59,8 +60,8 @@ class DemoOptions:
     """out: model folder; work: data and stage outputs; n: synthetic pairs (train 80 %, val 10 %); seed / test_seed:
     of the training data and of the test split (must differ); steps: optimizer steps of stages I-III; nproc:
     DeepSpeed ranks; captions: train on the canonical phrasing or on all five; two_changes: share of the changed
-    train/val pairs with two changes (the test split keeps the benchmark's 15 %: over-sampled because the model
-    named one of two changes and missed the other); force: delete earlier stage outputs."""
+    train/val pairs with two changes (the test split keeps the benchmark's 15 %); force: delete earlier stage
+    outputs."""
 
     out: Path
     work: Path
@@ -254,7 +255,7 @@ def _warning(card: dict) -> str:
 
 def _architecture() -> str:
     """The demo architecture in words, from :data:`DEMO_ARCHITECTURE` (so the card cannot drift from the preset)."""
-    vision, text = DEMO_ARCHITECTURE["vision_config"], DEMO_ARCHITECTURE["text_config"]
+    vision, text = PRESETS["demo"]["vision_config"], PRESETS["demo"]["text_config"]
     side, patch = vision["image_size"], vision["patch_size"]
     return (
         f"SigLIP-style vision tower at {side} px with {patch} px patches, {(side // patch) ** 2} tokens per image, "

@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
         type=float,
         default=DEFAULT_TWO_CHANGES,
         help="share of the changed train/val pairs with two changes; the test split keeps the benchmark's 0.15 "
-        f"(default {DEFAULT_TWO_CHANGES})",
+        f"(default {DEFAULT_TWO_CHANGES}, the benchmark's)",
     )
     parser.add_argument("--force", action="store_true", help="delete earlier stage outputs under --work")
 
