@@ -132,16 +132,20 @@ DEMO_ARCHITECTURE: dict = {
     # changed (docs/TRAINING.md, "The demo model").
     "change_mask_loss_weight": 1.0,
 }
-PRESETS["demo"] = {
-    **PRESETS["tiny"],
-    **DEMO_ARCHITECTURE,
-    # a partial sub-config in DEMO_ARCHITECTURE (e.g. a wider decoder) updates the tiny preset's, as preset_config does
-    **{
-        key: {**PRESETS["tiny"][key], **DEMO_ARCHITECTURE[key]}
-        for key in ("text_config", "vision_config")
-        if key in DEMO_ARCHITECTURE
-    },
-}
+SUB_CONFIGS = ("text_config", "vision_config")
+
+
+def _with_sub_configs(spec: dict, overrides: dict) -> dict:
+    """``spec`` with ``overrides``; a sub-config given as a dict updates the spec's instead of replacing it
+    (replacing dropped the vocabulary and special tokens that the tokenizer sets)."""
+    merged = {**spec, **overrides}
+    for key in SUB_CONFIGS:
+        if isinstance(overrides.get(key), dict):
+            merged[key] = {**spec.get(key, {}), **overrides[key]}
+    return merged
+
+
+PRESETS["demo"] = _with_sub_configs(PRESETS["tiny"], DEMO_ARCHITECTURE)
 # presets whose vocabulary is the locally trained tiny tokenizer's
 TINY_TOKENIZER_PRESETS = ("tiny", "demo")
 
@@ -150,11 +154,9 @@ def preset_config(name: str, tokenizer: PreTrainedTokenizerFast | None = None, *
     """The config of a preset. With a tokenizer, the vocabulary and special-token ids are taken from it."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    spec = json.loads(json.dumps(PRESETS[name]))  # deep copy
-    for key in ("text_config", "vision_config"):
-        # a partial sub-config (e.g. the demo's wider decoder) updates the preset's; the tokenizer fields below win
-        if isinstance(overrides.get(key), dict):
-            spec[key] = {**spec.get(key, {}), **overrides.pop(key)}
+    # a partial sub-config (e.g. a wider decoder) updates the preset's; the tokenizer fields below win over it
+    sub_configs = {key: overrides.pop(key) for key in SUB_CONFIGS if isinstance(overrides.get(key), dict)}
+    spec = json.loads(json.dumps(_with_sub_configs(PRESETS[name], sub_configs)))  # deep copy
     text = spec["text_config"]
     if tokenizer is not None:
         # the full presets keep the checkpoint's padded vocabulary; tiny (and demo) use exactly the tokenizer's

@@ -26,6 +26,7 @@ from pathlib import Path
 from ccexpert.presets import DEMO_ARCHITECTURE, PRESETS
 
 from .stage.config import CONFIG_DIR
+from .synth.pairs import TWO_CHANGES
 from .synth.scenes import PIXEL_SIZE  # the synthetic scenes' metres per pixel: the model card's gsd_m
 
 MODEL_NAME = "ccexpert-demo-synthetic"
@@ -33,9 +34,9 @@ DEFAULT_STEPS = "20,8000,2000"
 GLOBAL_BATCH_SIZE = 16  # demo_stage*.yaml
 # A benchmark tile (256 px) covers the ground of a 384-px chip of `ccexpert synth --scene`; the model reads both at 128.
 DEMO_CHIP_SIZE = 384
-# train/val pairs with two changes among the changed ones: the benchmark's 15 %, as the test splits (0.3 was tried on
-# 2026-12-08 with a wider model and was worse: docs/DEMO_MODEL.md)
-DEFAULT_TWO_CHANGES = 0.15
+# train/val pairs with two changes among the changed ones: the benchmark's share, as in the test splits (0.3 was
+# tried on 2026-12-08, alone and with a wider model, and was not better on every seed: docs/DEMO_MODEL.md)
+DEFAULT_TWO_CHANGES = TWO_CHANGES
 EVALUATIONS = (1, 6, 4)  # validation runs (checkpoint candidates) per stage
 SCORE_KEYS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "S*m", "change_accuracy")
 
@@ -254,7 +255,7 @@ def _warning(card: dict) -> str:
 
 
 def _architecture() -> str:
-    """The demo architecture in words, from :data:`DEMO_ARCHITECTURE` (so the card cannot drift from the preset)."""
+    """The demo architecture in words, read from the ``demo`` preset (so the card cannot drift from it)."""
     vision, text = PRESETS["demo"]["vision_config"], PRESETS["demo"]["text_config"]
     side, patch = vision["image_size"], vision["patch_size"]
     return (
@@ -287,8 +288,8 @@ ccexpert train-demo --out backend/ccexpert/demo_model
 
 - data: {card["data"]["train_pairs"]} synthetic training pairs (seed {card["data"]["seed"]}),
   {card["data"]["val_pairs"]} validation pairs (checkpoint selection), captions from the mask->caption engine
-  ({card["data"]["captions"]} phrasing used for training; {card["data"].get("two_changes", 0.15):.0%} of the changed
-  pairs with two changes, the test split keeps the benchmark's 15 %);
+  ({card["data"]["captions"]} phrasing used for training; {card["data"].get("two_changes", TWO_CHANGES):.0%} of the
+  changed pairs with two changes, the test split keeps the benchmark's {TWO_CHANGES:.0%});
 - training: `ccexpert_training.train` (HF Trainer + DeepSpeed ZeRO-2 on CPU, gloo, {card["nproc"]} processes), stages
   I (DIM + projector) -> II (all parts) -> III (SFT, random caption per pair, lower learning rate), {card["steps"]}
   optimizer steps, global batch {card["global_batch_size"]}; configs

@@ -94,6 +94,12 @@ def _view(lay: Layout, after: Layout, rng: np.random.Generator, zoom: float, cha
     return replace(lay, x0=x0, y0=y0, size=side), replace(after, x0=x0, y0=y0, size=side)
 
 
+def check_share(two_changes: float) -> None:
+    """``two_changes`` must be a share: checked by make_pair and, before any work, by write_benchmark."""
+    if not 0.0 <= two_changes <= 1.0:
+        raise ValueError(f"two_changes must be a share in [0, 1], got {two_changes}")
+
+
 def make_pair(
     seed: int,
     index: int,
@@ -110,8 +116,7 @@ def make_pair(
     The layouts and changes are the same as with ``date_shift=True``. ``zoom`` > 1 shows a window of 1/zoom of the
     tile around the change (changes cover zoom^2 more of the image: another curriculum step). ``two_changes``: the
     share of changed pairs with two changes (the random draws are the same whatever it is)."""
-    if not 0.0 <= two_changes <= 1.0:
-        raise ValueError(f"two_changes must be a share in [0, 1], got {two_changes}")
+    check_share(two_changes)
     rng = np.random.default_rng([seed, index])
     if changed is None:
         changed = bool(rng.random() < 0.5)
@@ -172,8 +177,7 @@ def write_benchmark(
     a pair keeps its index, uid and split whatever is selected. ``workers`` > 1 renders pairs in that many
     processes; the output is the same. ``date_shift=False`` and ``zoom`` write easier variants and ``two_changes``
     another share of two-change pairs (see :func:`make_pair`)."""
-    if not 0.0 <= two_changes <= 1.0:
-        raise ValueError(f"two_changes must be a share in [0, 1], got {two_changes}")
+    check_share(two_changes)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if not zoom >= 1.0:
